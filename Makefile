@@ -1,0 +1,28 @@
+# Two entry points: `make run` and `make test`. Both set up everything they need on a
+# fresh Debian machine (as root) and are safe to run again.
+SHELL := /bin/bash
+.DEFAULT_GOAL := run
+
+CARGO ?= cargo
+# make run talks to the project's Redis, like a multi-node deployment would; unset it
+# (CP__REDIS__URL=) to run on the in-process bus.
+REDIS_URL ?= redis://127.0.0.1:$(or $(CP_REDIS_PORT),56379)
+
+.PHONY: run test services
+
+services:
+	./scripts/services.sh up
+
+run: services
+	$(CARGO) build --release --locked
+	./target/release/consultantpro migrate
+	./target/release/consultantpro demo
+	CP__REDIS__URL=$${CP__REDIS__URL-$(REDIS_URL)} exec ./target/release/consultantpro serve
+
+# Tests use config/test.toml (database consultantpro_test, Redis on) and start their own
+# servers on 127.0.0.1:0. TEST_LOG=1 shows the servers' logs.
+test: export CP_ENV = test
+test: services
+	$(CARGO) build --locked --all-targets
+	$(CARGO) run --locked --quiet -- migrate
+	$(CARGO) test --locked --all-targets

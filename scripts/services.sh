@@ -1,0 +1,222 @@
+#!/usr/bin/env bash
+# Installs (when missing) and starts the project's own PostgreSQL and Redis on loopback,
+# creates the roles and databases. Idempotent: running it again changes nothing.
+#
+#   scripts/services.sh up     install, start, create roles and databases
+#   scripts/services.sh down   stop the project's instances
+#
+# Ports, names and passwords follow the server's configuration: CP__DATABASE__* and
+# CP_REDIS_PORT from the environment, else config/$CP_ENV.toml, else config/default.toml.
+# Set CP_SKIP_SERVICES=1 to use servers of your own instead.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+DATA_DIR=${CP_DATA_DIR:-$ROOT/.data}
+CP_ENV=${CP_ENV:-development}
+
+log() { printf '[services] %s\n' "$*" >&2; }
+die() { printf '[services] error: %s\n' "$*" >&2; exit 1; }
+
+# Reads `key` from `[section]` of a TOML file (strings and numbers only).
+toml_get() {
+  local file=$1 section=$2 key=$3
+  [ -f "$file" ] || return 0
+  awk -v section="[$section]" -v key="$key" '
+    /^[[:space:]]*\[/ { in_section = ($0 ~ "^[[:space:]]*\\[" substr(section, 2, length(section) - 2) "\\][[:space:]]*$"); next }
+    in_section {
+      line = $0
+      sub(/^[[:space:]]+/, "", line)
+      if (index(line, key) == 1) {
+        rest = substr(line, length(key) + 1)
+        if (rest ~ /^[[:space:]]*=/) {
+          sub(/^[[:space:]]*=[[:space:]]*/, "", rest)
+          sub(/[[:space:]]+#.*$/, "", rest)
+          if (rest ~ /^".*"$/) rest = substr(rest, 2, length(rest) - 2)
+          print rest
+          exit
+        }
+      }
+    }' "$file"
+}
+
+# Setting as the server sees it: CP__SECTION__KEY, then config/$CP_ENV.toml, then default.
+setting() {
+  local section=$1 key=$2 env_name value
+  env_name="CP__$(printf '%s__%s' "$section" "$key" | tr '[:lower:]' '[:upper:]')"
+  value=${!env_name-}
+  [ -n "$value" ] || value=$(toml_get "$ROOT/config/$CP_ENV.toml" "$section" "$key")
+  [ -n "$value" ] || value=$(toml_get "$ROOT/config/default.toml" "$section" "$key")
+  printf '%s' "$value"
+}
+
+PG_PORT=$(setting database port)
+PG_HOST=$(setting database host)
+DB_NAME=$(setting database name)
+APP_USER=$(setting database app_user)
+APP_PASSWORD=$(setting database app_password)
+OWNER_USER=$(setting database owner_user)
+OWNER_PASSWORD=$(setting database owner_password)
+REDIS_PORT=${CP_REDIS_PORT:-56379}
+# The group role migrations grant privileges to; the login role is made a member.
+APP_GROUP=consultantpro_app
+# Every database the project uses on this instance: the configured one and the test one.
+DATABASES=("$DB_NAME" "$(toml_get "$ROOT/config/test.toml" database name)")
+
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || die "apt-get not found: install $* yourself, or set CP_SKIP_SERVICES=1"
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    APT_UPDATED=1
+  fi
+  log "apt-get install $*"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+pg_bin_dir() {
+  local dir
+  for dir in /usr/lib/postgresql/15/bin $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -Vr); do
+    [ -x "$dir/postgres" ] && { printf '%s' "$dir"; return 0; }
+  done
+  return 1
+}
+
+ensure_packages() {
+  local missing=()
+  pg_bin_dir >/dev/null || missing+=(postgresql-15 postgresql-client-15)
+  command -v redis-server >/dev/null || missing+=(redis-server)
+  command -v runuser >/dev/null || missing+=(util-linux)
+  [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
+  pg_bin_dir >/dev/null || die "PostgreSQL binaries not found after install"
+}
+
+# PostgreSQL will not run as root: its files belong to the postgres user, who must be able
+# to reach them. A checkout under a private home (/root) is not reachable, so the cluster
+# then lives under /var/lib/consultantpro instead.
+pg_data_root() {
+  mkdir -p "$DATA_DIR"
+  if runuser -u postgres -- test -x "$DATA_DIR" 2>/dev/null; then
+    printf '%s' "$DATA_DIR"
+  else
+    local alt
+    alt="/var/lib/consultantpro/$(printf '%s' "$ROOT" | sha1sum | cut -c1-12)"
+    mkdir -p "$alt"
+    printf '%s' "$alt"
+  fi
+}
+
+start_postgres() {
+  local bin root pgdata sockdir
+  bin=$(pg_bin_dir)
+  root=$(pg_data_root)
+  pgdata=$root/postgres
+  sockdir=$root/run
+  mkdir -p "$pgdata" "$sockdir"
+  chown postgres:postgres "$pgdata" "$sockdir"
+  chmod 700 "$pgdata"
+  if [ ! -f "$pgdata/PG_VERSION" ]; then
+    log "initialising PostgreSQL cluster in $pgdata"
+    runuser -u postgres -- "$bin/initdb" -D "$pgdata" -U postgres -E UTF8 --no-locale \
+      --auth-local=peer --auth-host=scram-sha-256 >/dev/null
+    cat >>"$pgdata/postgresql.conf" <<CONF
+# consultantpro
+listen_addresses = '127.0.0.1'
+port = $PG_PORT
+unix_socket_directories = '$sockdir'
+max_connections = 200
+shared_buffers = 256MB
+CONF
+  fi
+  if runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
+    log "PostgreSQL already running on $PG_HOST:$PG_PORT"
+  else
+    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+    runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 start >/dev/null \
+      || die "PostgreSQL did not start; see $pgdata/server.log"
+  fi
+  PSQL=(runuser -u postgres -- "$bin/psql" -h "$sockdir" -p "$PG_PORT" -U postgres -X -q -v ON_ERROR_STOP=1)
+}
+
+# psql meta-command quoting: single quotes doubled inside single quotes.
+psql_quote() { printf "'%s'" "${1//\'/\'\'}"; }
+
+create_roles_and_databases() {
+  "${PSQL[@]}" -d postgres <<SQL
+SET client_min_messages = warning;
+\\set owner $(psql_quote "$OWNER_USER")
+\\set owner_pw $(psql_quote "$OWNER_PASSWORD")
+\\set app $(psql_quote "$APP_USER")
+\\set app_pw $(psql_quote "$APP_PASSWORD")
+\\set app_group $(psql_quote "$APP_GROUP")
+SELECT format('CREATE ROLE %I NOLOGIN', :'app_group')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app_group') \\gexec
+SELECT format('CREATE ROLE %I LOGIN', :'owner')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \\gexec
+SELECT format('CREATE ROLE %I LOGIN', :'app')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app') \\gexec
+SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD %L', :'owner', :'owner_pw') \\gexec
+SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD %L', :'app', :'app_pw') \\gexec
+SELECT format('GRANT %I TO %I', :'app_group', :'app') \\gexec
+SQL
+  local db
+  for db in "${DATABASES[@]}"; do
+    [ -n "$db" ] || continue
+    "${PSQL[@]}" -d postgres <<SQL
+\\set db $(psql_quote "$db")
+\\set owner $(psql_quote "$OWNER_USER")
+\\set app_group $(psql_quote "$APP_GROUP")
+SELECT format('CREATE DATABASE %I OWNER %I ENCODING ''UTF8'' TEMPLATE template0', :'db', :'owner')
+  WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'db') \\gexec
+SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'db') \\gexec
+SELECT format('GRANT CONNECT, TEMPORARY ON DATABASE %I TO %I', :'db', :'app_group') \\gexec
+SQL
+  done
+  log "roles $OWNER_USER (owner), $APP_USER (application, via $APP_GROUP) and databases ${DATABASES[*]} ready"
+}
+
+start_redis() {
+  local dir=$DATA_DIR/redis
+  mkdir -p "$dir"
+  if redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1; then
+    log "Redis already running on 127.0.0.1:$REDIS_PORT"
+    return
+  fi
+  log "starting Redis on 127.0.0.1:$REDIS_PORT"
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+  local i
+  for i in $(seq 1 50); do
+    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return
+    sleep 0.1
+  done
+  die "Redis did not start; see $dir/redis.log"
+}
+
+stop_all() {
+  local bin root
+  if bin=$(pg_bin_dir) && [ -d /usr/lib/postgresql ]; then
+    root=$(pg_data_root)
+    if [ -f "$root/postgres/PG_VERSION" ]; then
+      runuser -u postgres -- "$bin/pg_ctl" -D "$root/postgres" -m fast stop >/dev/null 2>&1 || true
+    fi
+  fi
+  redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  log "stopped"
+}
+
+case "${1:-up}" in
+  up)
+    if [ "${CP_SKIP_SERVICES:-0}" = 1 ]; then
+      log "CP_SKIP_SERVICES=1: using the servers named by the configuration"
+      exit 0
+    fi
+    [ "$(id -u)" = 0 ] || die "run as root (it installs packages and starts PostgreSQL as the postgres user)"
+    ensure_packages
+    start_postgres
+    create_roles_and_databases
+    start_redis
+    ;;
+  down) stop_all ;;
+  *) die "usage: $0 [up|down]" ;;
+esac

@@ -1,0 +1,214 @@
+//! Typed settings: `config/default.toml` < `config/$CP_ENV.toml` < `CP__SECTION__KEY` env.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Profiles in which the development secrets of `config/default.toml` are acceptable.
+const DEVELOPMENT_PROFILES: [&str; 2] = ["development", "test"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration is invalid: {0}")]
+    Invalid(#[from] Box<figment::Error>),
+    #[error(
+        "refusing to start in environment `{environment}` with development secrets for: {keys}; set them through CP__SECTION__KEY"
+    )]
+    DefaultSecrets { environment: String, keys: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// The `CP_ENV` profile this was loaded for; not a config key.
+    #[serde(skip)]
+    pub environment: String,
+    pub server: ServerSettings,
+    pub database: DatabaseSettings,
+    pub redis: RedisSettings,
+    pub auth: AuthSettings,
+    pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    pub host: String,
+    pub port: u16,
+    /// 0: one worker per core.
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub shutdown_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub host: String,
+    pub port: u16,
+    pub name: String,
+    pub app_user: String,
+    pub app_password: SecretString,
+    pub owner_user: String,
+    pub owner_password: SecretString,
+    pub max_connections: usize,
+    pub wait_timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub recycle_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RedisSettings {
+    /// Empty means no Redis: the in-process bus serves a single node.
+    pub url: SecretString,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    pub jwt_secret: SecretString,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Auto,
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetrySettings {
+    pub format: LogFormat,
+    pub filter: String,
+}
+
+impl Settings {
+    /// Loads settings for the profile named by `CP_ENV` (default `development`) from the
+    /// directory named by `CP_CONFIG_DIR` (default `config`), then applies `CP__*` variables.
+    pub fn load() -> Result<Self, ConfigError> {
+        let environment = std::env::var("CP_ENV").unwrap_or_else(|_| "development".to_owned());
+        let dir = std::env::var("CP_CONFIG_DIR").map_or_else(|_| PathBuf::from("config"), PathBuf::from);
+        Self::load_from(&dir, &environment)
+    }
+
+    pub fn load_from(dir: &Path, environment: &str) -> Result<Self, ConfigError> {
+        let figment = Figment::new()
+            .merge(Toml::file_exact(dir.join("default.toml")))
+            .merge(Toml::file(dir.join(format!("{environment}.toml"))))
+            .merge(Env::prefixed("CP__").split("__"));
+        let mut settings: Settings = figment.extract().map_err(Box::new)?;
+        settings.environment = environment.to_owned();
+        settings.refuse_development_secrets(dir)?;
+        Ok(settings)
+    }
+
+    pub fn is_development(&self) -> bool {
+        DEVELOPMENT_PROFILES.contains(&self.environment.as_str())
+    }
+
+    /// Outside development, every secret must differ from the value shipped in
+    /// `default.toml`, or a forgotten override would run production on a public password.
+    fn refuse_development_secrets(&self, dir: &Path) -> Result<(), ConfigError> {
+        if self.is_development() {
+            return Ok(());
+        }
+        let shipped: Settings = Figment::new()
+            .merge(Toml::file_exact(dir.join("default.toml")))
+            .extract()
+            .map_err(Box::new)?;
+        let pairs = [
+            ("database.app_password", &self.database.app_password, &shipped.database.app_password),
+            ("database.owner_password", &self.database.owner_password, &shipped.database.owner_password),
+            ("auth.jwt_secret", &self.auth.jwt_secret, &shipped.auth.jwt_secret),
+        ];
+        let keys: Vec<&str> = pairs
+            .iter()
+            .filter(|(_, current, default)| current.expose_secret() == default.expose_secret())
+            .map(|(key, _, _)| *key)
+            .collect();
+        if keys.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::DefaultSecrets { environment: self.environment.clone(), keys: keys.join(", ") })
+        }
+    }
+}
+
+impl DatabaseSettings {
+    /// URL for the application role; this is what the server and CLI use for data.
+    pub fn app_url(&self) -> SecretString {
+        self.url_for(&self.app_user, &self.app_password)
+    }
+
+    /// URL for the schema owner; only `migrate` uses it.
+    pub fn owner_url(&self) -> SecretString {
+        self.url_for(&self.owner_user, &self.owner_password)
+    }
+
+    fn url_for(&self, user: &str, password: &SecretString) -> SecretString {
+        let mut url = url::Url::parse("postgres://localhost/").unwrap_or_else(|_| unreachable!("static URL parses"));
+        // Setting parts of a parsed postgres:// URL cannot fail except for a malformed host,
+        // which then surfaces as a connection error naming the host.
+        let _ = url.set_host(Some(&self.host));
+        let _ = url.set_port(Some(self.port));
+        let _ = url.set_username(user);
+        let _ = url.set_password(Some(password.expose_secret()));
+        url.set_path(&self.name);
+        SecretString::from(url.to_string())
+    }
+
+    pub fn wait_timeout(&self) -> Duration {
+        Duration::from_millis(self.wait_timeout_ms)
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    pub fn recycle_timeout(&self) -> Duration {
+        Duration::from_millis(self.recycle_timeout_ms)
+    }
+}
+
+impl RedisSettings {
+    pub fn url(&self) -> Option<&str> {
+        let url = self.url.expose_secret().trim();
+        (!url.is_empty()).then_some(url)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_dir() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+    }
+
+    #[test]
+    fn production_with_shipped_secrets_is_refused() {
+        let err = Settings::load_from(&config_dir(), "production").expect_err("must refuse");
+        let message = err.to_string();
+        assert!(message.contains("auth.jwt_secret"), "{message}");
+        assert!(message.contains("database.app_password"), "{message}");
+        assert!(!message.contains("development-only"), "secret value leaked: {message}");
+    }
+
+    #[test]
+    fn development_loads_and_debug_hides_secrets() {
+        let settings = Settings::load_from(&config_dir(), "development").expect("loads");
+        assert_eq!(settings.database.port, 55432);
+        let printed = format!("{settings:?}");
+        assert!(!printed.contains("development-only-jwt-secret"), "{printed}");
+        assert!(!printed.contains("password: \"cp_app\""), "{printed}");
+    }
+
+    #[test]
+    fn database_url_escapes_credentials() {
+        let mut settings = Settings::load_from(&config_dir(), "development").expect("loads");
+        settings.database.app_password = SecretString::from("p@ss/word");
+        let url = settings.database.app_url();
+        assert_eq!(url.expose_secret(), "postgres://cp_app:p%40ss%2Fword@127.0.0.1:55432/consultantpro");
+    }
+}

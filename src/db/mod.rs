@@ -1,0 +1,145 @@
+//! Database access. Tenant data is reachable only through [`Db::firm_tx`]; platform
+//! tables (firms, users, ...) through [`Db::platform_tx`], whose connection carries no
+//! firm and therefore sees no tenant rows at all under row-level security.
+
+pub mod migrate;
+pub mod schema;
+
+use std::time::{Duration, Instant};
+
+use deadpool::managed::{PoolError, TimeoutType};
+use diesel::sql_types::Text;
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use scoped_futures::ScopedBoxFuture;
+use secrecy::ExposeSecret;
+
+use crate::config::DatabaseSettings;
+use crate::domain::FirmId;
+
+pub use diesel_async::AsyncPgConnection as Connection;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection became free within the configured wait: the caller should back off (503).
+    #[error("database busy: no connection available within {0:?}")]
+    PoolExhausted(Duration),
+    /// The server could not be reached or refused the login.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(#[from] diesel::result::Error),
+}
+
+/// Pool status for `/metrics` and `/ready/`.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct PoolStatus {
+    pub max_size: usize,
+    pub size: usize,
+    pub available: usize,
+    pub waiting: usize,
+}
+
+/// The application role's connection pool. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<AsyncPgConnection>,
+    wait_timeout: Duration,
+}
+
+impl Db {
+    /// Builds the pool without connecting; connections open on first use, so a server
+    /// can start (and report not-ready) while the database is down.
+    pub fn new(settings: &DatabaseSettings) -> Result<Self, DbError> {
+        let mut manager_config = ManagerConfig::default();
+        manager_config.recycling_method = RecyclingMethod::Verified;
+        let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+            settings.app_url().expose_secret(),
+            manager_config,
+        );
+        let pool = Pool::builder(manager)
+            .max_size(settings.max_connections.max(1))
+            .wait_timeout(Some(settings.wait_timeout()))
+            .create_timeout(Some(settings.connect_timeout()))
+            .recycle_timeout(Some(settings.recycle_timeout()))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .map_err(|e| DbError::Unavailable(format!("pool configuration: {e}")))?;
+        Ok(Self { pool, wait_timeout: settings.wait_timeout() })
+    }
+
+    pub fn status(&self) -> PoolStatus {
+        let status = self.pool.status();
+        PoolStatus {
+            max_size: status.max_size,
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        }
+    }
+
+    async fn checkout(&self) -> Result<Object<AsyncPgConnection>, DbError> {
+        let started = Instant::now();
+        let result = self.pool.get().await;
+        metrics::histogram!("db_pool_wait_seconds").record(started.elapsed().as_secs_f64());
+        result.map_err(|err| {
+            metrics::counter!("db_pool_errors_total", "kind" => pool_error_kind(&err)).increment(1);
+            match err {
+                PoolError::Timeout(TimeoutType::Wait) => DbError::PoolExhausted(self.wait_timeout),
+                PoolError::Timeout(TimeoutType::Create) => DbError::Unavailable("connect timed out".to_owned()),
+                PoolError::Timeout(TimeoutType::Recycle) => DbError::Unavailable("health check timed out".to_owned()),
+                PoolError::Backend(e) => DbError::Unavailable(e.to_string()),
+                other => DbError::Unavailable(other.to_string()),
+            }
+        })
+    }
+
+    /// Runs `f` in a transaction scoped to one firm: row-level security admits only that
+    /// firm's rows for reads and writes. The setting is transaction-local, so it ends with
+    /// the transaction and never reaches the connection's next user.
+    pub async fn firm_tx<'a, R, E, F>(&self, firm_id: FirmId, f: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+        R: Send + 'a,
+    {
+        let mut conn = self.checkout().await?;
+        conn.transaction(async move |conn| {
+            diesel::sql_query("SELECT set_config('app.current_firm_id', $1, true)")
+                .bind::<Text, _>(firm_id.to_string())
+                .execute(conn)
+                .await?;
+            f(conn).await
+        })
+        .await
+    }
+
+    /// Runs `f` in a transaction with no firm set, for platform tables only. Tenant tables
+    /// read as empty here and refuse writes.
+    pub async fn platform_tx<'a, R, E, F>(&self, f: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+        R: Send + 'a,
+    {
+        let mut conn = self.checkout().await?;
+        conn.transaction(async move |conn| f(conn).await).await
+    }
+
+    /// Round trip to the database, for readiness.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        let mut conn = self.checkout().await?;
+        diesel::sql_query("SELECT 1").execute(&mut conn).await?;
+        Ok(())
+    }
+}
+
+fn pool_error_kind<E>(err: &PoolError<E>) -> &'static str {
+    match err {
+        PoolError::Timeout(TimeoutType::Wait) => "wait_timeout",
+        PoolError::Timeout(_) => "connect_timeout",
+        PoolError::Backend(_) => "backend",
+        _ => "other",
+    }
+}

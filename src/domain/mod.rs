@@ -1,0 +1,79 @@
+//! Business rules, one module per bounded context. No HTTP and no actors here: both
+//! `http` and `actors` call into it, and every query takes a `&mut` connection so it
+//! runs inside whichever transaction the caller opened (`firm_tx` for tenant data).
+
+pub mod audit;
+pub mod firms;
+pub mod memberships;
+pub mod onboarding;
+pub mod pagination;
+pub mod users;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::db::DbError;
+
+/// A firm's id. A newtype because handing one firm's id where another's belongs is the
+/// one mistake this system must never make quietly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(transparent)]
+pub struct FirmId(pub Uuid);
+
+impl FirmId {
+    pub fn into_uuid(self) -> Uuid {
+        self.0
+    }
+}
+
+impl fmt::Display for FirmId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Field name -> what is wrong with it, for `validation_error` details.
+pub type FieldErrors = BTreeMap<String, String>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DomainError {
+    #[error("{message}")]
+    Validation { message: String, fields: FieldErrors },
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A failure that is not the caller's doing; logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<diesel::result::Error> for DomainError {
+    fn from(err: diesel::result::Error) -> Self {
+        DomainError::Db(DbError::Query(err))
+    }
+}
+
+impl DomainError {
+    pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
+        let problem = problem.into();
+        DomainError::Validation {
+            message: format!("{field}: {problem}"),
+            fields: BTreeMap::from([(field.to_owned(), problem)]),
+        }
+    }
+
+    /// Turns collected field errors into one validation error, or `Ok` when there are none.
+    pub fn check(fields: FieldErrors) -> Result<(), DomainError> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let message = fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; ");
+        Err(DomainError::Validation { message, fields })
+    }
+}

@@ -1,0 +1,102 @@
+//! Keyset pagination shared by every list. A page is addressed by the sort key of the
+//! row it starts after (forward) or before (backward), never by an offset, so rows
+//! inserted while a client pages do not shift or repeat what it sees.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest page any list returns; larger requested limits are capped to it.
+pub const MAX_LIMIT: usize = 100;
+pub const DEFAULT_LIMIT: usize = 25;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Direction {
+    /// Rows after the key in list order (the `next` link).
+    #[serde(rename = "n")]
+    Forward,
+    /// Rows before the key in list order (the `previous` link).
+    #[serde(rename = "p")]
+    Backward,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageSpec<K> {
+    pub limit: usize,
+    pub position: Option<(Direction, K)>,
+}
+
+impl<K> PageSpec<K> {
+    pub fn first(limit: usize) -> Self {
+        Self { limit: limit.clamp(1, MAX_LIMIT), position: None }
+    }
+
+    /// Rows a query should fetch: one more than the page, to learn whether more exist.
+    pub fn fetch_limit(&self) -> i64 {
+        i64::try_from(self.limit + 1).unwrap_or(i64::MAX)
+    }
+
+    pub fn is_backward(&self) -> bool {
+        matches!(self.position, Some((Direction::Backward, _)))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Page<T, K> {
+    pub items: Vec<T>,
+    /// Key to continue forward from, when more rows follow this page.
+    pub next: Option<K>,
+    /// Key to go back from, when rows precede this page.
+    pub previous: Option<K>,
+}
+
+impl<T, K> Page<T, K> {
+    /// Builds a page from rows fetched with `spec.fetch_limit()`: in list order for a
+    /// forward (or first) page, in reverse list order for a backward page.
+    pub fn from_rows(mut rows: Vec<T>, spec: &PageSpec<K>, key_of: impl Fn(&T) -> K) -> Self {
+        let has_more = rows.len() > spec.limit;
+        rows.truncate(spec.limit);
+        if spec.is_backward() {
+            rows.reverse();
+        }
+        let first_key = rows.first().map(&key_of);
+        let last_key = rows.last().map(&key_of);
+        let (next, previous) = match spec.position {
+            None => (if has_more { last_key } else { None }, None),
+            Some((Direction::Forward, _)) => (if has_more { last_key } else { None }, first_key),
+            Some((Direction::Backward, _)) => (last_key, if has_more { first_key } else { None }),
+        };
+        Self { items: rows, next, previous }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_page_has_next_only_when_more_rows_exist() {
+        let spec = PageSpec::<i32>::first(2);
+        let page = Page::from_rows(vec![9, 8, 7], &spec, |v| *v);
+        assert_eq!(page.items, vec![9, 8]);
+        assert_eq!(page.next, Some(8));
+        assert_eq!(page.previous, None);
+
+        let page = Page::from_rows(vec![9, 8], &spec, |v| *v);
+        assert_eq!(page.next, None);
+    }
+
+    #[test]
+    fn backward_page_is_returned_in_list_order() {
+        let spec = PageSpec { limit: 2, position: Some((Direction::Backward, 6)) };
+        // Fetched ascending (reverse list order) from just before 6: 7, 8, 9.
+        let page = Page::from_rows(vec![7, 8, 9], &spec, |v| *v);
+        assert_eq!(page.items, vec![8, 7]);
+        assert_eq!(page.next, Some(7));
+        assert_eq!(page.previous, Some(8));
+    }
+
+    #[test]
+    fn limit_is_capped() {
+        assert_eq!(PageSpec::<i32>::first(10_000).limit, MAX_LIMIT);
+        assert_eq!(PageSpec::<i32>::first(0).limit, 1);
+    }
+}

@@ -1,0 +1,141 @@
+//! HTTP: routing, extractor configuration, the envelope and error format, and one module
+//! per resource group. Handlers stay thin: parse, authorise, call `domain`, render.
+
+pub mod envelope;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod openapi;
+pub mod pagination;
+pub mod request_id;
+
+use std::sync::Arc;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::ServiceResponse;
+use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
+use actix_web::http::header;
+use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers};
+use actix_web::{HttpRequest, ResponseError, web};
+use metrics_exporter_prometheus::PrometheusHandle;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::actors::bus::Bus;
+use crate::config::Settings;
+use crate::db::Db;
+use error::ApiError;
+
+/// Everything a handler may reach, shared by all workers.
+pub struct AppState {
+    /// Application-role pool; tenant data only through `firm_tx`.
+    db: Db,
+    /// Pub/sub between sessions and nodes.
+    bus: Bus,
+    settings: Arc<Settings>,
+    /// Renders `/metrics`.
+    metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(db: Db, bus: Bus, settings: Arc<Settings>, metrics: PrometheusHandle) -> Self {
+        Self { db, bus, settings, metrics }
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.metrics
+    }
+}
+
+/// Routes and extractor settings; called once per worker.
+pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
+    cfg.app_data(web::JsonConfig::default().limit(max_body_bytes).error_handler(json_error))
+        .app_data(web::PayloadConfig::default().limit(max_body_bytes))
+        .app_data(web::QueryConfig::default().error_handler(query_error))
+        .app_data(web::PathConfig::default().error_handler(path_error))
+        .service(web::resource(["/health", "/health/"]).route(web::get().to(health::health)))
+        .service(web::resource(["/ready", "/ready/"]).route(web::get().to(health::ready)))
+        .service(web::resource("/metrics").route(web::get().to(metrics::metrics_text)))
+        .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()));
+}
+
+/// Answers framework-made errors (no route, wrong method, ...) in the error format; our
+/// own errors are JSON already and pass through untouched.
+pub fn error_envelopes<B: MessageBody + 'static>() -> ErrorHandlers<B> {
+    ErrorHandlers::new().default_handler(envelope_bare_error)
+}
+
+fn envelope_bare_error<B: MessageBody + 'static>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
+    }
+    let (request, bare) = response.into_parts();
+    let mut enveloped = ApiError::from_status(bare.status()).error_response();
+    // Keep headers such as Allow and the request id that the bare response carried.
+    for (name, value) in bare.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            enveloped.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, enveloped).map_into_right_body()))
+}
+
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such resource".into()))
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let api_error = match &err {
+        JsonPayloadError::OverflowKnownLength { length, limit } => {
+            ApiError::PayloadTooLarge(format!("request body of {length} bytes exceeds the limit of {limit} bytes"))
+        }
+        JsonPayloadError::Overflow { limit } => {
+            ApiError::PayloadTooLarge(format!("request body exceeds the limit of {limit} bytes"))
+        }
+        JsonPayloadError::ContentType => {
+            ApiError::UnsupportedMediaType("expected a JSON body with Content-Type: application/json".into())
+        }
+        JsonPayloadError::Deserialize(cause) => {
+            let kind = match cause.classify() {
+                serde_json::error::Category::Data => "wrong_shape",
+                serde_json::error::Category::Eof => "truncated",
+                serde_json::error::Category::Syntax | serde_json::error::Category::Io => "malformed",
+            };
+            ApiError::validation(
+                format!("invalid JSON body: {cause}"),
+                serde_json::json!({ "kind": kind, "line": cause.line(), "column": cause.column() }),
+            )
+        }
+        JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge("request body too large".into())
+        }
+        other => ApiError::validation(format!("unreadable request body: {other}"), serde_json::json!({})),
+    };
+    api_error.into()
+}
+
+fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::validation(format!("invalid query string: {err}"), serde_json::json!({ "in": "query" })).into()
+}
+
+fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
+    ApiError::validation(format!("invalid path parameter: {err}"), serde_json::json!({ "in": "path" })).into()
+}

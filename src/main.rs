@@ -1,0 +1,174 @@
+//! The `consultantpro` command: serve, migrate, and the operator's set-up commands.
+
+use std::io::{BufRead, IsTerminal};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use consultantpro::config::Settings;
+use consultantpro::db::Db;
+use consultantpro::domain::memberships::Role;
+use consultantpro::domain::onboarding::{self, Joiner};
+use consultantpro::domain::users::NewUser;
+use consultantpro::{Application, db, telemetry};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+
+#[derive(Parser)]
+#[command(name = "consultantpro", version, about = "ConsultantPro communications hub and API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP and WebSockets until SIGINT/SIGTERM.
+    Serve,
+    /// Apply pending database migrations as the owner role.
+    Migrate,
+    /// Create a firm.
+    CreateFirm {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+    },
+    /// Add a user to a firm, creating the login if it is new. The password comes from
+    /// CP_PASSWORD, else the first line of stdin when stdin is not a terminal, else a prompt.
+    CreateUser {
+        /// The firm's slug.
+        #[arg(long)]
+        firm: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, staff, billing or readonly.
+        #[arg(long)]
+        role: String,
+        /// Display name; defaults to the part of the email before the @.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Create the demo firm `demo` with an owner, printing the credentials once.
+    Demo,
+}
+
+const DEMO_SLUG: &str = "demo";
+const DEMO_OWNER_EMAIL: &str = "owner@demo.consultantpro.test";
+
+#[actix_web::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load() {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    telemetry::init_subscriber(telemetry::get_subscriber(&settings.telemetry, std::io::stderr));
+    match run(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => {
+            let app = Application::build(settings).await?;
+            app.run_until_stopped().await?;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            let applied = db::migrate::run_migrations(&settings.database)
+                .await
+                .context("migrating the database")?;
+            if applied.is_empty() {
+                println!("database is up to date");
+            }
+            for version in applied {
+                println!("applied {version}");
+            }
+        }
+        Command::CreateFirm { slug, name } => {
+            let db = Db::new(&settings.database)?;
+            let firm = onboarding::create_firm(&db, &slug, &name).await?;
+            println!("created firm {} ({}) id {}", firm.slug, firm.name, firm.id);
+        }
+        Command::CreateUser { firm, email, role, name } => {
+            let db = Db::new(&settings.database)?;
+            let role: Role = role.parse()?;
+            let firm = onboarding::find_firm(&db, &firm).await.with_context(|| format!("firm `{firm}`"))?;
+            let joiner = match onboarding::find_user(&db, &email).await? {
+                Some(user) => {
+                    println!("{} already has a login; adding it to {}", user.email, firm.slug);
+                    Joiner::Existing(user.id)
+                }
+                None => {
+                    let password = read_password()?;
+                    let display_name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+                    Joiner::New(NewUser::parse(&email, &display_name, &password)?)
+                }
+            };
+            let membership = onboarding::add_member(&db, firm.firm_id(), joiner, role).await?;
+            println!("{email} is now {} of {}", membership.role, firm.slug);
+        }
+        Command::Demo => demo(&settings).await?,
+    }
+    Ok(())
+}
+
+/// Idempotent: a second run finds the firm and owner and changes nothing.
+async fn demo(settings: &Settings) -> anyhow::Result<()> {
+    let db = Db::new(&settings.database)?;
+    let firm = match onboarding::find_firm(&db, DEMO_SLUG).await {
+        Ok(firm) => firm,
+        Err(consultantpro::domain::DomainError::NotFound(_)) => {
+            onboarding::create_firm(&db, DEMO_SLUG, "Demo Consulting").await?
+        }
+        Err(other) => return Err(other.into()),
+    };
+    if onboarding::find_user(&db, DEMO_OWNER_EMAIL).await?.is_some() {
+        println!("demo firm `{DEMO_SLUG}` is ready; its owner {DEMO_OWNER_EMAIL} was created earlier");
+        return Ok(());
+    }
+    let password = std::env::var("CP_DEMO_PASSWORD").unwrap_or_else(|_| generate_password());
+    let owner = NewUser::parse(DEMO_OWNER_EMAIL, "Demo Owner", &password)
+        .context("CP_DEMO_PASSWORD is not an acceptable password")?;
+    onboarding::add_member(&db, firm.firm_id(), Joiner::New(owner), Role::Owner).await?;
+    println!("demo firm `{DEMO_SLUG}` created. Sign in with (shown once):");
+    println!("  firm:     {DEMO_SLUG}");
+    println!("  email:    {DEMO_OWNER_EMAIL}");
+    println!("  password: {password}");
+    Ok(())
+}
+
+fn generate_password() -> String {
+    rand::rng().sample_iter(&Alphanumeric).take(20).map(char::from).collect()
+}
+
+/// Never from an argument: arguments show up in `ps` and shell history.
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("CP_PASSWORD") {
+        return Ok(password);
+    }
+    if !std::io::stdin().is_terminal() {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+        let password = line.trim_end_matches(['\r', '\n']).to_owned();
+        if password.is_empty() {
+            bail!("no password on stdin (pipe it as the first line, or set CP_PASSWORD)");
+        }
+        return Ok(password);
+    }
+    let password = rpassword::prompt_password("Password: ").context("reading the password")?;
+    let again = rpassword::prompt_password("Repeat password: ").context("reading the password")?;
+    if password != again {
+        bail!("the passwords do not match");
+    }
+    Ok(password)
+}
