@@ -113,10 +113,8 @@ impl Settings {
         if self.is_development() {
             return Ok(());
         }
-        let shipped: Settings = Figment::new()
-            .merge(Toml::file_exact(dir.join("default.toml")))
-            .extract()
-            .map_err(Box::new)?;
+        let shipped: Settings =
+            Figment::new().merge(Toml::file_exact(dir.join("default.toml"))).extract().map_err(Box::new)?;
         let pairs = [
             ("database.app_password", &self.database.app_password, &shipped.database.app_password),
             ("database.owner_password", &self.database.owner_password, &shipped.database.owner_password),

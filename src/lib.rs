@@ -34,6 +34,15 @@ impl Application {
     /// factory, so every worker shares them (an actor started inside the factory would
     /// become one per thread).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_routes(settings, |_| {}).await
+    }
+
+    /// As [`Application::build`], plus routes of the caller's (tests mount probes here to
+    /// exercise the real middleware stack and extractor settings).
+    pub async fn build_with_routes(
+        settings: Settings,
+        extra_routes: fn(&mut web::ServiceConfig),
+    ) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let db = Db::new(&settings.database)?;
         let bus = match settings.redis.url() {
@@ -52,6 +61,7 @@ impl Application {
             App::new()
                 .app_data(app_state.clone())
                 .configure(|cfg| http::configure(cfg, max_body_bytes))
+                .configure(extra_routes)
                 .default_service(web::to(http::not_found))
                 .wrap(http::error_envelopes())
                 .wrap(from_fn(http::metrics::record_request))
@@ -59,6 +69,9 @@ impl Application {
                 .wrap(from_fn(http::request_id::assign_request_id))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)
+        // actix treats SIGINT as a forced stop; `serve` handles signals itself so that
+        // Ctrl-C drains in-flight requests too.
+        .disable_signals()
         .listen(listener)?;
         if settings.server.workers > 0 {
             server = server.workers(settings.server.workers);
@@ -69,6 +82,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server; `stop(true)` lets in-flight requests finish first.
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub fn state(&self) -> web::Data<AppState> {

@@ -80,13 +80,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
+            actix_web::rt::spawn(stop_gracefully_on_signal(app.handle()));
             app.run_until_stopped().await?;
             tracing::info!("stopped");
         }
         Command::Migrate => {
-            let applied = db::migrate::run_migrations(&settings.database)
-                .await
-                .context("migrating the database")?;
+            let applied = db::migrate::run_migrations(&settings.database).await.context("migrating the database")?;
             if applied.is_empty() {
                 println!("database is up to date");
             }
@@ -171,4 +170,29 @@ fn read_password() -> anyhow::Result<String> {
         bail!("the passwords do not match");
     }
     Ok(password)
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM both stop accepting, let in-flight requests finish
+/// (up to `server.shutdown_timeout_secs`), then end `run_until_stopped`.
+async fn stop_gracefully_on_signal(handle: actix_web::dev::ServerHandle) {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = interrupt => tracing::info!("SIGINT received; finishing in-flight requests"),
+        () = terminate => tracing::info!("SIGTERM received; finishing in-flight requests"),
+    }
+    handle.stop(true).await;
 }

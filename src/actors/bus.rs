@@ -164,11 +164,8 @@ impl LocalFanout {
     }
 
     fn join(&self, channel: &str) -> Subscription {
-        let receiver = self
-            .lock()
-            .entry(channel.to_owned())
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe();
+        let receiver =
+            self.lock().entry(channel.to_owned()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe();
         Subscription { channel: channel.to_owned(), receiver: Some(receiver), local: self.clone() }
     }
 

@@ -153,10 +153,22 @@ pub async fn list(
     // Row comparison keeps the keyset condition on the (firm_id, occurred_at, id) index.
     query = match spec.position {
         Some((Direction::Forward, key)) => query
-            .filter(sql::<Bool>("(occurred_at, id) < (").bind::<Timestamptz, _>(key.at).sql(", ").bind::<SqlUuid, _>(key.id).sql(")"))
+            .filter(
+                sql::<Bool>("(occurred_at, id) < (")
+                    .bind::<Timestamptz, _>(key.at)
+                    .sql(", ")
+                    .bind::<SqlUuid, _>(key.id)
+                    .sql(")"),
+            )
             .order((audit_events::occurred_at.desc(), audit_events::id.desc())),
         Some((Direction::Backward, key)) => query
-            .filter(sql::<Bool>("(occurred_at, id) > (").bind::<Timestamptz, _>(key.at).sql(", ").bind::<SqlUuid, _>(key.id).sql(")"))
+            .filter(
+                sql::<Bool>("(occurred_at, id) > (")
+                    .bind::<Timestamptz, _>(key.at)
+                    .sql(", ")
+                    .bind::<SqlUuid, _>(key.id)
+                    .sql(")"),
+            )
             .order((audit_events::occurred_at.asc(), audit_events::id.asc())),
         None => query.order((audit_events::occurred_at.desc(), audit_events::id.desc())),
     };

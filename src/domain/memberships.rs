@@ -46,9 +46,10 @@ impl FromStr for Role {
     type Err = DomainError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
-            DomainError::invalid_field("role", "must be one of owner, admin, staff, billing, readonly")
-        })
+        Role::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| DomainError::invalid_field("role", "must be one of owner, admin, staff, billing, readonly"))
     }
 }
 
@@ -91,11 +92,7 @@ pub async fn add(
 }
 
 pub async fn count(conn: &mut AsyncPgConnection, firm: FirmId) -> Result<i64, DomainError> {
-    Ok(memberships::table
-        .filter(memberships::firm_id.eq(firm.into_uuid()))
-        .count()
-        .get_result(conn)
-        .await?)
+    Ok(memberships::table.filter(memberships::firm_id.eq(firm.into_uuid())).count().get_result(conn).await?)
 }
 
 #[cfg(test)]

@@ -97,26 +97,18 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<
     let Ok(email) = normalize_email(email) else {
         return Ok(None);
     };
-    Ok(users::table
-        .filter(users::email.eq(email))
-        .select(User::as_select())
-        .first(conn)
-        .await
-        .optional()?)
+    Ok(users::table.filter(users::email.eq(email)).select(User::as_select()).first(conn).await.optional()?)
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser) -> Result<User, DomainError> {
-    diesel::insert_into(users::table)
-        .values(new)
-        .returning(User::as_returning())
-        .get_result(conn)
-        .await
-        .map_err(|err| match err {
+    diesel::insert_into(users::table).values(new).returning(User::as_returning()).get_result(conn).await.map_err(
+        |err| match err {
             diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
                 DomainError::Conflict(format!("a user with email `{}` already exists", new.email))
             }
             other => other.into(),
-        })
+        },
+    )
 }
 
 #[cfg(test)]

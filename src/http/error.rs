@@ -149,9 +149,8 @@ impl ResponseError for ApiError {
         if let ApiError::Internal(cause) = self {
             tracing::error!(error = ?cause, "request failed");
         }
-        let body = ErrorBody {
-            error: ErrorDetail { code: self.code(), message: self.to_string(), details: self.details() },
-        };
+        let body =
+            ErrorBody { error: ErrorDetail { code: self.code(), message: self.to_string(), details: self.details() } };
         let mut response = HttpResponse::build(self.status_code());
         if let ApiError::RateLimited { retry_after_secs } = self {
             if let Ok(value) = HeaderValue::from_str(&retry_after_secs.to_string()) {
@@ -178,10 +177,9 @@ impl fmt::Debug for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::PoolExhausted(_) => ApiError::Unavailable {
-                message: "the service is busy; retry shortly".into(),
-                details: Value::Null,
-            },
+            DbError::PoolExhausted(_) => {
+                ApiError::Unavailable { message: "the service is busy; retry shortly".into(), details: Value::Null }
+            }
             DbError::Unavailable(cause) => {
                 tracing::error!(%cause, "database unavailable");
                 ApiError::Unavailable { message: "the database is unavailable".into(), details: Value::Null }

@@ -13,8 +13,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use super::AppState;
 
 /// Seconds; spans fast cached reads to slow report queries.
-const LATENCY_BUCKETS: [f64; 14] =
-    [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
+const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 
 /// The process-wide recorder (the `metrics` facade allows exactly one), installed on first use.
 pub fn recorder_handle() -> PrometheusHandle {
@@ -39,12 +38,12 @@ pub async fn record_request(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
     let method = req.method().to_string();
-    // The route template, never the raw path: ids in paths would explode label cardinality.
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
     let response = next.call(req).await;
-    let status = match &response {
-        Ok(r) => r.status().as_u16(),
-        Err(e) => e.as_response_error().status_code().as_u16(),
+    // The route template (known once routed), never the raw path: ids in paths would
+    // explode label cardinality.
+    let (route, status) = match &response {
+        Ok(r) => (r.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()), r.status().as_u16()),
+        Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code().as_u16()),
     };
     let elapsed = started.elapsed().as_secs_f64();
     metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
@@ -66,7 +65,5 @@ pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     metrics::gauge!("db_pool_idle_connections").set(pool.available as f64);
     metrics::gauge!("db_pool_waiting_requests").set(pool.waiting as f64);
     metrics::gauge!("bus_active_channels").set(state.bus().active_channels() as f64);
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(state.metrics().render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics().render())
 }

@@ -65,8 +65,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .app_data(web::PayloadConfig::default().limit(max_body_bytes))
         .app_data(web::QueryConfig::default().error_handler(query_error))
         .app_data(web::PathConfig::default().error_handler(path_error))
-        .service(web::resource(["/health", "/health/"]).route(web::get().to(health::health)))
-        .service(web::resource(["/ready", "/ready/"]).route(web::get().to(health::ready)))
+        .service(web::resource(["/health/", "/health"]).route(web::get().to(health::health)))
+        .service(web::resource(["/ready/", "/ready"]).route(web::get().to(health::ready)))
         .service(web::resource("/metrics").route(web::get().to(metrics::metrics_text)))
         .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()));
 }
@@ -80,10 +80,8 @@ pub fn error_envelopes<B: MessageBody + 'static>() -> ErrorHandlers<B> {
 fn envelope_bare_error<B: MessageBody + 'static>(
     response: ServiceResponse<B>,
 ) -> actix_web::Result<ErrorHandlerResponse<B>> {
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json =
+        response.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     if is_json {
         return Ok(ErrorHandlerResponse::Response(response.map_into_left_body()));
     }

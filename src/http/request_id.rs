@@ -29,17 +29,11 @@ pub async fn assign_request_id(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
-    let id = req
-        .headers()
-        .get(&REQUEST_ID_HEADER)
-        .and_then(accept)
-        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let id = req.headers().get(&REQUEST_ID_HEADER).and_then(accept).unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let http_request = req.request().clone();
-    let mut response = match next.call(req).await {
-        Ok(response) => response.map_into_boxed_body(),
-        Err(err) => ServiceResponse::from_err(err, http_request),
-    };
+    // Handlers' and extractors' errors arrive here as responses, so every answer gets the
+    // header; an `Err` would come only from a failing middleware and is passed on as is.
+    let mut response = next.call(req).await?.map_into_boxed_body();
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }
@@ -52,13 +46,12 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        let route = request.match_pattern().unwrap_or_else(|| "unmatched".to_owned());
         let client_ip = request.connection_info().realip_remote_addr().unwrap_or("").to_owned();
         tracing::info_span!(
             "http_request",
             request_id = %request_id,
             http.method = %request.method(),
-            http.route = %route,
+            http.route = tracing::field::Empty,
             http.target = %request.path(),
             http.client_ip = %client_ip,
             http.status_code = tracing::field::Empty,
@@ -70,6 +63,10 @@ impl RootSpanBuilder for RequestSpan {
     }
 
     fn on_request_end<B: MessageBody>(span: Span, outcome: &Result<ServiceResponse<B>, Error>) {
+        // Routing has happened by now, so the route template is known.
+        if let Ok(response) = outcome {
+            span.record("http.route", response.request().match_pattern().as_deref().unwrap_or("unmatched"));
+        }
         DefaultRootSpanBuilder::on_request_end(span, outcome);
     }
 }

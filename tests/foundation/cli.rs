@@ -1,0 +1,169 @@
+//! The `consultantpro` command as an operator uses it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::{json, test_db};
+
+fn cli() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_consultantpro"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CP_ENV", "test")
+        .env_remove("CP_PASSWORD")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null());
+    command
+}
+
+fn run_with_stdin(mut command: Command, stdin: &str) -> Output {
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn unique_slug() -> String {
+    format!("cli-{}", uuid::Uuid::now_v7().simple())
+}
+
+#[actix_web::test]
+async fn create_firm_then_user_with_password_from_stdin() {
+    test_db().await; // migrated
+    let slug = unique_slug();
+    let output = cli().args(["create-firm", "--slug", &slug, "--name", "Acme Advisory"]).output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains(&slug));
+
+    let email = format!("lead-{}@example.com", uuid::Uuid::now_v7().simple());
+    let mut command = cli();
+    command.args(["create-user", "--firm", &slug, "--email", &email, "--role", "admin"]);
+    let output = run_with_stdin(command, "a sufficiently long password\n");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("admin"));
+    assert!(!text(&output.stdout).contains("sufficiently"), "password echoed");
+
+    // The same person again is refused, with a reason and a failing exit code.
+    let mut command = cli();
+    command.args(["create-user", "--firm", &slug, "--email", &email, "--role", "staff"]);
+    let output = run_with_stdin(command, "");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("already a member"), "{}", text(&output.stderr));
+}
+
+#[actix_web::test]
+async fn bad_input_exits_non_zero_with_a_clear_message() {
+    test_db().await;
+    let cases: Vec<(Vec<String>, &str, &str)> = vec![
+        (vec!["create-firm".into(), "--slug".into(), "Bad Slug".into(), "--name".into(), "X".into()], "", "slug"),
+        (
+            vec![
+                "create-user".into(),
+                "--firm".into(),
+                unique_slug(),
+                "--email".into(),
+                "a@example.com".into(),
+                "--role".into(),
+                "staff".into(),
+            ],
+            "a long enough password\n",
+            "firm not found",
+        ),
+        (
+            vec![
+                "create-user".into(),
+                "--firm".into(),
+                "demo".into(),
+                "--email".into(),
+                "x@example.com".into(),
+                "--role".into(),
+                "emperor".into(),
+            ],
+            "",
+            "role",
+        ),
+    ];
+    for (args, stdin, expected) in cases {
+        let mut command = cli();
+        command.args(&args);
+        let output = run_with_stdin(command, stdin);
+        assert!(!output.status.success(), "{args:?} succeeded");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+
+    let slug = unique_slug();
+    assert!(cli().args(["create-firm", "--slug", &slug, "--name", "Short Pw"]).output().unwrap().status.success());
+    let mut command = cli();
+    command.args(["create-user", "--firm", &slug, "--email", "short@example.com", "--role", "staff"]);
+    let output = run_with_stdin(command, "short\n");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("at least 12 characters"), "{}", text(&output.stderr));
+}
+
+#[actix_web::test]
+async fn demo_is_idempotent() {
+    test_db().await;
+    let first = cli().env("CP_DEMO_PASSWORD", "demo password for tests").arg("demo").output().unwrap();
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    let second = cli().arg("demo").output().unwrap();
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(text(&second.stdout).contains("created earlier"), "{}", text(&second.stdout));
+    assert!(!text(&second.stdout).contains("password:"), "credentials are printed only once");
+}
+
+#[test]
+fn production_refuses_development_secrets() {
+    let output = cli().env("CP_ENV", "production").arg("serve").output().unwrap();
+    assert!(!output.status.success());
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("development secrets") && stderr.contains("auth.jwt_secret"), "{stderr}");
+    assert!(!stderr.contains("development-only-jwt-secret"), "secret printed: {stderr}");
+}
+
+#[actix_web::test]
+async fn serve_stops_cleanly_on_sigint() {
+    test_db().await;
+    let mut child = cli()
+        .arg("serve")
+        .env("CP__SERVER__PORT", "0")
+        .env("CP__TELEMETRY__FORMAT", "json")
+        .env("CP__TELEMETRY__FILTER", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let port = loop {
+        let line = lines.next().expect("server logs before exiting").unwrap();
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        if entry["message"] == "listening" {
+            assert_eq!(entry["bus"], "redis");
+            break entry["port"].as_u64().unwrap();
+        }
+    };
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("http://127.0.0.1:{port}/ready/")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(json(ready).await["data"]["status"], "ready");
+
+    let started = Instant::now();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = loop {
+        if let Some(exit) = child.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "server did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(exit.success(), "exit status {exit}");
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "no clean-stop log line in {rest:?}");
+}

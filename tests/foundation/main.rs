@@ -1,0 +1,12 @@
+//! Foundation: the server's operational surface, the error format, tenancy enforced by
+//! the database, the bus, pagination and the CLI, against real PostgreSQL and Redis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod helpers;
+
+mod audit_pages;
+mod bus;
+mod cli;
+mod errors;
+mod operations;
+mod tenancy;

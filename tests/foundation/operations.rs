@@ -1,0 +1,110 @@
+//! Health, readiness, request ids, the API description and metrics.
+
+use crate::helpers::{json, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn health_answers_without_io() {
+    let app = spawn_app().await;
+    for path in ["/health/", "/health"] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(json(response).await["data"]["status"], "ok");
+    }
+}
+
+#[actix_web::test]
+async fn ready_checks_database_and_redis() {
+    let app = spawn_app().await;
+    let response = app.get("/ready/").await;
+    assert_eq!(response.status(), 200);
+    let body = json(response).await;
+    assert_eq!(body["data"]["status"], "ready");
+    assert_eq!(body["data"]["checks"]["database"], "up");
+    assert_eq!(body["data"]["checks"]["redis"], "up");
+}
+
+#[actix_web::test]
+async fn ready_without_redis_uses_the_in_process_bus() {
+    let app = spawn_app_with(|s| s.redis.url = String::new().into()).await;
+    let body = json(app.get("/ready/").await).await;
+    assert_eq!(body["data"]["checks"]["redis"], "not_configured");
+    assert_eq!(body["data"]["checks"]["database"], "up");
+}
+
+#[actix_web::test]
+async fn ready_is_503_when_the_database_is_unreachable() {
+    // A port that was free a moment ago: nothing listens there.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let app = spawn_app_with(|s| {
+        s.database.port = closed_port;
+        s.database.connect_timeout_ms = 500;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let response = app.get("/ready/").await;
+    assert_eq!(response.status(), 503);
+    let body = json(response).await;
+    assert_eq!(body["error"]["code"], "unavailable");
+    let database = body["error"]["details"]["checks"]["database"].as_str().unwrap();
+    assert!(database.starts_with("down"), "{database}");
+    assert_eq!(body["error"]["details"]["checks"]["redis"], "up");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "readiness must not hang");
+    // Liveness does not depend on the database.
+    assert_eq!(app.get("/health/").await.status(), 200);
+}
+
+#[actix_web::test]
+async fn request_id_is_echoed_or_generated() {
+    let app = spawn_app().await;
+    let response = app.client.get(app.url("/health/")).header("X-Request-Id", "trace-abc.123").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-abc.123");
+
+    let response = app.get("/health/").await;
+    let generated = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(generated).is_ok(), "{generated}");
+
+    // Unsafe ids are replaced rather than written into logs; errors carry an id too.
+    let response = app.client.get(app.url("/nowhere")).header("X-Request-Id", "bad id\twith tab").send().await.unwrap();
+    let replaced = response.headers()["x-request-id"].to_str().unwrap();
+    assert!(uuid::Uuid::parse_str(replaced).is_ok(), "{replaced}");
+}
+
+#[actix_web::test]
+async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
+    let app = spawn_app().await;
+    let response = app.get("/api/openapi.json").await;
+    assert_eq!(response.status(), 200);
+    let doc = json(response).await;
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    for path in ["/health/", "/ready/", "/metrics"] {
+        assert!(doc["paths"][path]["get"].is_object(), "{path} missing from the API description");
+    }
+    assert!(doc["paths"]["/ready/"]["get"]["responses"]["503"].is_object());
+    assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+
+    let ui = app.get("/api/docs/").await;
+    assert_eq!(ui.status(), 200);
+    assert!(ui.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(ui.text().await.unwrap().contains("swagger"));
+}
+
+#[actix_web::test]
+async fn metrics_count_requests_by_route_and_show_the_pool() {
+    let app = spawn_app().await;
+    assert_eq!(app.get("/ready/").await.status(), 200);
+    let response = app.get("/metrics").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    let text = response.text().await.unwrap();
+    let request_line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{") && l.contains("route=\"/ready/\"") && l.contains("status=\"200\"")
+        })
+        .unwrap_or_else(|| panic!("no request counter for /ready/ in:\n{text}"));
+    let count: f64 = request_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 1.0);
+    assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram missing");
+    assert!(text.contains("db_pool_max_connections"));
+    assert!(text.contains("db_pool_wait_seconds"));
+}

@@ -1,0 +1,346 @@
+//! Tenancy enforced by PostgreSQL itself, seen from the application role.
+
+use std::time::Duration;
+
+use consultantpro::db::{Db, DbError};
+use consultantpro::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
+use consultantpro::domain::{DomainError, FirmId};
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Uuid as SqlUuid};
+use diesel_async::RunQueryDsl;
+use scoped_futures::ScopedFutureExt;
+
+use crate::helpers::{new_firm_with_owner, test_db, test_settings};
+
+#[derive(QueryableByName, Debug)]
+struct TenantTable {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Bool)]
+    rls_enabled: bool,
+    #[diesel(sql_type = Bool)]
+    rls_forced: bool,
+    #[diesel(sql_type = BigInt)]
+    policies: i64,
+    #[diesel(sql_type = BigInt)]
+    fenced_policies: i64,
+    #[diesel(sql_type = BigInt)]
+    firm_leading_indexes: i64,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Every table in the schema with a `firm_id` column, with its row-level security state,
+/// read from the catalog so that a table added later without RLS fails these tests.
+async fn tenant_tables(db: &Db) -> Vec<TenantTable> {
+    db.platform_tx(|conn| {
+        async move {
+            diesel::sql_query(
+                "SELECT c.relname::text AS name, c.relrowsecurity AS rls_enabled, c.relforcerowsecurity AS rls_forced,
+                        (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) AS policies,
+                        (SELECT count(*) FROM pg_policies p
+                          WHERE p.schemaname = n.nspname AND p.tablename = c.relname
+                            AND p.qual LIKE '%current_setting(''app.current_firm_id''%'
+                            AND p.with_check LIKE '%current_setting(''app.current_firm_id''%') AS fenced_policies,
+                        (SELECT count(*) FROM pg_index i
+                          JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                          WHERE i.indrelid = c.oid AND a.attname = 'firm_id') AS firm_leading_indexes
+                   FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+                    AND EXISTS (SELECT 1 FROM pg_attribute a
+                                 WHERE a.attrelid = c.oid AND a.attname = 'firm_id' AND NOT a.attisdropped)
+                  ORDER BY 1",
+            )
+            .load::<TenantTable>(conn)
+            .await
+            .map_err(DbError::from)
+        }
+        .scope_boxed()
+    })
+    .await
+    .expect("catalog readable")
+}
+
+async fn count_rows(db: &Db, firm: Option<FirmId>, sql: String) -> Result<i64, DbError> {
+    let query = diesel::sql_query(sql);
+    let count = match firm {
+        Some(firm) => {
+            db.firm_tx(firm, |conn| {
+                async move { query.get_result::<Count>(conn).await.map_err(DbError::from) }.scope_boxed()
+            })
+            .await
+        }
+        None => {
+            db.platform_tx(|conn| {
+                async move { query.get_result::<Count>(conn).await.map_err(DbError::from) }.scope_boxed()
+            })
+            .await
+        }
+    };
+    count.map(|c| c.n)
+}
+
+#[actix_web::test]
+async fn every_tenant_table_has_forced_rls_a_fenced_policy_and_a_firm_index() {
+    let db = test_db().await;
+    let tables = tenant_tables(&db).await;
+    let names: Vec<&str> = tables.iter().map(|t| t.name.as_str()).collect();
+    assert!(names.contains(&"memberships") && names.contains(&"audit_events"), "catalog query found {names:?}");
+    for table in &tables {
+        assert!(table.rls_enabled, "{}: row-level security not enabled", table.name);
+        assert!(table.rls_forced, "{}: row-level security not forced", table.name);
+        assert!(table.policies >= 1, "{}: no policy", table.name);
+        assert!(
+            table.fenced_policies >= 1,
+            "{}: no policy keyed on app.current_firm_id (USING and WITH CHECK)",
+            table.name
+        );
+        assert!(table.firm_leading_indexes >= 1, "{}: no index starting with firm_id", table.name);
+    }
+}
+
+#[actix_web::test]
+async fn the_application_role_cannot_bypass_rls() {
+    let db = test_db().await;
+    #[derive(QueryableByName)]
+    struct Role {
+        #[diesel(sql_type = Bool)]
+        rolsuper: bool,
+        #[diesel(sql_type = Bool)]
+        rolbypassrls: bool,
+        #[diesel(sql_type = BigInt)]
+        owned_tables: i64,
+    }
+    let role: Role = db
+        .platform_tx(|conn| {
+            async move {
+                diesel::sql_query(
+                    "SELECT rolsuper, rolbypassrls,
+                            (SELECT count(*) FROM pg_class c WHERE c.relowner = r.oid AND c.relkind = 'r') AS owned_tables
+                       FROM pg_roles r WHERE rolname = current_user",
+                )
+                .get_result::<Role>(conn)
+                .await
+                .map_err(DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert!(!role.rolsuper && !role.rolbypassrls, "tests must run as a role that RLS applies to");
+    assert_eq!(role.owned_tables, 0, "the application role must own no table");
+}
+
+#[actix_web::test]
+async fn without_a_firm_every_tenant_table_reads_empty() {
+    let db = test_db().await;
+    let (firm, _) = new_firm_with_owner(&db).await;
+    for table in tenant_tables(&db).await {
+        let visible_to_firm =
+            count_rows(&db, Some(firm.firm_id()), format!("SELECT count(*) AS n FROM {}", table.name)).await.unwrap();
+        if table.name == "memberships" || table.name == "audit_events" {
+            assert!(visible_to_firm > 0, "{}: the firm should see its own rows", table.name);
+        }
+        let unscoped = count_rows(&db, None, format!("SELECT count(*) AS n FROM {}", table.name)).await.unwrap();
+        assert_eq!(unscoped, 0, "{}: rows visible with no firm set", table.name);
+    }
+}
+
+#[actix_web::test]
+async fn one_firm_never_sees_anothers_rows() {
+    let db = test_db().await;
+    let (firm_a, _) = new_firm_with_owner(&db).await;
+    let (firm_b, _) = new_firm_with_owner(&db).await;
+    for table in tenant_tables(&db).await {
+        let sql = format!("SELECT count(*) AS n FROM {} WHERE firm_id = '{}'", table.name, firm_b.id);
+        assert_eq!(count_rows(&db, Some(firm_a.firm_id()), sql.clone()).await.unwrap(), 0, "{}", table.name);
+        // Without the filter, firm A sees only firm A's rows.
+        let foreign = format!("SELECT count(*) AS n FROM {} WHERE firm_id <> '{}'", table.name, firm_a.id);
+        assert_eq!(count_rows(&db, Some(firm_a.firm_id()), foreign).await.unwrap(), 0, "{}", table.name);
+    }
+}
+
+fn is_rls_violation(err: &DomainError) -> bool {
+    matches!(err, DomainError::Db(DbError::Query(diesel::result::Error::DatabaseError(_, info)))
+        if info.message().contains("row-level security"))
+}
+
+#[actix_web::test]
+async fn writing_a_row_for_another_firm_is_rejected() {
+    let db = test_db().await;
+    let (firm_a, _) = new_firm_with_owner(&db).await;
+    let (firm_b, _) = new_firm_with_owner(&db).await;
+
+    let foreign_event = NewAuditEvent::new(firm_b.firm_id(), ActorType::System, None, "forged", Outcome::Success);
+    let err = db
+        .firm_tx(firm_a.firm_id(), |conn| async move { audit::record(conn, &foreign_event).await }.scope_boxed())
+        .await
+        .expect_err("insert for firm B inside firm A must fail");
+    assert!(is_rls_violation(&err), "{err:?}");
+
+    let b_id = firm_b.id;
+    let err = db
+        .firm_tx(firm_a.firm_id(), |conn| {
+            async move {
+                diesel::sql_query(
+                    "INSERT INTO memberships (firm_id, user_id, role) SELECT $1, user_id, 'owner' FROM memberships",
+                )
+                .bind::<SqlUuid, _>(b_id)
+                .execute(conn)
+                .await?;
+                Ok::<_, DomainError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect_err("copying a membership into firm B must fail");
+    assert!(is_rls_violation(&err), "{err:?}");
+
+    // Moving one of A's rows to B is refused too (WITH CHECK applies to updates).
+    let err = db
+        .firm_tx(firm_a.firm_id(), |conn| {
+            async move {
+                diesel::sql_query("UPDATE memberships SET firm_id = $1").bind::<SqlUuid, _>(b_id).execute(conn).await?;
+                Ok::<_, DomainError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .expect_err("moving a membership to firm B must fail");
+    assert!(is_rls_violation(&err), "{err:?}");
+
+    // And with no firm set, nothing can be written at all.
+    let orphan = NewAuditEvent::new(firm_a.firm_id(), ActorType::System, None, "orphan", Outcome::Success);
+    let err = db
+        .platform_tx(|conn| async move { audit::record(conn, &orphan).await }.scope_boxed())
+        .await
+        .expect_err("tenant insert without a firm must fail");
+    assert!(is_rls_violation(&err), "{err:?}");
+}
+
+#[actix_web::test]
+async fn audit_events_cannot_be_changed_or_deleted() {
+    let db = test_db().await;
+    let (firm, _) = new_firm_with_owner(&db).await;
+    for statement in
+        ["UPDATE audit_events SET action = 'tampered'", "DELETE FROM audit_events", "TRUNCATE audit_events"]
+    {
+        let result = db
+            .firm_tx(firm.firm_id(), |conn| {
+                async move { diesel::sql_query(statement).execute(conn).await.map_err(DbError::from) }.scope_boxed()
+            })
+            .await;
+        assert!(result.is_err(), "`{statement}` succeeded");
+    }
+    let tampered = count_rows(
+        &db,
+        Some(firm.firm_id()),
+        "SELECT count(*) AS n FROM audit_events WHERE action = 'tampered'".to_owned(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tampered, 0);
+    let kept =
+        count_rows(&db, Some(firm.firm_id()), "SELECT count(*) AS n FROM audit_events".to_owned()).await.unwrap();
+    assert_eq!(kept, 2, "firm.created and member.added must survive");
+}
+
+#[derive(QueryableByName)]
+struct Session {
+    #[diesel(sql_type = Integer)]
+    pid: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    firm: Option<String>,
+}
+
+const SESSION_SQL: &str = "SELECT pg_backend_pid() AS pid, current_setting('app.current_firm_id', true) AS firm";
+
+#[actix_web::test]
+async fn a_pooled_connection_forgets_its_firm() {
+    let mut settings = test_settings();
+    settings.database.max_connections = 1;
+    crate::helpers::migrate(&settings).await;
+    let db = Db::new(&settings.database).unwrap();
+    let (firm, _) = new_firm_with_owner(&db).await;
+
+    let inside = db
+        .firm_tx(firm.firm_id(), |conn| {
+            async move { diesel::sql_query(SESSION_SQL).get_result::<Session>(conn).await.map_err(DbError::from) }
+                .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(inside.firm.as_deref(), Some(firm.id.to_string().as_str()));
+
+    let after = db
+        .platform_tx(|conn| {
+            async move { diesel::sql_query(SESSION_SQL).get_result::<Session>(conn).await.map_err(DbError::from) }
+                .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(after.pid, inside.pid, "the pool of one must hand out the same connection");
+    assert!(after.firm.as_deref().unwrap_or("").is_empty(), "firm setting leaked: {:?}", after.firm);
+    let visible = count_rows(&db, None, "SELECT count(*) AS n FROM memberships".to_owned()).await.unwrap();
+    assert_eq!(visible, 0);
+}
+
+#[actix_web::test]
+async fn a_failed_transaction_also_forgets_its_firm() {
+    let mut settings = test_settings();
+    settings.database.max_connections = 1;
+    crate::helpers::migrate(&settings).await;
+    let db = Db::new(&settings.database).unwrap();
+    let (firm, _) = new_firm_with_owner(&db).await;
+    let failed: Result<(), DbError> = db
+        .firm_tx(firm.firm_id(), |conn| {
+            async move {
+                diesel::sql_query("SELECT 1/0").execute(conn).await?;
+                Ok(())
+            }
+            .scope_boxed()
+        })
+        .await;
+    assert!(failed.is_err());
+    let after = db
+        .platform_tx(|conn| {
+            async move { diesel::sql_query(SESSION_SQL).get_result::<Session>(conn).await.map_err(DbError::from) }
+                .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert!(after.firm.as_deref().unwrap_or("").is_empty(), "firm setting leaked: {:?}", after.firm);
+}
+
+#[actix_web::test]
+async fn an_exhausted_pool_fails_fast_instead_of_hanging() {
+    let mut settings = test_settings();
+    settings.database.max_connections = 1;
+    settings.database.wait_timeout_ms = 200;
+    crate::helpers::migrate(&settings).await;
+    let db = Db::new(&settings.database).unwrap();
+    let (firm, _) = new_firm_with_owner(&db).await;
+
+    let holder = db.firm_tx(firm.firm_id(), |conn| {
+        async move {
+            diesel::sql_query("SELECT pg_sleep(1)").execute(conn).await?;
+            Ok::<_, DbError>(())
+        }
+        .scope_boxed()
+    });
+    let waiter = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let started = std::time::Instant::now();
+        let result = db.platform_tx(|_conn| async move { Ok::<_, DbError>(()) }.scope_boxed()).await;
+        (result, started.elapsed())
+    };
+    let (held, (waited, elapsed)) = tokio::join!(holder, waiter);
+    held.unwrap();
+    assert!(matches!(waited, Err(DbError::PoolExhausted(_))), "{waited:?}");
+    assert!(elapsed < Duration::from_millis(900), "waited {elapsed:?}");
+}
