@@ -22,6 +22,7 @@ run: services
 # Tests use config/test.toml (database consultantpro_test, Redis on) and start their own
 # servers on 127.0.0.1:0. TEST_LOG=1 shows the servers' logs.
 test: export CP_ENV = test
+test: export CP__REDIS__URL ?= $(REDIS_URL)
 test: services
 	$(CARGO) build --locked --all-targets
 	$(CARGO) run --locked --quiet -- migrate

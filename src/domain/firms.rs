@@ -74,14 +74,12 @@ pub fn validate_slug(slug: &str) -> Result<(), &'static str> {
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewFirm) -> Result<Firm, DomainError> {
-    diesel::insert_into(firms::table).values(new).returning(Firm::as_returning()).get_result(conn).await.map_err(
-        |err| match err {
-            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-                DomainError::Conflict(format!("a firm with slug `{}` already exists", new.slug))
-            }
-            other => other.into(),
-        },
-    )
+    diesel::insert_into(firms::table)
+        .values(new)
+        .returning(Firm::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(DomainError::conflict_on_unique(format!("a firm with slug `{}` already exists", new.slug)))
 }
 
 pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> Result<Option<Firm>, DomainError> {

@@ -83,12 +83,7 @@ pub async fn add(
         .returning(Membership::as_returning())
         .get_result(conn)
         .await
-        .map_err(|err| match err {
-            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-                DomainError::Conflict("the user is already a member of this firm".into())
-            }
-            other => other.into(),
-        })
+        .map_err(DomainError::conflict_on_unique("the user is already a member of this firm"))
 }
 
 pub async fn count(conn: &mut AsyncPgConnection, firm: FirmId) -> Result<i64, DomainError> {

@@ -68,6 +68,16 @@ impl DomainError {
         }
     }
 
+    /// Maps a unique-constraint violation to `Conflict` with `message`; other errors pass.
+    pub fn conflict_on_unique(message: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> DomainError {
+        move |err| match err {
+            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+                DomainError::Conflict(message.into())
+            }
+            other => other.into(),
+        }
+    }
+
     /// Turns collected field errors into one validation error, or `Ok` when there are none.
     pub fn check(fields: FieldErrors) -> Result<(), DomainError> {
         if fields.is_empty() {

@@ -101,14 +101,12 @@ pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<
 }
 
 pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser) -> Result<User, DomainError> {
-    diesel::insert_into(users::table).values(new).returning(User::as_returning()).get_result(conn).await.map_err(
-        |err| match err {
-            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-                DomainError::Conflict(format!("a user with email `{}` already exists", new.email))
-            }
-            other => other.into(),
-        },
-    )
+    diesel::insert_into(users::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(DomainError::conflict_on_unique(format!("a user with email `{}` already exists", new.email)))
 }
 
 #[cfg(test)]

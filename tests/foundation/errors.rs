@@ -42,6 +42,10 @@ fn probe_url(app: &TestApp) -> String {
     app.url(&format!("/test/probe/{}", uuid::Uuid::now_v7()))
 }
 
+async fn post_probe(app: &TestApp, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    app.client.post(probe_url(app)).header("content-type", content_type).body(body).send().await.unwrap()
+}
+
 #[actix_web::test]
 async fn well_formed_input_is_accepted() {
     let app = app_with_probe().await;
@@ -69,25 +73,11 @@ async fn wrong_method_is_405() {
 #[actix_web::test]
 async fn malformed_json_is_400_with_position() {
     let app = app_with_probe().await;
-    let response = app
-        .client
-        .post(probe_url(&app))
-        .header("content-type", "application/json")
-        .body("{\"name\": \"a\",")
-        .send()
-        .await
-        .unwrap();
+    let response = post_probe(&app, "application/json", "{\"name\": \"a\",").await;
     let body = expect_error(response, 400, "validation_error").await;
     assert_eq!(body["error"]["details"]["kind"], "truncated");
 
-    let response = app
-        .client
-        .post(probe_url(&app))
-        .header("content-type", "application/json")
-        .body("{nope}")
-        .send()
-        .await
-        .unwrap();
+    let response = post_probe(&app, "application/json", "{nope}").await;
     let body = expect_error(response, 400, "validation_error").await;
     assert_eq!(body["error"]["details"]["kind"], "malformed");
     assert_eq!(body["error"]["details"]["line"], 1);
@@ -97,14 +87,7 @@ async fn malformed_json_is_400_with_position() {
 async fn wrong_types_and_missing_fields_are_400() {
     let app = app_with_probe().await;
     for body in [r#"{"name": "a", "count": "two"}"#, r#"{"name": "a"}"#, r#"{"name": "a", "count": -1}"#, "[]"] {
-        let response = app
-            .client
-            .post(probe_url(&app))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+        let response = post_probe(&app, "application/json", body).await;
         let error = expect_error(response, 400, "validation_error").await;
         assert_eq!(error["error"]["details"]["kind"], "wrong_shape", "{body}");
     }
@@ -113,28 +96,14 @@ async fn wrong_types_and_missing_fields_are_400() {
 #[actix_web::test]
 async fn bad_utf8_is_400() {
     let app = app_with_probe().await;
-    let response = app
-        .client
-        .post(probe_url(&app))
-        .header("content-type", "application/json")
-        .body(b"{\"name\": \"\xff\xfe\", \"count\": 1}".to_vec())
-        .send()
-        .await
-        .unwrap();
+    let response = post_probe(&app, "application/json", b"{\"name\": \"\xff\xfe\", \"count\": 1}".to_vec()).await;
     expect_error(response, 400, "validation_error").await;
 }
 
 #[actix_web::test]
 async fn wrong_content_type_is_415() {
     let app = app_with_probe().await;
-    let response = app
-        .client
-        .post(probe_url(&app))
-        .header("content-type", "text/plain")
-        .body(r#"{"name": "a", "count": 1}"#)
-        .send()
-        .await
-        .unwrap();
+    let response = post_probe(&app, "text/plain", r#"{"name": "a", "count": 1}"#).await;
     expect_error(response, 415, "unsupported_media_type").await;
 }
 
@@ -142,8 +111,7 @@ async fn wrong_content_type_is_415() {
 async fn oversized_body_is_413() {
     let app = app_with_probe().await;
     let big = format!(r#"{{"name": "{}", "count": 1}}"#, "x".repeat(4096));
-    let response =
-        app.client.post(probe_url(&app)).header("content-type", "application/json").body(big).send().await.unwrap();
+    let response = post_probe(&app, "application/json", big).await;
     expect_error(response, 413, "payload_too_large").await;
     // The server is still fine afterwards.
     assert_eq!(app.get("/health/").await.status(), 200);

@@ -260,12 +260,27 @@ struct Session {
 
 const SESSION_SQL: &str = "SELECT pg_backend_pid() AS pid, current_setting('app.current_firm_id', true) AS firm";
 
-#[actix_web::test]
-async fn a_pooled_connection_forgets_its_firm() {
+/// A pool of exactly one connection, so consecutive transactions share it.
+async fn single_connection_db() -> Db {
     let mut settings = test_settings();
     settings.database.max_connections = 1;
     crate::helpers::migrate(&settings).await;
-    let db = Db::new(&settings.database).unwrap();
+    Db::new(&settings.database).unwrap()
+}
+
+/// The backend and its firm setting, seen outside any firm.
+async fn unscoped_session(db: &Db) -> Session {
+    db.platform_tx(|conn| {
+        async move { diesel::sql_query(SESSION_SQL).get_result::<Session>(conn).await.map_err(DbError::from) }
+            .scope_boxed()
+    })
+    .await
+    .unwrap()
+}
+
+#[actix_web::test]
+async fn a_pooled_connection_forgets_its_firm() {
+    let db = single_connection_db().await;
     let (firm, _) = new_firm_with_owner(&db).await;
 
     let inside = db
@@ -277,13 +292,7 @@ async fn a_pooled_connection_forgets_its_firm() {
         .unwrap();
     assert_eq!(inside.firm.as_deref(), Some(firm.id.to_string().as_str()));
 
-    let after = db
-        .platform_tx(|conn| {
-            async move { diesel::sql_query(SESSION_SQL).get_result::<Session>(conn).await.map_err(DbError::from) }
-                .scope_boxed()
-        })
-        .await
-        .unwrap();
+    let after = unscoped_session(&db).await;
     assert_eq!(after.pid, inside.pid, "the pool of one must hand out the same connection");
     assert!(after.firm.as_deref().unwrap_or("").is_empty(), "firm setting leaked: {:?}", after.firm);
     let visible = count_rows(&db, None, "SELECT count(*) AS n FROM memberships".to_owned()).await.unwrap();
@@ -292,10 +301,7 @@ async fn a_pooled_connection_forgets_its_firm() {
 
 #[actix_web::test]
 async fn a_failed_transaction_also_forgets_its_firm() {
-    let mut settings = test_settings();
-    settings.database.max_connections = 1;
-    crate::helpers::migrate(&settings).await;
-    let db = Db::new(&settings.database).unwrap();
+    let db = single_connection_db().await;
     let (firm, _) = new_firm_with_owner(&db).await;
     let failed: Result<(), DbError> = db
         .firm_tx(firm.firm_id(), |conn| {
@@ -307,13 +313,7 @@ async fn a_failed_transaction_also_forgets_its_firm() {
         })
         .await;
     assert!(failed.is_err());
-    let after = db
-        .platform_tx(|conn| {
-            async move { diesel::sql_query(SESSION_SQL).get_result::<Session>(conn).await.map_err(DbError::from) }
-                .scope_boxed()
-        })
-        .await
-        .unwrap();
+    let after = unscoped_session(&db).await;
     assert!(after.firm.as_deref().unwrap_or("").is_empty(), "firm setting leaked: {:?}", after.firm);
 }
 
