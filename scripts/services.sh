@@ -60,7 +60,9 @@ REDIS_PORT=${CP_REDIS_PORT:-56379}
 # The group role migrations grant privileges to; the login role is made a member.
 APP_GROUP=consultantpro_app
 # Every database the project uses on this instance: the configured one and the test one.
-DATABASES=("$DB_NAME" "$(toml_get "$ROOT/config/test.toml" database name)")
+TEST_DB_NAME=$(toml_get "$ROOT/config/test.toml" database name)
+DATABASES=("$DB_NAME")
+[ -z "$TEST_DB_NAME" ] || [ "$TEST_DB_NAME" = "$DB_NAME" ] || DATABASES+=("$TEST_DB_NAME")
 
 APT_UPDATED=0
 apt_install() {
@@ -155,7 +157,7 @@ SELECT format('CREATE ROLE %I LOGIN', :'owner')
   WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner') \\gexec
 SELECT format('CREATE ROLE %I LOGIN', :'app')
   WHERE NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'app') \\gexec
-SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD %L', :'owner', :'owner_pw') \\gexec
+SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER BYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD %L', :'owner', :'owner_pw') \\gexec
 SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE PASSWORD %L', :'app', :'app_pw') \\gexec
 SELECT format('GRANT %I TO %I', :'app_group', :'app') \\gexec
 SQL

@@ -15,6 +15,8 @@ const DEVELOPMENT_PROFILES: [&str; 2] = ["development", "test"];
 pub enum ConfigError {
     #[error("configuration is invalid: {0}")]
     Invalid(#[from] Box<figment::Error>),
+    #[error("auth.jwt_secret must be at least {MIN_JWT_SECRET_BYTES} bytes")]
+    WeakJwtSecret,
     #[error(
         "refusing to start in environment `{environment}` with development secrets for: {keys}; set them through CP__SECTION__KEY"
     )]
@@ -41,6 +43,8 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub shutdown_timeout_secs: u64,
+    /// Whether the client address comes from `X-Forwarded-For` (behind a trusted proxy).
+    pub trust_forwarded_for: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -67,7 +71,17 @@ pub struct RedisSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct AuthSettings {
     pub jwt_secret: SecretString,
+    pub access_token_ttl_secs: u64,
+    pub refresh_token_ttl_days: u64,
+    pub break_glass_token_ttl_secs: u64,
+    pub login_max_failures_per_account: u32,
+    pub login_max_failures_per_ip: u32,
+    pub login_failure_window_secs: u64,
+    pub totp_issuer: String,
 }
+
+/// HS256 keys shorter than the hash output weaken the signature (RFC 7518 section 3.2).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -93,13 +107,22 @@ impl Settings {
     }
 
     pub fn load_from(dir: &Path, environment: &str) -> Result<Self, ConfigError> {
-        let figment = Figment::new()
+        Self::extract(Self::files(dir, environment).merge(Env::prefixed("CP__").split("__")), dir, environment)
+    }
+
+    fn files(dir: &Path, environment: &str) -> Figment {
+        Figment::new()
             .merge(Toml::file_exact(dir.join("default.toml")))
             .merge(Toml::file(dir.join(format!("{environment}.toml"))))
-            .merge(Env::prefixed("CP__").split("__"));
+    }
+
+    fn extract(figment: Figment, dir: &Path, environment: &str) -> Result<Self, ConfigError> {
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
         settings.environment = environment.to_owned();
         settings.refuse_development_secrets(dir)?;
+        if settings.auth.jwt_secret.expose_secret().len() < MIN_JWT_SECRET_BYTES {
+            return Err(ConfigError::WeakJwtSecret);
+        }
         Ok(settings)
     }
 
@@ -184,9 +207,14 @@ mod tests {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
     }
 
+    /// The files alone: these tests check the shipped values, whatever CP__* the shell has.
+    fn load_files(environment: &str) -> Result<Settings, ConfigError> {
+        Settings::extract(Settings::files(&config_dir(), environment), &config_dir(), environment)
+    }
+
     #[test]
     fn production_with_shipped_secrets_is_refused() {
-        let err = Settings::load_from(&config_dir(), "production").expect_err("must refuse");
+        let err = load_files("production").expect_err("must refuse");
         let message = err.to_string();
         assert!(message.contains("auth.jwt_secret"), "{message}");
         assert!(message.contains("database.app_password"), "{message}");
@@ -195,7 +223,7 @@ mod tests {
 
     #[test]
     fn development_loads_and_debug_hides_secrets() {
-        let settings = Settings::load_from(&config_dir(), "development").expect("loads");
+        let settings = load_files("development").expect("loads");
         assert_eq!(settings.database.port, 55432);
         let printed = format!("{settings:?}");
         assert!(!printed.contains("development-only-jwt-secret"), "{printed}");
@@ -204,7 +232,7 @@ mod tests {
 
     #[test]
     fn database_url_escapes_credentials() {
-        let mut settings = Settings::load_from(&config_dir(), "development").expect("loads");
+        let mut settings = load_files("development").expect("loads");
         settings.database.app_password = SecretString::from("p@ss/word");
         let url = settings.database.app_url();
         assert_eq!(url.expose_secret(), "postgres://cp_app:p%40ss%2Fword@127.0.0.1:55432/consultantpro");

@@ -9,10 +9,12 @@ use consultantpro::config::Settings;
 use consultantpro::db::Db;
 use consultantpro::domain::memberships::Role;
 use consultantpro::domain::onboarding::{self, Joiner};
+use consultantpro::domain::operators::{self, NewOperator};
 use consultantpro::domain::users::NewUser;
 use consultantpro::{Application, db, telemetry};
 use rand::Rng;
 use rand::distr::Alphanumeric;
+use scoped_futures::ScopedFutureExt;
 
 #[derive(Parser)]
 #[command(name = "consultantpro", version, about = "ConsultantPro communications hub and API")]
@@ -46,6 +48,14 @@ enum Command {
         #[arg(long)]
         role: String,
         /// Display name; defaults to the part of the email before the @.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Create a platform operator (platform staff). Operators see firm metadata only;
+    /// content needs an approved break-glass grant. Password as for create-user.
+    CreateOperator {
+        #[arg(long)]
+        email: String,
         #[arg(long)]
         name: Option<String>,
     },
@@ -115,6 +125,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             };
             let membership = onboarding::add_member(&db, firm.firm_id(), joiner, role).await?;
             println!("{email} is now {} of {}", membership.role, firm.slug);
+        }
+        Command::CreateOperator { email, name } => {
+            let db = Db::new(&settings.database)?;
+            let password = read_password()?;
+            let display_name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+            let new = NewOperator::parse(&email, &display_name, &password)?;
+            let operator =
+                db.platform_tx(|conn| async move { operators::insert(conn, &new).await }.scope_boxed()).await?;
+            println!("operator {} created (id {})", operator.email, operator.id);
         }
         Command::Demo => demo(&settings).await?,
     }

@@ -47,6 +47,95 @@ diesel::table! {
         password_hash -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        mfa_secret -> Nullable<Text>,
+        mfa_pending_secret -> Nullable<Text>,
+        mfa_enabled -> Bool,
+        mfa_last_step -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    user_recovery_codes (user_id, code_hash) {
+        user_id -> Uuid,
+        code_hash -> Text,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    auth_sessions (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        user_id -> Uuid,
+        created_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_reason -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        session_id -> Uuid,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    operators (id) {
+        id -> Uuid,
+        email -> Text,
+        display_name -> Text,
+        password_hash -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    break_glass_grants (id) {
+        id -> Uuid,
+        target_firm_id -> Uuid,
+        requested_by -> Uuid,
+        reason -> Text,
+        minutes -> Int4,
+        created_at -> Timestamptz,
+        approved_by -> Nullable<Uuid>,
+        approved_at -> Nullable<Timestamptz>,
+        expires_at -> Nullable<Timestamptz>,
+        first_activated_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+        revoked_by_operator -> Nullable<Uuid>,
+        revoked_by_user -> Nullable<Uuid>,
+    }
+}
+
+diesel::table! {
+    platform_audit_events (id) {
+        id -> Uuid,
+        occurred_at -> Timestamptz,
+        operator_id -> Nullable<Uuid>,
+        action -> Text,
+        target_firm_id -> Nullable<Uuid>,
+        target_type -> Nullable<Text>,
+        target_id -> Nullable<Text>,
+        result -> Text,
+        request_id -> Nullable<Text>,
+        ip -> Nullable<Text>,
+        metadata -> Jsonb,
+    }
+}
+
+diesel::table! {
+    auth_throttle (key_hash) {
+        key_hash -> Text,
+        failures -> Int4,
+        window_started_at -> Timestamptz,
     }
 }
 
@@ -54,4 +143,20 @@ diesel::joinable!(audit_events -> firms (firm_id));
 diesel::joinable!(memberships -> firms (firm_id));
 diesel::joinable!(memberships -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(audit_events, firms, memberships, users);
+diesel::joinable!(auth_sessions -> users (user_id));
+diesel::joinable!(break_glass_grants -> firms (target_firm_id));
+diesel::joinable!(user_recovery_codes -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_events,
+    auth_sessions,
+    auth_throttle,
+    break_glass_grants,
+    firms,
+    memberships,
+    operators,
+    platform_audit_events,
+    refresh_tokens,
+    user_recovery_codes,
+    users,
+);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::pagination::{Direction, Page, PageSpec};
-use super::{DomainError, FirmId};
+use super::{DomainError, FirmId, RequestMeta};
 use crate::db::schema::audit_events;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,10 +29,31 @@ pub enum Outcome {
     Denied,
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+impl ActorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorType::User => "user",
+            ActorType::Operator => "operator",
+            ActorType::System => "system",
+        }
+    }
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Denied => "denied",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = audit_events)]
 pub struct AuditEvent {
     #[serde(skip)]
+    #[schema(ignore)]
     pub firm_id: Uuid,
     pub id: Uuid,
     pub occurred_at: DateTime<Utc>,
@@ -44,6 +65,7 @@ pub struct AuditEvent {
     pub result: String,
     pub request_id: Option<String>,
     pub ip: Option<String>,
+    #[schema(value_type = Object)]
     pub metadata: serde_json::Value,
 }
 
@@ -69,12 +91,12 @@ impl NewAuditEvent {
         Self {
             firm_id: firm.into_uuid(),
             id: Uuid::now_v7(),
-            actor_type: enum_str(&actor_type),
+            actor_type: actor_type.as_str().to_owned(),
             actor_id,
             action: action.to_owned(),
             target_type: None,
             target_id: None,
-            result: enum_str(&result),
+            result: result.as_str().to_owned(),
             request_id: None,
             ip: None,
             metadata: serde_json::Value::Object(serde_json::Map::new()),
@@ -87,23 +109,20 @@ impl NewAuditEvent {
         self
     }
 
-    pub fn with_request(mut self, request_id: Option<String>, ip: Option<String>) -> Self {
-        self.request_id = request_id;
-        self.ip = ip;
+    pub fn with_request(mut self, meta: &RequestMeta) -> Self {
+        self.request_id = meta.request_id.clone();
+        self.ip = meta.ip.clone();
         self
+    }
+
+    pub fn set_action(&mut self, action: &str) {
+        action.clone_into(&mut self.action);
     }
 
     /// Metadata must stay metadata: ids, counts, field names, never content.
     pub fn with_metadata(mut self, metadata: serde_json::Value) -> Self {
         self.metadata = metadata;
         self
-    }
-}
-
-fn enum_str<T: Serialize>(value: &T) -> String {
-    match serde_json::to_value(value) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => String::new(),
     }
 }
 

@@ -82,6 +82,16 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewFirm) -> Result<Firm,
         .map_err(DomainError::conflict_on_unique(format!("a firm with slug `{}` already exists", new.slug)))
 }
 
+pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId) -> Result<Firm, DomainError> {
+    firms::table
+        .find(firm.into_uuid())
+        .select(Firm::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("firm"))
+}
+
 pub async fn find_by_slug(conn: &mut AsyncPgConnection, slug: &str) -> Result<Option<Firm>, DomainError> {
     Ok(firms::table
         .filter(firms::slug.eq(slug.trim().to_ascii_lowercase()))

@@ -4,13 +4,16 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
 use diesel::prelude::*;
+use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::pagination::{Direction, Page, PageSpec};
 use super::{DomainError, FirmId};
-use crate::db::schema::memberships;
+use crate::db::schema::{memberships, users};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -86,8 +89,156 @@ pub async fn add(
         .map_err(DomainError::conflict_on_unique("the user is already a member of this firm"))
 }
 
-pub async fn count(conn: &mut AsyncPgConnection, firm: FirmId) -> Result<i64, DomainError> {
-    Ok(memberships::table.filter(memberships::firm_id.eq(firm.into_uuid())).count().get_result(conn).await?)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MemberStatus {
+    Active,
+    Deactivated,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Active => "active",
+            MemberStatus::Deactivated => "deactivated",
+        }
+    }
+}
+
+/// A member as the firm sees them: membership plus the login's public fields.
+#[derive(Debug, Clone, Queryable, Serialize, utoipa::ToSchema)]
+pub struct Member {
+    pub user_id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub role: String,
+    pub status: String,
+    pub mfa_enabled: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+type MemberColumns = (
+    memberships::user_id,
+    users::email,
+    users::display_name,
+    memberships::role,
+    memberships::status,
+    users::mfa_enabled,
+    memberships::created_at,
+    memberships::updated_at,
+);
+
+const MEMBER_COLUMNS: MemberColumns = (
+    memberships::user_id,
+    users::email,
+    users::display_name,
+    memberships::role,
+    memberships::status,
+    users::mfa_enabled,
+    memberships::created_at,
+    memberships::updated_at,
+);
+
+#[derive(Debug, Clone, Default)]
+pub struct MemberFilter {
+    pub role: Option<Role>,
+    pub status: Option<MemberStatus>,
+}
+
+/// Sort key of the member list (oldest first).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MemberKey {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    filter: &MemberFilter,
+    spec: &PageSpec<MemberKey>,
+) -> Result<Page<Member, MemberKey>, DomainError> {
+    let mut query = memberships::table
+        .inner_join(users::table)
+        .filter(memberships::firm_id.eq(firm.into_uuid()))
+        .select(MEMBER_COLUMNS)
+        .into_boxed();
+    if let Some(role) = filter.role {
+        query = query.filter(memberships::role.eq(role.as_str()));
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(memberships::status.eq(status.as_str()));
+    }
+    let keyset = |op: &str, key: MemberKey| {
+        sql::<Bool>(&format!("(memberships.created_at, memberships.user_id) {op} ("))
+            .bind::<Timestamptz, _>(key.at)
+            .sql(", ")
+            .bind::<SqlUuid, _>(key.id)
+            .sql(")")
+    };
+    query = match spec.position {
+        Some((Direction::Forward, key)) => {
+            query.filter(keyset(">", key)).order((memberships::created_at.asc(), memberships::user_id.asc()))
+        }
+        Some((Direction::Backward, key)) => {
+            query.filter(keyset("<", key)).order((memberships::created_at.desc(), memberships::user_id.desc()))
+        }
+        None => query.order((memberships::created_at.asc(), memberships::user_id.asc())),
+    };
+    let rows = query.limit(spec.fetch_limit()).load::<Member>(conn).await?;
+    Ok(Page::from_rows(rows, spec, |m| MemberKey { at: m.created_at, id: m.user_id }))
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId, user_id: Uuid) -> Result<Member, DomainError> {
+    memberships::table
+        .inner_join(users::table)
+        .filter(memberships::firm_id.eq(firm.into_uuid()))
+        .filter(memberships::user_id.eq(user_id))
+        .select(MEMBER_COLUMNS)
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("member"))
+}
+
+/// Changes a member's role and/or status. A firm always keeps one active owner: the
+/// firm's active owner rows are locked first (in a fixed order), so two owners demoting
+/// each other at once cannot both succeed.
+pub async fn change(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    user_id: Uuid,
+    role: Option<Role>,
+    status: Option<MemberStatus>,
+) -> Result<(Member, Member), DomainError> {
+    let owners: Vec<Uuid> = memberships::table
+        .filter(memberships::firm_id.eq(firm.into_uuid()))
+        .filter(memberships::role.eq(Role::Owner.as_str()))
+        .filter(memberships::status.eq(MemberStatus::Active.as_str()))
+        .order(memberships::user_id.asc())
+        .select(memberships::user_id)
+        .for_update()
+        .load(conn)
+        .await?;
+    let before = find(conn, firm, user_id).await?;
+    let loses_ownership = owners.contains(&user_id)
+        && (role.is_some_and(|r| r != Role::Owner) || status == Some(MemberStatus::Deactivated));
+    if loses_ownership && owners.len() == 1 {
+        return Err(DomainError::Conflict("the firm's last owner cannot be demoted or removed".into()));
+    }
+    diesel::update(memberships::table)
+        .filter(memberships::firm_id.eq(firm.into_uuid()))
+        .filter(memberships::user_id.eq(user_id))
+        .set((
+            role.map(|r| memberships::role.eq(r.as_str())),
+            status.map(|s| memberships::status.eq(s.as_str())),
+            memberships::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    let after = find(conn, firm, user_id).await?;
+    Ok((before, after))
 }
 
 #[cfg(test)]

@@ -3,10 +3,17 @@
 //! runs inside whichever transaction the caller opened (`firm_tx` for tenant data).
 
 pub mod audit;
+pub mod break_glass;
 pub mod firms;
+pub mod login;
 pub mod memberships;
+pub mod mfa;
 pub mod onboarding;
+pub mod operators;
 pub mod pagination;
+pub mod permissions;
+pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 use std::collections::BTreeMap;
@@ -35,6 +42,13 @@ impl fmt::Display for FirmId {
     }
 }
 
+/// Who asked and from where, for audit events.
+#[derive(Debug, Clone, Default)]
+pub struct RequestMeta {
+    pub request_id: Option<String>,
+    pub ip: Option<String>,
+}
+
 /// Field name -> what is wrong with it, for `validation_error` details.
 pub type FieldErrors = BTreeMap<String, String>;
 
@@ -46,6 +60,8 @@ pub enum DomainError {
     NotFound(&'static str),
     #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
     #[error(transparent)]
     Db(#[from] DbError),
     /// A failure that is not the caller's doing; logged, never shown.

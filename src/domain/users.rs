@@ -25,6 +25,13 @@ pub struct User {
     pub password_hash: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub mfa_secret: Option<String>,
+    #[serde(skip)]
+    pub mfa_pending_secret: Option<String>,
+    pub mfa_enabled: bool,
+    #[serde(skip)]
+    pub mfa_last_step: Option<i64>,
 }
 
 #[derive(Debug, Insertable)]
@@ -91,6 +98,10 @@ impl NewUser {
         let email = email.unwrap_or_default();
         Ok(Self { id: Uuid::now_v7(), email, display_name, password_hash: hash_password(password)? })
     }
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<User, DomainError> {
+    users::table.find(id).select(User::as_select()).first(conn).await.optional()?.ok_or(DomainError::NotFound("user"))
 }
 
 pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<User>, DomainError> {

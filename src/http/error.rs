@@ -17,8 +17,10 @@ use crate::domain::DomainError;
 pub enum ApiError {
     #[error("{message}")]
     Validation { message: String, details: Value },
-    #[error("{0}")]
-    Unauthorized(String),
+    /// 401; `code` is `unauthorized` or a more precise one (`invalid_credentials`,
+    /// `mfa_required`, `invalid_mfa_code`, `invalid_refresh_token`).
+    #[error("{message}")]
+    Unauthorized { code: &'static str, message: String },
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -47,7 +49,8 @@ pub struct ErrorBody {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
-    /// Stable machine-readable code: validation_error, unauthorized, forbidden, not_found,
+    /// Stable machine-readable code: validation_error, unauthorized (or invalid_credentials,
+    /// mfa_required, invalid_mfa_code, invalid_refresh_token), forbidden, not_found,
     /// method_not_allowed, conflict, payload_too_large, unsupported_media_type,
     /// rate_limited, unavailable, internal.
     #[schema(example = "validation_error")]
@@ -72,6 +75,14 @@ impl ApiError {
         }
     }
 
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        ApiError::Unauthorized { code: "unauthorized", message: message.into() }
+    }
+
+    pub fn unauthorized_as(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unauthorized { code, message: message.into() }
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(err.into())
     }
@@ -79,7 +90,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             ApiError::Validation { .. } => "validation_error",
-            ApiError::Unauthorized(_) => "unauthorized",
+            ApiError::Unauthorized { code, .. } => code,
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
@@ -100,7 +111,7 @@ impl ApiError {
             StatusCode::METHOD_NOT_ALLOWED => ApiError::MethodNotAllowed,
             StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge("request body too large".into()),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::UnsupportedMediaType("unsupported content type".into()),
-            StatusCode::UNAUTHORIZED => ApiError::Unauthorized("authentication required".into()),
+            StatusCode::UNAUTHORIZED => ApiError::unauthorized("authentication required"),
             StatusCode::FORBIDDEN => ApiError::Forbidden("not allowed".into()),
             StatusCode::SERVICE_UNAVAILABLE => {
                 ApiError::Unavailable { message: "service unavailable".into(), details: Value::Null }
@@ -132,7 +143,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Validation { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -202,6 +213,7 @@ impl From<DomainError> for ApiError {
             }
             DomainError::NotFound(what) => ApiError::NotFound(format!("{what} not found")),
             DomainError::Conflict(message) => ApiError::Conflict(message),
+            DomainError::Forbidden(message) => ApiError::Forbidden(message),
             DomainError::Db(db) => db.into(),
             DomainError::Internal(message) => ApiError::Internal(anyhow::anyhow!(message)),
         }

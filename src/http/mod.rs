@@ -1,12 +1,17 @@
 //! HTTP: routing, extractor configuration, the envelope and error format, and one module
 //! per resource group. Handlers stay thin: parse, authorise, call `domain`, render.
 
+pub mod audit_log;
+pub mod auth;
 pub mod envelope;
 pub mod error;
 pub mod health;
+pub mod identity;
+pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod platform;
 pub mod request_id;
 
 use std::sync::Arc;
@@ -35,11 +40,18 @@ pub struct AppState {
     settings: Arc<Settings>,
     /// Renders `/metrics`.
     metrics: PrometheusHandle,
+    /// Signs and verifies access tokens.
+    tokens: auth::TokenKeys,
 }
 
 impl AppState {
     pub fn new(db: Db, bus: Bus, settings: Arc<Settings>, metrics: PrometheusHandle) -> Self {
-        Self { db, bus, settings, metrics }
+        let tokens = auth::TokenKeys::new(&settings.auth.jwt_secret);
+        Self { db, bus, settings, metrics, tokens }
+    }
+
+    pub fn tokens(&self) -> &auth::TokenKeys {
+        &self.tokens
     }
 
     pub fn db(&self) -> &Db {
@@ -68,7 +80,42 @@ pub fn configure(cfg: &mut web::ServiceConfig, max_body_bytes: usize) {
         .service(web::resource(["/health/", "/health"]).route(web::get().to(health::health)))
         .service(web::resource(["/ready/", "/ready"]).route(web::get().to(health::ready)))
         .service(web::resource("/metrics").route(web::get().to(metrics::metrics_text)))
-        .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()));
+        .service(SwaggerUi::new("/api/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()))
+        .service(api_v1());
+}
+
+fn api_v1() -> actix_web::Scope {
+    web::scope("/api/v1")
+        .service(web::resource("/auth/login").route(web::post().to(identity::login_handler)))
+        .service(web::resource("/auth/refresh").route(web::post().to(identity::refresh_handler)))
+        .service(web::resource("/auth/logout").route(web::post().to(identity::logout_handler)))
+        .service(web::resource("/auth/mfa/enroll").route(web::post().to(identity::mfa_enroll)))
+        .service(web::resource("/auth/mfa/confirm").route(web::post().to(identity::mfa_confirm)))
+        .service(web::resource("/auth/mfa/disable").route(web::post().to(identity::mfa_disable)))
+        .service(web::resource("/me").route(web::get().to(identity::me_handler)))
+        .service(
+            web::resource("/members")
+                .route(web::get().to(members::list_members))
+                .route(web::post().to(members::add_member)),
+        )
+        .service(
+            web::resource("/members/{user_id}")
+                .route(web::patch().to(members::update_member))
+                .route(web::delete().to(members::deactivate_member)),
+        )
+        .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
+        .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))
+        .service(web::resource("/security/break-glass/{id}/revoke").route(web::post().to(platform::owner_revoke_grant)))
+        .service(web::resource("/platform/auth/login").route(web::post().to(platform::operator_login)))
+        .service(web::resource("/platform/firms").route(web::get().to(platform::list_firms)))
+        .service(
+            web::resource("/platform/break-glass")
+                .route(web::get().to(platform::list_grants))
+                .route(web::post().to(platform::request_grant)),
+        )
+        .service(web::resource("/platform/break-glass/{id}/approve").route(web::post().to(platform::approve_grant)))
+        .service(web::resource("/platform/break-glass/{id}/token").route(web::post().to(platform::grant_token)))
+        .service(web::resource("/platform/break-glass/{id}/revoke").route(web::post().to(platform::revoke_grant)))
 }
 
 /// Answers framework-made errors (no route, wrong method, ...) in the error format; our

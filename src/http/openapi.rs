@@ -1,9 +1,10 @@
 //! The OpenAPI description, generated from the handlers' annotations.
 
-use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{health, metrics};
+use super::{audit_log, health, identity, members, metrics, platform};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -11,10 +12,56 @@ use super::{health, metrics};
         title = "ConsultantPro API",
         description = "Real-time communications hub and API for consulting firms. Every success \
                        is `{\"data\", \"meta\"}`; every error is `{\"error\": {\"code\", \"message\", \
-                       \"details\"}}`. Every response carries `X-Request-Id`."
+                       \"details\"}}`. Every response carries `X-Request-Id`. Authenticated endpoints \
+                       take `Authorization: Bearer <access token>`."
     ),
-    paths(health::health, health::ready, metrics::metrics_text),
+    paths(
+        health::health,
+        health::ready,
+        metrics::metrics_text,
+        identity::login_handler,
+        identity::refresh_handler,
+        identity::logout_handler,
+        identity::me_handler,
+        identity::mfa_enroll,
+        identity::mfa_confirm,
+        identity::mfa_disable,
+        members::list_members,
+        members::add_member,
+        members::update_member,
+        members::deactivate_member,
+        audit_log::list_audit_events,
+        platform::operator_login,
+        platform::list_firms,
+        platform::request_grant,
+        platform::list_grants,
+        platform::approve_grant,
+        platform::grant_token,
+        platform::revoke_grant,
+        platform::firm_grants,
+        platform::owner_revoke_grant,
+    ),
     components(schemas(ErrorBody, ErrorDetail)),
-    tags((name = "operations", description = "Health, readiness and metrics"))
+    modifiers(&BearerAuth),
+    tags(
+        (name = "operations", description = "Health, readiness and metrics"),
+        (name = "auth", description = "Log-in, tokens, MFA"),
+        (name = "members", description = "Who belongs to the firm"),
+        (name = "audit", description = "The firm's audit log"),
+        (name = "security", description = "The firm's view of break-glass access"),
+        (name = "platform", description = "Platform operators: firm metadata and break-glass"),
+    )
 )]
 pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
+        );
+    }
+}

@@ -1,0 +1,159 @@
+//! Platform operators (created by the CLI only) and their audit log. Operators see firm
+//! metadata; content only through a break-glass grant.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::audit::Outcome;
+use super::users::{hash_password, normalize_email, validate_password};
+use super::{DomainError, FieldErrors, FirmId, RequestMeta};
+use crate::db::schema::{firms, operators, platform_audit_events};
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = operators)]
+pub struct Operator {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Insertable)]
+#[diesel(table_name = operators)]
+pub struct NewOperator {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    password_hash: String,
+}
+
+impl NewOperator {
+    pub fn parse(email: &str, display_name: &str, password: &str) -> Result<Self, DomainError> {
+        let mut fields = FieldErrors::new();
+        let email = normalize_email(email).map_err(|p| fields.insert("email".into(), p.into())).ok();
+        if let Err(problem) = validate_password(password) {
+            fields.insert("password".into(), problem);
+        }
+        DomainError::check(fields)?;
+        Ok(Self {
+            id: Uuid::now_v7(),
+            email: email.unwrap_or_default(),
+            display_name: display_name.trim().to_owned(),
+            password_hash: hash_password(password)?,
+        })
+    }
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, new: &NewOperator) -> Result<Operator, DomainError> {
+    diesel::insert_into(operators::table)
+        .values(new)
+        .returning(Operator::as_returning())
+        .get_result(conn)
+        .await
+        .map_err(DomainError::conflict_on_unique(format!("an operator with email `{}` already exists", new.email)))
+}
+
+pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<Operator>, DomainError> {
+    let Ok(email) = normalize_email(email) else {
+        return Ok(None);
+    };
+    Ok(operators::table
+        .filter(operators::email.eq(email))
+        .select(Operator::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+pub async fn find_active(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Operator>, DomainError> {
+    Ok(operators::table
+        .find(id)
+        .filter(operators::active.eq(true))
+        .select(Operator::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// One row of the operators' firm list: metadata only.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct FirmSummary {
+    pub id: Uuid,
+    pub slug: String,
+    pub name: String,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub member_count: i64,
+}
+
+#[derive(QueryableByName)]
+struct MemberCount {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    firm_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    active_members: i64,
+}
+
+/// Every firm with its active member count, oldest first. Counts come from a
+/// SECURITY DEFINER function that returns numbers, never rows.
+pub async fn firm_summaries(conn: &mut AsyncPgConnection) -> Result<Vec<FirmSummary>, DomainError> {
+    let firms: Vec<(Uuid, String, String, String, DateTime<Utc>)> = firms::table
+        .select((firms::id, firms::slug, firms::name, firms::status, firms::created_at))
+        .order((firms::created_at.asc(), firms::id.asc()))
+        .load(conn)
+        .await?;
+    let counts: std::collections::HashMap<Uuid, i64> =
+        diesel::sql_query("SELECT firm_id, active_members FROM cp_firm_member_counts()")
+            .load::<MemberCount>(conn)
+            .await?
+            .into_iter()
+            .map(|c| (c.firm_id, c.active_members))
+            .collect();
+    Ok(firms
+        .into_iter()
+        .map(|(id, slug, name, status, created_at)| FirmSummary {
+            member_count: counts.get(&id).copied().unwrap_or(0),
+            id,
+            slug,
+            name,
+            status,
+            created_at,
+        })
+        .collect())
+}
+
+/// An operator's action, for `platform_audit_events`. Metadata only.
+pub struct PlatformEvent<'a> {
+    pub operator_id: Option<Uuid>,
+    pub action: &'a str,
+    pub target_firm: Option<FirmId>,
+    pub target: Option<(&'a str, String)>,
+    pub result: Outcome,
+    pub meta: &'a RequestMeta,
+    pub metadata: serde_json::Value,
+}
+
+pub async fn record(conn: &mut AsyncPgConnection, event: PlatformEvent<'_>) -> Result<(), DomainError> {
+    diesel::insert_into(platform_audit_events::table)
+        .values((
+            platform_audit_events::id.eq(Uuid::now_v7()),
+            platform_audit_events::operator_id.eq(event.operator_id),
+            platform_audit_events::action.eq(event.action),
+            platform_audit_events::target_firm_id.eq(event.target_firm.map(FirmId::into_uuid)),
+            platform_audit_events::target_type.eq(event.target.as_ref().map(|(kind, _)| *kind)),
+            platform_audit_events::target_id.eq(event.target.as_ref().map(|(_, id)| id.clone())),
+            platform_audit_events::result.eq(event.result.as_str()),
+            platform_audit_events::request_id.eq(event.meta.request_id.clone()),
+            platform_audit_events::ip.eq(event.meta.ip.clone()),
+            platform_audit_events::metadata.eq(event.metadata),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}

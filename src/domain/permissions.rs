@@ -1,0 +1,76 @@
+//! The permission matrix: which role may do what. Written once, here; handlers ask
+//! `http::auth::require(...)`, never compare role names.
+//!
+//! | permission        | owner | admin | staff | billing | readonly |
+//! |-------------------|:-----:|:-----:|:-----:|:-------:|:--------:|
+//! | ContentRead       |   x   |   x   |   x   |    x    |    x     |
+//! | ContentWrite      |   x   |   x   |   x   |         |          |
+//! | FinanceRead       |   x   |   x   |       |    x    |          |
+//! | FinanceWrite      |   x   |   x   |       |    x    |          |
+//! | MembersRead       |   x   |   x   |   x   |    x    |    x     |
+//! | MembersManage     |   x   |   x   |       |         |          |
+//! | OwnersManage      |   x   |       |       |         |          |
+//! | AuditRead         |   x   |   x   |       |         |          |
+//! | SecurityManage    |   x   |       |       |         |          |
+//!
+//! Break-glass access acts as `readonly`.
+
+use super::memberships::Role;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Permission {
+    /// Read the firm's clients, conversations and documents.
+    ContentRead,
+    /// Create and change them, send messages.
+    ContentWrite,
+    FinanceRead,
+    FinanceWrite,
+    /// See who belongs to the firm.
+    MembersRead,
+    /// Add, change and deactivate members other than owners.
+    MembersManage,
+    /// Make, change or remove owners.
+    OwnersManage,
+    AuditRead,
+    /// The firm's security settings and the break-glass grants on it.
+    SecurityManage,
+}
+
+impl Role {
+    pub fn can(self, permission: Permission) -> bool {
+        use Permission::*;
+        use Role::*;
+        match permission {
+            ContentRead | MembersRead => true,
+            ContentWrite => matches!(self, Owner | Admin | Staff),
+            FinanceRead | FinanceWrite => matches!(self, Owner | Admin | Billing),
+            MembersManage | AuditRead => matches!(self, Owner | Admin),
+            OwnersManage | SecurityManage => matches!(self, Owner),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matrix_matches_the_documented_table() {
+        let rows: [(Permission, [bool; 5]); 9] = [
+            (Permission::ContentRead, [true, true, true, true, true]),
+            (Permission::ContentWrite, [true, true, true, false, false]),
+            (Permission::FinanceRead, [true, true, false, true, false]),
+            (Permission::FinanceWrite, [true, true, false, true, false]),
+            (Permission::MembersRead, [true, true, true, true, true]),
+            (Permission::MembersManage, [true, true, false, false, false]),
+            (Permission::OwnersManage, [true, false, false, false, false]),
+            (Permission::AuditRead, [true, true, false, false, false]),
+            (Permission::SecurityManage, [true, false, false, false, false]),
+        ];
+        for (permission, allowed) in rows {
+            for (role, expected) in Role::ALL.into_iter().zip(allowed) {
+                assert_eq!(role.can(permission), expected, "{role} {permission:?}");
+            }
+        }
+    }
+}

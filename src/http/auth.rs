@@ -1,0 +1,323 @@
+//! Authentication and authorisation for handlers: bearer access tokens (HS256 JWT, the
+//! algorithm pinned), the `FirmAuth` and `OperatorAuth` extractors, and `require`.
+//!
+//! A token's signature and expiry are only the first check. Every request also asks the
+//! database whether the member is still active and the session still open (or whether a
+//! break-glass grant still stands), so deactivation, log-out and revocation take effect at
+//! the next request rather than at the token's expiry.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::middleware::Next;
+use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
+use chrono::Utc;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use scoped_futures::ScopedFutureExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::AppState;
+use super::error::ApiError;
+use super::request_id::RequestId;
+use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
+use crate::domain::memberships::Role;
+use crate::domain::permissions::Permission;
+use crate::domain::{DomainError, FirmId, RequestMeta, break_glass, operators, sessions};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenType {
+    /// A member of a firm, from a log-in.
+    User,
+    /// A platform operator: platform endpoints only, never firm content.
+    Operator,
+    /// An operator inside one firm under an approved break-glass grant.
+    BreakGlass,
+}
+
+/// Access-token claims. `firm_id`, `role` and `sid` (the session) are set for members;
+/// `firm_id`, `role` and `bg` (the grant) for break-glass.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    pub sub: Uuid,
+    pub typ: TokenType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firm_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bg: Option<Uuid>,
+    pub iat: i64,
+    pub exp: i64,
+}
+
+/// Signs and verifies access tokens with the configured secret.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    pub fn new(secret: &SecretString) -> Self {
+        let bytes = secret.expose_secret().as_bytes();
+        // Only HS256 is accepted: a token naming any other algorithm, `none` included, fails.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 5;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        Self { encoding: EncodingKey::from_secret(bytes), decoding: DecodingKey::from_secret(bytes), validation }
+    }
+
+    pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(ApiError::internal)
+    }
+
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+    }
+}
+
+/// Claims for a new token of `typ` for `sub`, valid `ttl_secs` from now.
+pub fn claims(sub: Uuid, typ: TokenType, ttl_secs: i64) -> Claims {
+    let now = Utc::now().timestamp();
+    Claims { sub, typ, firm_id: None, role: None, sid: None, bg: None, iat: now, exp: now + ttl_secs }
+}
+
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    let value = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer token"))?;
+    value
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))
+}
+
+fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
+    req.app_data::<web::Data<AppState>>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))
+}
+
+fn invalid_token() -> ApiError {
+    ApiError::unauthorized("the access token is invalid or has expired")
+}
+
+/// The client's address: the peer, or the first `X-Forwarded-For` hop when configured to
+/// trust a proxy in front.
+pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<String> {
+    let forwarded = trust_forwarded_for
+        .then(|| req.headers().get("x-forwarded-for"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim)
+        .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
+        .map(str::to_owned);
+    forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
+}
+
+impl FromRequest for RequestMeta {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let trust = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.settings().server.trust_forwarded_for);
+        std::future::ready(Ok(RequestMeta {
+            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+            ip: client_ip(req, trust),
+        }))
+    }
+}
+
+/// Who acts inside a firm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Member { user_id: Uuid, session_id: Uuid },
+    BreakGlass { operator_id: Uuid, grant_id: Uuid },
+}
+
+/// An authenticated request inside one firm: a member, or an operator under break-glass.
+#[derive(Debug, Clone)]
+pub struct FirmAuth {
+    pub firm: FirmId,
+    pub role: Role,
+    pub actor: Actor,
+}
+
+impl FirmAuth {
+    /// The one authorisation check handlers make.
+    pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
+        if self.role.can(permission) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("your role ({}) does not allow this", self.role)))
+        }
+    }
+
+    /// The member behind the request; break-glass access has no personal settings.
+    pub fn member(&self) -> Result<(Uuid, Uuid), ApiError> {
+        match self.actor {
+            Actor::Member { user_id, session_id } => Ok((user_id, session_id)),
+            Actor::BreakGlass { .. } => Err(ApiError::Forbidden("not available under break-glass access".into())),
+        }
+    }
+
+    /// An audit event by whoever this is.
+    pub fn audit(&self, action: &str, outcome: Outcome, meta: &RequestMeta) -> NewAuditEvent {
+        let (actor_type, actor_id) = match self.actor {
+            Actor::Member { user_id, .. } => (ActorType::User, user_id),
+            Actor::BreakGlass { operator_id, .. } => (ActorType::Operator, operator_id),
+        };
+        NewAuditEvent::new(self.firm, actor_type, Some(actor_id), action, outcome).with_request(meta)
+    }
+}
+
+/// Marks a request made under break-glass, so its outcome is audited in the firm.
+#[derive(Debug, Clone, Copy)]
+struct BreakGlassUse {
+    firm: FirmId,
+    operator_id: Uuid,
+    grant_id: Uuid,
+}
+
+type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl FromRequest for FirmAuth {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req)?;
+            let claims = state.tokens().verify(bearer(&req)?).ok_or_else(invalid_token)?;
+            let firm = claims.firm_id.map(FirmId).ok_or_else(invalid_token)?;
+            let auth = match claims.typ {
+                TokenType::User => {
+                    let session_id = claims.sid.ok_or_else(invalid_token)?;
+                    let user_id = claims.sub;
+                    let role = state
+                        .db()
+                        .firm_tx(firm, |conn| {
+                            async move { sessions::current_role(conn, firm, user_id, session_id).await }.scope_boxed()
+                        })
+                        .await?
+                        .ok_or_else(|| ApiError::unauthorized("the session has ended or the membership is inactive"))?;
+                    FirmAuth { firm, role, actor: Actor::Member { user_id, session_id } }
+                }
+                TokenType::BreakGlass => {
+                    let grant_id = claims.bg.ok_or_else(invalid_token)?;
+                    let operator_id = claims.sub;
+                    req.extensions_mut().insert(BreakGlassUse { firm, operator_id, grant_id });
+                    let admitted = state
+                        .db()
+                        .platform_tx(|conn| {
+                            async move {
+                                let grant = break_glass::admits(conn, grant_id, operator_id, firm).await?;
+                                let operator = operators::find_active(conn, operator_id).await?;
+                                Ok::<_, DomainError>(grant.is_some() && operator.is_some())
+                            }
+                            .scope_boxed()
+                        })
+                        .await?;
+                    if !admitted {
+                        return Err(ApiError::unauthorized("the break-glass grant has ended"));
+                    }
+                    FirmAuth { firm, role: Role::Readonly, actor: Actor::BreakGlass { operator_id, grant_id } }
+                }
+                // Operators see no firm content without a grant; the firm's resources do
+                // not exist for them.
+                TokenType::Operator => return Err(ApiError::NotFound("no such resource".into())),
+            };
+            tracing::Span::current().record("firm_id", tracing::field::display(firm));
+            Ok(auth)
+        })
+    }
+}
+
+/// An authenticated platform operator (platform endpoints only).
+#[derive(Debug, Clone, Copy)]
+pub struct OperatorAuth {
+    pub operator_id: Uuid,
+}
+
+impl FromRequest for OperatorAuth {
+    type Error = ApiError;
+    type Future = LocalFuture<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = state(&req)?;
+            let claims = state.tokens().verify(bearer(&req)?).ok_or_else(invalid_token)?;
+            if claims.typ != TokenType::Operator {
+                // The platform surface does not exist for firm members.
+                return Err(ApiError::NotFound("no such resource".into()));
+            }
+            let operator_id = claims.sub;
+            let active = state
+                .db()
+                .platform_tx(|conn| async move { operators::find_active(conn, operator_id).await }.scope_boxed())
+                .await?;
+            if active.is_none() {
+                return Err(ApiError::unauthorized("the operator account is inactive"));
+            }
+            Ok(OperatorAuth { operator_id })
+        })
+    }
+}
+
+/// Writes every request made under break-glass (method, path, status) to the firm's audit
+/// log before the response leaves. If that write fails, the response is withheld (503):
+/// access under break-glass is never unaudited.
+pub async fn audit_break_glass_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let response = next.call(req).await?.map_into_boxed_body();
+    let Some(usage) = response.request().extensions().get::<BreakGlassUse>().copied() else {
+        return Ok(response);
+    };
+    let state = state(response.request())?;
+    let status = response.status().as_u16();
+    let meta = RequestMeta {
+        request_id: response.request().extensions().get::<RequestId>().map(|r| r.0.clone()),
+        ip: client_ip(response.request(), state.settings().server.trust_forwarded_for),
+    };
+    let outcome = if response.status().is_success() { Outcome::Success } else { Outcome::Denied };
+    let event =
+        NewAuditEvent::new(usage.firm, ActorType::Operator, Some(usage.operator_id), "break_glass.request", outcome)
+            .with_target("break_glass_grant", usage.grant_id)
+            .with_request(&meta)
+            .with_metadata(serde_json::json!({
+                "method": response.request().method().as_str(),
+                "path": response.request().path(),
+                "status": status,
+            }));
+    let firm = usage.firm;
+    let written = state.db().firm_tx(firm, |conn| async move { audit::record(conn, &event).await }.scope_boxed()).await;
+    match written {
+        Ok(()) => Ok(response),
+        Err(err) => {
+            tracing::error!(error = %err, "break-glass request could not be audited; response withheld");
+            let (request, _) = response.into_parts();
+            let unavailable = ApiError::Unavailable {
+                message: "the request could not be audited".into(),
+                details: serde_json::Value::Null,
+            };
+            Ok(ServiceResponse::new(request, actix_web::ResponseError::error_response(&unavailable)))
+        }
+    }
+}

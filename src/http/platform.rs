@@ -1,0 +1,454 @@
+//! The platform surface for operators (`/platform/...`) and the firm's own view of
+//! break-glass grants on it (`/security/break-glass`). Operators see firm metadata only;
+//! content needs a grant: a reason, a time limit, a second operator's approval. Every step
+//! is audited on the platform and in the firm, and the firm's owners are told when a grant
+//! is used.
+
+use actix_web::{HttpResponse, web};
+use chrono::Utc;
+use scoped_futures::ScopedFutureExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::{FirmAuth, OperatorAuth, TokenType, claims};
+use super::envelope;
+use super::error::{ApiError, ErrorBody};
+use super::identity::{check_credentials_shape, throttle_policy, throttled};
+use crate::actors::bus::firm_channel;
+use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
+use crate::domain::break_glass::{self, Grant, GrantView, Revoker};
+use crate::domain::login::verify_password_off_thread;
+use crate::domain::operators::{self, FirmSummary, PlatformEvent};
+use crate::domain::permissions::Permission;
+use crate::domain::{DomainError, FirmId, RequestMeta, firms, throttle};
+
+/// How many grants a listing returns (newest first).
+const GRANT_LIST_LIMIT: i64 = 100;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorLoginBody {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessToken {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+/// Signs a platform operator in. The token opens platform endpoints only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platform/auth/login",
+    tag = "platform",
+    request_body = OperatorLoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = AccessToken),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 429, description = "Too many failures; see Retry-After", body = ErrorBody),
+    )
+)]
+pub async fn operator_login(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<OperatorLoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check_credentials_shape(&[("email", &body.email), ("password", &body.password)])?;
+    let policy = throttle_policy(&state);
+    let account_key = throttle::account_key("platform", &body.email);
+    let ip_key = meta.ip.as_deref().map(throttle::ip_key);
+    let (keys, email) =
+        (std::iter::once(account_key.clone()).chain(ip_key.clone()).collect::<Vec<_>>(), body.email.clone());
+    let (wait, operator) = state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                let mut wait = throttle::retry_after(conn, &keys[0], policy.max_per_account, policy.window).await?;
+                if let Some(ip) = keys.get(1) {
+                    wait = wait.max(throttle::retry_after(conn, ip, policy.max_per_ip, policy.window).await?);
+                }
+                Ok::<_, DomainError>((wait, operators::find_by_email(conn, &email).await?))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    if let Some(retry_after) = wait {
+        return Err(throttled(retry_after));
+    }
+    let hash = operator.as_ref().filter(|o| o.active).map(|o| o.password_hash.clone());
+    let ok = match hash {
+        Some(hash) => verify_password_off_thread(body.password, hash).await,
+        None => {
+            // Same work as a real check, so the answer does not reveal which emails exist.
+            let _ = verify_password_off_thread(body.password, crate::domain::login::dummy_hash()).await;
+            false
+        }
+    };
+    let operator_id = operator.as_ref().map(|o| o.id);
+    let window = policy.window;
+    let record_meta = meta.clone();
+    state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                if ok {
+                    throttle::clear(conn, &account_key).await?;
+                } else {
+                    throttle::record_failure(conn, &account_key, window).await?;
+                    if let Some(ip_key) = &ip_key {
+                        throttle::record_failure(conn, ip_key, window).await?;
+                    }
+                }
+                let event = PlatformEvent {
+                    operator_id: operator_id.filter(|_| ok),
+                    action: "operator.login",
+                    target_firm: None,
+                    target: None,
+                    result: if ok { Outcome::Success } else { Outcome::Failure },
+                    meta: &record_meta,
+                    metadata: serde_json::json!({}),
+                };
+                operators::record(conn, event).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let Some(operator_id) = operator_id.filter(|_| ok) else {
+        return Err(ApiError::unauthorized_as("invalid_credentials", "the email or password is not correct"));
+    };
+    let ttl = i64::try_from(state.settings().auth.access_token_ttl_secs).unwrap_or(900);
+    let token = state.tokens().issue(&claims(operator_id, TokenType::Operator, ttl))?;
+    Ok(envelope::ok(AccessToken { access_token: token, token_type: "Bearer", expires_in: ttl }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FirmList {
+    pub data: Vec<FirmSummary>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// Every firm's metadata: name, slug, created, active member count, status. No content.
+#[utoipa::path(
+    get,
+    path = "/api/v1/platform/firms",
+    tag = "platform",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Firms, oldest first", body = FirmList),
+        (status = 401, description = "Not signed in as an operator", body = ErrorBody),
+        (status = 404, description = "Not an operator token", body = ErrorBody),
+    )
+)]
+pub async fn list_firms(state: web::Data<AppState>, _operator: OperatorAuth) -> Result<HttpResponse, ApiError> {
+    let firms =
+        state.db().platform_tx(|conn| async move { operators::firm_summaries(conn).await }.scope_boxed()).await?;
+    let meta = serde_json::json!({ "count": firms.len(), "next": null, "previous": null });
+    Ok(envelope::with_meta(firms, meta))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequestBody {
+    pub firm_id: Uuid,
+    /// Why content access is needed (10 to 2000 characters); shown to the firm's owners.
+    pub reason: String,
+    /// How long the grant lasts once approved, 1 to 240.
+    pub minutes: i32,
+}
+
+/// Writes one break-glass step to the platform log and to the firm's own log.
+async fn audit_step(
+    state: &AppState,
+    operator_id: Uuid,
+    action: &'static str,
+    grant: &Grant,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
+    let firm = FirmId(grant.target_firm_id);
+    let grant_id = grant.id;
+    let metadata = serde_json::json!({ "minutes": grant.minutes, "requested_by": grant.requested_by });
+    let platform_meta = meta.clone();
+    let platform_metadata = metadata.clone();
+    state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                let event = PlatformEvent {
+                    operator_id: Some(operator_id),
+                    action,
+                    target_firm: Some(firm),
+                    target: Some(("break_glass_grant", grant_id.to_string())),
+                    result: Outcome::Success,
+                    meta: &platform_meta,
+                    metadata: platform_metadata,
+                };
+                operators::record(conn, event).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let event = NewAuditEvent::new(firm, ActorType::Operator, Some(operator_id), action, Outcome::Success)
+        .with_target("break_glass_grant", grant_id)
+        .with_request(meta)
+        .with_metadata(metadata);
+    state.db().firm_tx(firm, |conn| async move { audit::record(conn, &event).await }.scope_boxed()).await?;
+    Ok(())
+}
+
+/// Asks for access to one firm's content. Another operator must approve it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platform/break-glass",
+    tag = "platform",
+    security(("bearer" = [])),
+    request_body = GrantRequestBody,
+    responses(
+        (status = 201, description = "Pending grant", body = GrantView),
+        (status = 400, description = "Missing reason or minutes out of range", body = ErrorBody),
+        (status = 401, description = "Not signed in as an operator", body = ErrorBody),
+        (status = 404, description = "No such firm", body = ErrorBody),
+    )
+)]
+pub async fn request_grant(
+    state: web::Data<AppState>,
+    operator: OperatorAuth,
+    meta: RequestMeta,
+    body: web::Json<GrantRequestBody>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let firm = FirmId(body.firm_id);
+    let operator_id = operator.operator_id;
+    let grant = state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                firms::find(conn, firm).await?;
+                break_glass::request(conn, operator_id, firm, &body.reason, body.minutes).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    audit_step(&state, operator_id, "break_glass.requested", &grant, &meta).await?;
+    Ok(envelope::created(GrantView::from(grant)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GrantList {
+    pub data: Vec<GrantView>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+fn grant_list(grants: Vec<Grant>) -> HttpResponse {
+    let views: Vec<GrantView> = grants.into_iter().map(GrantView::from).collect();
+    let meta = serde_json::json!({ "count": views.len(), "next": null, "previous": null });
+    envelope::with_meta(views, meta)
+}
+
+/// The latest 100 grants on every firm.
+#[utoipa::path(
+    get,
+    path = "/api/v1/platform/break-glass",
+    tag = "platform",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Grants, newest first", body = GrantList),
+        (status = 401, description = "Not signed in as an operator", body = ErrorBody),
+    )
+)]
+pub async fn list_grants(state: web::Data<AppState>, _operator: OperatorAuth) -> Result<HttpResponse, ApiError> {
+    let grants = state
+        .db()
+        .platform_tx(|conn| async move { break_glass::list(conn, None, GRANT_LIST_LIMIT).await }.scope_boxed())
+        .await?;
+    Ok(grant_list(grants))
+}
+
+/// A second operator approves a pending grant; it lasts its minutes from now.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platform/break-glass/{id}/approve",
+    tag = "platform",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Grant id")),
+    responses(
+        (status = 200, description = "Approved", body = GrantView),
+        (status = 401, description = "Not signed in as an operator", body = ErrorBody),
+        (status = 403, description = "The requester cannot approve their own grant", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody),
+        (status = 409, description = "Not pending (approved, lapsed or revoked)", body = ErrorBody),
+    )
+)]
+pub async fn approve_grant(
+    state: web::Data<AppState>,
+    operator: OperatorAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, approver) = (path.into_inner(), operator.operator_id);
+    let grant = state
+        .db()
+        .platform_tx(|conn| async move { break_glass::approve(conn, id, approver).await }.scope_boxed())
+        .await?;
+    audit_step(&state, approver, "break_glass.approved", &grant, &meta).await?;
+    Ok(envelope::ok(GrantView::from(grant)))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BreakGlassToken {
+    pub access_token: String,
+    #[schema(example = "Bearer")]
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    pub firm_id: Uuid,
+    pub grant_id: Uuid,
+}
+
+/// The requester takes up an approved grant: a short-lived token for the firm, read-only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platform/break-glass/{id}/token",
+    tag = "platform",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Grant id")),
+    responses(
+        (status = 200, description = "Token for the firm; every request with it is audited there", body = BreakGlassToken),
+        (status = 401, description = "Not signed in as an operator", body = ErrorBody),
+        (status = 403, description = "Only the requester may use a grant", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody),
+        (status = 409, description = "Not approved, expired or revoked", body = ErrorBody),
+    )
+)]
+pub async fn grant_token(
+    state: web::Data<AppState>,
+    operator: OperatorAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, operator_id) = (path.into_inner(), operator.operator_id);
+    let grant = state
+        .db()
+        .platform_tx(|conn| async move { break_glass::activate(conn, id, operator_id).await }.scope_boxed())
+        .await?;
+    audit_step(&state, operator_id, "break_glass.activated", &grant, &meta).await?;
+    let notice = serde_json::json!({
+        "type": "event",
+        "topic": "break_glass.activated",
+        "payload": { "grant_id": grant.id, "operator_id": operator_id, "reason": grant.reason, "expires_at": grant.expires_at },
+    });
+    if let Err(err) = state.bus().publish(&firm_channel(grant.target_firm_id, "events"), notice.to_string()).await {
+        // The audit event above is the durable record; the live notice is best effort.
+        tracing::warn!(error = %err, "break-glass notice not published");
+    }
+    let until_grant_ends = grant.expires_at.map_or(0, |e| (e - Utc::now()).num_seconds());
+    let ttl =
+        i64::try_from(state.settings().auth.break_glass_token_ttl_secs).unwrap_or(900).min(until_grant_ends).max(1);
+    let mut token_claims = claims(operator_id, TokenType::BreakGlass, ttl);
+    token_claims.firm_id = Some(grant.target_firm_id);
+    token_claims.role = Some(crate::domain::memberships::Role::Readonly);
+    token_claims.bg = Some(grant.id);
+    Ok(envelope::ok(BreakGlassToken {
+        access_token: state.tokens().issue(&token_claims)?,
+        token_type: "Bearer",
+        expires_in: ttl,
+        firm_id: grant.target_firm_id,
+        grant_id: grant.id,
+    }))
+}
+
+/// Ends a grant now; tokens issued under it stop working at their next request.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platform/break-glass/{id}/revoke",
+    tag = "platform",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Grant id")),
+    responses(
+        (status = 200, description = "Revoked", body = GrantView),
+        (status = 401, description = "Not signed in as an operator", body = ErrorBody),
+        (status = 404, description = "No such grant", body = ErrorBody),
+        (status = 409, description = "Already ended", body = ErrorBody),
+    )
+)]
+pub async fn revoke_grant(
+    state: web::Data<AppState>,
+    operator: OperatorAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, operator_id) = (path.into_inner(), operator.operator_id);
+    let grant = state
+        .db()
+        .platform_tx(|conn| {
+            async move { break_glass::revoke(conn, id, Revoker::Operator(operator_id)).await }.scope_boxed()
+        })
+        .await?;
+    audit_step(&state, operator_id, "break_glass.revoked", &grant, &meta).await?;
+    Ok(envelope::ok(GrantView::from(grant)))
+}
+
+/// Break-glass grants on the caller's firm, for its owners.
+#[utoipa::path(
+    get,
+    path = "/api/v1/security/break-glass",
+    tag = "security",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Grants on this firm, newest first", body = GrantList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners only", body = ErrorBody),
+    )
+)]
+pub async fn firm_grants(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::SecurityManage)?;
+    let firm = auth.firm;
+    let grants = state
+        .db()
+        .platform_tx(|conn| async move { break_glass::list(conn, Some(firm), GRANT_LIST_LIMIT).await }.scope_boxed())
+        .await?;
+    Ok(grant_list(grants))
+}
+
+/// An owner ends a grant on their firm.
+#[utoipa::path(
+    post,
+    path = "/api/v1/security/break-glass/{id}/revoke",
+    tag = "security",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Grant id")),
+    responses(
+        (status = 200, description = "Revoked", body = GrantView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners only", body = ErrorBody),
+        (status = 404, description = "No such grant on this firm", body = ErrorBody),
+        (status = 409, description = "Already ended", body = ErrorBody),
+    )
+)]
+pub async fn owner_revoke_grant(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::SecurityManage)?;
+    let (user_id, _) = auth.member()?;
+    let (id, firm) = (path.into_inner(), auth.firm);
+    let grant = state
+        .db()
+        .platform_tx(|conn| {
+            async move { break_glass::revoke(conn, id, Revoker::Owner { firm, user_id }).await }.scope_boxed()
+        })
+        .await?;
+    let event = auth.audit("break_glass.revoked", Outcome::Success, &meta).with_target("break_glass_grant", grant.id);
+    state.db().firm_tx(firm, |conn| async move { audit::record(conn, &event).await }.scope_boxed()).await?;
+    Ok(envelope::ok(GrantView::from(grant)))
+}
