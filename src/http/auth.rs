@@ -203,6 +203,11 @@ impl FromRequest for FirmAuth {
         Box::pin(async move {
             let state = state(&req)?;
             let claims = state.tokens().verify(bearer(&req)?).ok_or_else(invalid_token)?;
+            if claims.typ == TokenType::Operator {
+                // Operators see no firm content without a grant; the firm's resources do
+                // not exist for them.
+                return Err(ApiError::NotFound("no such resource".into()));
+            }
             let firm = claims.firm_id.map(FirmId).ok_or_else(invalid_token)?;
             let auth = match claims.typ {
                 TokenType::User => {
@@ -237,8 +242,6 @@ impl FromRequest for FirmAuth {
                     }
                     FirmAuth { firm, role: Role::Readonly, actor: Actor::BreakGlass { operator_id, grant_id } }
                 }
-                // Operators see no firm content without a grant; the firm's resources do
-                // not exist for them.
                 TokenType::Operator => return Err(ApiError::NotFound("no such resource".into())),
             };
             tracing::Span::current().record("firm_id", tracing::field::display(firm));

@@ -107,6 +107,22 @@ async fn bad_input_exits_non_zero_with_a_clear_message() {
 }
 
 #[actix_web::test]
+async fn create_operator_reads_the_password_from_stdin_and_refuses_duplicates() {
+    test_db().await;
+    let email = format!("ops-{}@platform.example.com", uuid::Uuid::now_v7().simple());
+    let mut command = cli();
+    command.args(["create-operator", "--email", &email]);
+    let output = run_with_stdin(command, "operator password long enough\n");
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains(&email));
+    let mut command = cli();
+    command.args(["create-operator", "--email", &email]);
+    let output = run_with_stdin(command, "operator password long enough\n");
+    assert!(!output.status.success());
+    assert!(text(&output.stderr).contains("already exists"), "{}", text(&output.stderr));
+}
+
+#[actix_web::test]
 async fn demo_is_idempotent() {
     test_db().await;
     let first = cli().env("CP_DEMO_PASSWORD", "demo password for tests").arg("demo").output().unwrap();

@@ -2,6 +2,7 @@
 //! the database, the bus, pagination and the CLI, against real PostgreSQL and Redis.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../common/helpers.rs"]
 mod helpers;
 
 mod audit_pages;

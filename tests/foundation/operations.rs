@@ -76,9 +76,44 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
     assert_eq!(response.status(), 200);
     let doc = json(response).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
-    for path in ["/health/", "/ready/", "/metrics"] {
-        assert!(doc["paths"][path]["get"].is_object(), "{path} missing from the API description");
+    let endpoints = [
+        ("get", "/health/"),
+        ("get", "/ready/"),
+        ("get", "/metrics"),
+        ("post", "/api/v1/auth/login"),
+        ("post", "/api/v1/auth/refresh"),
+        ("post", "/api/v1/auth/logout"),
+        ("post", "/api/v1/auth/mfa/enroll"),
+        ("post", "/api/v1/auth/mfa/confirm"),
+        ("post", "/api/v1/auth/mfa/disable"),
+        ("get", "/api/v1/me"),
+        ("get", "/api/v1/members"),
+        ("post", "/api/v1/members"),
+        ("patch", "/api/v1/members/{user_id}"),
+        ("delete", "/api/v1/members/{user_id}"),
+        ("get", "/api/v1/audit-events"),
+        ("get", "/api/v1/security/break-glass"),
+        ("post", "/api/v1/security/break-glass/{id}/revoke"),
+        ("post", "/api/v1/platform/auth/login"),
+        ("get", "/api/v1/platform/firms"),
+        ("get", "/api/v1/platform/break-glass"),
+        ("post", "/api/v1/platform/break-glass"),
+        ("post", "/api/v1/platform/break-glass/{id}/approve"),
+        ("post", "/api/v1/platform/break-glass/{id}/token"),
+        ("post", "/api/v1/platform/break-glass/{id}/revoke"),
+    ];
+    for (method, path) in endpoints {
+        let operation = &doc["paths"][path][method];
+        assert!(operation.is_object(), "{method} {path} missing from the API description");
+        let responses = operation["responses"].as_object().unwrap();
+        assert!(responses.keys().any(|code| code.starts_with('2')), "{method} {path}: no success response");
+        if path.starts_with("/api/v1/") {
+            assert!(responses.keys().any(|code| code.starts_with('4')), "{method} {path}: no error response");
+        }
     }
+    let documented: usize = doc["paths"].as_object().unwrap().values().map(|p| p.as_object().unwrap().len()).sum();
+    assert_eq!(documented, endpoints.len(), "the description has endpoints this test does not know");
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["paths"]["/ready/"]["get"]["responses"]["503"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
 

@@ -1,0 +1,187 @@
+// Shared by every test binary; each uses a different part of it.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use actix_web::web;
+use consultantpro::Application;
+use consultantpro::config::Settings;
+use consultantpro::db::Db;
+use consultantpro::domain::firms::Firm;
+use consultantpro::domain::memberships::Role;
+use consultantpro::domain::onboarding::{self, Joiner};
+use consultantpro::domain::users::NewUser;
+use consultantpro::telemetry;
+use tokio::sync::OnceCell;
+
+static TRACING: LazyLock<()> = LazyLock::new(|| {
+    let mut settings = test_settings().telemetry;
+    if std::env::var("TEST_LOG").is_ok() {
+        settings.filter = "debug".into();
+        telemetry::init_subscriber(telemetry::get_subscriber(&settings, std::io::stdout));
+    } else {
+        telemetry::init_subscriber(telemetry::get_subscriber(&settings, std::io::sink));
+    }
+});
+
+static MIGRATED: OnceCell<()> = OnceCell::const_new();
+
+pub fn config_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("config")
+}
+
+/// The `test` profile (its own database, Redis on) with an ephemeral port and one worker.
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::load_from(&config_dir(), "test").expect("test settings load");
+    settings.server.port = 0;
+    settings.server.workers = 1;
+    settings
+}
+
+pub async fn migrate(settings: &Settings) {
+    MIGRATED
+        .get_or_init(|| async {
+            consultantpro::db::migrate::run_migrations(&settings.database).await.expect("migrations run");
+        })
+        .await;
+}
+
+pub struct TestApp {
+    pub address: String,
+    /// Sends a client address of its own (X-Forwarded-For, trusted in the test profile),
+    /// so one test's failed log-ins never throttle another test's.
+    pub client: reqwest::Client,
+    pub ip: String,
+    pub settings: Settings,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(customize: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_with_routes(customize, |_| {}).await
+}
+
+pub async fn spawn_app_with_routes(
+    customize: impl FnOnce(&mut Settings),
+    routes: fn(&mut web::ServiceConfig),
+) -> TestApp {
+    LazyLock::force(&TRACING);
+    let mut settings = test_settings();
+    migrate(&settings).await;
+    customize(&mut settings);
+    let app = Application::build_with_routes(settings.clone(), routes).await.expect("application builds");
+    let address = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let ip = unique_ip();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    TestApp { address, client, ip, settings }
+}
+
+/// A documentation-range IPv6 address no other test uses.
+pub fn unique_ip() -> String {
+    let id = uuid::Uuid::now_v7().as_u128();
+    format!("2001:db8::{:x}:{:x}", (id >> 16) & 0xffff, id & 0xffff)
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("request sent")
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    pub async fn post_as(&self, token: &str, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn patch_as(&self, token: &str, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.patch(self.url(path)).bearer_auth(token).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn delete_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.client.delete(self.url(path)).bearer_auth(token).send().await.expect("request sent")
+    }
+
+    pub async fn post(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.client.post(self.url(path)).json(body).send().await.expect("request sent")
+    }
+
+    pub async fn login(&self, firm: &str, email: &str, password: &str) -> reqwest::Response {
+        self.post("/api/v1/auth/login", &serde_json::json!({ "firm": firm, "email": email, "password": password }))
+            .await
+    }
+
+    /// Logs in and returns `data` (access_token, refresh_token, ...), failing the test otherwise.
+    pub async fn login_ok(&self, firm: &str, email: &str, password: &str) -> serde_json::Value {
+        let response = self.login(firm, email, password).await;
+        assert_eq!(response.status(), 200, "login of {email} failed");
+        json(response).await["data"].clone()
+    }
+
+    pub fn db(&self) -> Db {
+        Db::new(&self.settings.database).expect("pool builds")
+    }
+}
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+/// Adds a new login to `firm` in `role`, with [`PASSWORD`]; returns the email and user id.
+pub async fn add_member(db: &Db, firm: &Firm, role: Role) -> (String, uuid::Uuid) {
+    let email = format!("{}-{}@example.com", role, uuid::Uuid::now_v7().simple());
+    let user = NewUser::parse(&email, "Member", PASSWORD).expect("valid user");
+    let membership = onboarding::add_member(db, firm.firm_id(), Joiner::New(user), role).await.expect("member added");
+    (email, membership.user_id)
+}
+
+/// A firm with one owner who is signed in: (firm, owner email, owner user id, access token).
+pub async fn signed_in_owner(app: &TestApp) -> (Firm, String, uuid::Uuid, String) {
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let (email, user_id) = add_member(&db, &firm, Role::Owner).await;
+    let tokens = app.login_ok(&firm.slug, &email, PASSWORD).await;
+    (firm, email, user_id, tokens["access_token"].as_str().unwrap().to_owned())
+}
+
+/// A pool as the application role, migrated, without a server.
+pub async fn test_db() -> Db {
+    LazyLock::force(&TRACING);
+    let settings = test_settings();
+    migrate(&settings).await;
+    Db::new(&settings.database).expect("pool builds")
+}
+
+/// A firm of its own for one test, so tests share the database and still never collide.
+pub async fn new_firm(db: &Db) -> Firm {
+    let slug = format!("t-{}", uuid::Uuid::now_v7().simple());
+    onboarding::create_firm(db, &slug, "Test Firm").await.expect("firm created")
+}
+
+/// A firm with one owner; returns the firm and the owner's email.
+pub async fn new_firm_with_owner(db: &Db) -> (Firm, String) {
+    let firm = new_firm(db).await;
+    let email = format!("owner-{}@example.com", uuid::Uuid::now_v7().simple());
+    let user = NewUser::parse(&email, "Owner", "a long enough password").expect("valid user");
+    onboarding::add_member(db, firm.firm_id(), Joiner::New(user), Role::Owner).await.expect("member added");
+    (firm, email)
+}
+
+/// Parses a response body that must be JSON.
+pub async fn json(response: reqwest::Response) -> serde_json::Value {
+    let text = response.text().await.expect("body read");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
+}

@@ -1,0 +1,155 @@
+//! Log-in, `/me`, throttling and the audit trail of log-ins.
+
+use consultantpro::domain::memberships::Role;
+
+use crate::helpers::{PASSWORD, add_member, json, new_firm, signed_in_owner, spawn_app, spawn_app_with};
+
+#[actix_web::test]
+async fn a_member_logs_in_and_sees_themselves() {
+    let app = spawn_app().await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let (email, user_id) = add_member(&db, &firm, Role::Staff).await;
+    let tokens = app.login_ok(&firm.slug, &email, PASSWORD).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 900);
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    assert!(refresh.starts_with(&format!("{}.", firm.id)), "refresh token names its firm");
+
+    let me = json(app.get_as(tokens["access_token"].as_str().unwrap(), "/api/v1/me").await).await;
+    assert_eq!(me["data"]["user"]["id"], user_id.to_string());
+    assert_eq!(me["data"]["user"]["email"], email);
+    assert_eq!(me["data"]["firm"]["slug"], firm.slug);
+    assert_eq!(me["data"]["role"], "staff");
+    assert!(me["data"]["user"].get("password_hash").is_none());
+}
+
+#[actix_web::test]
+async fn wrong_firm_email_or_password_look_the_same() {
+    let app = spawn_app().await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let other = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Staff).await;
+    let attempts = [
+        (firm.slug.as_str(), email.as_str(), "wrong password entirely"),
+        (firm.slug.as_str(), "nobody@example.com", PASSWORD),
+        ("no-such-firm", email.as_str(), PASSWORD),
+        // A real login, but not a member of this firm.
+        (other.slug.as_str(), email.as_str(), PASSWORD),
+    ];
+    let mut bodies = Vec::new();
+    for (slug, email, password) in attempts {
+        let response = app.login(slug, email, password).await;
+        assert_eq!(response.status(), 401);
+        let mut body = json(response).await;
+        assert_eq!(body["error"]["code"], "invalid_credentials");
+        body["error"]["details"] = serde_json::Value::Null;
+        bodies.push(body);
+    }
+    assert!(bodies.windows(2).all(|w| w[0] == w[1]), "answers differ: {bodies:?}");
+}
+
+#[actix_web::test]
+async fn malformed_login_bodies_are_400() {
+    let app = spawn_app().await;
+    for body in [
+        serde_json::json!({}),
+        serde_json::json!({ "firm": "x", "email": "a@b.co" }),
+        serde_json::json!({ "firm": "x", "email": "a@b.co", "password": 5 }),
+        serde_json::json!({ "firm": "", "email": "", "password": "" }),
+        serde_json::json!({ "firm": "x", "email": "a@b.co", "password": "x".repeat(5000) }),
+        serde_json::json!({ "firm": "x", "email": "a@b.co", "password": "y", "extra": true }),
+    ] {
+        let response = app.post("/api/v1/auth/login", &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        assert_eq!(json(response).await["error"]["code"], "validation_error");
+    }
+}
+
+#[actix_web::test]
+async fn repeated_failures_for_an_account_are_throttled_and_success_resets() {
+    let app = spawn_app().await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Staff).await;
+    // Four failures, then a success, then four more: never throttled (the limit is five).
+    for _ in 0..4 {
+        assert_eq!(app.login(&firm.slug, &email, "not the password").await.status(), 401);
+    }
+    app.login_ok(&firm.slug, &email, PASSWORD).await;
+    for _ in 0..4 {
+        assert_eq!(app.login(&firm.slug, &email, "not the password").await.status(), 401);
+    }
+    // The fifth failure in the window uses up the allowance; the next attempt waits.
+    assert_eq!(app.login(&firm.slug, &email, "not the password").await.status(), 401);
+    let response = app.login(&firm.slug, &email, PASSWORD).await;
+    assert_eq!(response.status(), 429);
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry_after > 0 && retry_after <= 900);
+    assert_eq!(json(response).await["error"]["code"], "rate_limited");
+}
+
+#[actix_web::test]
+async fn repeated_failures_from_one_address_are_throttled() {
+    let app = spawn_app_with(|s| s.auth.login_max_failures_per_ip = 3).await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    for i in 0..3 {
+        let response = app.login(&firm.slug, &format!("guess{i}@example.com"), "whatever it is").await;
+        assert_eq!(response.status(), 401);
+    }
+    let (email, _) = add_member(&db, &firm, Role::Staff).await;
+    let response = app.login(&firm.slug, &email, PASSWORD).await;
+    assert_eq!(response.status(), 429, "a fourth try from the same address must wait");
+    assert!(response.headers().contains_key("retry-after"));
+}
+
+#[actix_web::test]
+async fn log_ins_are_audited_for_owners_and_admins_only() {
+    let app = spawn_app().await;
+    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
+    let db = app.db();
+    let (staff_email, _) = add_member(&db, &firm, Role::Staff).await;
+    assert_eq!(app.login(&firm.slug, &staff_email, "wrong password here").await.status(), 401);
+    let staff = app.login_ok(&firm.slug, &staff_email, PASSWORD).await;
+
+    let events = json(app.get_as(&owner, "/api/v1/audit-events?action=auth.login&limit=10").await).await;
+    let events = events["data"].as_array().unwrap();
+    assert!(events.iter().any(|e| e["result"] == "failure" && e["metadata"]["reason"] == "invalid_credentials"));
+    assert!(events.iter().any(|e| e["result"] == "success" && e["actor_id"] == owner_id.to_string()));
+    assert!(events.iter().all(|e| e["action"] == "auth.login"));
+    for event in events {
+        let text = event.to_string();
+        assert!(!text.contains("wrong password"), "a password reached the audit log: {text}");
+    }
+
+    let response = app.get_as(staff["access_token"].as_str().unwrap(), "/api/v1/audit-events").await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(json(response).await["error"]["code"], "forbidden");
+}
+
+#[actix_web::test]
+async fn audit_listing_pages_and_rejects_bad_filters() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    // firm.created, member.added, auth.login
+    let first = json(app.get_as(&owner, "/api/v1/audit-events?limit=2").await).await;
+    assert_eq!(first["data"].as_array().unwrap().len(), 2);
+    let next = first["meta"]["next"].as_str().expect("a next page");
+    let second = json(app.get_as(&owner, next).await).await;
+    assert_eq!(second["data"].as_array().unwrap().len(), 1);
+    assert_eq!(second["data"][0]["action"], "firm.created");
+    assert!(second["meta"]["next"].is_null());
+
+    for bad in [
+        "?from=yesterday",
+        "?actor_id=42",
+        "?limit=-1",
+        "?cursor=zzz",
+        "?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ] {
+        let response = app.get_as(&owner, &format!("/api/v1/audit-events{bad}")).await;
+        assert_eq!(response.status(), 400, "{bad}");
+    }
+}
