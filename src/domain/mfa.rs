@@ -99,6 +99,17 @@ pub async fn confirm(conn: &mut AsyncPgConnection, user_id: Uuid, code: &str) ->
     replace_recovery_codes(conn, user_id).await
 }
 
+/// Marks every unused recovery code of the user as used.
+async fn retire_recovery_codes(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), DomainError> {
+    diesel::update(user_recovery_codes::table)
+        .filter(user_recovery_codes::user_id.eq(user_id))
+        .filter(user_recovery_codes::used_at.is_null())
+        .set(user_recovery_codes::used_at.eq(Utc::now()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 fn generate_recovery_codes() -> Vec<String> {
     let mut rng = rand::rng();
     (0..RECOVERY_CODE_COUNT)
@@ -111,12 +122,7 @@ fn generate_recovery_codes() -> Vec<String> {
 }
 
 async fn replace_recovery_codes(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<Vec<String>, DomainError> {
-    diesel::update(user_recovery_codes::table)
-        .filter(user_recovery_codes::user_id.eq(user_id))
-        .filter(user_recovery_codes::used_at.is_null())
-        .set(user_recovery_codes::used_at.eq(Utc::now()))
-        .execute(conn)
-        .await?;
+    retire_recovery_codes(conn, user_id).await?;
     let codes = generate_recovery_codes();
     let rows: Vec<_> = codes
         .iter()
@@ -176,12 +182,7 @@ pub async fn disable(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), 
         ))
         .execute(conn)
         .await?;
-    diesel::update(user_recovery_codes::table)
-        .filter(user_recovery_codes::user_id.eq(user_id))
-        .filter(user_recovery_codes::used_at.is_null())
-        .set(user_recovery_codes::used_at.eq(Utc::now()))
-        .execute(conn)
-        .await?;
+    retire_recovery_codes(conn, user_id).await?;
     Ok(())
 }
 

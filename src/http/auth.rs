@@ -110,6 +110,13 @@ fn state(req: &HttpRequest) -> Result<web::Data<AppState>, ApiError> {
         .ok_or_else(|| ApiError::internal(anyhow::anyhow!("application state missing")))
 }
 
+/// The app state and the claims of a well-signed, unexpired bearer token.
+fn verified_claims(req: &HttpRequest) -> Result<(web::Data<AppState>, Claims), ApiError> {
+    let state = state(req)?;
+    let claims = state.tokens().verify(bearer(req)?).ok_or_else(invalid_token)?;
+    Ok((state, claims))
+}
+
 fn invalid_token() -> ApiError {
     ApiError::unauthorized("the access token is invalid or has expired")
 }
@@ -201,8 +208,7 @@ impl FromRequest for FirmAuth {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = state(&req)?;
-            let claims = state.tokens().verify(bearer(&req)?).ok_or_else(invalid_token)?;
+            let (state, claims) = verified_claims(&req)?;
             if claims.typ == TokenType::Operator {
                 // Operators see no firm content without a grant; the firm's resources do
                 // not exist for them.
@@ -263,8 +269,7 @@ impl FromRequest for OperatorAuth {
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
         let req = req.clone();
         Box::pin(async move {
-            let state = state(&req)?;
-            let claims = state.tokens().verify(bearer(&req)?).ok_or_else(invalid_token)?;
+            let (state, claims) = verified_claims(&req)?;
             if claims.typ != TokenType::Operator {
                 // The platform surface does not exist for firm members.
                 return Err(ApiError::NotFound("no such resource".into()));
