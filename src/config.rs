@@ -32,7 +32,29 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub redis: RedisSettings,
     pub auth: AuthSettings,
+    pub jobs: JobSettings,
+    pub webhooks: WebhookSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct JobSettings {
+    pub enabled: bool,
+    pub poll_interval_ms: u64,
+    pub lease_secs: u32,
+    pub batch_size: u32,
+    pub concurrency: usize,
+    pub max_attempts: u32,
+    pub backoff_base_ms: u64,
+    pub backoff_max_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct WebhookSettings {
+    pub timeout_secs: u64,
+    pub max_response_bytes: usize,
+    pub disable_after_failures: u32,
+    pub allow_private_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

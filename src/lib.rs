@@ -7,6 +7,7 @@ pub mod db;
 pub mod domain;
 pub mod http;
 pub mod ingest;
+pub mod outbound;
 pub mod telemetry;
 
 use std::net::TcpListener;
@@ -21,6 +22,7 @@ use crate::actors::bus::Bus;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::http::AppState;
+use crate::outbound::runner::{JobContext, JobRunner};
 
 /// A bound, not yet running server. Port 0 in settings binds an ephemeral port (tests).
 pub struct Application {
@@ -43,6 +45,8 @@ impl Application {
         settings: Settings,
         extra_routes: fn(&mut web::ServiceConfig),
     ) -> anyhow::Result<Self> {
+        // reqwest is built without a default TLS provider; pick ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
         let db = Db::new(&settings.database)?;
         let bus = match settings.redis.url() {
@@ -51,6 +55,11 @@ impl Application {
                 .map_err(|e| anyhow::anyhow!("cannot reach Redis at the configured redis.url: {e}"))?,
             None => Bus::in_process(),
         };
+        if settings.jobs.enabled {
+            let context = JobContext::new(db.clone(), bus.clone(), settings.clone())?;
+            let runner = JobRunner::new(context, JobRunner::process_worker_id());
+            actix_web::rt::spawn(runner.run());
+        }
         let state = web::Data::new(AppState::new(db, bus, settings.clone(), http::metrics::recorder_handle()));
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.server.host, settings.server.port))?;

@@ -160,3 +160,59 @@ diesel::allow_tables_to_appear_in_same_query!(
     user_recovery_codes,
     users,
 );
+
+diesel::table! {
+    jobs (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        kind -> Text,
+        payload -> Jsonb,
+        state -> Text,
+        run_at -> Timestamptz,
+        attempts -> Int4,
+        max_attempts -> Int4,
+        last_error -> Nullable<Text>,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    webhook_endpoints (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        url -> Text,
+        description -> Text,
+        event_types -> Array<Text>,
+        active -> Bool,
+        secret -> Text,
+        failure_streak -> Int4,
+        disabled_reason -> Nullable<Text>,
+        deleted_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        endpoint_id -> Uuid,
+        event_type -> Text,
+        payload -> Jsonb,
+        state -> Text,
+        attempts -> Int4,
+        last_status_code -> Nullable<Int4>,
+        last_latency_ms -> Nullable<Int4>,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_attempt_at -> Nullable<Timestamptz>,
+        delivered_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(jobs, webhook_endpoints, webhook_deliveries);

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod break_glass;
 pub mod firms;
+pub mod jobs;
 pub mod login;
 pub mod memberships;
 pub mod mfa;
@@ -15,6 +16,7 @@ pub mod permissions;
 pub mod sessions;
 pub mod throttle;
 pub mod users;
+pub mod webhooks;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -12,6 +12,7 @@
 //! | OwnersManage      |   x   |       |       |         |          |
 //! | AuditRead         |   x   |   x   |       |         |          |
 //! | SecurityManage    |   x   |       |       |         |          |
+//! | IntegrationsManage|   x   |   x   |       |         |          |
 //!
 //! Break-glass access acts as `readonly`.
 
@@ -34,6 +35,8 @@ pub enum Permission {
     AuditRead,
     /// The firm's security settings and the break-glass grants on it.
     SecurityManage,
+    /// Webhook endpoints, and the job queue's dead letters.
+    IntegrationsManage,
 }
 
 impl Role {
@@ -44,7 +47,7 @@ impl Role {
             ContentRead | MembersRead => true,
             ContentWrite => matches!(self, Owner | Admin | Staff),
             FinanceRead | FinanceWrite => matches!(self, Owner | Admin | Billing),
-            MembersManage | AuditRead => matches!(self, Owner | Admin),
+            MembersManage | AuditRead | IntegrationsManage => matches!(self, Owner | Admin),
             OwnersManage | SecurityManage => matches!(self, Owner),
         }
     }
@@ -56,7 +59,7 @@ mod tests {
 
     #[test]
     fn matrix_matches_the_documented_table() {
-        let rows: [(Permission, [bool; 5]); 9] = [
+        let rows: [(Permission, [bool; 5]); 10] = [
             (Permission::ContentRead, [true, true, true, true, true]),
             (Permission::ContentWrite, [true, true, true, false, false]),
             (Permission::FinanceRead, [true, true, false, true, false]),
@@ -66,6 +69,7 @@ mod tests {
             (Permission::OwnersManage, [true, false, false, false, false]),
             (Permission::AuditRead, [true, true, false, false, false]),
             (Permission::SecurityManage, [true, false, false, false, false]),
+            (Permission::IntegrationsManage, [true, true, false, false, false]),
         ];
         for (permission, allowed) in rows {
             for (role, expected) in Role::ALL.into_iter().zip(allowed) {

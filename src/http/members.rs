@@ -18,7 +18,7 @@ use crate::domain::audit::{self, Outcome};
 use crate::domain::memberships::{self, Member, MemberFilter, MemberStatus, Role};
 use crate::domain::permissions::Permission;
 use crate::domain::users::{self, NewUser};
-use crate::domain::{DomainError, RequestMeta, sessions};
+use crate::domain::{DomainError, RequestMeta, sessions, webhooks};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -134,6 +134,7 @@ pub async fn add_member(
         }
     };
     let existing_id = existing.map(|u| u.id);
+    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
     let firm = auth.firm;
     let role = body.role;
     let audit_event = auth.audit("member.added", Outcome::Success, &meta);
@@ -151,6 +152,8 @@ pub async fn add_member(
                     .with_target("user", user_id)
                     .with_metadata(serde_json::json!({ "role": role.as_str(), "new_login": new_user.is_some() }));
                 audit::record(conn, &event).await?;
+                let data = serde_json::json!({ "user_id": user_id, "role": role.as_str() });
+                webhooks::emit(conn, firm, "member.added", data, attempts).await?;
                 memberships::find(conn, firm, user_id).await
             }
             .scope_boxed()
@@ -236,6 +239,7 @@ async fn change_member(
     let firm = auth.firm;
     let caller_is_not_owner = auth.require(Permission::OwnersManage).is_err();
     let audit_template = auth.audit("member.changed", Outcome::Success, meta);
+    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
     Ok(state
         .db()
         .firm_tx(firm, |conn| {
@@ -260,6 +264,10 @@ async fn change_member(
                 }));
                 event.set_action(action);
                 audit::record(conn, &event).await?;
+                if action != "member.unchanged" {
+                    let data = serde_json::json!({ "user_id": user_id, "role": after.role, "status": after.status });
+                    webhooks::emit(conn, firm, action, data, attempts).await?;
+                }
                 Ok::<_, DomainError>(after)
             }
             .scope_boxed()

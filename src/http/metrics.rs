@@ -11,6 +11,8 @@ use actix_web::{Error, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
+use crate::domain::jobs;
+use scoped_futures::ScopedFutureExt;
 
 /// Seconds; spans fast cached reads to slow report queries.
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
@@ -65,5 +67,12 @@ pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     metrics::gauge!("db_pool_idle_connections").set(pool.available as f64);
     metrics::gauge!("db_pool_waiting_requests").set(pool.waiting as f64);
     metrics::gauge!("bus_active_channels").set(state.bus().active_channels() as f64);
+    // Queue depth across firms (counts only); a scrape during a database outage skips it.
+    let counts = state.db().platform_tx(|conn| async move { jobs::counts(conn).await }.scope_boxed()).await;
+    if let Ok(counts) = counts {
+        for (job_state, count) in counts {
+            metrics::gauge!("jobs", "state" => job_state).set(count as f64);
+        }
+    }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics().render())
 }

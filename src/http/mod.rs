@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod platform;
 pub mod request_id;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -106,6 +107,26 @@ fn api_v1() -> actix_web::Scope {
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
         .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))
         .service(web::resource("/security/break-glass/{id}/revoke").route(web::post().to(platform::owner_revoke_grant)))
+        .service(
+            web::resource("/webhooks")
+                .route(web::get().to(webhooks::list_endpoints))
+                .route(web::post().to(webhooks::create_endpoint)),
+        )
+        .service(
+            web::resource("/webhooks/{id}")
+                .route(web::get().to(webhooks::get_endpoint))
+                .route(web::patch().to(webhooks::update_endpoint))
+                .route(web::delete().to(webhooks::delete_endpoint)),
+        )
+        .service(web::resource("/webhooks/{id}/rotate-secret").route(web::post().to(webhooks::rotate_secret)))
+        .service(web::resource("/webhooks/{id}/ping").route(web::post().to(webhooks::ping)))
+        .service(web::resource("/webhooks/{id}/deliveries").route(web::get().to(webhooks::list_deliveries)))
+        .service(
+            web::resource("/webhooks/{id}/deliveries/{delivery_id}/redeliver")
+                .route(web::post().to(webhooks::redeliver)),
+        )
+        .service(web::resource("/jobs/dead").route(web::get().to(webhooks::list_dead_jobs)))
+        .service(web::resource("/jobs/{id}/retry").route(web::post().to(webhooks::retry_job)))
         .service(web::resource("/platform/auth/login").route(web::post().to(platform::operator_login)))
         .service(web::resource("/platform/firms").route(web::get().to(platform::list_firms)))
         .service(

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{audit_log, health, identity, members, metrics, platform};
+use super::{audit_log, health, identity, members, metrics, platform, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -40,6 +40,17 @@ use super::{audit_log, health, identity, members, metrics, platform};
         platform::revoke_grant,
         platform::firm_grants,
         platform::owner_revoke_grant,
+        webhooks::create_endpoint,
+        webhooks::list_endpoints,
+        webhooks::get_endpoint,
+        webhooks::update_endpoint,
+        webhooks::delete_endpoint,
+        webhooks::rotate_secret,
+        webhooks::ping,
+        webhooks::list_deliveries,
+        webhooks::redeliver,
+        webhooks::list_dead_jobs,
+        webhooks::retry_job,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -50,6 +61,8 @@ use super::{audit_log, health, identity, members, metrics, platform};
         (name = "audit", description = "The firm's audit log"),
         (name = "security", description = "The firm's view of break-glass access"),
         (name = "platform", description = "Platform operators: firm metadata and break-glass"),
+        (name = "webhooks", description = "Signed outbound webhooks and their delivery log"),
+        (name = "jobs", description = "The durable job queue's dead letters"),
     )
 )]
 pub struct ApiDoc;

@@ -101,6 +101,17 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/platform/break-glass/{id}/approve"),
         ("post", "/api/v1/platform/break-glass/{id}/token"),
         ("post", "/api/v1/platform/break-glass/{id}/revoke"),
+        ("get", "/api/v1/webhooks"),
+        ("post", "/api/v1/webhooks"),
+        ("get", "/api/v1/webhooks/{id}"),
+        ("patch", "/api/v1/webhooks/{id}"),
+        ("delete", "/api/v1/webhooks/{id}"),
+        ("post", "/api/v1/webhooks/{id}/rotate-secret"),
+        ("post", "/api/v1/webhooks/{id}/ping"),
+        ("get", "/api/v1/webhooks/{id}/deliveries"),
+        ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
+        ("get", "/api/v1/jobs/dead"),
+        ("post", "/api/v1/jobs/{id}/retry"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

@@ -1,0 +1,532 @@
+//! Outbound webhooks (tenant tables): the endpoints a firm registers, the events it wants,
+//! and one delivery per event and endpoint. Emitting an event enqueues its deliveries in
+//! the caller's transaction; the job runner sends them (see `outbound::webhooks`).
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::prelude::*;
+use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use uuid::Uuid;
+
+use super::pagination::{Direction, Page, PageSpec};
+use super::{DomainError, FieldErrors, FirmId, jobs};
+use crate::db::schema::{webhook_deliveries, webhook_endpoints};
+
+/// The job kind that sends one delivery.
+pub const DELIVER_JOB: &str = "webhook.deliver";
+
+/// Event types a firm may subscribe to. Some are emitted by features still to come; a
+/// firm can subscribe ahead. `*` means all.
+pub const EVENT_TYPES: &[&str] = &[
+    "ping",
+    "member.added",
+    "member.role_changed",
+    "member.deactivated",
+    "member.reactivated",
+    "conversation.created",
+    "message.created",
+    "client.created",
+    "invoice.sent",
+    "payment.received",
+];
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = webhook_endpoints)]
+pub struct Endpoint {
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub firm_id: Uuid,
+    pub id: Uuid,
+    pub url: String,
+    pub description: String,
+    pub event_types: Vec<String>,
+    pub active: bool,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub secret: String,
+    /// Consecutive failed attempts; the endpoint is disabled when it reaches the limit.
+    pub failure_streak: i32,
+    pub disabled_reason: Option<String>,
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub deleted_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct Delivery {
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub firm_id: Uuid,
+    /// Sent as `X-CP-Delivery-Id`; the same on every attempt.
+    pub id: Uuid,
+    pub endpoint_id: Uuid,
+    pub event_type: String,
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    pub state: String,
+    pub attempts: i32,
+    pub last_status_code: Option<i32>,
+    pub last_latency_ms: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// `whsec_` + 256 random bits.
+pub fn new_secret() -> String {
+    let mut bytes = [0_u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("whsec_{}", URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `X-CP-Signature` value: `t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
+pub fn signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={timestamp},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// What a receiver does: recompute the MAC, compare in constant time, refuse stale stamps.
+pub fn verify_signature(secret: &str, header: &str, body: &[u8], now: i64, tolerance_secs: i64) -> bool {
+    let mut timestamp = None;
+    let mut candidates = Vec::new();
+    for part in header.split(',') {
+        match part.trim().split_once('=') {
+            Some(("t", t)) => timestamp = t.parse::<i64>().ok(),
+            Some(("v1", v)) => candidates.extend(hex::decode(v).ok()),
+            _ => {}
+        }
+    }
+    let Some(timestamp) = timestamp else { return false };
+    if (now - timestamp).abs() > tolerance_secs {
+        return false;
+    }
+    candidates.iter().any(|candidate| {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+            .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
+        mac.update(timestamp.to_string().as_bytes());
+        mac.update(b".");
+        mac.update(body);
+        mac.verify_slice(candidate).is_ok()
+    })
+}
+
+/// Checks a URL's shape: http(s), a host, no credentials. Whether its address may be
+/// reached is decided when sending (DNS can change), by `outbound::guard`.
+pub fn validate_url(raw: &str) -> Result<String, String> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| format!("is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be http or https".into());
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    Ok(url.to_string())
+}
+
+fn validate_event_types(types: &[String]) -> Result<Vec<String>, String> {
+    if types.is_empty() {
+        return Err("name at least one event type, or \"*\"".into());
+    }
+    let mut cleaned: Vec<String> = Vec::new();
+    for t in types {
+        if t != "*" && !EVENT_TYPES.contains(&t.as_str()) {
+            return Err(format!("unknown event type `{t}`; known: {}", EVENT_TYPES.join(", ")));
+        }
+        if !cleaned.contains(t) {
+            cleaned.push(t.clone());
+        }
+    }
+    Ok(cleaned)
+}
+
+pub struct EndpointInput {
+    pub url: Option<String>,
+    pub description: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub active: Option<bool>,
+}
+
+struct CheckedInput {
+    url: Option<String>,
+    description: Option<String>,
+    event_types: Option<Vec<String>>,
+}
+
+fn check(input: &EndpointInput) -> Result<CheckedInput, DomainError> {
+    let mut fields = FieldErrors::new();
+    let url =
+        input.url.as_deref().map(validate_url).transpose().map_err(|p| fields.insert("url".into(), p)).ok().flatten();
+    let event_types = input
+        .event_types
+        .as_deref()
+        .map(validate_event_types)
+        .transpose()
+        .map_err(|p| fields.insert("event_types".into(), p))
+        .ok()
+        .flatten();
+    let description = input.description.as_ref().map(|d| d.trim().to_owned());
+    if description.as_ref().is_some_and(|d| d.chars().count() > 500) {
+        fields.insert("description".into(), "must be at most 500 characters".into());
+    }
+    DomainError::check(fields)?;
+    Ok(CheckedInput { url, description, event_types })
+}
+
+/// Registers an endpoint; returns it with its secret (shown to the firm once).
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    input: &EndpointInput,
+) -> Result<(Endpoint, String), DomainError> {
+    let checked = check(input)?;
+    let mut fields = FieldErrors::new();
+    if checked.url.is_none() {
+        fields.insert("url".into(), "is required".into());
+    }
+    if checked.event_types.is_none() {
+        fields.insert("event_types".into(), "is required".into());
+    }
+    DomainError::check(fields)?;
+    let secret = new_secret();
+    let endpoint = diesel::insert_into(webhook_endpoints::table)
+        .values((
+            webhook_endpoints::firm_id.eq(firm.into_uuid()),
+            webhook_endpoints::id.eq(Uuid::now_v7()),
+            webhook_endpoints::url.eq(checked.url.unwrap_or_default()),
+            webhook_endpoints::description.eq(checked.description.unwrap_or_default()),
+            webhook_endpoints::event_types.eq(checked.event_types.unwrap_or_default()),
+            webhook_endpoints::active.eq(input.active.unwrap_or(true)),
+            webhook_endpoints::secret.eq(&secret),
+        ))
+        .returning(Endpoint::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok((endpoint, secret))
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Endpoint, DomainError> {
+    webhook_endpoints::table
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::id.eq(id))
+        .filter(webhook_endpoints::deleted_at.is_null())
+        .select(Endpoint::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("webhook endpoint"))
+}
+
+pub async fn list(conn: &mut AsyncPgConnection, firm: FirmId) -> Result<Vec<Endpoint>, DomainError> {
+    Ok(webhook_endpoints::table
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::deleted_at.is_null())
+        .order((webhook_endpoints::created_at.asc(), webhook_endpoints::id.asc()))
+        .select(Endpoint::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// Changes an endpoint; turning it back on clears its failure streak.
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    id: Uuid,
+    input: &EndpointInput,
+) -> Result<Endpoint, DomainError> {
+    let checked = check(input)?;
+    let current = find(conn, firm, id).await?;
+    let reactivated = input.active == Some(true) && !current.active;
+    Ok(diesel::update(webhook_endpoints::table)
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::id.eq(id))
+        .set((
+            checked.url.map(|v| webhook_endpoints::url.eq(v)),
+            checked.description.map(|v| webhook_endpoints::description.eq(v)),
+            checked.event_types.map(|v| webhook_endpoints::event_types.eq(v)),
+            input.active.map(|v| webhook_endpoints::active.eq(v)),
+            reactivated.then(|| webhook_endpoints::failure_streak.eq(0)),
+            reactivated.then(|| webhook_endpoints::disabled_reason.eq(None::<String>)),
+            webhook_endpoints::updated_at.eq(Utc::now()),
+        ))
+        .returning(Endpoint::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Removes an endpoint (kept for its delivery history); nothing more is sent to it.
+pub async fn delete(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<(), DomainError> {
+    find(conn, firm, id).await?;
+    diesel::update(webhook_endpoints::table)
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::id.eq(id))
+        .set((webhook_endpoints::deleted_at.eq(Utc::now()), webhook_endpoints::active.eq(false)))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn rotate_secret(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<String, DomainError> {
+    find(conn, firm, id).await?;
+    let secret = new_secret();
+    diesel::update(webhook_endpoints::table)
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::id.eq(id))
+        .set((webhook_endpoints::secret.eq(&secret), webhook_endpoints::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await?;
+    Ok(secret)
+}
+
+/// Creates one delivery for an endpoint and the job that sends it.
+pub async fn enqueue_delivery(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    endpoint_id: Uuid,
+    event_type: &str,
+    data: serde_json::Value,
+    max_attempts: i32,
+) -> Result<Uuid, DomainError> {
+    let id = Uuid::now_v7();
+    let payload = serde_json::json!({
+        "id": id,
+        "type": event_type,
+        "created_at": Utc::now(),
+        "firm_id": firm,
+        "data": data,
+    });
+    diesel::insert_into(webhook_deliveries::table)
+        .values((
+            webhook_deliveries::firm_id.eq(firm.into_uuid()),
+            webhook_deliveries::id.eq(id),
+            webhook_deliveries::endpoint_id.eq(endpoint_id),
+            webhook_deliveries::event_type.eq(event_type),
+            webhook_deliveries::payload.eq(payload),
+        ))
+        .execute(conn)
+        .await?;
+    jobs::enqueue(conn, firm, DELIVER_JOB, serde_json::json!({ "delivery_id": id }), max_attempts).await?;
+    Ok(id)
+}
+
+/// Emits a domain event to every active endpoint of the firm that wants it, inside the
+/// caller's transaction. Returns how many deliveries were queued.
+pub async fn emit(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    event_type: &str,
+    data: serde_json::Value,
+    max_attempts: i32,
+) -> Result<usize, DomainError> {
+    let endpoints: Vec<Uuid> = webhook_endpoints::table
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::active.eq(true))
+        .filter(webhook_endpoints::deleted_at.is_null())
+        .filter(
+            webhook_endpoints::event_types
+                .contains(vec![event_type.to_owned()])
+                .or(webhook_endpoints::event_types.contains(vec!["*".to_owned()])),
+        )
+        .select(webhook_endpoints::id)
+        .load(conn)
+        .await?;
+    for endpoint in &endpoints {
+        enqueue_delivery(conn, firm, *endpoint, event_type, data.clone(), max_attempts).await?;
+    }
+    Ok(endpoints.len())
+}
+
+pub async fn find_delivery(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Delivery, DomainError> {
+    webhook_deliveries::table
+        .filter(webhook_deliveries::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_deliveries::id.eq(id))
+        .select(Delivery::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("delivery"))
+}
+
+/// Sends a delivery again (same delivery id, so a receiver that already has it can tell).
+pub async fn redeliver(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    endpoint_id: Uuid,
+    delivery_id: Uuid,
+    max_attempts: i32,
+) -> Result<Delivery, DomainError> {
+    find(conn, firm, endpoint_id).await?;
+    let delivery = find_delivery(conn, firm, delivery_id).await?;
+    if delivery.endpoint_id != endpoint_id {
+        return Err(DomainError::NotFound("delivery"));
+    }
+    diesel::update(webhook_deliveries::table)
+        .filter(webhook_deliveries::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_deliveries::id.eq(delivery_id))
+        .set(webhook_deliveries::state.eq("pending"))
+        .execute(conn)
+        .await?;
+    jobs::enqueue(conn, firm, DELIVER_JOB, serde_json::json!({ "delivery_id": delivery_id }), max_attempts).await?;
+    find_delivery(conn, firm, delivery_id).await
+}
+
+/// Sort key of an endpoint's delivery log (newest first).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryKey {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+pub async fn deliveries(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    endpoint_id: Uuid,
+    spec: &PageSpec<DeliveryKey>,
+) -> Result<Page<Delivery, DeliveryKey>, DomainError> {
+    find(conn, firm, endpoint_id).await?;
+    let keyset = |op: &str, key: DeliveryKey| {
+        sql::<Bool>(&format!("(created_at, id) {op} ("))
+            .bind::<Timestamptz, _>(key.at)
+            .sql(", ")
+            .bind::<SqlUuid, _>(key.id)
+            .sql(")")
+    };
+    let mut query = webhook_deliveries::table
+        .filter(webhook_deliveries::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
+        .select(Delivery::as_select())
+        .into_boxed();
+    query = match spec.position {
+        Some((Direction::Forward, key)) => {
+            query.filter(keyset("<", key)).order((webhook_deliveries::created_at.desc(), webhook_deliveries::id.desc()))
+        }
+        Some((Direction::Backward, key)) => {
+            query.filter(keyset(">", key)).order((webhook_deliveries::created_at.asc(), webhook_deliveries::id.asc()))
+        }
+        None => query.order((webhook_deliveries::created_at.desc(), webhook_deliveries::id.desc())),
+    };
+    let rows = query.limit(spec.fetch_limit()).load(conn).await?;
+    Ok(Page::from_rows(rows, spec, |d: &Delivery| DeliveryKey { at: d.created_at, id: d.id }))
+}
+
+/// One attempt's result, as the sender saw it.
+pub struct AttemptResult {
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+}
+
+impl AttemptResult {
+    pub fn succeeded(&self) -> bool {
+        self.error.is_none() && self.status_code.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// Records an attempt on the delivery and the endpoint's failure streak. Returns true when
+/// this failure reached `disable_after` and the endpoint was switched off.
+pub async fn record_attempt(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    delivery: &Delivery,
+    result: &AttemptResult,
+    final_failure: bool,
+    disable_after: i32,
+) -> Result<bool, DomainError> {
+    let now = Utc::now();
+    let ok = result.succeeded();
+    diesel::update(webhook_deliveries::table)
+        .filter(webhook_deliveries::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_deliveries::id.eq(delivery.id))
+        .set((
+            webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+            webhook_deliveries::last_status_code.eq(result.status_code.map(i32::from)),
+            webhook_deliveries::last_latency_ms.eq(i32::try_from(result.latency_ms).unwrap_or(i32::MAX)),
+            webhook_deliveries::last_error.eq(&result.error),
+            webhook_deliveries::last_attempt_at.eq(now),
+            webhook_deliveries::state.eq(match (ok, final_failure) {
+                (true, _) => "succeeded",
+                (false, true) => "failed",
+                (false, false) => "pending",
+            }),
+            ok.then(|| webhook_deliveries::delivered_at.eq(now)),
+        ))
+        .execute(conn)
+        .await?;
+    if ok {
+        diesel::update(webhook_endpoints::table)
+            .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+            .filter(webhook_endpoints::id.eq(delivery.endpoint_id))
+            .set(webhook_endpoints::failure_streak.eq(0))
+            .execute(conn)
+            .await?;
+        return Ok(false);
+    }
+    let streak: i32 = diesel::update(webhook_endpoints::table)
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::id.eq(delivery.endpoint_id))
+        .set(webhook_endpoints::failure_streak.eq(webhook_endpoints::failure_streak + 1))
+        .returning(webhook_endpoints::failure_streak)
+        .get_result(conn)
+        .await?;
+    if streak < disable_after {
+        return Ok(false);
+    }
+    let disabled = diesel::update(webhook_endpoints::table)
+        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+        .filter(webhook_endpoints::id.eq(delivery.endpoint_id))
+        .filter(webhook_endpoints::active.eq(true))
+        .set((
+            webhook_endpoints::active.eq(false),
+            webhook_endpoints::disabled_reason
+                .eq(Some(format!("disabled after {streak} consecutive failed deliveries"))),
+            webhook_endpoints::updated_at.eq(now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(disabled == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_verify_with_the_secret_only() {
+        let body = br#"{"type":"ping"}"#;
+        let header = signature("whsec_a", 1_700_000_000, body);
+        assert!(header.starts_with("t=1700000000,v1="));
+        assert!(verify_signature("whsec_a", &header, body, 1_700_000_010, 300));
+        assert!(!verify_signature("whsec_b", &header, body, 1_700_000_010, 300));
+        assert!(!verify_signature("whsec_a", &header, b"{}", 1_700_000_010, 300));
+        assert!(!verify_signature("whsec_a", &header, body, 1_700_001_000, 300), "stale");
+        assert!(!verify_signature("whsec_a", "garbage", body, 1_700_000_010, 300));
+    }
+
+    #[test]
+    fn urls_and_event_types_are_checked() {
+        assert!(validate_url("https://hooks.example.com/cp").is_ok());
+        assert!(validate_url("ftp://example.com").is_err());
+        assert!(validate_url("https://user:pw@example.com").is_err());
+        assert!(validate_url("not a url").is_err());
+        assert!(validate_event_types(&["member.added".into(), "member.added".into()]).is_ok_and(|t| t.len() == 1));
+        assert!(validate_event_types(&["nope".into()]).is_err());
+        assert!(validate_event_types(&[]).is_err());
+    }
+}

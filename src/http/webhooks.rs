@@ -1,0 +1,425 @@
+//! `/webhooks`: where a firm wants its events, the delivery log, redelivery and a test
+//! ping; and `/jobs`: the firm's dead-letter queue. Owners and admins only.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use scoped_futures::ScopedFutureExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::FirmAuth;
+use super::envelope;
+use super::error::{ApiError, ErrorBody};
+use super::pagination::{PageParams, page_meta};
+use crate::domain::audit::{self, Outcome};
+use crate::domain::jobs::{self, Job};
+use crate::domain::permissions::Permission;
+use crate::domain::webhooks::{self, Delivery, Endpoint, EndpointInput};
+use crate::domain::{DomainError, RequestMeta};
+
+fn max_attempts(state: &AppState) -> i32 {
+    i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEndpointBody {
+    /// http(s) URL; internal addresses are refused when sending.
+    pub url: String,
+    /// Event types to receive (see the README), or `["*"]` for all.
+    pub event_types: Vec<String>,
+    pub description: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointChanges {
+    pub url: Option<String>,
+    pub event_types: Option<Vec<String>>,
+    pub description: Option<String>,
+    /// `true` re-enables an endpoint switched off after failures, clearing its streak.
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointWithSecret {
+    pub endpoint: Endpoint,
+    /// Signs every delivery; shown only now.
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EndpointList {
+    pub data: Vec<Endpoint>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub data: Vec<Delivery>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobList {
+    pub data: Vec<Job>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewSecret {
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuedDelivery {
+    pub delivery_id: Uuid,
+}
+
+/// Registers an endpoint; its signing secret is in this response only.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    request_body = NewEndpointBody,
+    responses(
+        (status = 201, description = "Registered", body = EndpointWithSecret),
+        (status = 400, description = "Bad URL or event types", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn create_endpoint(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<NewEndpointBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let body = body.into_inner();
+    let input = EndpointInput {
+        url: Some(body.url),
+        description: body.description,
+        event_types: Some(body.event_types),
+        active: body.active,
+    };
+    let firm = auth.firm;
+    let event = auth.audit("webhook.created", Outcome::Success, &meta);
+    let (endpoint, secret) = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let created = webhooks::create(conn, firm, &input).await?;
+                audit::record(conn, &event.with_target("webhook_endpoint", created.0.id)).await?;
+                Ok::<_, DomainError>(created)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::created(EndpointWithSecret { endpoint, secret }))
+}
+
+/// The firm's endpoints.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Endpoints, oldest first", body = EndpointList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn list_endpoints(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let endpoints =
+        state.db().firm_tx(firm, |conn| async move { webhooks::list(conn, firm).await }.scope_boxed()).await?;
+    let meta = serde_json::json!({ "count": endpoints.len(), "next": null, "previous": null });
+    Ok(envelope::with_meta(endpoints, meta))
+}
+
+/// One endpoint.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "The endpoint", body = Endpoint),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
+    )
+)]
+pub async fn get_endpoint(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let endpoint =
+        state.db().firm_tx(firm, |conn| async move { webhooks::find(conn, firm, id).await }.scope_boxed()).await?;
+    Ok(envelope::ok(endpoint))
+}
+
+/// Changes an endpoint.
+#[utoipa::path(
+    patch, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    request_body = EndpointChanges,
+    responses(
+        (status = 200, description = "Changed", body = Endpoint),
+        (status = 400, description = "Bad values", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
+    )
+)]
+pub async fn update_endpoint(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+    body: web::Json<EndpointChanges>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let body = body.into_inner();
+    let input = EndpointInput {
+        url: body.url,
+        description: body.description,
+        event_types: body.event_types,
+        active: body.active,
+    };
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("webhook.updated", Outcome::Success, &meta).with_target("webhook_endpoint", id);
+    let endpoint = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let endpoint = webhooks::update(conn, firm, id, &input).await?;
+                audit::record(conn, &event).await?;
+                Ok::<_, DomainError>(endpoint)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(endpoint))
+}
+
+/// Removes an endpoint; nothing more is sent to it.
+#[utoipa::path(
+    delete, path = "/api/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "Removed", body = Object),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
+    )
+)]
+pub async fn delete_endpoint(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("webhook.deleted", Outcome::Success, &meta).with_target("webhook_endpoint", id);
+    state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                webhooks::delete(conn, firm, id).await?;
+                audit::record(conn, &event).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(serde_json::json!({ "deleted": true })))
+}
+
+/// Replaces the signing secret; the new one is in this response only.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/rotate-secret", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 200, description = "New secret", body = NewSecret),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
+    )
+)]
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("webhook.secret_rotated", Outcome::Success, &meta).with_target("webhook_endpoint", id);
+    let secret = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let secret = webhooks::rotate_secret(conn, firm, id).await?;
+                audit::record(conn, &event).await?;
+                Ok::<_, DomainError>(secret)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(NewSecret { secret }))
+}
+
+/// Sends a `ping` event to the endpoint through the queue.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/ping", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Endpoint id")),
+    responses(
+        (status = 202, description = "Queued", body = QueuedDelivery),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
+    )
+)]
+pub async fn ping(state: web::Data<AppState>, auth: FirmAuth, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id, attempts) = (auth.firm, path.into_inner(), max_attempts(&state));
+    let delivery_id = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                webhooks::find(conn, firm, id).await?;
+                let data = serde_json::json!({ "message": "ConsultantPro webhook test" });
+                webhooks::enqueue_delivery(conn, firm, id, "ping", data, attempts).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Accepted()
+        .json(envelope::Envelope { data: QueuedDelivery { delivery_id }, meta: serde_json::json!({}) }))
+}
+
+/// The endpoint's delivery log, newest first: state, attempts, last status, latency, error.
+#[utoipa::path(
+    get, path = "/api/v1/webhooks/{id}/deliveries", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Endpoint id"), PageParams),
+    responses(
+        (status = 200, description = "A page of deliveries", body = DeliveryList),
+        (status = 400, description = "Bad cursor", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
+    )
+)]
+pub async fn list_deliveries(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let spec = page.spec()?;
+    let (firm, id, page_spec) = (auth.firm, path.into_inner(), spec.clone());
+    let listed = state
+        .db()
+        .firm_tx(firm, |conn| async move { webhooks::deliveries(conn, firm, id, &page_spec).await }.scope_boxed())
+        .await?;
+    let meta = page_meta(&req, &listed, &spec);
+    Ok(envelope::with_meta(listed.items, meta))
+}
+
+/// Sends one delivery again, with the same delivery id.
+#[utoipa::path(
+    post, path = "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver", tag = "webhooks", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Endpoint id"), ("delivery_id" = Uuid, Path, description = "Delivery id")),
+    responses(
+        (status = 202, description = "Queued again", body = Delivery),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such endpoint or delivery in this firm", body = ErrorBody),
+    )
+)]
+pub async fn redeliver(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<(Uuid, Uuid)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (endpoint_id, delivery_id) = path.into_inner();
+    let (firm, attempts) = (auth.firm, max_attempts(&state));
+    let delivery = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move { webhooks::redeliver(conn, firm, endpoint_id, delivery_id, attempts).await }.scope_boxed()
+        })
+        .await?;
+    Ok(HttpResponse::Accepted().json(envelope::Envelope { data: delivery, meta: serde_json::json!({}) }))
+}
+
+/// The firm's dead-letter queue: jobs that used up their attempts, with their last error.
+#[utoipa::path(
+    get, path = "/api/v1/jobs/dead", tag = "jobs", security(("bearer" = [])),
+    params(PageParams),
+    responses(
+        (status = 200, description = "A page of dead jobs, most recent first", body = JobList),
+        (status = 400, description = "Bad cursor", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn list_dead_jobs(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    req: HttpRequest,
+    page: web::Query<PageParams>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let spec = page.spec()?;
+    let (firm, page_spec) = (auth.firm, spec.clone());
+    let listed = state
+        .db()
+        .firm_tx(firm, |conn| async move { jobs::list_dead(conn, firm, &page_spec).await }.scope_boxed())
+        .await?;
+    let meta = page_meta(&req, &listed, &spec);
+    Ok(envelope::with_meta(listed.items, meta))
+}
+
+/// Puts a dead job back in the queue with a fresh set of attempts.
+#[utoipa::path(
+    post, path = "/api/v1/jobs/{id}/retry", tag = "jobs", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Job id")),
+    responses(
+        (status = 200, description = "Queued again", body = Job),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such job in this firm", body = ErrorBody),
+        (status = 409, description = "The job is not dead", body = ErrorBody),
+    )
+)]
+pub async fn retry_job(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("job.retried", Outcome::Success, &meta).with_target("job", id);
+    let job = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let job = jobs::retry_dead(conn, firm, id).await?;
+                audit::record(conn, &event).await?;
+                Ok::<_, DomainError>(job)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(job))
+}

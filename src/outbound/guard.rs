@@ -1,0 +1,163 @@
+//! Keeps outbound requests away from the inside of the network (SSRF): loopback, private,
+//! link-local (cloud metadata lives there), unique-local and other special addresses are
+//! refused unless their host is on the configured allow-list. Names are checked after DNS
+//! resolution by the client's own resolver, so the address checked is the address dialled;
+//! redirects are not followed at all; response bodies are read up to a cap.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::dns::{Addrs, Name, Resolve, Resolving};
+
+/// Addresses outbound requests may not reach unless allow-listed.
+pub fn is_internal(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || a == 0
+                || (a == 100 && (64..=127).contains(&b)) // carrier-grade NAT
+                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+                || a >= 240
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_internal(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct OutboundPolicy {
+    allowed_hosts: Arc<Vec<String>>,
+}
+
+impl OutboundPolicy {
+    pub fn new(allowed_hosts: &[String]) -> Self {
+        Self { allowed_hosts: Arc::new(allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect()) }
+    }
+
+    fn host_allowed(&self, host: &str) -> bool {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        self.allowed_hosts.iter().any(|h| *h == host)
+    }
+
+    /// Refuses a URL whose host is an internal IP literal (names are checked at resolution).
+    pub fn check_url(&self, url: &url::Url) -> Result<(), String> {
+        let Some(host) = url.host() else {
+            return Err("the URL names no host".into());
+        };
+        let ip = match host {
+            url::Host::Ipv4(ip) => IpAddr::V4(ip),
+            url::Host::Ipv6(ip) => IpAddr::V6(ip),
+            url::Host::Domain(_) => return Ok(()),
+        };
+        if is_internal(ip) && !self.host_allowed(&ip.to_string()) {
+            return Err(format!("refused: {ip} is an internal address"));
+        }
+        Ok(())
+    }
+
+    /// An HTTP client that resolves through this policy, follows no redirects and gives up
+    /// after `timeout`.
+    pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
+        reqwest::Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver { policy: self.clone() }))
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .user_agent(concat!("ConsultantPro-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+}
+
+struct GuardedResolver {
+    policy: OutboundPolicy,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let policy = self.policy.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let allowed = policy.host_allowed(&host);
+            let usable: Vec<SocketAddr> = addrs
+                .into_iter()
+                .filter(|a| allowed || policy.host_allowed(&a.ip().to_string()) || !is_internal(a.ip()))
+                .collect();
+            if usable.is_empty() {
+                return Err(format!("refused: {host} resolves only to internal addresses").into());
+            }
+            let addrs: Addrs = Box::new(usable.into_iter());
+            Ok(addrs)
+        })
+    }
+}
+
+/// Reads at most `cap` bytes of a response body and drops the rest.
+pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = response.chunk().await {
+        let room = cap.saturating_sub(body.len());
+        body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        if body.len() >= cap {
+            break;
+        }
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_addresses_are_recognised() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+        ] {
+            assert!(is_internal(internal.parse().expect("ip")), "{internal}");
+        }
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
+            assert!(!is_internal(public.parse().expect("ip")), "{public}");
+        }
+    }
+
+    #[test]
+    fn literal_urls_are_checked_against_the_allow_list() {
+        let strict = OutboundPolicy::new(&[]);
+        let url = |s: &str| url::Url::parse(s).expect("url");
+        assert!(strict.check_url(&url("http://127.0.0.1:8080/")).is_err());
+        assert!(strict.check_url(&url("http://[::1]/")).is_err());
+        assert!(strict.check_url(&url("http://169.254.169.254/latest/meta-data")).is_err());
+        assert!(strict.check_url(&url("https://hooks.example.com/")).is_ok());
+        let local = OutboundPolicy::new(&["127.0.0.1".into()]);
+        assert!(local.check_url(&url("http://127.0.0.1:8080/")).is_ok());
+        assert!(local.check_url(&url("http://10.0.0.1/")).is_err());
+    }
+}
