@@ -52,7 +52,7 @@ impl OutboundPolicy {
 
     fn host_allowed(&self, host: &str) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
-        self.allowed_hosts.iter().any(|h| *h == host)
+        self.allowed_hosts.contains(&host)
     }
 
     /// Refuses a URL whose host is an internal IP literal (names are checked at resolution).
