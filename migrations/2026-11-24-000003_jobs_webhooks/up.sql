@@ -25,17 +25,19 @@ CREATE INDEX jobs_lease_idx ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX jobs_firm_state_idx ON jobs (firm_id, state, updated_at DESC);
 SELECT cp_fence_tenant_table('jobs');
 
--- Claims up to `batch` due jobs across all firms for `worker`, leasing them for
--- `lease_seconds`. Returns ids only; the worker reads each job inside its firm's
--- transaction. Owned by the owner role (BYPASSRLS) because it must see every firm.
-CREATE FUNCTION cp_claim_jobs(worker text, lease_seconds integer, batch integer)
+-- Claims up to `batch` due jobs across all firms (or only `only_firm`'s, for a worker
+-- dedicated to one firm) for `worker`, leasing them for `lease_seconds`. Returns ids only;
+-- the worker reads each job inside its firm's transaction. Owned by the owner role
+-- (BYPASSRLS) because it must see every firm.
+CREATE FUNCTION cp_claim_jobs(worker text, lease_seconds integer, batch integer, only_firm uuid)
 RETURNS TABLE (firm_id uuid, id uuid)
 LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
     WITH due AS (
         SELECT j.firm_id, j.id
           FROM jobs j
-         WHERE (j.state = 'queued' AND j.run_at <= now())
-            OR (j.state = 'running' AND j.lease_expires_at < now())
+         WHERE ((j.state = 'queued' AND j.run_at <= now())
+            OR (j.state = 'running' AND j.lease_expires_at < now()))
+           AND (only_firm IS NULL OR j.firm_id = only_firm)
          ORDER BY j.run_at
          LIMIT batch
            FOR UPDATE SKIP LOCKED
@@ -50,8 +52,8 @@ LANGUAGE sql VOLATILE SECURITY DEFINER SET search_path = public, pg_temp AS $$
      WHERE j.firm_id = due.firm_id AND j.id = due.id
  RETURNING j.firm_id, j.id
 $$;
-REVOKE ALL ON FUNCTION cp_claim_jobs(text, integer, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION cp_claim_jobs(text, integer, integer) TO consultantpro_app;
+REVOKE ALL ON FUNCTION cp_claim_jobs(text, integer, integer, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cp_claim_jobs(text, integer, integer, uuid) TO consultantpro_app;
 
 -- Job counts by state across firms, for metrics: numbers only.
 CREATE FUNCTION cp_job_counts()

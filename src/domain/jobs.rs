@@ -82,18 +82,20 @@ struct Claimed {
     id: Uuid,
 }
 
-/// Leases up to `batch` due jobs across firms to `worker`. Ids only: the job itself is read
-/// inside its firm's transaction.
+/// Leases up to `batch` due jobs to `worker`, across firms or of `only_firm`. Ids only: the
+/// job itself is read inside its firm's transaction.
 pub async fn claim(
     conn: &mut AsyncPgConnection,
     worker: &str,
     lease_secs: i32,
     batch: i32,
+    only_firm: Option<FirmId>,
 ) -> Result<Vec<(FirmId, Uuid)>, DomainError> {
-    let claimed = diesel::sql_query("SELECT firm_id, id FROM cp_claim_jobs($1, $2, $3)")
+    let claimed = diesel::sql_query("SELECT firm_id, id FROM cp_claim_jobs($1, $2, $3, $4)")
         .bind::<Text, _>(worker)
         .bind::<Integer, _>(lease_secs)
         .bind::<Integer, _>(batch)
+        .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(only_firm.map(FirmId::into_uuid))
         .load::<Claimed>(conn)
         .await?;
     Ok(claimed.into_iter().map(|c| (FirmId(c.firm_id), c.id)).collect())

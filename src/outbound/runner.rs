@@ -54,12 +54,20 @@ pub struct JobRunner {
     ctx: JobContext,
     worker_id: String,
     permits: Arc<Semaphore>,
+    /// Serve one firm only (a dedicated worker); `None` serves every firm.
+    only_firm: Option<FirmId>,
 }
 
 impl JobRunner {
     pub fn new(ctx: JobContext, worker_id: impl Into<String>) -> Self {
         let permits = Arc::new(Semaphore::new(ctx.settings.jobs.concurrency.max(1)));
-        Self { ctx, worker_id: worker_id.into(), permits }
+        Self { ctx, worker_id: worker_id.into(), permits, only_firm: None }
+    }
+
+    /// Restricts this runner to one firm's jobs.
+    pub fn only_firm(mut self, firm: FirmId) -> Self {
+        self.only_firm = Some(firm);
+        self
     }
 
     /// A worker id unique to this process.
@@ -72,11 +80,11 @@ impl JobRunner {
         let jobs_settings = &self.ctx.settings.jobs;
         let lease = i32::try_from(jobs_settings.lease_secs).unwrap_or(60);
         let batch = i32::try_from(jobs_settings.batch_size.max(1)).unwrap_or(20);
-        let worker = self.worker_id.clone();
+        let (worker, only_firm) = (self.worker_id.clone(), self.only_firm);
         let claimed = self
             .ctx
             .db
-            .platform_tx(|conn| async move { jobs::claim(conn, &worker, lease, batch).await }.scope_boxed())
+            .platform_tx(|conn| async move { jobs::claim(conn, &worker, lease, batch, only_firm).await }.scope_boxed())
             .await?;
         let count = claimed.len();
         let mut running = Vec::with_capacity(count);

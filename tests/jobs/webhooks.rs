@@ -1,0 +1,247 @@
+//! Webhook endpoints and deliveries through the queue, with a real runner per test.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use consultantpro::actors::bus::Bus;
+use consultantpro::domain::firms::Firm;
+use consultantpro::domain::webhooks::verify_signature;
+use consultantpro::outbound::runner::{JobContext, JobRunner};
+
+use crate::helpers::{TestApp, json, signed_in_owner, spawn_app, spawn_app_with};
+use crate::receiver::Receiver;
+
+/// A runner for this test's firm only, running in the background until the test ends.
+fn start_runner(app: &TestApp, firm: &Firm) {
+    let ctx = JobContext::new(app.db(), Bus::in_process(), Arc::new(app.settings.clone())).unwrap();
+    let runner = JobRunner::new(ctx, format!("test-{}", firm.slug)).only_firm(firm.firm_id());
+    actix_web::rt::spawn(runner.run());
+}
+
+async fn register(app: &TestApp, token: &str, url: &str, events: serde_json::Value) -> (String, String) {
+    let response =
+        app.post_as(token, "/api/v1/webhooks", &serde_json::json!({ "url": url, "event_types": events })).await;
+    assert_eq!(response.status(), 201);
+    let body = json(response).await;
+    (body["data"]["endpoint"]["id"].as_str().unwrap().to_owned(), body["data"]["secret"].as_str().unwrap().to_owned())
+}
+
+async fn ping(app: &TestApp, token: &str, endpoint: &str) -> String {
+    let response = app.post_as(token, &format!("/api/v1/webhooks/{endpoint}/ping"), &serde_json::json!({})).await;
+    assert_eq!(response.status(), 202);
+    json(response).await["data"]["delivery_id"].as_str().unwrap().to_owned()
+}
+
+async fn deliveries(app: &TestApp, token: &str, endpoint: &str) -> Vec<serde_json::Value> {
+    json(app.get_as(token, &format!("/api/v1/webhooks/{endpoint}/deliveries")).await).await["data"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Polls until `check` holds, or fails after 10 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !check().await {
+        assert!(started.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn deliveries_are_signed_with_the_secret_shown_once() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let receiver = Receiver::start(&[], 200);
+    let (endpoint, secret) = register(&app, &owner, &receiver.url, serde_json::json!(["member.added"])).await;
+    let listed = json(app.get_as(&owner, &format!("/api/v1/webhooks/{endpoint}")).await).await;
+    assert!(listed["data"].get("secret").is_none(), "the secret is shown only once");
+    start_runner(&app, &firm);
+
+    let delivery_id = ping(&app, &owner, &endpoint).await;
+    let request = receiver.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    assert_eq!(request.event, "ping");
+    assert_eq!(request.delivery_id, delivery_id);
+    let now = chrono::Utc::now().timestamp();
+    assert!(verify_signature(&secret, &request.signature, &request.body, now, 300));
+    assert!(!verify_signature("whsec_someone_else", &request.signature, &request.body, now, 300));
+    assert!(
+        !verify_signature(&secret, &request.signature, &request.body, now + 3600, 300),
+        "stale timestamps are refused"
+    );
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["id"], delivery_id);
+    assert_eq!(body["type"], "ping");
+    assert_eq!(body["firm_id"], firm.id.to_string());
+
+    eventually("the delivery log to show success", || async {
+        deliveries(&app, &owner, &endpoint).await.first().is_some_and(|d| d["state"] == "succeeded")
+    })
+    .await;
+    let logged = &deliveries(&app, &owner, &endpoint).await[0];
+    assert_eq!(logged["last_status_code"], 200);
+    assert!(logged["last_latency_ms"].as_i64().unwrap() >= 0);
+    assert_eq!(logged["attempts"], 1);
+
+    // Rotation: the old secret no longer verifies the next delivery.
+    let rotated =
+        json(app.post_as(&owner, &format!("/api/v1/webhooks/{endpoint}/rotate-secret"), &serde_json::json!({})).await)
+            .await;
+    let new_secret = rotated["data"]["secret"].as_str().unwrap();
+    ping(&app, &owner, &endpoint).await;
+    let second = receiver.wait_for(2, Duration::from_secs(10)).await.remove(1);
+    assert!(verify_signature(new_secret, &second.signature, &second.body, chrono::Utc::now().timestamp(), 300));
+    assert!(!verify_signature(&secret, &second.signature, &second.body, chrono::Utc::now().timestamp(), 300));
+}
+
+#[actix_web::test]
+async fn a_failed_delivery_is_retried_with_the_same_delivery_id() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let receiver = Receiver::start(&[500, 503], 200);
+    let (endpoint, _) = register(&app, &owner, &receiver.url, serde_json::json!(["*"])).await;
+    start_runner(&app, &firm);
+    let delivery_id = ping(&app, &owner, &endpoint).await;
+    let requests = receiver.wait_for(3, Duration::from_secs(10)).await;
+    assert!(requests.iter().all(|r| r.delivery_id == delivery_id), "{requests:?}");
+    eventually("success after retries", || async {
+        deliveries(&app, &owner, &endpoint)
+            .await
+            .first()
+            .is_some_and(|d| d["state"] == "succeeded" && d["attempts"] == 3)
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn member_events_reach_subscribed_endpoints_only() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let receiver = Receiver::start(&[], 200);
+    register(&app, &owner, &receiver.url, serde_json::json!(["member.added"])).await;
+    let other = Receiver::start(&[], 200);
+    register(&app, &owner, &other.url, serde_json::json!(["invoice.sent"])).await;
+    start_runner(&app, &firm);
+    let email = format!("hooked-{}@example.com", uuid::Uuid::now_v7().simple());
+    let added = app.post_as(&owner, "/api/v1/members", &serde_json::json!({ "email": email, "role": "staff" })).await;
+    assert_eq!(added.status(), 201);
+    let request = receiver.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    assert_eq!(request.event, "member.added");
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(body["data"]["role"], "staff");
+    assert!(!String::from_utf8_lossy(&request.body).contains(&email), "events carry ids, not addresses");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(other.requests().is_empty());
+}
+
+#[actix_web::test]
+async fn a_permanently_failing_delivery_goes_to_the_dead_letter_queue_and_can_be_retried() {
+    let app = spawn_app_with(|s| s.jobs.max_attempts = 2).await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let receiver = Receiver::start(&[], 500);
+    let (endpoint, _) = register(&app, &owner, &receiver.url, serde_json::json!(["*"])).await;
+    start_runner(&app, &firm);
+    ping(&app, &owner, &endpoint).await;
+
+    eventually("the job to die", || async {
+        !json(app.get_as(&owner, "/api/v1/jobs/dead").await).await["data"].as_array().unwrap().is_empty()
+    })
+    .await;
+    let dead = json(app.get_as(&owner, "/api/v1/jobs/dead").await).await["data"].as_array().unwrap().clone();
+    assert_eq!(receiver.requests().len(), 2, "exactly max_attempts tries");
+    let job = &dead[0];
+    assert_eq!(job["attempts"], 2);
+    assert_eq!(job["kind"], "webhook.deliver");
+    assert!(job["last_error"].as_str().unwrap().contains("500"), "{job}");
+    assert_eq!(deliveries(&app, &owner, &endpoint).await[0]["state"], "failed");
+
+    receiver.set_default_status(200);
+    let retried = app
+        .post_as(&owner, &format!("/api/v1/jobs/{}/retry", job["id"].as_str().unwrap()), &serde_json::json!({}))
+        .await;
+    assert_eq!(retried.status(), 200);
+    assert_eq!(json(retried).await["data"]["state"], "queued");
+    receiver.wait_for(3, Duration::from_secs(10)).await;
+    eventually("the retried job to succeed", || async {
+        deliveries(&app, &owner, &endpoint).await[0]["state"] == "succeeded"
+    })
+    .await;
+    assert!(json(app.get_as(&owner, "/api/v1/jobs/dead").await).await["data"].as_array().unwrap().is_empty());
+    // Retrying a job that is not dead is a conflict.
+    let again = app
+        .post_as(&owner, &format!("/api/v1/jobs/{}/retry", job["id"].as_str().unwrap()), &serde_json::json!({}))
+        .await;
+    assert_eq!(again.status(), 409);
+}
+
+#[actix_web::test]
+async fn an_endpoint_failing_too_often_is_switched_off_and_the_firm_is_told() {
+    let app = spawn_app_with(|s| {
+        s.jobs.max_attempts = 1;
+        s.webhooks.disable_after_failures = 3;
+    })
+    .await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let receiver = Receiver::start(&[], 500);
+    let (endpoint, _) = register(&app, &owner, &receiver.url, serde_json::json!(["*"])).await;
+    start_runner(&app, &firm);
+    for _ in 0..3 {
+        ping(&app, &owner, &endpoint).await;
+    }
+    eventually("the endpoint to be switched off", || async {
+        json(app.get_as(&owner, &format!("/api/v1/webhooks/{endpoint}")).await).await["data"]["active"] == false
+    })
+    .await;
+    let shown = json(app.get_as(&owner, &format!("/api/v1/webhooks/{endpoint}")).await).await;
+    assert!(shown["data"]["disabled_reason"].as_str().unwrap().contains("consecutive"));
+    let events = json(app.get_as(&owner, "/api/v1/audit-events?action=webhook.disabled").await).await;
+    assert_eq!(events["data"].as_array().unwrap().len(), 1);
+
+    // Switching it back on clears the streak.
+    let on =
+        app.patch_as(&owner, &format!("/api/v1/webhooks/{endpoint}"), &serde_json::json!({ "active": true })).await;
+    assert_eq!(json(on).await["data"]["failure_streak"], 0);
+}
+
+#[actix_web::test]
+async fn bad_endpoint_input_is_400_and_another_firms_endpoints_do_not_exist() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    for body in [
+        serde_json::json!({ "url": "ftp://example.com/x", "event_types": ["*"] }),
+        serde_json::json!({ "url": "https://user:pw@example.com/x", "event_types": ["*"] }),
+        serde_json::json!({ "url": "https://example.com/x", "event_types": [] }),
+        serde_json::json!({ "url": "https://example.com/x", "event_types": ["no.such.event"] }),
+        serde_json::json!({ "url": "https://example.com/x" }),
+        serde_json::json!({ "url": 7, "event_types": ["*"] }),
+    ] {
+        let response = app.post_as(&owner, "/api/v1/webhooks", &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+    }
+    let (endpoint, _) = register(&app, &owner, "https://hooks.example.com/cp", serde_json::json!(["*"])).await;
+    let delivery = ping(&app, &owner, &endpoint).await;
+
+    let (_, _, _, intruder) = signed_in_owner(&app).await;
+    for (method, path) in [
+        ("get", format!("/api/v1/webhooks/{endpoint}")),
+        ("patch", format!("/api/v1/webhooks/{endpoint}")),
+        ("delete", format!("/api/v1/webhooks/{endpoint}")),
+        ("post", format!("/api/v1/webhooks/{endpoint}/ping")),
+        ("post", format!("/api/v1/webhooks/{endpoint}/rotate-secret")),
+        ("get", format!("/api/v1/webhooks/{endpoint}/deliveries")),
+        ("post", format!("/api/v1/webhooks/{endpoint}/deliveries/{delivery}/redeliver")),
+    ] {
+        let response = match method {
+            "get" => app.get_as(&intruder, &path).await,
+            "patch" => app.patch_as(&intruder, &path, &serde_json::json!({ "active": false })).await,
+            "delete" => app.delete_as(&intruder, &path).await,
+            _ => app.post_as(&intruder, &path, &serde_json::json!({})).await,
+        };
+        assert_eq!(response.status(), 404, "{method} {path}");
+    }
+    assert!(json(app.get_as(&intruder, "/api/v1/webhooks").await).await["data"].as_array().unwrap().is_empty());
+}
