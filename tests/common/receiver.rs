@@ -20,6 +20,8 @@ struct Script {
     requests: Vec<ReceivedRequest>,
     next_statuses: VecDeque<u16>,
     default_status: u16,
+    /// How long to wait before answering.
+    delay: Duration,
 }
 
 #[derive(Clone)]
@@ -38,6 +40,9 @@ async fn record(req: HttpRequest, body: web::Bytes, script: web::Data<Arc<Mutex<
         body: body.to_vec(),
     });
     let status = script.next_statuses.pop_front().unwrap_or(script.default_status);
+    let delay = script.delay;
+    drop(script);
+    tokio::time::sleep(delay).await;
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body("ok")
 }
 
@@ -48,6 +53,7 @@ impl Receiver {
             requests: Vec::new(),
             next_statuses: first.iter().copied().collect(),
             default_status: then,
+            delay: Duration::ZERO,
         }));
         let data = web::Data::new(Arc::clone(&script));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -60,6 +66,10 @@ impl Receiver {
             .run();
         actix_web::rt::spawn(server);
         Self { url: format!("http://127.0.0.1:{port}/hooks"), script }
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.script.lock().unwrap().delay = delay;
     }
 
     pub fn set_default_status(&self, status: u16) {

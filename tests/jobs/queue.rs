@@ -208,6 +208,26 @@ async fn internal_addresses_are_refused_unless_allowed() {
 }
 
 #[actix_web::test]
+async fn a_receiver_that_does_not_answer_in_time_is_a_failed_attempt() {
+    let mut app = spawn_app().await;
+    app.settings.webhooks.timeout_secs = 1;
+    let db = app.db();
+    let firm = new_firm(&db).await.firm_id();
+    let receiver = Receiver::start(&[], 200);
+    receiver.set_delay(Duration::from_secs(3));
+    let endpoint = endpoint(&db, firm, &receiver.url).await;
+    let delivery = ping(&db, firm, endpoint).await;
+    let job =
+        firm_jobs(&db, firm).await.into_iter().find(|j| j.payload["delivery_id"] == delivery.to_string()).unwrap();
+    let started = std::time::Instant::now();
+    let JobOutcome::Retry(reason) = deliver(&context(&app), &job).await else {
+        panic!("a timeout is worth retrying");
+    };
+    assert!(reason.contains("timed out"), "{reason}");
+    assert!(started.elapsed() < Duration::from_millis(2500), "the timeout was not applied");
+}
+
+#[actix_web::test]
 async fn redirects_are_not_followed() {
     let app = spawn_app().await;
     let db = app.db();
