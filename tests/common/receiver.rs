@@ -32,16 +32,16 @@ pub struct Receiver {
 
 async fn record(req: HttpRequest, body: web::Bytes, script: web::Data<Arc<Mutex<Script>>>) -> HttpResponse {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
-    let mut script = script.lock().unwrap();
-    script.requests.push(ReceivedRequest {
-        event: header("x-cp-event"),
-        delivery_id: header("x-cp-delivery-id"),
-        signature: header("x-cp-signature"),
-        body: body.to_vec(),
-    });
-    let status = script.next_statuses.pop_front().unwrap_or(script.default_status);
-    let delay = script.delay;
-    drop(script);
+    let (status, delay) = {
+        let mut script = script.lock().unwrap();
+        script.requests.push(ReceivedRequest {
+            event: header("x-cp-event"),
+            delivery_id: header("x-cp-delivery-id"),
+            signature: header("x-cp-signature"),
+            body: body.to_vec(),
+        });
+        (script.next_statuses.pop_front().unwrap_or(script.default_status), script.delay)
+    };
     tokio::time::sleep(delay).await;
     HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body("ok")
 }
