@@ -244,16 +244,10 @@ pub async fn logout_handler(
     let (user_id, session_id) = auth.member()?;
     let firm = auth.firm;
     let event = auth.audit("auth.logout", Outcome::Success, &meta).with_target("session", session_id);
-    state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                sessions::revoke(conn, firm, session_id, "logout").await?;
-                audit::record(conn, &event).await
-            }
-            .scope_boxed()
-        })
-        .await?;
+    audit::audited(state.db(), firm, event, |conn| {
+        async move { sessions::revoke(conn, firm, session_id, "logout").await }.scope_boxed()
+    })
+    .await?;
     tracing::debug!(%user_id, "logged out");
     Ok(envelope::ok(LoggedOut { session_revoked: true }))
 }
@@ -409,17 +403,10 @@ pub async fn mfa_confirm(
     let (user_id, _) = auth.member()?;
     let event = auth.audit("auth.mfa.enabled", Outcome::Success, &meta).with_target("user", user_id);
     let code = body.into_inner().code;
-    let codes = state
-        .db()
-        .firm_tx(auth.firm, |conn| {
-            async move {
-                let codes = mfa::confirm(conn, user_id, &code).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(codes)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let codes = audit::audited(state.db(), auth.firm, event, |conn| {
+        async move { mfa::confirm(conn, user_id, &code).await }.scope_boxed()
+    })
+    .await?;
     Ok(envelope::ok(RecoveryCodes { recovery_codes: codes }))
 }
 

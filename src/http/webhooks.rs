@@ -193,17 +193,10 @@ pub async fn update_endpoint(
     };
     let (firm, id) = (auth.firm, path.into_inner());
     let event = auth.audit("webhook.updated", Outcome::Success, &meta).with_target("webhook_endpoint", id);
-    let endpoint = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let endpoint = webhooks::update(conn, firm, id, &input).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(endpoint)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let endpoint = audit::audited(state.db(), firm, event, |conn| {
+        async move { webhooks::update(conn, firm, id, &input).await }.scope_boxed()
+    })
+    .await?;
     Ok(envelope::ok(endpoint))
 }
 
@@ -227,15 +220,7 @@ pub async fn delete_endpoint(
     auth.require(Permission::IntegrationsManage)?;
     let (firm, id) = (auth.firm, path.into_inner());
     let event = auth.audit("webhook.deleted", Outcome::Success, &meta).with_target("webhook_endpoint", id);
-    state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                webhooks::delete(conn, firm, id).await?;
-                audit::record(conn, &event).await
-            }
-            .scope_boxed()
-        })
+    audit::audited(state.db(), firm, event, |conn| async move { webhooks::delete(conn, firm, id).await }.scope_boxed())
         .await?;
     Ok(envelope::ok(serde_json::json!({ "deleted": true })))
 }
@@ -260,17 +245,10 @@ pub async fn rotate_secret(
     auth.require(Permission::IntegrationsManage)?;
     let (firm, id) = (auth.firm, path.into_inner());
     let event = auth.audit("webhook.secret_rotated", Outcome::Success, &meta).with_target("webhook_endpoint", id);
-    let secret = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let secret = webhooks::rotate_secret(conn, firm, id).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(secret)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let secret = audit::audited(state.db(), firm, event, |conn| {
+        async move { webhooks::rotate_secret(conn, firm, id).await }.scope_boxed()
+    })
+    .await?;
     Ok(envelope::ok(NewSecret { secret }))
 }
 
@@ -410,16 +388,9 @@ pub async fn retry_job(
     auth.require(Permission::IntegrationsManage)?;
     let (firm, id) = (auth.firm, path.into_inner());
     let event = auth.audit("job.retried", Outcome::Success, &meta).with_target("job", id);
-    let job = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let job = jobs::retry_dead(conn, firm, id).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(job)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let job = audit::audited(state.db(), firm, event, |conn| {
+        async move { jobs::retry_dead(conn, firm, id).await }.scope_boxed()
+    })
+    .await?;
     Ok(envelope::ok(job))
 }
