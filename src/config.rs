@@ -34,7 +34,13 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub jobs: JobSettings,
     pub webhooks: WebhookSettings,
+    pub crm: CrmSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CrmSettings {
+    pub default_phone_region: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -216,3 +216,57 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(jobs, webhook_endpoints, webhook_deliveries);
+
+diesel::table! {
+    clients (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        name -> Text,
+        name_key -> Text,
+        status -> Text,
+        industry -> Nullable<Text>,
+        address -> Nullable<Jsonb>,
+        tags -> Array<Text>,
+        owner_user_id -> Nullable<Uuid>,
+        custom_fields -> Jsonb,
+        archived_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contacts (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        first_name -> Text,
+        last_name -> Text,
+        name_key -> Text,
+        title -> Nullable<Text>,
+        client_id -> Nullable<Uuid>,
+        portal_access -> Bool,
+        archived_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    contact_emails (firm_id, email) {
+        firm_id -> Uuid,
+        email -> Text,
+        contact_id -> Uuid,
+        position -> Int2,
+    }
+}
+
+diesel::table! {
+    contact_phones (firm_id, contact_id, phone) {
+        firm_id -> Uuid,
+        contact_id -> Uuid,
+        phone -> Text,
+        position -> Int2,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(clients, contacts, contact_emails, contact_phones);

@@ -4,6 +4,8 @@
 
 pub mod audit;
 pub mod break_glass;
+pub mod clients;
+pub mod contacts;
 pub mod firms;
 pub mod jobs;
 pub mod login;

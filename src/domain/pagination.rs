@@ -18,6 +18,23 @@ pub enum Direction {
     Backward,
 }
 
+/// For a keyset page over a list sorted ascending or descending: the comparison that
+/// selects rows past the key, and whether to fetch in ascending order.
+pub fn keyset_comparison(list_ascending: bool, direction: Direction) -> (&'static str, bool) {
+    match (list_ascending, direction) {
+        (true, Direction::Forward) => (">", true),
+        (false, Direction::Forward) => ("<", false),
+        (true, Direction::Backward) => ("<", false),
+        (false, Direction::Backward) => (">", true),
+    }
+}
+
+/// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
+pub fn like_contains(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct PageSpec<K> {
     pub limit: usize,
@@ -92,6 +109,11 @@ mod tests {
         assert_eq!(page.items, vec![8, 7]);
         assert_eq!(page.next, Some(7));
         assert_eq!(page.previous, Some(8));
+    }
+
+    #[test]
+    fn like_patterns_match_literally() {
+        assert_eq!(like_contains("50%_off\\"), "%50\\%\\_off\\\\%");
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod auth;
+pub mod crm;
 pub mod envelope;
 pub mod error;
 pub mod health;
@@ -104,6 +105,26 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::patch().to(members::update_member))
                 .route(web::delete().to(members::deactivate_member)),
         )
+        .service(
+            web::resource("/clients").route(web::get().to(crm::list_clients)).route(web::post().to(crm::create_client)),
+        )
+        .service(
+            web::resource("/clients/{id}")
+                .route(web::get().to(crm::get_client))
+                .route(web::patch().to(crm::update_client))
+                .route(web::delete().to(crm::archive_client)),
+        )
+        .service(
+            web::resource("/contacts")
+                .route(web::get().to(crm::list_contacts))
+                .route(web::post().to(crm::create_contact)),
+        )
+        .service(
+            web::resource("/contacts/{id}")
+                .route(web::get().to(crm::get_contact))
+                .route(web::patch().to(crm::update_contact))
+                .route(web::delete().to(crm::archive_contact)),
+        )
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
         .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))
         .service(web::resource("/security/break-glass/{id}/revoke").route(web::post().to(platform::owner_revoke_grant)))
@@ -204,4 +225,14 @@ fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {
 
 fn path_error(err: PathError, _req: &HttpRequest) -> actix_web::Error {
     ApiError::validation(format!("invalid path parameter: {err}"), serde_json::json!({ "in": "path" })).into()
+}
+
+/// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub fn double_option<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    Ok(Some(Option::<T>::deserialize(deserializer)?))
 }

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{audit_log, health, identity, members, metrics, platform, webhooks};
+use super::{audit_log, crm, health, identity, members, metrics, platform, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -51,6 +51,16 @@ use super::{audit_log, health, identity, members, metrics, platform, webhooks};
         webhooks::redeliver,
         webhooks::list_dead_jobs,
         webhooks::retry_job,
+        crm::create_client,
+        crm::list_clients,
+        crm::get_client,
+        crm::update_client,
+        crm::archive_client,
+        crm::create_contact,
+        crm::list_contacts,
+        crm::get_contact,
+        crm::update_contact,
+        crm::archive_contact,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -63,6 +73,7 @@ use super::{audit_log, health, identity, members, metrics, platform, webhooks};
         (name = "platform", description = "Platform operators: firm metadata and break-glass"),
         (name = "webhooks", description = "Signed outbound webhooks and their delivery log"),
         (name = "jobs", description = "The durable job queue's dead letters"),
+        (name = "crm", description = "Clients and contacts"),
     )
 )]
 pub struct ApiDoc;

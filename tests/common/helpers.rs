@@ -15,7 +15,10 @@ use consultantpro::domain::users::NewUser;
 use consultantpro::telemetry;
 use tokio::sync::OnceCell;
 
+/// Process-wide test set-up: logging, and the TLS provider reqwest needs before any client
+/// is built (the application installs it too, but a test may build a client first).
 static TRACING: LazyLock<()> = LazyLock::new(|| {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut settings = test_settings().telemetry;
     if std::env::var("TEST_LOG").is_ok() {
         settings.filter = "debug".into();

@@ -112,6 +112,16 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/webhooks/{id}/deliveries/{delivery_id}/redeliver"),
         ("get", "/api/v1/jobs/dead"),
         ("post", "/api/v1/jobs/{id}/retry"),
+        ("get", "/api/v1/clients"),
+        ("post", "/api/v1/clients"),
+        ("get", "/api/v1/clients/{id}"),
+        ("patch", "/api/v1/clients/{id}"),
+        ("delete", "/api/v1/clients/{id}"),
+        ("get", "/api/v1/contacts"),
+        ("post", "/api/v1/contacts"),
+        ("get", "/api/v1/contacts/{id}"),
+        ("patch", "/api/v1/contacts/{id}"),
+        ("delete", "/api/v1/contacts/{id}"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];
