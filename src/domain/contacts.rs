@@ -33,6 +33,7 @@ pub fn normalize_phone(raw: &str, default_region: &str) -> Result<String, String
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = contacts)]
+#[allow(dead_code)] // firm_id is selected for the row's shape; the firm is known already
 struct ContactRow {
     firm_id: Uuid,
     id: Uuid,
@@ -189,18 +190,11 @@ async fn replace_emails(
             )
         })
         .collect();
-    diesel::insert_into(contact_emails::table).values(rows).execute(conn).await.map_err(|err| match err {
-        diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
-            DomainError::Validation {
-                message: "emails: an address already belongs to another contact in this firm".into(),
-                fields: FieldErrors::from([(
-                    "emails".into(),
-                    "already belongs to another contact in this firm".into(),
-                )]),
-            }
-        }
-        other => other.into(),
-    })?;
+    diesel::insert_into(contact_emails::table)
+        .values(rows)
+        .execute(conn)
+        .await
+        .map_err(DomainError::conflict_on_unique("an email address already belongs to another contact in this firm"))?;
     Ok(())
 }
 
@@ -288,7 +282,6 @@ pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Resul
         .await
         .optional()?
         .ok_or(DomainError::NotFound("contact"))?;
-    debug_assert_eq!(row.firm_id, firm.into_uuid());
     hydrate(conn, firm, vec![row]).await?.pop().ok_or(DomainError::NotFound("contact"))
 }
 

@@ -313,9 +313,10 @@ pub struct ContactList {
     request_body = ContactBody,
     responses(
         (status = 201, description = "Created", body = Contact),
-        (status = 400, description = "Invalid fields, or an email already used in this firm", body = ErrorBody),
+        (status = 400, description = "Invalid fields", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your role cannot change content", body = ErrorBody),
+        (status = 409, description = "An email already belongs to another contact in this firm", body = ErrorBody),
     )
 )]
 pub async fn create_contact(
@@ -416,6 +417,7 @@ pub async fn get_contact(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 404, description = "No such contact in this firm", body = ErrorBody),
+        (status = 409, description = "An email already belongs to another contact in this firm", body = ErrorBody),
     )
 )]
 pub async fn update_contact(
