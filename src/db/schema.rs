@@ -270,3 +270,46 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(clients, contacts, contact_emails, contact_phones);
+
+diesel::table! {
+    leads (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        source -> Nullable<Text>,
+        status -> Text,
+        first_name -> Text,
+        last_name -> Text,
+        company -> Nullable<Text>,
+        email -> Nullable<Text>,
+        phone -> Nullable<Text>,
+        estimated_value_minor -> Nullable<Int8>,
+        currency -> Nullable<Text>,
+        converted_at -> Nullable<Timestamptz>,
+        client_id -> Nullable<Uuid>,
+        contact_id -> Nullable<Uuid>,
+        prospect_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    prospects (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        client_id -> Uuid,
+        contact_id -> Nullable<Uuid>,
+        name -> Text,
+        stage -> Text,
+        value_minor -> Int8,
+        currency -> Text,
+        expected_close_date -> Nullable<Date>,
+        probability -> Nullable<Int2>,
+        owner_user_id -> Nullable<Uuid>,
+        lead_id -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(leads, prospects);

@@ -15,6 +15,7 @@ pub mod onboarding;
 pub mod operators;
 pub mod pagination;
 pub mod permissions;
+pub mod pipeline;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -12,6 +12,7 @@ pub mod members;
 pub mod metrics;
 pub mod openapi;
 pub mod pagination;
+pub mod pipeline;
 pub mod platform;
 pub mod request_id;
 pub mod webhooks;
@@ -124,6 +125,27 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::get().to(crm::get_contact))
                 .route(web::patch().to(crm::update_contact))
                 .route(web::delete().to(crm::archive_contact)),
+        )
+        .service(
+            web::resource("/leads")
+                .route(web::get().to(pipeline::list_leads))
+                .route(web::post().to(pipeline::create_lead)),
+        )
+        .service(
+            web::resource("/leads/{id}")
+                .route(web::get().to(pipeline::get_lead))
+                .route(web::patch().to(pipeline::update_lead)),
+        )
+        .service(web::resource("/leads/{id}/convert").route(web::post().to(pipeline::convert_lead)))
+        .service(
+            web::resource("/prospects")
+                .route(web::get().to(pipeline::list_prospects))
+                .route(web::post().to(pipeline::create_prospect)),
+        )
+        .service(
+            web::resource("/prospects/{id}")
+                .route(web::get().to(pipeline::get_prospect))
+                .route(web::patch().to(pipeline::update_prospect)),
         )
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
         .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))

@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{audit_log, crm, health, identity, members, metrics, platform, webhooks};
+use super::{audit_log, crm, health, identity, members, metrics, pipeline, platform, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -61,6 +61,15 @@ use super::{audit_log, crm, health, identity, members, metrics, platform, webhoo
         crm::get_contact,
         crm::update_contact,
         crm::archive_contact,
+        pipeline::create_lead,
+        pipeline::list_leads,
+        pipeline::get_lead,
+        pipeline::update_lead,
+        pipeline::convert_lead,
+        pipeline::create_prospect,
+        pipeline::list_prospects,
+        pipeline::get_prospect,
+        pipeline::update_prospect,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -73,7 +82,7 @@ use super::{audit_log, crm, health, identity, members, metrics, platform, webhoo
         (name = "platform", description = "Platform operators: firm metadata and break-glass"),
         (name = "webhooks", description = "Signed outbound webhooks and their delivery log"),
         (name = "jobs", description = "The durable job queue's dead letters"),
-        (name = "crm", description = "Clients and contacts"),
+        (name = "crm", description = "Clients, contacts, leads and prospects"),
     )
 )]
 pub struct ApiDoc;

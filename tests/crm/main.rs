@@ -6,3 +6,4 @@ mod helpers;
 
 mod clients;
 mod contacts;
+mod pipeline;

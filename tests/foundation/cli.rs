@@ -142,6 +142,16 @@ fn production_refuses_development_secrets() {
     assert!(!stderr.contains("development-only-jwt-secret"), "secret printed: {stderr}");
 }
 
+/// Kills the server if the test fails before stopping it, so no process outlives the run.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[actix_web::test]
 async fn serve_stops_cleanly_on_sigint() {
     test_db().await;
@@ -155,6 +165,7 @@ async fn serve_stops_cleanly_on_sigint() {
         .spawn()
         .unwrap();
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut child = KillOnDrop(child);
     let port = loop {
         let line = lines.next().expect("server logs before exiting").unwrap();
         let entry: serde_json::Value =
@@ -170,10 +181,10 @@ async fn serve_stops_cleanly_on_sigint() {
     assert_eq!(json(ready).await["data"]["status"], "ready");
 
     let started = Instant::now();
-    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = loop {
-        if let Some(exit) = child.try_wait().unwrap() {
+        if let Some(exit) = child.0.try_wait().unwrap() {
             break exit;
         }
         assert!(started.elapsed() < Duration::from_secs(15), "server did not stop after SIGINT");

@@ -122,6 +122,15 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("get", "/api/v1/contacts/{id}"),
         ("patch", "/api/v1/contacts/{id}"),
         ("delete", "/api/v1/contacts/{id}"),
+        ("get", "/api/v1/leads"),
+        ("post", "/api/v1/leads"),
+        ("get", "/api/v1/leads/{id}"),
+        ("patch", "/api/v1/leads/{id}"),
+        ("post", "/api/v1/leads/{id}/convert"),
+        ("get", "/api/v1/prospects"),
+        ("post", "/api/v1/prospects"),
+        ("get", "/api/v1/prospects/{id}"),
+        ("patch", "/api/v1/prospects/{id}"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];
