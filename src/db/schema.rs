@@ -313,3 +313,34 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(leads, prospects);
+
+diesel::table! {
+    proposals (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        prospect_id -> Uuid,
+        title -> Text,
+        currency -> Text,
+        status -> Text,
+        current_version -> Int4,
+        sent_at -> Nullable<Timestamptz>,
+        decided_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    proposal_versions (firm_id, proposal_id, version) {
+        firm_id -> Uuid,
+        proposal_id -> Uuid,
+        version -> Int4,
+        line_items -> Jsonb,
+        subtotal_minor -> Int8,
+        tax_minor -> Int8,
+        total_minor -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(proposals, proposal_versions);

@@ -16,6 +16,7 @@ pub mod operators;
 pub mod pagination;
 pub mod permissions;
 pub mod pipeline;
+pub mod proposals;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod pipeline;
 pub mod platform;
+pub mod proposals;
 pub mod request_id;
 pub mod webhooks;
 
@@ -147,6 +148,17 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::get().to(pipeline::get_prospect))
                 .route(web::patch().to(pipeline::update_prospect)),
         )
+        .service(
+            web::resource("/prospects/{id}/proposals")
+                .route(web::get().to(proposals::list_proposals))
+                .route(web::post().to(proposals::create_proposal)),
+        )
+        .service(
+            web::resource("/proposals/{id}")
+                .route(web::get().to(proposals::get_proposal))
+                .route(web::patch().to(proposals::revise_proposal)),
+        )
+        .service(web::resource("/proposals/{id}/transition").route(web::post().to(proposals::transition_proposal)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
         .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))
         .service(web::resource("/security/break-glass/{id}/revoke").route(web::post().to(platform::owner_revoke_grant)))

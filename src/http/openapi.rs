@@ -4,7 +4,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{audit_log, crm, health, identity, members, metrics, pipeline, platform, webhooks};
+use super::{audit_log, crm, health, identity, members, metrics, pipeline, platform, proposals, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -70,6 +70,11 @@ use super::{audit_log, crm, health, identity, members, metrics, pipeline, platfo
         pipeline::list_prospects,
         pipeline::get_prospect,
         pipeline::update_prospect,
+        proposals::create_proposal,
+        proposals::list_proposals,
+        proposals::get_proposal,
+        proposals::revise_proposal,
+        proposals::transition_proposal,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),

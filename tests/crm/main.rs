@@ -7,3 +7,4 @@ mod helpers;
 mod clients;
 mod contacts;
 mod pipeline;
+mod proposals;

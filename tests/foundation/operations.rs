@@ -131,6 +131,11 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/prospects"),
         ("get", "/api/v1/prospects/{id}"),
         ("patch", "/api/v1/prospects/{id}"),
+        ("get", "/api/v1/prospects/{id}/proposals"),
+        ("post", "/api/v1/prospects/{id}/proposals"),
+        ("get", "/api/v1/proposals/{id}"),
+        ("patch", "/api/v1/proposals/{id}"),
+        ("post", "/api/v1/proposals/{id}/transition"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

@@ -1,0 +1,2 @@
+DROP TABLE proposal_versions;
+DROP TABLE proposals;
