@@ -344,3 +344,14 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(proposals, proposal_versions);
+
+diesel::table! {
+    client_notes (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        client_id -> Uuid,
+        author_user_id -> Nullable<Uuid>,
+        body -> Text,
+        created_at -> Timestamptz,
+    }
+}

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::pagination::{Page, PageSpec, keyset_comparison, like_contains};
 use super::{DomainError, FieldErrors, FirmId};
-use crate::db::schema::{clients, memberships};
+use crate::db::schema::{audit_events, client_notes, clients, memberships};
 
 pub const MAX_TAGS: usize = 20;
 pub const MAX_CUSTOM_FIELDS: usize = 50;
@@ -327,4 +327,98 @@ pub async fn list(
         value: if by_name { c.name_key.clone() } else { c.created_at.to_rfc3339() },
         id: c.id,
     }))
+}
+
+/// One entry of a client's timeline: a note, or a change from the audit log (later also
+/// conversations).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TimelineEntry {
+    /// `note` or `change`.
+    pub kind: &'static str,
+    pub id: Uuid,
+    pub at: DateTime<Utc>,
+    /// The author of a note, or whoever made a change.
+    pub actor_id: Option<Uuid>,
+    /// A note's text; a change's action, e.g. `client.updated`.
+    pub text: String,
+    /// A change's metadata (field names, never values).
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
+}
+
+pub async fn add_note(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    client_id: Uuid,
+    author: Option<Uuid>,
+    body: &str,
+) -> Result<TimelineEntry, DomainError> {
+    find(conn, firm, client_id).await?;
+    let body = body.trim();
+    if body.is_empty() || body.chars().count() > 10_000 {
+        return Err(DomainError::invalid_field("body", "must be 1 to 10000 characters"));
+    }
+    let (id, at): (Uuid, DateTime<Utc>) = diesel::insert_into(client_notes::table)
+        .values((
+            client_notes::firm_id.eq(firm.into_uuid()),
+            client_notes::id.eq(Uuid::now_v7()),
+            client_notes::client_id.eq(client_id),
+            client_notes::author_user_id.eq(author),
+            client_notes::body.eq(body),
+        ))
+        .returning((client_notes::id, client_notes::created_at))
+        .get_result(conn)
+        .await?;
+    Ok(TimelineEntry { kind: "note", id, at, actor_id: author, text: body.to_owned(), detail: None })
+}
+
+/// A client's notes and changes, newest first, at most `limit` (each source is read up to
+/// `limit`, then merged).
+pub async fn timeline(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    client_id: Uuid,
+    limit: i64,
+) -> Result<Vec<TimelineEntry>, DomainError> {
+    find(conn, firm, client_id).await?;
+    let notes: Vec<(Uuid, DateTime<Utc>, Option<Uuid>, String)> = client_notes::table
+        .filter(client_notes::firm_id.eq(firm.into_uuid()))
+        .filter(client_notes::client_id.eq(client_id))
+        .order((client_notes::created_at.desc(), client_notes::id.desc()))
+        .select((client_notes::id, client_notes::created_at, client_notes::author_user_id, client_notes::body))
+        .limit(limit)
+        .load(conn)
+        .await?;
+    let changes: Vec<(Uuid, DateTime<Utc>, Option<Uuid>, String, serde_json::Value)> = audit_events::table
+        .filter(audit_events::firm_id.eq(firm.into_uuid()))
+        .filter(audit_events::target_type.eq("client"))
+        .filter(audit_events::target_id.eq(client_id.to_string()))
+        // The note itself is on the timeline; its audit record would repeat it.
+        .filter(audit_events::action.ne("client.note_added"))
+        .order((audit_events::occurred_at.desc(), audit_events::id.desc()))
+        .select((
+            audit_events::id,
+            audit_events::occurred_at,
+            audit_events::actor_id,
+            audit_events::action,
+            audit_events::metadata,
+        ))
+        .limit(limit)
+        .load(conn)
+        .await?;
+    let mut entries: Vec<TimelineEntry> = notes
+        .into_iter()
+        .map(|(id, at, actor_id, text)| TimelineEntry { kind: "note", id, at, actor_id, text, detail: None })
+        .chain(changes.into_iter().map(|(id, at, actor_id, text, detail)| TimelineEntry {
+            kind: "change",
+            id,
+            at,
+            actor_id,
+            text,
+            detail: Some(detail),
+        }))
+        .collect();
+    entries.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
+    entries.truncate(usize::try_from(limit).unwrap_or(0));
+    Ok(entries)
 }

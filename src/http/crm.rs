@@ -465,3 +465,83 @@ pub async fn archive_contact(
     .await?;
     Ok(envelope::ok(contact))
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NoteBody {
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TimelineQuery {
+    /// Entries to return, 1 to 100 (default 50).
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Timeline {
+    pub data: Vec<clients::TimelineEntry>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// Adds a note to a client's timeline.
+#[utoipa::path(
+    post, path = "/api/v1/clients/{id}/notes", tag = "crm", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Client id")),
+    request_body = NoteBody,
+    responses(
+        (status = 201, description = "Added", body = clients::TimelineEntry),
+        (status = 400, description = "Empty or too long", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Your role cannot change content", body = ErrorBody),
+        (status = 404, description = "No such client in this firm", body = ErrorBody),
+    )
+)]
+pub async fn add_note(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+    body: web::Json<NoteBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentWrite)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let author = auth.member().ok().map(|(user_id, _)| user_id);
+    let event = auth.audit("client.note_added", Outcome::Success, &meta).with_target("client", id);
+    let text = body.into_inner().body;
+    let note = audit::audited(state.db(), firm, event, |conn| {
+        async move { clients::add_note(conn, firm, id, author, &text).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::created(note))
+}
+
+/// A client's notes and changes, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/clients/{id}/timeline", tag = "crm", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Client id"), TimelineQuery),
+    responses(
+        (status = 200, description = "Newest first", body = Timeline),
+        (status = 400, description = "Bad limit", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 404, description = "No such client in this firm", body = ErrorBody),
+    )
+)]
+pub async fn timeline(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+    query: web::Query<TimelineQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 100));
+    let entries = state
+        .db()
+        .firm_tx(firm, |conn| async move { clients::timeline(conn, firm, id, limit).await }.scope_boxed())
+        .await?;
+    let meta = serde_json::json!({ "count": entries.len(), "limit": limit, "next": null, "previous": null });
+    Ok(envelope::with_meta(entries, meta))
+}

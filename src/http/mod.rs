@@ -116,6 +116,8 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::patch().to(crm::update_client))
                 .route(web::delete().to(crm::archive_client)),
         )
+        .service(web::resource("/clients/{id}/notes").route(web::post().to(crm::add_note)))
+        .service(web::resource("/clients/{id}/timeline").route(web::get().to(crm::timeline)))
         .service(
             web::resource("/contacts")
                 .route(web::get().to(crm::list_contacts))

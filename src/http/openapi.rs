@@ -56,6 +56,8 @@ use super::{audit_log, crm, health, identity, members, metrics, pipeline, platfo
         crm::get_client,
         crm::update_client,
         crm::archive_client,
+        crm::add_note,
+        crm::timeline,
         crm::create_contact,
         crm::list_contacts,
         crm::get_contact,

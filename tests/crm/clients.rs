@@ -147,3 +147,47 @@ async fn another_firms_clients_do_not_exist_and_readonly_members_only_read() {
     assert_eq!(app.post_as(&reader, "/api/v1/clients", &serde_json::json!({ "name": "X" })).await.status(), 403);
     assert_eq!(app.patch_as(&reader, &path, &serde_json::json!({ "name": "X" })).await.status(), 403);
 }
+
+#[actix_web::test]
+async fn the_timeline_shows_notes_and_changes_newest_first() {
+    let app = spawn_app().await;
+    let (_, _, owner_id, owner) = signed_in_owner(&app).await;
+    let created =
+        json(app.post_as(&owner, "/api/v1/clients", &serde_json::json!({ "name": "Timeline Co" })).await).await;
+    let id = created["data"]["id"].as_str().unwrap();
+    let note = app
+        .post_as(
+            &owner,
+            &format!("/api/v1/clients/{id}/notes"),
+            &serde_json::json!({ "body": "Kick-off call went well" }),
+        )
+        .await;
+    assert_eq!(note.status(), 201);
+    app.patch_as(&owner, &format!("/api/v1/clients/{id}"), &serde_json::json!({ "status": "inactive" })).await;
+    assert_eq!(
+        app.post_as(&owner, &format!("/api/v1/clients/{id}/notes"), &serde_json::json!({ "body": "  " }))
+            .await
+            .status(),
+        400
+    );
+
+    let timeline = json(app.get_as(&owner, &format!("/api/v1/clients/{id}/timeline")).await).await;
+    let entries = timeline["data"].as_array().unwrap();
+    let texts: Vec<&str> = entries.iter().map(|e| e["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["client.updated", "Kick-off call went well", "client.created"]);
+    assert_eq!(entries[1]["kind"], "note");
+    assert_eq!(entries[1]["actor_id"], owner_id.to_string());
+    assert_eq!(entries[0]["kind"], "change");
+    assert_eq!(entries[0]["detail"]["fields"], serde_json::json!(["status"]));
+    let limited = json(app.get_as(&owner, &format!("/api/v1/clients/{id}/timeline?limit=1")).await).await;
+    assert_eq!(limited["data"].as_array().unwrap().len(), 1);
+
+    let (_, _, _, intruder) = signed_in_owner(&app).await;
+    assert_eq!(app.get_as(&intruder, &format!("/api/v1/clients/{id}/timeline")).await.status(), 404);
+    assert_eq!(
+        app.post_as(&intruder, &format!("/api/v1/clients/{id}/notes"), &serde_json::json!({ "body": "hi" }))
+            .await
+            .status(),
+        404
+    );
+}

@@ -117,6 +117,8 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("get", "/api/v1/clients/{id}"),
         ("patch", "/api/v1/clients/{id}"),
         ("delete", "/api/v1/clients/{id}"),
+        ("post", "/api/v1/clients/{id}/notes"),
+        ("get", "/api/v1/clients/{id}/timeline"),
         ("get", "/api/v1/contacts"),
         ("post", "/api/v1/contacts"),
         ("get", "/api/v1/contacts/{id}"),

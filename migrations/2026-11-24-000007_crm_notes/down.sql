@@ -1,0 +1,2 @@
+DROP INDEX audit_events_target_idx;
+DROP TABLE client_notes;
