@@ -133,9 +133,16 @@ CONF
   if runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata" status >/dev/null 2>&1; then
     log "PostgreSQL already running on $PG_HOST:$PG_PORT"
   else
-    log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 start >/dev/null \
-      || die "PostgreSQL did not start; see $pgdata/server.log"
+    local attempt started=0
+    for attempt in 1 2 3; do
+      log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
+      if runuser -u postgres -- "$bin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 start >/dev/null; then
+        started=1
+        break
+      fi
+      sleep "$attempt"
+    done
+    [ "$started" = 1 ] || die "PostgreSQL did not start; see $pgdata/server.log"
   fi
   PSQL=(runuser -u postgres -- "$bin/psql" -h "$sockdir" -p "$PG_PORT" -U postgres -X -q -v ON_ERROR_STOP=1)
 }
@@ -184,13 +191,17 @@ start_redis() {
     log "Redis already running on 127.0.0.1:$REDIS_PORT"
     return
   fi
-  log "starting Redis on 127.0.0.1:$REDIS_PORT"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
-    --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
-  local i
-  for i in $(seq 1 50); do
-    redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return
-    sleep 0.1
+  # A port in the ephemeral range can be briefly held by an outgoing connection; try again.
+  local attempt i
+  for attempt in 1 2 3 4 5; do
+    log "starting Redis on 127.0.0.1:$REDIS_PORT"
+    redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize yes \
+      --dir "$dir" --pidfile "$dir/redis.pid" --logfile "$dir/redis.log"
+    for i in $(seq 1 30); do
+      redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping >/dev/null 2>&1 && return
+      sleep 0.1
+    done
+    sleep "$attempt"
   done
   die "Redis did not start; see $dir/redis.log"
 }

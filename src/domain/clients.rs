@@ -346,6 +346,9 @@ pub struct TimelineEntry {
     pub detail: Option<serde_json::Value>,
 }
 
+/// id, when, actor, action, metadata.
+type ChangeRow = (Uuid, DateTime<Utc>, Option<Uuid>, String, serde_json::Value);
+
 pub async fn add_note(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
@@ -389,7 +392,7 @@ pub async fn timeline(
         .limit(limit)
         .load(conn)
         .await?;
-    let changes: Vec<(Uuid, DateTime<Utc>, Option<Uuid>, String, serde_json::Value)> = audit_events::table
+    let changes: Vec<ChangeRow> = audit_events::table
         .filter(audit_events::firm_id.eq(firm.into_uuid()))
         .filter(audit_events::target_type.eq("client"))
         .filter(audit_events::target_id.eq(client_id.to_string()))
