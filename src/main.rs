@@ -11,6 +11,7 @@ use consultantpro::domain::memberships::Role;
 use consultantpro::domain::onboarding::{self, Joiner};
 use consultantpro::domain::operators::{self, NewOperator};
 use consultantpro::domain::users::NewUser;
+use consultantpro::ingest::csv as csv_io;
 use consultantpro::{Application, db, telemetry};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -61,6 +62,32 @@ enum Command {
     },
     /// Create the demo firm `demo` with an owner, printing the credentials once.
     Demo,
+    /// Import contacts or leads from a CSV file into a firm. By default a file with any bad
+    /// row imports nothing; every bad row is reported with its line number.
+    Import {
+        kind: CsvKind,
+        file: std::path::PathBuf,
+        /// The firm's slug.
+        #[arg(long)]
+        firm: String,
+        /// Import the good rows and report the bad ones instead of importing nothing.
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Export a firm's contacts or leads as CSV (to stdout, or --output FILE).
+    Export {
+        kind: CsvKind,
+        #[arg(long)]
+        firm: String,
+        #[arg(long)]
+        output: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum CsvKind {
+    Contacts,
+    Leads,
 }
 
 const DEMO_SLUG: &str = "demo";
@@ -136,8 +163,74 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("operator {} created (id {})", operator.email, operator.id);
         }
         Command::Demo => demo(&settings).await?,
+        Command::Import { kind, file, firm, skip_invalid } => {
+            import(&settings, kind, &file, &firm, skip_invalid).await?
+        }
+        Command::Export { kind, firm, output } => {
+            let db = Db::new(&settings.database)?;
+            let firm = onboarding::find_firm(&db, &firm).await.with_context(|| format!("firm `{firm}`"))?;
+            let out: Box<dyn std::io::Write> = match &output {
+                Some(path) => {
+                    Box::new(std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?)
+                }
+                None => Box::new(std::io::stdout().lock()),
+            };
+            let written = match kind {
+                CsvKind::Contacts => {
+                    csv_io::export_contacts(&db, firm.firm_id(), out, &settings.crm.default_phone_region).await?
+                }
+                CsvKind::Leads => csv_io::export_leads(&db, firm.firm_id(), out).await?,
+            };
+            eprintln!("exported {written} rows");
+        }
     }
     Ok(())
+}
+
+async fn import(
+    settings: &Settings,
+    kind: CsvKind,
+    file: &std::path::Path,
+    firm: &str,
+    skip_invalid: bool,
+) -> anyhow::Result<()> {
+    let db = Db::new(&settings.database)?;
+    let firm = onboarding::find_firm(&db, firm).await.with_context(|| format!("firm `{firm}`"))?;
+    let reader = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
+    let region = &settings.crm.default_phone_region;
+    let (report, total) = match kind {
+        CsvKind::Contacts => {
+            let rows = csv_io::read_contacts(reader)?;
+            let bar = progress_bar(rows.len());
+            let total = rows.len();
+            (csv_io::import_contacts(&db, firm.firm_id(), rows, skip_invalid, region, &|n| bar.inc(n)).await?, total)
+        }
+        CsvKind::Leads => {
+            let rows = csv_io::read_leads(reader)?;
+            let bar = progress_bar(rows.len());
+            let total = rows.len();
+            (csv_io::import_leads(&db, firm.firm_id(), rows, skip_invalid, region, &|n| bar.inc(n)).await?, total)
+        }
+    };
+    for (line, problem) in &report.rejected {
+        eprintln!("line {line}: {problem}");
+    }
+    if report.rolled_back {
+        bail!(
+            "{} of {total} rows are invalid; nothing was imported (fix them, or use --skip-invalid)",
+            report.rejected.len()
+        );
+    }
+    println!("imported {} of {total} rows into {}; {} skipped", report.imported, firm.slug, report.rejected.len());
+    Ok(())
+}
+
+fn progress_bar(len: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(u64::try_from(len).unwrap_or(u64::MAX));
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows ({eta} left)") {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Idempotent: a second run finds the firm and owner and changes nothing.

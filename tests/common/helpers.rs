@@ -188,3 +188,15 @@ pub async fn json(response: reqwest::Response) -> serde_json::Value {
     let text = response.text().await.expect("body read");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
 }
+
+/// The `consultantpro` binary in the test profile, run from the project root.
+pub fn cli_command() -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_consultantpro"));
+    command
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CP_ENV", "test")
+        .env_remove("CP_PASSWORD")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null());
+    command
+}

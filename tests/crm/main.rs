@@ -6,5 +6,6 @@ mod helpers;
 
 mod clients;
 mod contacts;
+mod csv_files;
 mod pipeline;
 mod proposals;

@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 use crate::helpers::{json, test_db};
 
 fn cli() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_consultantpro"));
-    command
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CP_ENV", "test")
-        .env_remove("CP_PASSWORD")
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null());
-    command
+    crate::helpers::cli_command()
 }
 
 fn run_with_stdin(mut command: Command, stdin: &str) -> Output {

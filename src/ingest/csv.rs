@@ -1,0 +1,360 @@
+//! CSV import and export of contacts and leads (the CLI's `import` and `export`).
+//!
+//! An import is one transaction: by default a file with any bad row imports nothing, and
+//! every bad row is reported with its line number. With `skip_invalid`, each row runs in
+//! its own savepoint, bad rows are reported and skipped, and the rest are kept.
+
+use std::io::{Read, Write};
+
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, TransactionManager};
+use scoped_futures::ScopedFutureExt;
+use serde::Deserialize;
+
+use crate::db::{Db, DbError};
+use crate::domain::contacts::{self, ContactFilter, ContactInput};
+use crate::domain::pagination::PageSpec;
+use crate::domain::pipeline::{self, LeadFilter, LeadInput};
+use crate::domain::{DomainError, FirmId};
+
+/// Rows of a CSV file, each with the line it started on.
+pub type Rows<T> = Vec<(u64, T)>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CsvError {
+    #[error("line {line}: {message}")]
+    Parse { line: u64, message: String },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
+}
+
+/// `first_name,last_name,title,emails,phones,client_id`; several emails or phones are
+/// separated by `;`.
+#[derive(Debug, Deserialize)]
+struct ContactRecord {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    emails: String,
+    #[serde(default)]
+    phones: String,
+    #[serde(default)]
+    client_id: String,
+}
+
+/// `first_name,last_name,company,email,phone,source,status,estimated_value_minor,currency`.
+#[derive(Debug, Deserialize)]
+struct LeadRecord {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+    #[serde(default)]
+    company: String,
+    #[serde(default)]
+    email: String,
+    #[serde(default)]
+    phone: String,
+    #[serde(default)]
+    source: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    estimated_value_minor: String,
+    #[serde(default)]
+    currency: String,
+}
+
+fn non_empty(s: String) -> Option<String> {
+    let s = s.trim().to_owned();
+    (!s.is_empty()).then_some(s)
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(';').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned).collect()
+}
+
+fn read_rows<R: Read, T: for<'de> Deserialize<'de>>(reader: R) -> Result<Rows<T>, CsvError> {
+    let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
+    let headers = csv.headers()?.clone();
+    let mut rows = Vec::new();
+    for record in csv.records() {
+        let record = record.map_err(|err| CsvError::Parse {
+            line: err.position().map_or(0, csv::Position::line),
+            message: err.to_string(),
+        })?;
+        // The line the record starts on, counting the header as line 1.
+        let line = record.position().map_or(0, csv::Position::line);
+        let row = record
+            .deserialize::<T>(Some(&headers))
+            .map_err(|err| CsvError::Parse { line, message: err.to_string() })?;
+        rows.push((line, row));
+    }
+    Ok(rows)
+}
+
+pub fn read_contacts<R: Read>(reader: R) -> Result<Rows<ContactInput>, CsvError> {
+    let rows: Rows<ContactRecord> = read_rows(reader)?;
+    rows.into_iter()
+        .map(|(line, r)| {
+            let client_id = match non_empty(r.client_id) {
+                Some(id) => Some(Some(
+                    uuid::Uuid::parse_str(&id)
+                        .map_err(|_| CsvError::Parse { line, message: format!("client_id `{id}` is not an id") })?,
+                )),
+                None => None,
+            };
+            Ok((
+                line,
+                ContactInput {
+                    first_name: Some(r.first_name),
+                    last_name: Some(r.last_name),
+                    title: Some(non_empty(r.title)),
+                    client_id,
+                    portal_access: None,
+                    emails: Some(list(&r.emails)),
+                    phones: Some(list(&r.phones)),
+                },
+            ))
+        })
+        .collect()
+}
+
+pub fn read_leads<R: Read>(reader: R) -> Result<Rows<LeadInput>, CsvError> {
+    let rows: Rows<LeadRecord> = read_rows(reader)?;
+    rows.into_iter()
+        .map(|(line, r)| {
+            let value = match non_empty(r.estimated_value_minor) {
+                Some(v) => Some(Some(v.parse::<i64>().map_err(|_| CsvError::Parse {
+                    line,
+                    message: format!("estimated_value_minor `{v}` is not a whole number"),
+                })?)),
+                None => None,
+            };
+            Ok((
+                line,
+                LeadInput {
+                    source: Some(non_empty(r.source)),
+                    status: non_empty(r.status),
+                    first_name: Some(r.first_name),
+                    last_name: Some(r.last_name),
+                    company: Some(non_empty(r.company)),
+                    email: Some(non_empty(r.email)),
+                    phone: Some(non_empty(r.phone)),
+                    estimated_value_minor: value,
+                    currency: Some(non_empty(r.currency)),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// What an import did.
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    pub imported: usize,
+    /// Line number and what was wrong, for every refused row.
+    pub rejected: Vec<(u64, String)>,
+    /// True when nothing was kept because a row was bad and skipping was not asked for.
+    pub rolled_back: bool,
+}
+
+fn describe(err: &DomainError) -> String {
+    match err {
+        DomainError::Validation { fields, .. } => {
+            fields.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("; ")
+        }
+        other => other.to_string(),
+    }
+}
+
+/// Why an import transaction was rolled back.
+enum Abort {
+    /// Bad rows, and skipping them was not asked for.
+    Rejected(Vec<(u64, String)>),
+    Failed(DomainError),
+}
+
+impl From<DbError> for Abort {
+    fn from(err: DbError) -> Self {
+        Abort::Failed(err.into())
+    }
+}
+
+impl From<diesel::result::Error> for Abort {
+    fn from(err: diesel::result::Error) -> Self {
+        Abort::Failed(err.into())
+    }
+}
+
+/// Imports rows with `create`, all in one transaction (see the module docs).
+async fn import<T, F>(
+    db: &Db,
+    firm: FirmId,
+    rows: Rows<T>,
+    skip_invalid: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    create: F,
+) -> Result<ImportReport, DomainError>
+where
+    T: Send + 'static,
+    F: for<'c> Fn(&'c mut AsyncPgConnection, T) -> scoped_futures::ScopedBoxFuture<'c, 'c, Result<(), DomainError>>
+        + Send
+        + Sync,
+{
+    let outcome = db
+        .firm_tx(firm, |conn| {
+            async move {
+                let mut report = ImportReport::default();
+                for (line, row) in rows {
+                    // A savepoint per row, so a bad row can be undone alone.
+                    AnsiTransactionManager::begin_transaction(conn).await?;
+                    match create(conn, row).await {
+                        Ok(()) => {
+                            AnsiTransactionManager::commit_transaction(conn).await?;
+                            report.imported += 1;
+                        }
+                        Err(err) => {
+                            AnsiTransactionManager::rollback_transaction(conn).await?;
+                            if matches!(err, DomainError::Db(_) | DomainError::Internal(_)) {
+                                return Err(Abort::Failed(err));
+                            }
+                            report.rejected.push((line, describe(&err)));
+                        }
+                    }
+                    progress(1);
+                }
+                if !report.rejected.is_empty() && !skip_invalid {
+                    return Err(Abort::Rejected(report.rejected));
+                }
+                Ok(report)
+            }
+            .scope_boxed()
+        })
+        .await;
+    match outcome {
+        Ok(report) => Ok(report),
+        Err(Abort::Rejected(rejected)) => Ok(ImportReport { imported: 0, rejected, rolled_back: true }),
+        Err(Abort::Failed(err)) => Err(err),
+    }
+}
+
+pub async fn import_contacts(
+    db: &Db,
+    firm: FirmId,
+    rows: Rows<ContactInput>,
+    skip_invalid: bool,
+    phone_region: &str,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ImportReport, DomainError> {
+    let region = phone_region.to_owned();
+    import(db, firm, rows, skip_invalid, progress, move |conn, row| {
+        let region = region.clone();
+        async move { contacts::create(conn, firm, row, &region).await.map(|_| ()) }.scope_boxed()
+    })
+    .await
+}
+
+pub async fn import_leads(
+    db: &Db,
+    firm: FirmId,
+    rows: Rows<LeadInput>,
+    skip_invalid: bool,
+    phone_region: &str,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<ImportReport, DomainError> {
+    let region = phone_region.to_owned();
+    import(db, firm, rows, skip_invalid, progress, move |conn, row| {
+        let region = region.clone();
+        async move { pipeline::create_lead(conn, firm, row, &region).await.map(|_| ()) }.scope_boxed()
+    })
+    .await
+}
+
+/// Writes every contact (archived ones too) as CSV, in the import's columns.
+pub async fn export_contacts<W: Write>(db: &Db, firm: FirmId, out: W, phone_region: &str) -> Result<usize, CsvError> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record(["first_name", "last_name", "title", "emails", "phones", "client_id"])?;
+    let filter =
+        ContactFilter { include_archived: true, sort: contacts::ContactSort::CreatedAsc, ..ContactFilter::default() };
+    let mut spec = PageSpec::first(100);
+    let mut written = 0;
+    loop {
+        let (page_filter, page_spec, region) = (filter.clone(), spec.clone(), phone_region.to_owned());
+        let page = db
+            .firm_tx(firm, |conn| {
+                async move { contacts::list(conn, firm, &page_filter, &page_spec, &region).await }.scope_boxed()
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for c in &page.items {
+            writer.write_record([
+                c.first_name.as_str(),
+                c.last_name.as_str(),
+                c.title.as_deref().unwrap_or(""),
+                &c.emails.join(";"),
+                &c.phones.join(";"),
+                &c.client_id.map(|id| id.to_string()).unwrap_or_default(),
+            ])?;
+            written += 1;
+        }
+        match page.next {
+            Some(key) => spec.position = Some((crate::domain::pagination::Direction::Forward, key)),
+            None => break,
+        }
+    }
+    writer.flush()?;
+    Ok(written)
+}
+
+/// Writes every lead as CSV, in the import's columns plus status.
+pub async fn export_leads<W: Write>(db: &Db, firm: FirmId, out: W) -> Result<usize, CsvError> {
+    let mut writer = csv::Writer::from_writer(out);
+    writer.write_record([
+        "first_name",
+        "last_name",
+        "company",
+        "email",
+        "phone",
+        "source",
+        "status",
+        "estimated_value_minor",
+        "currency",
+    ])?;
+    let mut spec = PageSpec::first(100);
+    let mut written = 0;
+    loop {
+        let page_spec = spec.clone();
+        let page = db
+            .firm_tx(firm, |conn| {
+                async move { pipeline::list_leads(conn, firm, &LeadFilter::default(), &page_spec).await }.scope_boxed()
+            })
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        for l in &page.items {
+            writer.write_record([
+                l.first_name.as_str(),
+                l.last_name.as_str(),
+                l.company.as_deref().unwrap_or(""),
+                l.email.as_deref().unwrap_or(""),
+                l.phone.as_deref().unwrap_or(""),
+                l.source.as_deref().unwrap_or(""),
+                l.status.as_str(),
+                &l.estimated_value_minor.map(|v| v.to_string()).unwrap_or_default(),
+                l.currency.as_deref().unwrap_or(""),
+            ])?;
+            written += 1;
+        }
+        match page.next {
+            Some(key) => spec.position = Some((crate::domain::pagination::Direction::Forward, key)),
+            None => break,
+        }
+    }
+    writer.flush()?;
+    Ok(written)
+}
