@@ -213,14 +213,25 @@ pub struct CreatedKey {
     pub id: Uuid,
 }
 
+/// Order of lead and prospect lists: by creation, newest (default) or oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum CreatedSort {
+    #[serde(rename = "created_at")]
+    Oldest,
+    #[default]
+    #[serde(rename = "-created_at")]
+    Newest,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LeadFilter {
     pub status: Option<String>,
     /// Substring of the name, company or email.
     pub q: Option<String>,
+    pub sort: CreatedSort,
 }
 
-/// Leads, newest first.
+/// Leads, newest first unless asked otherwise.
 pub async fn list_leads(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
@@ -244,9 +255,10 @@ pub async fn list_leads(
                 .or(leads::email.ilike(pattern)),
         );
     }
-    let mut ascending = false;
+    let list_ascending = filter.sort == CreatedSort::Oldest;
+    let mut ascending = list_ascending;
     if let Some((direction, key)) = spec.position {
-        let (op, fetch_ascending) = keyset_comparison(false, direction);
+        let (op, fetch_ascending) = keyset_comparison(list_ascending, direction);
         ascending = fetch_ascending;
         query = query.filter(
             sql::<Bool>(&format!("(created_at, id) {op} ("))
@@ -444,9 +456,10 @@ pub async fn update_prospect(
 pub struct ProspectFilter {
     pub stage: Option<String>,
     pub client_id: Option<Uuid>,
+    pub sort: CreatedSort,
 }
 
-/// Prospects, newest first.
+/// Prospects, newest first unless asked otherwise.
 pub async fn list_prospects(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
@@ -464,9 +477,10 @@ pub async fn list_prospects(
     if let Some(client) = filter.client_id {
         query = query.filter(prospects::client_id.eq(client));
     }
-    let mut ascending = false;
+    let list_ascending = filter.sort == CreatedSort::Oldest;
+    let mut ascending = list_ascending;
     if let Some((direction, key)) = spec.position {
-        let (op, fetch_ascending) = keyset_comparison(false, direction);
+        let (op, fetch_ascending) = keyset_comparison(list_ascending, direction);
         ascending = fetch_ascending;
         query = query.filter(
             sql::<Bool>(&format!("(created_at, id) {op} ("))

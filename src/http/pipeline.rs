@@ -14,7 +14,7 @@ use super::{AppState, double_option, envelope};
 use crate::domain::audit::{self, Outcome};
 use crate::domain::permissions::Permission;
 use crate::domain::pipeline::{
-    self, Conversion, ConvertOptions, Lead, LeadFilter, LeadInput, Prospect, ProspectFilter, ProspectInput,
+    self, Conversion, ConvertOptions, CreatedSort, Lead, LeadFilter, LeadInput, Prospect, ProspectFilter, ProspectInput,
 };
 use crate::domain::{DomainError, RequestMeta, webhooks};
 
@@ -69,6 +69,8 @@ pub struct LeadQuery {
     pub status: Option<String>,
     /// Substring of the name, company or email.
     pub q: Option<String>,
+    /// `-created_at` (default) or `created_at`.
+    pub sort: Option<CreatedSort>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,7 +139,7 @@ pub async fn list_leads(
     auth.require(Permission::ContentRead)?;
     let spec = page.spec()?;
     let query = query.into_inner();
-    let filter = LeadFilter { status: query.status, q: query.q };
+    let filter = LeadFilter { status: query.status, q: query.q, sort: query.sort.unwrap_or_default() };
     let (firm, page_spec) = (auth.firm, spec.clone());
     let listed = state
         .db()
@@ -311,6 +313,8 @@ impl From<ProspectBody> for ProspectInput {
 pub struct ProspectQuery {
     pub stage: Option<String>,
     pub client_id: Option<Uuid>,
+    /// `-created_at` (default) or `created_at`.
+    pub sort: Option<CreatedSort>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -375,7 +379,8 @@ pub async fn list_prospects(
     auth.require(Permission::ContentRead)?;
     let spec = page.spec()?;
     let query = query.into_inner();
-    let filter = ProspectFilter { stage: query.stage, client_id: query.client_id };
+    let filter =
+        ProspectFilter { stage: query.stage, client_id: query.client_id, sort: query.sort.unwrap_or_default() };
     let (firm, page_spec) = (auth.firm, spec.clone());
     let listed = state
         .db()

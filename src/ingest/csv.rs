@@ -13,7 +13,7 @@ use serde::Deserialize;
 use crate::db::{Db, DbError};
 use crate::domain::contacts::{self, ContactFilter, ContactInput};
 use crate::domain::pagination::PageSpec;
-use crate::domain::pipeline::{self, LeadFilter, LeadInput};
+use crate::domain::pipeline::{self, CreatedSort, LeadFilter, LeadInput};
 use crate::domain::{DomainError, FirmId};
 
 /// Rows of a CSV file, each with the line it started on.
@@ -312,6 +312,9 @@ pub async fn export_contacts<W: Write>(db: &Db, firm: FirmId, out: W, phone_regi
     Ok(written)
 }
 
+/// Exports list leads in the order they were created.
+const OLDEST_FIRST: LeadFilter = LeadFilter { status: None, q: None, sort: CreatedSort::Oldest };
+
 /// Writes every lead as CSV, in the import's columns plus status.
 pub async fn export_leads<W: Write>(db: &Db, firm: FirmId, out: W) -> Result<usize, CsvError> {
     let mut writer = csv::Writer::from_writer(out);
@@ -332,7 +335,7 @@ pub async fn export_leads<W: Write>(db: &Db, firm: FirmId, out: W) -> Result<usi
         let page_spec = spec.clone();
         let page = db
             .firm_tx(firm, |conn| {
-                async move { pipeline::list_leads(conn, firm, &LeadFilter::default(), &page_spec).await }.scope_boxed()
+                async move { pipeline::list_leads(conn, firm, &OLDEST_FIRST, &page_spec).await }.scope_boxed()
             })
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -154,6 +154,23 @@ async fn bad_pipeline_input_names_the_field() {
     assert_eq!(won["stage"], "won");
     assert!(won["probability"].is_null());
     assert_eq!(json(app.get_as(&owner, "/api/v1/prospects?stage=won").await).await["data"][0]["id"], id);
+    // Both orders, and paging through them.
+    let second = json(
+        app.post_as(
+            &owner,
+            "/api/v1/prospects",
+            &serde_json::json!({ "client_id": client_id, "name": "Later", "currency": "USD" }),
+        )
+        .await,
+    )
+    .await;
+    let newest = json(app.get_as(&owner, "/api/v1/prospects?limit=1").await).await;
+    assert_eq!(newest["data"][0]["id"], second["data"]["id"]);
+    let oldest = json(app.get_as(&owner, "/api/v1/prospects?sort=created_at&limit=1").await).await;
+    assert_eq!(oldest["data"][0]["id"], id);
+    let next = json(app.get_as(&owner, oldest["meta"]["next"].as_str().unwrap()).await).await;
+    assert_eq!(next["data"][0]["id"], second["data"]["id"]);
+    assert_eq!(app.get_as(&owner, "/api/v1/leads?sort=value").await.status(), 400);
     assert_eq!(app.get_as(&owner, "/api/v1/prospects?stage=nope").await.status(), 400);
 }
 
