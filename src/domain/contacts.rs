@@ -437,18 +437,13 @@ pub async fn list(
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let pattern = like_contains(&q.to_lowercase());
-        // A union of two trigram index scans; `name LIKE .. OR id IN (emails ..)` would
-        // defeat both indexes and scan the firm's contacts.
         query = query.filter(
-            sql::<Bool>("contacts.id IN (SELECT c.id FROM contacts c WHERE c.firm_id = ")
-                .bind::<SqlUuid, _>(firm.into_uuid())
-                .sql(" AND c.name_key LIKE ")
-                .bind::<Text, _>(pattern.clone())
-                .sql(" UNION SELECT e.contact_id FROM contact_emails e WHERE e.firm_id = ")
-                .bind::<SqlUuid, _>(firm.into_uuid())
-                .sql(" AND e.email LIKE ")
-                .bind::<Text, _>(pattern)
-                .sql(")"),
+            contacts::name_key.like(pattern.clone()).or(contacts::id.eq_any(
+                contact_emails::table
+                    .filter(contact_emails::firm_id.eq(firm.into_uuid()))
+                    .filter(contact_emails::email.like(pattern))
+                    .select(contact_emails::contact_id),
+            )),
         );
     }
     let by_name = matches!(filter.sort, ContactSort::NameAsc | ContactSort::NameDesc);
