@@ -2,16 +2,14 @@
 //! request id, ip), never message bodies or document content.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 
-use super::pagination::{Direction, Page, PageSpec};
+use super::pagination::{Direction, Page, PageSpec, past_time_key};
 use super::{DomainError, FirmId, RequestMeta};
 use crate::db::Db;
 use crate::db::schema::audit_events;
@@ -193,22 +191,10 @@ pub async fn list(
     // Row comparison keeps the keyset condition on the (firm_id, occurred_at, id) index.
     query = match spec.position {
         Some((Direction::Forward, key)) => query
-            .filter(
-                sql::<Bool>("(occurred_at, id) < (")
-                    .bind::<Timestamptz, _>(key.at)
-                    .sql(", ")
-                    .bind::<SqlUuid, _>(key.id)
-                    .sql(")"),
-            )
+            .filter(past_time_key("occurred_at, id", "<", key.at, key.id))
             .order((audit_events::occurred_at.desc(), audit_events::id.desc())),
         Some((Direction::Backward, key)) => query
-            .filter(
-                sql::<Bool>("(occurred_at, id) > (")
-                    .bind::<Timestamptz, _>(key.at)
-                    .sql(", ")
-                    .bind::<SqlUuid, _>(key.id)
-                    .sql(")"),
-            )
+            .filter(past_time_key("occurred_at, id", ">", key.at, key.id))
             .order((audit_events::occurred_at.asc(), audit_events::id.asc())),
         None => query.order((audit_events::occurred_at.desc(), audit_events::id.desc())),
     };

@@ -1,14 +1,12 @@
 //! Clients: the organisations a firm works for (a tenant table).
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Page, PageSpec, keyset_comparison, like_contains};
+use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_text_key, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{audit_events, client_notes, clients, memberships};
 
@@ -293,25 +291,13 @@ pub async fn list(
         let (op, fetch_ascending) = keyset_comparison(list_ascending, *direction);
         ascending = fetch_ascending;
         query = if by_name {
-            query.filter(
-                sql::<Bool>(&format!("(name_key, id) {op} ("))
-                    .bind::<Text, _>(key.value.clone())
-                    .sql(", ")
-                    .bind::<SqlUuid, _>(key.id)
-                    .sql(")"),
-            )
+            query.filter(past_text_key("name_key, id", op, key.value.clone(), key.id))
         } else {
             let at: DateTime<Utc> = key
                 .value
                 .parse()
                 .map_err(|_| DomainError::invalid_field("cursor", "is not a cursor this list issued"))?;
-            query.filter(
-                sql::<Bool>(&format!("(created_at, id) {op} ("))
-                    .bind::<Timestamptz, _>(at)
-                    .sql(", ")
-                    .bind::<SqlUuid, _>(key.id)
-                    .sql(")"),
-            )
+            query.filter(past_time_key("created_at, id", op, at, key.id))
         };
     }
     query = match (by_name, ascending) {

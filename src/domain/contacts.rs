@@ -5,14 +5,12 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Page, PageSpec, keyset_comparison, like_contains};
+use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_text_key, past_time_key};
 use super::users::normalize_email;
 use super::{DomainError, FieldErrors, FirmId, clients};
 use crate::db::schema::{contact_emails, contact_phones, contacts};
@@ -456,25 +454,13 @@ pub async fn list(
         let (op, fetch_ascending) = keyset_comparison(list_ascending, *direction);
         ascending = fetch_ascending;
         query = if by_name {
-            query.filter(
-                sql::<Bool>(&format!("(contacts.name_key, contacts.id) {op} ("))
-                    .bind::<Text, _>(key.value.clone())
-                    .sql(", ")
-                    .bind::<SqlUuid, _>(key.id)
-                    .sql(")"),
-            )
+            query.filter(past_text_key("contacts.name_key, contacts.id", op, key.value.clone(), key.id))
         } else {
             let at: DateTime<Utc> = key
                 .value
                 .parse()
                 .map_err(|_| DomainError::invalid_field("cursor", "is not a cursor this list issued"))?;
-            query.filter(
-                sql::<Bool>(&format!("(contacts.created_at, contacts.id) {op} ("))
-                    .bind::<Timestamptz, _>(at)
-                    .sql(", ")
-                    .bind::<SqlUuid, _>(key.id)
-                    .sql(")"),
-            )
+            query.filter(past_time_key("contacts.created_at, contacts.id", op, at, key.id))
         };
     }
     query = match (by_name, ascending) {

@@ -8,15 +8,14 @@
 //! delivery is at least once, and each job carries its id as an idempotency key.
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Integer, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{Integer, Text, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Direction, Page, PageSpec};
+use super::pagination::{Direction, Page, PageSpec, past_time_key};
 use super::{DomainError, FirmId};
 use crate::db::schema::jobs;
 
@@ -214,13 +213,7 @@ pub async fn list_dead(
     firm: FirmId,
     spec: &PageSpec<JobKey>,
 ) -> Result<Page<Job, JobKey>, DomainError> {
-    let keyset = |op: &str, key: JobKey| {
-        sql::<Bool>(&format!("(updated_at, id) {op} ("))
-            .bind::<Timestamptz, _>(key.at)
-            .sql(", ")
-            .bind::<SqlUuid, _>(key.id)
-            .sql(")")
-    };
+    let keyset = |op: &str, key: JobKey| past_time_key("updated_at, id", op, key.at, key.id);
     let mut query = jobs::table
         .filter(jobs::firm_id.eq(firm.into_uuid()))
         .filter(jobs::state.eq("dead"))

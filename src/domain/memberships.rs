@@ -4,14 +4,12 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Direction, Page, PageSpec};
+use super::pagination::{Direction, Page, PageSpec, past_time_key};
 use super::{DomainError, FirmId};
 use crate::db::schema::{memberships, users};
 
@@ -170,13 +168,8 @@ pub async fn list(
     if let Some(status) = filter.status {
         query = query.filter(memberships::status.eq(status.as_str()));
     }
-    let keyset = |op: &str, key: MemberKey| {
-        sql::<Bool>(&format!("(memberships.created_at, memberships.user_id) {op} ("))
-            .bind::<Timestamptz, _>(key.at)
-            .sql(", ")
-            .bind::<SqlUuid, _>(key.id)
-            .sql(")")
-    };
+    let keyset =
+        |op: &str, key: MemberKey| past_time_key("memberships.created_at, memberships.user_id", op, key.at, key.id);
     query = match spec.position {
         Some((Direction::Forward, key)) => {
             query.filter(keyset(">", key)).order((memberships::created_at.asc(), memberships::user_id.asc()))

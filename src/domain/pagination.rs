@@ -2,7 +2,12 @@
 //! row it starts after (forward) or before (backward), never by an offset, so rows
 //! inserted while a client pages do not shift or repeat what it sees.
 
+use chrono::{DateTime, Utc};
+use diesel::expression::BoxableExpression;
+use diesel::pg::Pg;
+use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 /// Largest page any list returns; larger requested limits are capped to it.
 pub const MAX_LIMIT: usize = 100;
@@ -27,6 +32,40 @@ pub fn keyset_comparison(list_ascending: bool, direction: Direction) -> (&'stati
         (true, Direction::Backward) => ("<", false),
         (false, Direction::Backward) => (">", true),
     }
+}
+
+/// The condition selecting rows past a keyset position over a (timestamp, id) order:
+/// `(<time column>, <id column>) <op> (at, id)`. A row comparison, so PostgreSQL can walk
+/// the (firm_id, time, id) index. `columns` is text from the caller's code, never input.
+pub fn past_time_key<QS>(
+    columns: &str,
+    op: &str,
+    at: DateTime<Utc>,
+    id: Uuid,
+) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
+    Box::new(
+        diesel::dsl::sql::<Bool>(&format!("({columns}) {op} ("))
+            .bind::<Timestamptz, _>(at)
+            .sql(", ")
+            .bind::<SqlUuid, _>(id)
+            .sql(")"),
+    )
+}
+
+/// As [`past_time_key`], for a (text, id) order such as a lower-cased name.
+pub fn past_text_key<QS>(
+    columns: &str,
+    op: &str,
+    text: String,
+    id: Uuid,
+) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
+    Box::new(
+        diesel::dsl::sql::<Bool>(&format!("({columns}) {op} ("))
+            .bind::<Text, _>(text)
+            .sql(", ")
+            .bind::<SqlUuid, _>(id)
+            .sql(")"),
+    )
 }
 
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.

@@ -3,16 +3,14 @@
 //! transaction, exactly once.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::clients::{self, Client, ClientInput};
 use super::contacts::{self, Contact, ContactInput, normalize_phone};
-use super::pagination::{Page, PageSpec, keyset_comparison, like_contains};
+use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_time_key};
 use super::users::normalize_email;
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{leads, memberships, prospects};
@@ -260,13 +258,7 @@ pub async fn list_leads(
     if let Some((direction, key)) = spec.position {
         let (op, fetch_ascending) = keyset_comparison(list_ascending, direction);
         ascending = fetch_ascending;
-        query = query.filter(
-            sql::<Bool>(&format!("(created_at, id) {op} ("))
-                .bind::<Timestamptz, _>(key.at)
-                .sql(", ")
-                .bind::<SqlUuid, _>(key.id)
-                .sql(")"),
-        );
+        query = query.filter(past_time_key("created_at, id", op, key.at, key.id));
     }
     query = if ascending {
         query.order((leads::created_at.asc(), leads::id.asc()))
@@ -482,13 +474,7 @@ pub async fn list_prospects(
     if let Some((direction, key)) = spec.position {
         let (op, fetch_ascending) = keyset_comparison(list_ascending, direction);
         ascending = fetch_ascending;
-        query = query.filter(
-            sql::<Bool>(&format!("(created_at, id) {op} ("))
-                .bind::<Timestamptz, _>(key.at)
-                .sql(", ")
-                .bind::<SqlUuid, _>(key.id)
-                .sql(")"),
-        );
+        query = query.filter(past_time_key("created_at, id", op, key.at, key.id));
     }
     query = if ascending {
         query.order((prospects::created_at.asc(), prospects::id.asc()))

@@ -9,16 +9,14 @@
 //! never touch money.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Page, PageSpec, keyset_comparison};
+use super::pagination::{Page, PageSpec, keyset_comparison, past_time_key};
 use super::pipeline::{self, CreatedKey};
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{proposal_versions, proposals, prospects};
@@ -420,13 +418,7 @@ pub async fn list(
     if let Some((direction, key)) = spec.position {
         let (op, fetch_ascending) = keyset_comparison(false, direction);
         ascending = fetch_ascending;
-        query = query.filter(
-            sql::<Bool>(&format!("(created_at, id) {op} ("))
-                .bind::<Timestamptz, _>(key.at)
-                .sql(", ")
-                .bind::<SqlUuid, _>(key.id)
-                .sql(")"),
-        );
+        query = query.filter(past_time_key("created_at, id", op, key.at, key.id));
     }
     query = if ascending {
         query.order((proposals::created_at.asc(), proposals::id.asc()))

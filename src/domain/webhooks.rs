@@ -5,9 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{Bool, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -15,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
 
-use super::pagination::{Direction, Page, PageSpec};
+use super::pagination::{Direction, Page, PageSpec, past_time_key};
 use super::{DomainError, FieldErrors, FirmId, jobs};
 use crate::db::schema::{webhook_deliveries, webhook_endpoints};
 
@@ -401,13 +399,7 @@ pub async fn deliveries(
     spec: &PageSpec<DeliveryKey>,
 ) -> Result<Page<Delivery, DeliveryKey>, DomainError> {
     find(conn, firm, endpoint_id).await?;
-    let keyset = |op: &str, key: DeliveryKey| {
-        sql::<Bool>(&format!("(created_at, id) {op} ("))
-            .bind::<Timestamptz, _>(key.at)
-            .sql(", ")
-            .bind::<SqlUuid, _>(key.id)
-            .sql(")")
-    };
+    let keyset = |op: &str, key: DeliveryKey| past_time_key("created_at, id", op, key.at, key.id);
     let mut query = webhook_deliveries::table
         .filter(webhook_deliveries::firm_id.eq(firm.into_uuid()))
         .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))
