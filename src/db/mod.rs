@@ -8,10 +8,9 @@ pub mod schema;
 use std::time::{Duration, Instant};
 
 use deadpool::managed::{PoolError, TimeoutType};
-use diesel::sql_types::Text;
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AnsiTransactionManager, AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use scoped_futures::ScopedBoxFuture;
 use secrecy::ExposeSecret;
 
@@ -53,7 +52,10 @@ impl Db {
     /// can start (and report not-ready) while the database is down.
     pub fn new(settings: &DatabaseSettings) -> Result<Self, DbError> {
         let mut manager_config = ManagerConfig::default();
-        manager_config.recycling_method = RecyclingMethod::Verified;
+        // A checkout skips the `SELECT 1` round trip: a connection the server closed is
+        // still caught (the client notices the closed socket and the pool discards it), and
+        // one left mid-transaction by a dropped request is discarded too.
+        manager_config.recycling_method = RecyclingMethod::Fast;
         let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
             settings.app_url().expose_secret(),
             manager_config,
@@ -104,15 +106,23 @@ impl Db {
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        let mut conn = self.checkout().await?;
-        conn.transaction(async move |conn| {
-            diesel::sql_query("SELECT set_config('app.current_firm_id', $1, true)")
-                .bind::<Text, _>(firm_id.to_string())
-                .execute(conn)
-                .await?;
-            f(conn).await
-        })
-        .await
+        let mut pooled = self.checkout().await?;
+        let conn: &mut AsyncPgConnection = &mut pooled;
+        // BEGIN and the firm setting travel in one round trip. The firm id is a UUID we
+        // render, never input text. If this future is dropped mid-way the connection still
+        // holds an open transaction, and the pool discards it rather than reuse it.
+        let begin = format!("BEGIN; SELECT set_config('app.current_firm_id', '{}', true)", firm_id.into_uuid());
+        AnsiTransactionManager::begin_transaction_sql(conn, &begin).await?;
+        match f(conn).await {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(conn).await?;
+                Ok(value)
+            }
+            Err(error) => match AnsiTransactionManager::rollback_transaction(conn).await {
+                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+                Err(rollback) => Err(rollback.into()),
+            },
+        }
     }
 
     /// Runs `f` in a transaction with no firm set, for platform tables only. Tenant tables

@@ -2,15 +2,16 @@
 //! contact per firm, and phone numbers are stored in E.164, because email and SMS
 //! ingestion map a sender to a contact by exactly these.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
+use diesel::sql_types::{Array, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_text_key, past_time_key};
+use super::pagination::{Page, PageSpec, id_matches_search, keyset_comparison, past_text_key, past_time_key};
 use super::users::normalize_email;
 use super::{DomainError, FieldErrors, FirmId, clients};
 use crate::db::schema::{contact_emails, contact_phones, contacts};
@@ -44,6 +45,35 @@ struct ContactRow {
     archived_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    // Folded into the row's query so a page is one round trip, not three.
+    #[diesel(select_expression = sql(EMAILS_OF_ROW), select_expression_type = SqlLiteral<Array<Text>>)]
+    emails: Vec<String>,
+    #[diesel(select_expression = sql(PHONES_OF_ROW), select_expression_type = SqlLiteral<Array<Text>>)]
+    phones: Vec<String>,
+}
+
+const EMAILS_OF_ROW: &str = "ARRAY(SELECT e.email FROM contact_emails e \
+     WHERE e.firm_id = contacts.firm_id AND e.contact_id = contacts.id ORDER BY e.position)";
+const PHONES_OF_ROW: &str = "ARRAY(SELECT p.phone FROM contact_phones p \
+     WHERE p.firm_id = contacts.firm_id AND p.contact_id = contacts.id ORDER BY p.position)";
+
+impl From<ContactRow> for Contact {
+    fn from(r: ContactRow) -> Self {
+        Contact {
+            id: r.id,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            title: r.title,
+            client_id: r.client_id,
+            portal_access: r.portal_access,
+            emails: r.emails,
+            phones: r.phones,
+            archived_at: r.archived_at,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            name_key: r.name_key,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
@@ -223,64 +253,16 @@ async fn replace_phones(
     Ok(())
 }
 
-/// Loads the contacts with their emails and phones, in the order given.
-async fn hydrate(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    rows: Vec<ContactRow>,
-) -> Result<Vec<Contact>, DomainError> {
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let mut emails: HashMap<Uuid, Vec<String>> = HashMap::new();
-    for (contact_id, email) in contact_emails::table
-        .filter(contact_emails::firm_id.eq(firm.into_uuid()))
-        .filter(contact_emails::contact_id.eq_any(&ids))
-        .order((contact_emails::contact_id, contact_emails::position))
-        .select((contact_emails::contact_id, contact_emails::email))
-        .load::<(Uuid, String)>(conn)
-        .await?
-    {
-        emails.entry(contact_id).or_default().push(email);
-    }
-    let mut phones: HashMap<Uuid, Vec<String>> = HashMap::new();
-    for (contact_id, phone) in contact_phones::table
-        .filter(contact_phones::firm_id.eq(firm.into_uuid()))
-        .filter(contact_phones::contact_id.eq_any(&ids))
-        .order((contact_phones::contact_id, contact_phones::position))
-        .select((contact_phones::contact_id, contact_phones::phone))
-        .load::<(Uuid, String)>(conn)
-        .await?
-    {
-        phones.entry(contact_id).or_default().push(phone);
-    }
-    Ok(rows
-        .into_iter()
-        .map(|r| Contact {
-            emails: emails.remove(&r.id).unwrap_or_default(),
-            phones: phones.remove(&r.id).unwrap_or_default(),
-            id: r.id,
-            first_name: r.first_name,
-            last_name: r.last_name,
-            title: r.title,
-            client_id: r.client_id,
-            portal_access: r.portal_access,
-            archived_at: r.archived_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-            name_key: r.name_key,
-        })
-        .collect())
-}
-
 pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Contact, DomainError> {
-    let row = contacts::table
+    contacts::table
         .filter(contacts::firm_id.eq(firm.into_uuid()))
         .filter(contacts::id.eq(id))
         .select(ContactRow::as_select())
         .first(conn)
         .await
         .optional()?
-        .ok_or(DomainError::NotFound("contact"))?;
-    hydrate(conn, firm, vec![row]).await?.pop().ok_or(DomainError::NotFound("contact"))
+        .map(Contact::from)
+        .ok_or(DomainError::NotFound("contact"))
 }
 
 pub async fn create(
@@ -434,15 +416,7 @@ pub async fn list(
         );
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        let pattern = like_contains(&q.to_lowercase());
-        query = query.filter(
-            contacts::name_key.like(pattern.clone()).or(contacts::id.eq_any(
-                contact_emails::table
-                    .filter(contact_emails::firm_id.eq(firm.into_uuid()))
-                    .filter(contact_emails::email.like(pattern))
-                    .select(contact_emails::contact_id),
-            )),
-        );
+        query = query.filter(id_matches_search("contacts.id", "cp_search_contact_ids", q));
     }
     let by_name = matches!(filter.sort, ContactSort::NameAsc | ContactSort::NameDesc);
     let list_ascending = matches!(filter.sort, ContactSort::NameAsc | ContactSort::CreatedAsc);
@@ -469,8 +443,8 @@ pub async fn list(
         (false, true) => query.order((contacts::created_at.asc(), contacts::id.asc())),
         (false, false) => query.order((contacts::created_at.desc(), contacts::id.desc())),
     };
-    let rows = query.limit(spec.fetch_limit()).load(conn).await?;
-    let rows = hydrate(conn, firm, rows).await?;
+    let rows: Vec<Contact> =
+        query.limit(spec.fetch_limit()).load::<ContactRow>(conn).await?.into_iter().map(Contact::from).collect();
     let sort = filter.sort;
     Ok(Page::from_rows(rows, spec, |c: &Contact| ContactKey {
         sort,

@@ -25,6 +25,9 @@ async fn contacts_normalise_phones_and_keep_emails_unique_per_firm() {
     assert_eq!(by_email["data"][0]["id"], id);
     let searched = json(app.get_as(&owner, "/api/v1/contacts?q=lovel").await).await;
     assert_eq!(searched["data"][0]["id"], id);
+    let by_address = json(app.get_as(&owner, "/api/v1/contacts?q=ADA.L@EXAMPLE").await).await;
+    assert_eq!(by_address["data"].as_array().unwrap().len(), 1, "search covers email addresses: {by_address}");
+    assert_eq!(by_address["data"][0]["id"], id);
     let by_client = json(app.get_as(&owner, &format!("/api/v1/contacts?client_id={client_id}")).await).await;
     assert_eq!(by_client["data"].as_array().unwrap().len(), 1);
 

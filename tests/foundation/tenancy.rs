@@ -165,6 +165,35 @@ async fn one_firm_never_sees_anothers_rows() {
     }
 }
 
+/// The search functions bypass RLS to use the trigram indexes, so they must take the firm
+/// from the same transaction setting the policies read, and nothing else.
+#[actix_web::test]
+async fn search_functions_see_only_the_scoped_firm() {
+    let db = test_db().await;
+    let (firm_a, _) = new_firm_with_owner(&db).await;
+    let (firm_b, _) = new_firm_with_owner(&db).await;
+    let marker = format!("needle{}", uuid::Uuid::now_v7().simple());
+    let insert = format!(
+        "WITH c AS (INSERT INTO clients (firm_id, id, name) VALUES ('{firm}', gen_random_uuid(), '{marker} Ltd')),
+              p AS (INSERT INTO contacts (firm_id, id, first_name, last_name)
+                    VALUES ('{firm}', '{person}', 'Someone', 'Else'))
+         INSERT INTO contact_emails (firm_id, email, contact_id, position) VALUES ('{firm}', '{marker}@example.com', '{person}', 0)",
+        firm = firm_a.id,
+        person = uuid::Uuid::now_v7(),
+    );
+    db.firm_tx(firm_a.firm_id(), |conn| {
+        async move { diesel::sql_query(insert).execute(conn).await.map_err(DbError::from) }.scope_boxed()
+    })
+    .await
+    .unwrap();
+    for function in ["cp_search_client_ids", "cp_search_contact_ids"] {
+        let sql = format!("SELECT count(*) AS n FROM {function}('%{marker}%')");
+        assert_eq!(count_rows(&db, Some(firm_a.firm_id()), sql.clone()).await.unwrap(), 1, "{function}: own firm");
+        assert_eq!(count_rows(&db, Some(firm_b.firm_id()), sql.clone()).await.unwrap(), 0, "{function}: other firm");
+        assert_eq!(count_rows(&db, None, sql).await.unwrap(), 0, "{function}: no firm set");
+    }
+}
+
 fn is_rls_violation(err: &DomainError) -> bool {
     matches!(err, DomainError::Db(DbError::Query(diesel::result::Error::DatabaseError(_, info)))
         if info.message().contains("row-level security"))
