@@ -35,7 +35,23 @@ pub struct Settings {
     pub jobs: JobSettings,
     pub webhooks: WebhookSettings,
     pub crm: CrmSettings,
+    pub realtime: RealtimeSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RealtimeSettings {
+    /// Arbiter threads the firms' supervisors are spread over.
+    pub arbiters: usize,
+    /// Frames a session may have waiting before it counts as too slow and is closed.
+    pub session_queue: usize,
+    /// Largest client frame accepted, in bytes; larger ones get an `error` frame.
+    pub max_frame_bytes: usize,
+    pub heartbeat_secs: u64,
+    /// A session that sends nothing (not even a pong) for this long is closed.
+    pub idle_timeout_secs: u64,
+    /// How often a socket checks that its sign-in still holds (log-out, deactivation).
+    pub auth_recheck_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -19,6 +19,7 @@ use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::actors::bus::Bus;
+use crate::actors::registry::FirmRegistry;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::http::AppState;
@@ -60,7 +61,11 @@ impl Application {
             let runner = JobRunner::new(context, JobRunner::process_worker_id());
             actix_web::rt::spawn(runner.run());
         }
-        let state = web::Data::new(AppState::new(db, bus, settings.clone(), http::metrics::recorder_handle()));
+        // One registry per node, made here and not in the worker factory, so every worker
+        // reaches the same per-firm supervisors.
+        let registry = FirmRegistry::new(bus.clone(), settings.realtime.arbiters);
+        let state =
+            web::Data::new(AppState::new(db, bus, settings.clone(), http::metrics::recorder_handle(), registry));
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();

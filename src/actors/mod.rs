@@ -1,4 +1,8 @@
-//! Live work: the pub/sub bus that carries updates between nodes. The firm registry,
-//! supervisors and WebSocket sessions build on it.
+//! Live work: the pub/sub bus between nodes, the per-firm supervisors and their children
+//! (the conversation hub today), and the WebSocket sessions that hang off them.
 
 pub mod bus;
+pub mod hub;
+pub mod live;
+pub mod registry;
+pub mod session;

@@ -36,6 +36,7 @@ diesel::table! {
         status -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        contact_id -> Nullable<Uuid>,
     }
 }
 
@@ -355,3 +356,68 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    conversations (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        subject -> Text,
+        subject_key -> Text,
+        channel -> Text,
+        status -> Text,
+        assignee_user_id -> Nullable<Uuid>,
+        client_id -> Nullable<Uuid>,
+        created_by -> Nullable<Uuid>,
+        last_seq -> Int8,
+        last_message_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversation_participants (firm_id, conversation_id, id) {
+        firm_id -> Uuid,
+        conversation_id -> Uuid,
+        id -> Uuid,
+        user_id -> Nullable<Uuid>,
+        contact_id -> Nullable<Uuid>,
+        added_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    messages (firm_id, conversation_id, seq) {
+        firm_id -> Uuid,
+        conversation_id -> Uuid,
+        seq -> Int8,
+        id -> Uuid,
+        author_user_id -> Nullable<Uuid>,
+        author_contact_id -> Nullable<Uuid>,
+        body -> Text,
+        client_msg_id -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    conversation_reads (firm_id, conversation_id, user_id) {
+        firm_id -> Uuid,
+        conversation_id -> Uuid,
+        user_id -> Uuid,
+        last_read_seq -> Int8,
+        read_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    realtime_tickets (firm_id, ticket_hash) {
+        firm_id -> Uuid,
+        ticket_hash -> Text,
+        user_id -> Uuid,
+        session_id -> Uuid,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(conversations, conversation_participants, messages, conversation_reads);

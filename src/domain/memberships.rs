@@ -21,10 +21,13 @@ pub enum Role {
     Staff,
     Billing,
     Readonly,
+    /// A client's person on the portal: tied to a contact, sees only the conversations
+    /// that contact takes part in, and nothing else of the firm.
+    Client,
 }
 
 impl Role {
-    pub const ALL: [Role; 5] = [Role::Owner, Role::Admin, Role::Staff, Role::Billing, Role::Readonly];
+    pub const ALL: [Role; 6] = [Role::Owner, Role::Admin, Role::Staff, Role::Billing, Role::Readonly, Role::Client];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -33,6 +36,7 @@ impl Role {
             Role::Staff => "staff",
             Role::Billing => "billing",
             Role::Readonly => "readonly",
+            Role::Client => "client",
         }
     }
 }
@@ -47,10 +51,9 @@ impl FromStr for Role {
     type Err = DomainError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Role::ALL
-            .into_iter()
-            .find(|r| r.as_str() == s)
-            .ok_or_else(|| DomainError::invalid_field("role", "must be one of owner, admin, staff, billing, readonly"))
+        Role::ALL.into_iter().find(|r| r.as_str() == s).ok_or_else(|| {
+            DomainError::invalid_field("role", "must be one of owner, admin, staff, billing, readonly, client")
+        })
     }
 }
 
@@ -63,6 +66,7 @@ pub struct Membership {
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub contact_id: Option<Uuid>,
 }
 
 #[derive(Debug, Insertable)]
@@ -71,16 +75,44 @@ struct NewMembership<'a> {
     firm_id: Uuid,
     user_id: Uuid,
     role: &'a str,
+    contact_id: Option<Uuid>,
 }
 
+/// Adds a member. A `client` (portal) membership names the contact it is, which must be
+/// one of the firm's contacts with portal access; other roles name none.
 pub async fn add(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     user_id: Uuid,
     role: Role,
+    contact_id: Option<Uuid>,
 ) -> Result<Membership, DomainError> {
+    match (role, contact_id) {
+        (Role::Client, None) => {
+            return Err(DomainError::invalid_field("contact_id", "a client (portal) member must name their contact"));
+        }
+        (Role::Client, Some(contact)) => {
+            let portal: Option<bool> = crate::db::schema::contacts::table
+                .filter(crate::db::schema::contacts::firm_id.eq(firm.into_uuid()))
+                .filter(crate::db::schema::contacts::id.eq(contact))
+                .filter(crate::db::schema::contacts::archived_at.is_null())
+                .select(crate::db::schema::contacts::portal_access)
+                .first(conn)
+                .await
+                .optional()?;
+            match portal {
+                None => return Err(DomainError::invalid_field("contact_id", "no such contact")),
+                Some(false) => {
+                    return Err(DomainError::invalid_field("contact_id", "the contact does not have portal access"));
+                }
+                Some(true) => {}
+            }
+        }
+        (_, Some(_)) => return Err(DomainError::invalid_field("contact_id", "only client (portal) members have one")),
+        (_, None) => {}
+    }
     diesel::insert_into(memberships::table)
-        .values(NewMembership { firm_id: firm.into_uuid(), user_id, role: role.as_str() })
+        .values(NewMembership { firm_id: firm.into_uuid(), user_id, role: role.as_str(), contact_id })
         .returning(Membership::as_returning())
         .get_result(conn)
         .await
@@ -215,6 +247,12 @@ pub async fn change(
         .load(conn)
         .await?;
     let before = find(conn, firm, user_id).await?;
+    if role.is_some_and(|r| r.as_str() != before.role && (r == Role::Client || before.role == Role::Client.as_str())) {
+        return Err(DomainError::invalid_field(
+            "role",
+            "portal (client) logins and members are separate: add or remove the membership instead",
+        ));
+    }
     let loses_ownership = owners.contains(&user_id)
         && (role.is_some_and(|r| r != Role::Owner) || status == Some(MemberStatus::Deactivated));
     if loses_ownership && owners.len() == 1 {

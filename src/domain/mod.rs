@@ -6,6 +6,7 @@ pub mod audit;
 pub mod break_glass;
 pub mod clients;
 pub mod contacts;
+pub mod conversations;
 pub mod firms;
 pub mod jobs;
 pub mod login;

@@ -55,7 +55,7 @@ pub async fn add_member(db: &Db, firm: FirmId, joiner: Joiner, role: Role) -> Re
                 Joiner::Existing(id) => *id,
                 Joiner::New(new_user) => users::insert(conn, new_user).await?.id,
             };
-            let membership = memberships::add(conn, firm, user_id, role).await?;
+            let membership = memberships::add(conn, firm, user_id, role, None).await?;
             let event = NewAuditEvent::new(firm, ActorType::System, None, "member.added", Outcome::Success)
                 .with_target("user", user_id)
                 .with_metadata(serde_json::json!({ "role": role.as_str() }));

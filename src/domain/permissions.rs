@@ -1,20 +1,21 @@
 //! The permission matrix: which role may do what. Written once, here; handlers ask
 //! `http::auth::require(...)`, never compare role names.
 //!
-//! | permission        | owner | admin | staff | billing | readonly |
-//! |-------------------|:-----:|:-----:|:-----:|:-------:|:--------:|
-//! | ContentRead       |   x   |   x   |   x   |    x    |    x     |
-//! | ContentWrite      |   x   |   x   |   x   |         |          |
-//! | FinanceRead       |   x   |   x   |       |    x    |          |
-//! | FinanceWrite      |   x   |   x   |       |    x    |          |
-//! | MembersRead       |   x   |   x   |   x   |    x    |    x     |
-//! | MembersManage     |   x   |   x   |       |         |          |
-//! | OwnersManage      |   x   |       |       |         |          |
-//! | AuditRead         |   x   |   x   |       |         |          |
-//! | SecurityManage    |   x   |       |       |         |          |
-//! | IntegrationsManage|   x   |   x   |       |         |          |
+//! | permission        | owner | admin | staff | billing | readonly | client |
+//! |-------------------|:-----:|:-----:|:-----:|:-------:|:--------:|:------:|
+//! | ContentRead       |   x   |   x   |   x   |    x    |    x     |        |
+//! | ContentWrite      |   x   |   x   |   x   |         |          |        |
+//! | FinanceRead       |   x   |   x   |       |    x    |          |        |
+//! | FinanceWrite      |   x   |   x   |       |    x    |          |        |
+//! | MembersRead       |   x   |   x   |   x   |    x    |    x     |        |
+//! | MembersManage     |   x   |   x   |       |         |          |        |
+//! | OwnersManage      |   x   |       |       |         |          |        |
+//! | AuditRead         |   x   |   x   |       |         |          |        |
+//! | SecurityManage    |   x   |       |       |         |          |        |
+//! | IntegrationsManage|   x   |   x   |       |         |          |        |
 //!
-//! Break-glass access acts as `readonly`.
+//! Break-glass access acts as `readonly`. A `client` (portal) login holds none of these:
+//! it reaches only the conversations its contact takes part in, checked per conversation.
 
 use super::memberships::Role;
 
@@ -44,7 +45,7 @@ impl Role {
         use Permission::*;
         use Role::*;
         match permission {
-            ContentRead | MembersRead => true,
+            ContentRead | MembersRead => !matches!(self, Client),
             ContentWrite => matches!(self, Owner | Admin | Staff),
             FinanceRead | FinanceWrite => matches!(self, Owner | Admin | Billing),
             MembersManage | AuditRead | IntegrationsManage => matches!(self, Owner | Admin),
@@ -59,17 +60,17 @@ mod tests {
 
     #[test]
     fn matrix_matches_the_documented_table() {
-        let rows: [(Permission, [bool; 5]); 10] = [
-            (Permission::ContentRead, [true, true, true, true, true]),
-            (Permission::ContentWrite, [true, true, true, false, false]),
-            (Permission::FinanceRead, [true, true, false, true, false]),
-            (Permission::FinanceWrite, [true, true, false, true, false]),
-            (Permission::MembersRead, [true, true, true, true, true]),
-            (Permission::MembersManage, [true, true, false, false, false]),
-            (Permission::OwnersManage, [true, false, false, false, false]),
-            (Permission::AuditRead, [true, true, false, false, false]),
-            (Permission::SecurityManage, [true, false, false, false, false]),
-            (Permission::IntegrationsManage, [true, true, false, false, false]),
+        let rows: [(Permission, [bool; 6]); 10] = [
+            (Permission::ContentRead, [true, true, true, true, true, false]),
+            (Permission::ContentWrite, [true, true, true, false, false, false]),
+            (Permission::FinanceRead, [true, true, false, true, false, false]),
+            (Permission::FinanceWrite, [true, true, false, true, false, false]),
+            (Permission::MembersRead, [true, true, true, true, true, false]),
+            (Permission::MembersManage, [true, true, false, false, false, false]),
+            (Permission::OwnersManage, [true, false, false, false, false, false]),
+            (Permission::AuditRead, [true, true, false, false, false, false]),
+            (Permission::SecurityManage, [true, false, false, false, false, false]),
+            (Permission::IntegrationsManage, [true, true, false, false, false, false]),
         ];
         for (permission, allowed) in rows {
             for (role, expected) in Role::ALL.into_iter().zip(allowed) {

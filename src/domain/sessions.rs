@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::memberships::Role;
 use super::{DomainError, FirmId};
-use crate::db::schema::{auth_sessions, memberships, refresh_tokens};
+use crate::db::schema::{auth_sessions, memberships, realtime_tickets, refresh_tokens};
 
 /// Random secret, URL-safe.
 pub fn new_secret() -> String {
@@ -233,6 +233,54 @@ pub async fn current_role(
             .await
             .optional()?;
     Ok(role.and_then(|r| r.parse().ok()))
+}
+
+/// Lifetime of a WebSocket ticket.
+pub const TICKET_TTL_SECS: i64 = 30;
+
+/// A one-use ticket for opening a WebSocket as this session: `<firm id>.<secret>`, stored
+/// as the secret's SHA-256 only.
+pub async fn issue_ticket(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<String, DomainError> {
+    // Spent and lapsed tickets of the firm go as new ones come.
+    diesel::delete(realtime_tickets::table)
+        .filter(realtime_tickets::firm_id.eq(firm.into_uuid()))
+        .filter(realtime_tickets::expires_at.lt(Utc::now()))
+        .execute(conn)
+        .await?;
+    let secret = new_secret();
+    diesel::insert_into(realtime_tickets::table)
+        .values((
+            realtime_tickets::firm_id.eq(firm.into_uuid()),
+            realtime_tickets::ticket_hash.eq(sha256_hex(&secret)),
+            realtime_tickets::user_id.eq(user_id),
+            realtime_tickets::session_id.eq(session_id),
+            realtime_tickets::expires_at.eq(Utc::now() + chrono::Duration::seconds(TICKET_TTL_SECS)),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(format!("{firm}.{secret}"))
+}
+
+/// Spends a ticket: the (user, session) it was issued to, if it exists and has not
+/// lapsed. Deleting it is what makes it work once, even for two racing sockets.
+pub async fn redeem_ticket(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    secret: &str,
+) -> Result<Option<(Uuid, Uuid)>, DomainError> {
+    let spent: Option<(Uuid, Uuid, DateTime<Utc>)> = diesel::delete(realtime_tickets::table)
+        .filter(realtime_tickets::firm_id.eq(firm.into_uuid()))
+        .filter(realtime_tickets::ticket_hash.eq(sha256_hex(secret)))
+        .returning((realtime_tickets::user_id, realtime_tickets::session_id, realtime_tickets::expires_at))
+        .get_result(conn)
+        .await
+        .optional()?;
+    Ok(spent.filter(|(_, _, expires_at)| *expires_at > Utc::now()).map(|(user, session, _)| (user, session)))
 }
 
 #[cfg(test)]

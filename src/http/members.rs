@@ -77,6 +77,9 @@ pub struct NewMemberBody {
     /// Initial password for a new login (12 to 256 characters). Omit it to have one
     /// generated and returned once. Ignored for someone who already has a login.
     pub password: Option<String>,
+    /// Required for role `client` (a portal login): the contact this person is, who must
+    /// have portal access. Not allowed for other roles.
+    pub contact_id: Option<Uuid>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -137,6 +140,7 @@ pub async fn add_member(
     let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
     let firm = auth.firm;
     let role = body.role;
+    let contact_id = body.contact_id;
     let audit_event = auth.audit("member.added", Outcome::Success, &meta);
     let member = state
         .db()
@@ -147,7 +151,7 @@ pub async fn add_member(
                     (None, Some(id)) => id,
                     (None, None) => return Err(DomainError::Internal("no user to add".into())),
                 };
-                memberships::add(conn, firm, user_id, role).await?;
+                memberships::add(conn, firm, user_id, role, contact_id).await?;
                 let event = audit_event
                     .with_target("user", user_id)
                     .with_metadata(serde_json::json!({ "role": role.as_str(), "new_login": new_user.is_some() }));

@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod auth;
+pub mod conversations;
 pub mod crm;
 pub mod envelope;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod pagination;
 pub mod pipeline;
 pub mod platform;
 pub mod proposals;
+pub mod realtime;
 pub mod request_id;
 pub mod webhooks;
 
@@ -31,6 +33,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::actors::bus::Bus;
+use crate::actors::registry::FirmRegistry;
 use crate::config::Settings;
 use crate::db::Db;
 use error::ApiError;
@@ -46,12 +49,18 @@ pub struct AppState {
     metrics: PrometheusHandle,
     /// Signs and verifies access tokens.
     tokens: auth::TokenKeys,
+    /// The node's firm supervisors (live work per firm).
+    registry: FirmRegistry,
 }
 
 impl AppState {
-    pub fn new(db: Db, bus: Bus, settings: Arc<Settings>, metrics: PrometheusHandle) -> Self {
+    pub fn new(db: Db, bus: Bus, settings: Arc<Settings>, metrics: PrometheusHandle, registry: FirmRegistry) -> Self {
         let tokens = auth::TokenKeys::new(&settings.auth.jwt_secret);
-        Self { db, bus, settings, metrics, tokens }
+        Self { db, bus, settings, metrics, tokens, registry }
+    }
+
+    pub fn registry(&self) -> &FirmRegistry {
+        &self.registry
     }
 
     pub fn tokens(&self) -> &auth::TokenKeys {
@@ -161,6 +170,24 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::patch().to(proposals::revise_proposal)),
         )
         .service(web::resource("/proposals/{id}/transition").route(web::post().to(proposals::transition_proposal)))
+        .service(
+            web::resource("/conversations")
+                .route(web::get().to(conversations::list_conversations))
+                .route(web::post().to(conversations::create_conversation)),
+        )
+        .service(
+            web::resource("/conversations/{id}")
+                .route(web::get().to(conversations::get_conversation))
+                .route(web::patch().to(conversations::update_conversation)),
+        )
+        .service(
+            web::resource("/conversations/{id}/messages")
+                .route(web::get().to(conversations::list_messages))
+                .route(web::post().to(conversations::post_message)),
+        )
+        .service(web::resource("/conversations/{id}/read").route(web::post().to(conversations::mark_read)))
+        .service(web::resource("/realtime/ticket").route(web::post().to(realtime::issue_ticket)))
+        .service(web::resource("/ws").route(web::get().to(realtime::open_socket)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
         .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))
         .service(web::resource("/security/break-glass/{id}/revoke").route(web::post().to(platform::owner_revoke_grant)))

@@ -4,7 +4,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
-use super::{audit_log, crm, health, identity, members, metrics, pipeline, platform, proposals, webhooks};
+use super::{
+    audit_log, conversations, crm, health, identity, members, metrics, pipeline, platform, proposals, realtime,
+    webhooks,
+};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -77,6 +80,15 @@ use super::{audit_log, crm, health, identity, members, metrics, pipeline, platfo
         proposals::get_proposal,
         proposals::revise_proposal,
         proposals::transition_proposal,
+        conversations::create_conversation,
+        conversations::list_conversations,
+        conversations::get_conversation,
+        conversations::update_conversation,
+        conversations::post_message,
+        conversations::list_messages,
+        conversations::mark_read,
+        realtime::issue_ticket,
+        realtime::open_socket,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -90,6 +102,8 @@ use super::{audit_log, crm, health, identity, members, metrics, pipeline, platfo
         (name = "webhooks", description = "Signed outbound webhooks and their delivery log"),
         (name = "jobs", description = "The durable job queue's dead letters"),
         (name = "crm", description = "Clients, contacts, leads and prospects"),
+        (name = "conversations", description = "Conversations with clients and in the team, and their messages"),
+        (name = "realtime", description = "Live WebSocket: tickets and the socket itself"),
     )
 )]
 pub struct ApiDoc;

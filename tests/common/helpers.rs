@@ -57,6 +57,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub ip: String,
     pub settings: Settings,
+    /// The server's shared state (its registry of live firm supervisors, its bus).
+    pub state: actix_web::web::Data<consultantpro::http::AppState>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -77,6 +79,7 @@ pub async fn spawn_app_with_routes(
     customize(&mut settings);
     let app = Application::build_with_routes(settings.clone(), routes).await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
+    let state = app.state();
     actix_web::rt::spawn(app.run_until_stopped());
     let ip = unique_ip();
     let mut headers = reqwest::header::HeaderMap::new();
@@ -86,7 +89,7 @@ pub async fn spawn_app_with_routes(
         .default_headers(headers)
         .build()
         .unwrap();
-    TestApp { address, client, ip, settings }
+    TestApp { address, client, ip, settings, state }
 }
 
 /// A documentation-range IPv6 address no other test uses.

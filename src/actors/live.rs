@@ -1,0 +1,107 @@
+//! What travels on a firm's live channels, and the helpers that publish it.
+//!
+//! `cp:firm:{id}:live` carries conversation frames. Each payload is a one-line header,
+//! `"{conversation_id} {seq}"` (seq 0 for frames that are not messages), a newline, then
+//! the frame exactly as sessions send it to browsers, so a hub routes and a session
+//! orders without parsing JSON. `cp:firm:{id}:events` carries firm-wide `event` frames,
+//! and `cp:firm:{id}:presence` each node's list of the firm's members it has online.
+//!
+//! Publishing is best effort and always after commit: a lost publish shows up as a seq
+//! gap at the next message and the session refills it from the database.
+
+use bytes::Bytes;
+use serde::Serialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::bus::{Bus, firm_channel};
+use crate::domain::FirmId;
+use crate::domain::conversations::Message;
+
+pub const LIVE_TOPIC: &str = "live";
+pub const EVENTS_TOPIC: &str = "events";
+pub const PRESENCE_TOPIC: &str = "presence";
+
+/// A conversation frame as routed between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveFrame {
+    pub conversation_id: Uuid,
+    /// The message's seq, or 0 for typing and read frames.
+    pub seq: i64,
+    /// The JSON text sent to browsers.
+    pub frame: Bytes,
+}
+
+impl LiveFrame {
+    pub fn encode(&self) -> Bytes {
+        let mut out = format!("{} {}\n", self.conversation_id, self.seq).into_bytes();
+        out.extend_from_slice(&self.frame);
+        Bytes::from(out)
+    }
+
+    pub fn decode(payload: &Bytes) -> Option<LiveFrame> {
+        let newline = payload.iter().position(|b| *b == b'\n')?;
+        let header = std::str::from_utf8(&payload[..newline]).ok()?;
+        let (conversation, seq) = header.split_once(' ')?;
+        Some(LiveFrame {
+            conversation_id: conversation.parse().ok()?,
+            seq: seq.parse().ok()?,
+            frame: payload.slice(newline + 1..),
+        })
+    }
+}
+
+/// The `message` frame for a stored message.
+pub fn message_frame(message: &Message) -> LiveFrame {
+    let frame = json!({
+        "type": "message",
+        "conversation_id": message.conversation_id,
+        "seq": message.seq,
+        "message": message,
+    });
+    LiveFrame { conversation_id: message.conversation_id, seq: message.seq, frame: Bytes::from(frame.to_string()) }
+}
+
+async fn publish_live(bus: &Bus, firm: FirmId, frame: LiveFrame) {
+    if let Err(err) = bus.publish(&firm_channel(firm.into_uuid(), LIVE_TOPIC), frame.encode()).await {
+        tracing::warn!(error = %err, conversation_id = %frame.conversation_id, "live frame not published");
+    }
+}
+
+/// Publishes a committed message to every node's subscribers.
+pub async fn publish_message(bus: &Bus, firm: FirmId, message: &Message) {
+    publish_live(bus, firm, message_frame(message)).await;
+}
+
+pub async fn publish_typing(bus: &Bus, firm: FirmId, conversation_id: Uuid, user_id: Uuid) {
+    let frame = json!({ "type": "typing", "conversation_id": conversation_id, "user_id": user_id });
+    publish_live(bus, firm, LiveFrame { conversation_id, seq: 0, frame: Bytes::from(frame.to_string()) }).await;
+}
+
+pub async fn publish_read(bus: &Bus, firm: FirmId, conversation_id: Uuid, user_id: Uuid, seq: i64) {
+    let frame = json!({ "type": "read", "conversation_id": conversation_id, "user_id": user_id, "seq": seq });
+    publish_live(bus, firm, LiveFrame { conversation_id, seq: 0, frame: Bytes::from(frame.to_string()) }).await;
+}
+
+/// A firm-wide `event {topic, payload}` for the firm's signed-in members (new email, SMS
+/// status, SLA warning, booking made, ...).
+pub async fn publish_event(bus: &Bus, firm: FirmId, topic: &str, payload: impl Serialize) {
+    let frame = json!({ "type": "event", "topic": topic, "payload": payload });
+    if let Err(err) = bus.publish(&firm_channel(firm.into_uuid(), EVENTS_TOPIC), frame.to_string()).await {
+        tracing::warn!(error = %err, topic, "event not published");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_round_trip_and_garbage_is_refused() {
+        let frame = LiveFrame { conversation_id: Uuid::now_v7(), seq: 42, frame: Bytes::from_static(b"{\"a\":\n1}") };
+        assert_eq!(LiveFrame::decode(&frame.encode()), Some(frame));
+        for garbage in [&b""[..], b"no newline", b"not-a-uuid 1\n{}", b"7f0c0f06-0000-7000-8000-000000000000 x\n{}"] {
+            assert_eq!(LiveFrame::decode(&Bytes::copy_from_slice(garbage)), None);
+        }
+    }
+}

@@ -1,0 +1,553 @@
+//! One WebSocket session. It joins its firm's hub, and for each subscribed conversation
+//! keeps the last seq it delivered: frames arriving live are sent when they are the next
+//! seq, dropped when already sent, and a jump shows a gap, which it fills from the
+//! database before going on. Replay after `subscribe {after_seq}` uses the same path, so
+//! the seam between replay and live has neither gap nor duplicate.
+//!
+//! Close codes: 4001 idle (no frame or pong within `idle_timeout_secs`), 4008 too slow
+//! (more than `session_queue` frames waiting; reconnect and subscribe with `after_seq`),
+//! 4003 the sign-in behind the socket ended.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix::prelude::*;
+use actix_web::web;
+use actix_web_actors::ws;
+use bytestring::ByteString;
+use scoped_futures::ScopedFutureExt;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::hub::{ConversationHub, Deliver, Join, Leave, SessionId, TooSlow, Unwatch, Watch};
+use super::live::{self, LiveFrame};
+use crate::domain::conversations::{self, MAX_HISTORY, Message as StoredMessage, NewMessage, Stored, Viewer};
+use crate::domain::memberships::Role;
+use crate::domain::permissions::Permission;
+use crate::domain::{DomainError, FirmId, sessions};
+use crate::http::AppState;
+
+pub const CLOSE_IDLE: u16 = 4001;
+pub const CLOSE_SIGNED_OUT: u16 = 4003;
+pub const CLOSE_TOO_SLOW: u16 = 4008;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// Frames a client may send.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+enum ClientFrame {
+    Subscribe { conversation_id: Uuid, after_seq: Option<i64> },
+    Unsubscribe { conversation_id: Uuid },
+    Send { conversation_id: Uuid, client_msg_id: String, body: String },
+    Typing { conversation_id: Uuid },
+    Read { conversation_id: Uuid, seq: i64 },
+    Ping,
+}
+
+const CLIENT_FRAME_TYPES: [&str; 6] = ["subscribe", "unsubscribe", "send", "typing", "read", "ping"];
+
+/// A subscribed conversation.
+struct Watched {
+    /// The last seq sent to the client.
+    last_seq: i64,
+    /// Replaying or refilling from the database; live frames wait in `held`.
+    filling: bool,
+    held: Vec<Arc<LiveFrame>>,
+    /// Changes on every subscribe, so a stale fill of an earlier one is ignored.
+    generation: u64,
+}
+
+pub struct WsSession {
+    id: SessionId,
+    firm: FirmId,
+    /// The sign-in (auth session) the socket was opened under.
+    auth_session: Uuid,
+    viewer: Viewer,
+    can_send: bool,
+    state: web::Data<AppState>,
+    hub: Option<Addr<ConversationHub>>,
+    watched: HashMap<Uuid, Watched>,
+    generations: u64,
+    last_heard: Instant,
+}
+
+impl WsSession {
+    pub fn new(state: web::Data<AppState>, firm: FirmId, auth_session: Uuid, viewer: Viewer, can_send: bool) -> Self {
+        WsSession {
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            firm,
+            auth_session,
+            viewer,
+            can_send,
+            state,
+            hub: None,
+            watched: HashMap::new(),
+            generations: 0,
+            last_heard: Instant::now(),
+        }
+    }
+
+    fn send_json(ctx: &mut ws::WebsocketContext<Self>, value: serde_json::Value) {
+        ctx.text(value.to_string());
+    }
+
+    fn error(ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str, conversation_id: Option<Uuid>) {
+        let mut frame = json!({ "type": "error", "code": code, "message": message });
+        if let Some(id) = conversation_id {
+            frame["conversation_id"] = json!(id);
+        }
+        Self::send_json(ctx, frame);
+    }
+
+    fn domain_error(ctx: &mut ws::WebsocketContext<Self>, err: &DomainError, conversation_id: Option<Uuid>) {
+        let (code, message) = match err {
+            DomainError::NotFound(_) => ("not_found", "no such conversation".to_owned()),
+            DomainError::Validation { message, .. } => ("validation_error", message.clone()),
+            DomainError::Conflict(message) => ("conflict", message.clone()),
+            DomainError::Forbidden(message) => ("forbidden", message.clone()),
+            DomainError::Db(crate::db::DbError::PoolExhausted(_) | crate::db::DbError::Unavailable(_)) => {
+                ("unavailable", "the service is busy; try again".to_owned())
+            }
+            other => {
+                tracing::error!(error = %other, "websocket request failed");
+                ("internal", "something went wrong on our side".to_owned())
+            }
+        };
+        Self::error(ctx, code, &message, conversation_id);
+    }
+
+    /// Joins the firm's hub (again, after the hub was replaced) and, on a rejoin, routes
+    /// the watched conversations to it and refills what may have been missed meanwhile.
+    fn join_hub(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let registry = self.state.registry().clone();
+        let join = Join {
+            session: self.id,
+            user_id: self.viewer.user_id,
+            member: self.viewer.portal_contact.is_none(),
+            deliver: ctx.address().recipient(),
+            too_slow: ctx.address().recipient(),
+        };
+        let (firm, session) = (self.firm, self.id);
+        let watching: Vec<Uuid> = self.watched.keys().copied().collect();
+        let rejoin = !watching.is_empty() || self.hub.is_some();
+        ctx.wait(
+            async move {
+                let hub = registry.hub(firm).await.ok()?;
+                let online = hub.send(join).await.ok()?;
+                for conversation_id in watching {
+                    hub.send(Watch { session, conversation_id }).await.ok()?;
+                }
+                Some((hub, online))
+            }
+            .into_actor(self)
+            .map(move |joined, session, ctx| match joined {
+                Some((hub, online)) => {
+                    session.hub = Some(hub);
+                    if session.viewer.portal_contact.is_none() {
+                        Self::send_json(ctx, json!({ "type": "presence", "online": online }));
+                    }
+                    if rejoin {
+                        session.refill_all(ctx);
+                    }
+                }
+                None => {
+                    Self::error(ctx, "unavailable", "live service unavailable; reconnect", None);
+                    ctx.stop();
+                }
+            }),
+        );
+    }
+
+    fn refill_all(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let idle: Vec<Uuid> = self.watched.iter().filter(|(_, w)| !w.filling).map(|(id, _)| *id).collect();
+        for conversation_id in idle {
+            if let Some(watched) = self.watched.get_mut(&conversation_id) {
+                watched.filling = true;
+                let (after, generation) = (watched.last_seq, watched.generation);
+                self.fill(conversation_id, after, generation, ctx);
+            }
+        }
+    }
+
+    /// Reads messages after `after` from the database, in pages, then goes live.
+    fn fill(&mut self, conversation_id: Uuid, after: i64, generation: u64, ctx: &mut ws::WebsocketContext<Self>) {
+        let state = self.state.clone();
+        let firm = self.firm;
+        ctx.spawn(
+            async move {
+                state
+                    .db()
+                    .firm_tx(firm, |conn| {
+                        async move {
+                            conversations::history(conn, firm, conversation_id, Some(after), None, MAX_HISTORY).await
+                        }
+                        .scope_boxed()
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(move |loaded, session, ctx| match loaded {
+                Ok(messages) => session.filled(conversation_id, generation, messages, ctx),
+                Err(err) => {
+                    Self::domain_error(ctx, &err, Some(conversation_id));
+                    session.drop_watch(conversation_id);
+                }
+            }),
+        );
+    }
+
+    fn filled(
+        &mut self,
+        conversation_id: Uuid,
+        generation: u64,
+        messages: Vec<StoredMessage>,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        let Some(watched) = self.watched.get_mut(&conversation_id).filter(|w| w.generation == generation) else {
+            return;
+        };
+        let more = messages.len() as i64 == MAX_HISTORY;
+        for message in &messages {
+            if message.seq > watched.last_seq {
+                let frame = live::message_frame(message);
+                send_frame(ctx, &frame.frame);
+                watched.last_seq = message.seq;
+            }
+        }
+        if more {
+            let after = watched.last_seq;
+            self.fill(conversation_id, after, generation, ctx);
+            return;
+        }
+        watched.filling = false;
+        let mut held = std::mem::take(&mut watched.held);
+        held.sort_by_key(|f| f.seq);
+        for frame in held {
+            self.live(frame, ctx);
+        }
+    }
+
+    fn live(&mut self, frame: Arc<LiveFrame>, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(watched) = self.watched.get_mut(&frame.conversation_id) else { return };
+        if frame.seq == 0 {
+            // Typing and read frames are not ordered and not replayed.
+            if !watched.filling {
+                send_frame(ctx, &frame.frame);
+            }
+            return;
+        }
+        if watched.filling {
+            watched.held.push(frame);
+            return;
+        }
+        if frame.seq <= watched.last_seq {
+            return;
+        }
+        if frame.seq == watched.last_seq + 1 {
+            send_frame(ctx, &frame.frame);
+            watched.last_seq = frame.seq;
+            return;
+        }
+        // A gap: a publish was lost somewhere. Fill it from the database first.
+        watched.filling = true;
+        let (after, generation, conversation_id) = (watched.last_seq, watched.generation, frame.conversation_id);
+        watched.held.push(frame);
+        self.fill(conversation_id, after, generation, ctx);
+    }
+
+    fn drop_watch(&mut self, conversation_id: Uuid) {
+        self.watched.remove(&conversation_id);
+        if let Some(hub) = &self.hub {
+            hub.do_send(Unwatch { session: self.id, conversation_id });
+        }
+    }
+
+    fn subscribe(&mut self, conversation_id: Uuid, after_seq: Option<i64>, ctx: &mut ws::WebsocketContext<Self>) {
+        if after_seq.is_some_and(|s| s < 0) {
+            return Self::error(ctx, "validation_error", "after_seq: must be 0 or more", Some(conversation_id));
+        }
+        self.generations += 1;
+        let generation = self.generations;
+        self.watched.insert(
+            conversation_id,
+            Watched { last_seq: after_seq.unwrap_or(0), filling: true, held: Vec::new(), generation },
+        );
+        let (state, firm, viewer, session) = (self.state.clone(), self.firm, self.viewer, self.id);
+        let hub = self.hub.clone();
+        ctx.spawn(
+            async move {
+                let last = state
+                    .db()
+                    .firm_tx(firm, |conn| {
+                        async move { conversations::check_visible(conn, firm, viewer, conversation_id).await }
+                            .scope_boxed()
+                    })
+                    .await?;
+                // Routing is in place before the database is read below, so anything
+                // committed after that read is routed here too.
+                if let Some(hub) = hub {
+                    hub.send(Watch { session, conversation_id })
+                        .await
+                        .map_err(|_| DomainError::Internal("live service restarting".into()))?;
+                }
+                Ok::<_, DomainError>(last)
+            }
+            .into_actor(self)
+            .map(move |checked, session, ctx| {
+                let Some(watched) = session.watched.get_mut(&conversation_id).filter(|w| w.generation == generation)
+                else {
+                    return;
+                };
+                match checked {
+                    Ok(last) => {
+                        let start = after_seq.unwrap_or(last).min(last);
+                        watched.last_seq = start;
+                        Self::send_json(
+                            ctx,
+                            json!({ "type": "subscribed", "conversation_id": conversation_id, "last_seq": last }),
+                        );
+                        session.fill(conversation_id, start, generation, ctx);
+                    }
+                    Err(err) => {
+                        Self::domain_error(ctx, &err, Some(conversation_id));
+                        session.drop_watch(conversation_id);
+                    }
+                }
+            }),
+        );
+    }
+
+    fn send_message(
+        &mut self,
+        conversation_id: Uuid,
+        client_msg_id: String,
+        body: String,
+        ctx: &mut ws::WebsocketContext<Self>,
+    ) {
+        if !self.can_send {
+            return Self::error(ctx, "forbidden", "your role does not allow sending messages", Some(conversation_id));
+        }
+        let (state, firm, viewer) = (self.state.clone(), self.firm, self.viewer);
+        let input = NewMessage { body, client_msg_id: Some(client_msg_id.clone()) };
+        ctx.spawn(
+            async move {
+                let (message, stored) = state
+                    .db()
+                    .firm_tx(firm, |conn| {
+                        async move { conversations::post_message(conn, firm, viewer, conversation_id, input).await }
+                            .scope_boxed()
+                    })
+                    .await?;
+                if stored == Stored::New {
+                    live::publish_message(state.bus(), firm, &message).await;
+                }
+                Ok::<_, DomainError>(message)
+            }
+            .into_actor(self)
+            .map(move |sent, _session, ctx| match sent {
+                Ok(message) => Self::send_json(
+                    ctx,
+                    json!({ "type": "ack", "client_msg_id": client_msg_id, "conversation_id": conversation_id, "seq": message.seq }),
+                ),
+                Err(err) => Self::domain_error(ctx, &err, Some(conversation_id)),
+            }),
+        );
+    }
+
+    fn read(&mut self, conversation_id: Uuid, seq: i64, ctx: &mut ws::WebsocketContext<Self>) {
+        let (state, firm, viewer) = (self.state.clone(), self.firm, self.viewer);
+        ctx.spawn(
+            async move {
+                let stored = state
+                    .db()
+                    .firm_tx(firm, |conn| {
+                        async move { conversations::read_up_to(conn, firm, viewer, conversation_id, seq).await }
+                            .scope_boxed()
+                    })
+                    .await?;
+                live::publish_read(state.bus(), firm, conversation_id, viewer.user_id, stored).await;
+                Ok::<_, DomainError>(())
+            }
+            .into_actor(self)
+            .map(move |done, _session, ctx| {
+                if let Err(err) = done {
+                    Self::domain_error(ctx, &err, Some(conversation_id));
+                }
+            }),
+        );
+    }
+
+    fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        let max = self.state.settings().realtime.max_frame_bytes;
+        if text.len() > max {
+            return Self::error(ctx, "frame_too_large", &format!("frames are limited to {max} bytes"), None);
+        }
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(value) => value,
+            Err(err) => return Self::error(ctx, "bad_frame", &format!("not JSON: {err}"), None),
+        };
+        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+        if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) {
+            return Self::error(
+                ctx,
+                "unknown_type",
+                &format!("`type` must be one of {}", CLIENT_FRAME_TYPES.join(", ")),
+                None,
+            );
+        }
+        let frame: ClientFrame = match serde_json::from_value(value) {
+            Ok(frame) => frame,
+            Err(err) => return Self::error(ctx, "bad_frame", &format!("{kind}: {err}"), None),
+        };
+        match frame {
+            ClientFrame::Subscribe { conversation_id, after_seq } => self.subscribe(conversation_id, after_seq, ctx),
+            ClientFrame::Unsubscribe { conversation_id } => self.drop_watch(conversation_id),
+            ClientFrame::Send { conversation_id, client_msg_id, body } => {
+                self.send_message(conversation_id, client_msg_id, body, ctx)
+            }
+            ClientFrame::Typing { conversation_id } => {
+                if !self.watched.contains_key(&conversation_id) {
+                    return Self::error(
+                        ctx,
+                        "not_subscribed",
+                        "subscribe to the conversation first",
+                        Some(conversation_id),
+                    );
+                }
+                let (bus, firm, user) = (self.state.bus().clone(), self.firm, self.viewer.user_id);
+                ctx.spawn(
+                    async move { live::publish_typing(&bus, firm, conversation_id, user).await }.into_actor(self),
+                );
+            }
+            ClientFrame::Read { conversation_id, seq } => self.read(conversation_id, seq, ctx),
+            ClientFrame::Ping => Self::send_json(ctx, json!({ "type": "pong" })),
+        }
+    }
+
+    /// Log-out, deactivation or a role change to one without access ends the socket too,
+    /// within `auth_recheck_secs`.
+    fn recheck_sign_in(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
+        let (state, firm, user, auth_session) = (self.state.clone(), self.firm, self.viewer.user_id, self.auth_session);
+        ctx.spawn(
+            async move {
+                state
+                    .db()
+                    .firm_tx(firm, |conn| {
+                        async move { sessions::current_role(conn, firm, user, auth_session).await }.scope_boxed()
+                    })
+                    .await
+            }
+            .into_actor(self)
+            .map(|role, session, ctx| match role {
+                Ok(Some(role)) => session.can_send = can_send(role),
+                Ok(None) => Self::close(ctx, CLOSE_SIGNED_OUT, "signed out"),
+                // A busy database is no reason to drop a socket; the next check decides.
+                Err(err) => tracing::debug!(error = %err, "sign-in re-check skipped"),
+            }),
+        );
+    }
+
+    fn close(ctx: &mut ws::WebsocketContext<Self>, code: u16, why: &str) {
+        ctx.close(Some(ws::CloseReason { code: ws::CloseCode::Other(code), description: Some(why.to_owned()) }));
+        ctx.stop();
+    }
+}
+
+/// Members who may write content send; readonly and billing members read; a portal user
+/// writes in the conversations they take part in.
+pub fn can_send(role: Role) -> bool {
+    role == Role::Client || role.can(Permission::ContentWrite)
+}
+
+fn send_frame(ctx: &mut ws::WebsocketContext<WsSession>, frame: &bytes::Bytes) {
+    match ByteString::try_from(frame.clone()) {
+        Ok(text) => ctx.text(text),
+        Err(_) => tracing::warn!("non-UTF-8 live frame dropped"),
+    }
+}
+
+impl Actor for WsSession {
+    type Context = ws::WebsocketContext<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let settings = self.state.settings().realtime.clone();
+        ctx.set_mailbox_capacity(settings.session_queue.max(1));
+        metrics::gauge!("ws_sessions").increment(1.0);
+        self.join_hub(ctx);
+        let heartbeat = Duration::from_secs(settings.heartbeat_secs.max(1));
+        let idle = Duration::from_secs(settings.idle_timeout_secs.max(1));
+        ctx.run_interval(heartbeat, move |session, ctx| {
+            if session.last_heard.elapsed() > idle {
+                return Self::close(ctx, CLOSE_IDLE, "idle");
+            }
+            if session.hub.as_ref().is_some_and(|h| !h.connected()) {
+                session.join_hub(ctx);
+            }
+            ctx.ping(b"");
+        });
+        let recheck = Duration::from_secs(settings.auth_recheck_secs.max(1));
+        ctx.run_interval(recheck, |session, ctx| session.recheck_sign_in(ctx));
+        // A hub that died is noticed sooner than the heartbeat, so a crash costs little.
+        ctx.run_interval(Duration::from_millis(500), |session, ctx| {
+            if session.hub.as_ref().is_some_and(|h| !h.connected()) {
+                session.join_hub(ctx);
+            }
+        });
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        metrics::gauge!("ws_sessions").decrement(1.0);
+        if let Some(hub) = &self.hub {
+            hub.do_send(Leave { session: self.id });
+        }
+    }
+}
+
+impl Handler<Deliver> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, deliver: Deliver, ctx: &mut Self::Context) {
+        match deliver {
+            Deliver::Live(frame) => self.live(frame, ctx),
+            Deliver::Firm(frame) => send_frame(ctx, &frame),
+            Deliver::Resync => self.refill_all(ctx),
+        }
+    }
+}
+
+impl Handler<TooSlow> for WsSession {
+    type Result = ();
+
+    fn handle(&mut self, _: TooSlow, ctx: &mut Self::Context) {
+        Self::close(ctx, CLOSE_TOO_SLOW, "too slow: reconnect and subscribe with after_seq");
+    }
+}
+
+impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
+    fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        self.last_heard = Instant::now();
+        match item {
+            Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),
+            Ok(ws::Message::Binary(_)) => Self::error(ctx, "bad_frame", "frames are JSON text", None),
+            Ok(ws::Message::Ping(payload)) => ctx.pong(&payload),
+            Ok(ws::Message::Pong(_) | ws::Message::Nop) => {}
+            Ok(ws::Message::Close(reason)) => {
+                ctx.close(reason);
+                ctx.stop();
+            }
+            Ok(ws::Message::Continuation(_)) => {
+                Self::error(ctx, "bad_frame", "fragmented frames are not accepted", None)
+            }
+            Err(err) => {
+                tracing::debug!(error = %err, "websocket protocol error");
+                let reason = ws::CloseReason { code: ws::CloseCode::Protocol, description: Some(err.to_string()) };
+                ctx.close(Some(reason));
+                ctx.stop();
+            }
+        }
+    }
+}

@@ -1,0 +1,685 @@
+//! Conversations and their messages (tenant tables). A message's `seq` is taken under the
+//! conversation row's lock inside the transaction that stores it, so seqs are gapless per
+//! conversation; the live layer publishes only after commit and refills any gap it sees
+//! from here.
+
+use chrono::{DateTime, Utc};
+use diesel::dsl::sql;
+use diesel::expression::SqlLiteral;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Uuid as SqlUuid};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_time_key};
+use super::{DomainError, FieldErrors, FirmId};
+use crate::db::schema::{
+    contacts, conversation_participants, conversation_reads, conversations, memberships, messages,
+};
+
+pub const MAX_BODY_CHARS: usize = 20_000;
+pub const MAX_PARTICIPANTS: usize = 100;
+pub const MAX_CLIENT_MSG_ID: usize = 100;
+/// Messages returned by one history request at most.
+pub const MAX_HISTORY: i64 = 200;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Internal,
+    Email,
+    Sms,
+    Portal,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Internal => "internal",
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Portal => "portal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConversationStatus {
+    Open,
+    Pending,
+    Closed,
+}
+
+impl ConversationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConversationStatus::Open => "open",
+            ConversationStatus::Pending => "pending",
+            ConversationStatus::Closed => "closed",
+        }
+    }
+}
+
+/// Who is looking: a member (who sees every conversation of the firm) or a portal user
+/// (who sees only those their contact takes part in).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Viewer {
+    pub user_id: Uuid,
+    /// Set for a portal (`client`) login: the contact it is.
+    pub portal_contact: Option<Uuid>,
+}
+
+/// The contact a portal login is, if it is one (read under the firm's RLS).
+pub async fn portal_contact_of(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    user_id: Uuid,
+) -> Result<Option<Uuid>, DomainError> {
+    Ok(memberships::table
+        .filter(memberships::firm_id.eq(firm.into_uuid()))
+        .filter(memberships::user_id.eq(user_id))
+        .select(memberships::contact_id)
+        .first::<Option<Uuid>>(conn)
+        .await
+        .optional()?
+        .flatten())
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = conversations)]
+struct ConversationRow {
+    id: Uuid,
+    subject: String,
+    channel: String,
+    status: String,
+    assignee_user_id: Option<Uuid>,
+    client_id: Option<Uuid>,
+    created_by: Option<Uuid>,
+    last_seq: i64,
+    last_message_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[diesel(select_expression = sql(MEMBERS_OF_ROW), select_expression_type = SqlLiteral<Array<SqlUuid>>)]
+    member_ids: Vec<Uuid>,
+    #[diesel(select_expression = sql(CONTACTS_OF_ROW), select_expression_type = SqlLiteral<Array<SqlUuid>>)]
+    contact_ids: Vec<Uuid>,
+}
+
+const MEMBERS_OF_ROW: &str = "ARRAY(SELECT p.user_id FROM conversation_participants p \
+     WHERE p.firm_id = conversations.firm_id AND p.conversation_id = conversations.id \
+     AND p.user_id IS NOT NULL ORDER BY p.added_at, p.id)";
+const CONTACTS_OF_ROW: &str = "ARRAY(SELECT p.contact_id FROM conversation_participants p \
+     WHERE p.firm_id = conversations.firm_id AND p.conversation_id = conversations.id \
+     AND p.contact_id IS NOT NULL ORDER BY p.added_at, p.id)";
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Participants {
+    /// Members (user ids) taking part.
+    pub members: Vec<Uuid>,
+    /// Contacts (the client's people) taking part.
+    pub contacts: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Conversation {
+    pub id: Uuid,
+    pub subject: String,
+    #[schema(value_type = Channel)]
+    pub channel: String,
+    #[schema(value_type = ConversationStatus)]
+    pub status: String,
+    pub assignee_user_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    pub created_by: Option<Uuid>,
+    pub participants: Participants,
+    /// The newest message's seq (0 before the first message).
+    pub last_seq: i64,
+    pub last_message_at: Option<DateTime<Utc>>,
+    /// Messages after the viewer's read receipt.
+    pub unread: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Conversation {
+    fn from_row(row: ConversationRow, last_read: i64) -> Self {
+        Conversation {
+            id: row.id,
+            subject: row.subject,
+            channel: row.channel,
+            status: row.status,
+            assignee_user_id: row.assignee_user_id,
+            client_id: row.client_id,
+            created_by: row.created_by,
+            participants: Participants { members: row.member_ids, contacts: row.contact_ids },
+            unread: (row.last_seq - last_read).max(0),
+            last_seq: row.last_seq,
+            last_message_at: row.last_message_at,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: Uuid,
+    pub conversation_id: Uuid,
+    /// Position in the conversation: 1, 2, 3, ... without gaps.
+    pub seq: i64,
+    pub author_user_id: Option<Uuid>,
+    pub author_contact_id: Option<Uuid>,
+    pub body: String,
+    pub client_msg_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NewConversation {
+    pub subject: Option<String>,
+    pub channel: Option<Channel>,
+    pub member_ids: Vec<Uuid>,
+    pub contact_ids: Vec<Uuid>,
+    pub assignee_user_id: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+}
+
+fn check_subject(subject: &str, errors: &mut FieldErrors) -> String {
+    let subject = subject.trim();
+    if subject.is_empty() {
+        errors.insert("subject".into(), "must not be empty".into());
+    } else if subject.chars().count() > 300 {
+        errors.insert("subject".into(), "must be at most 300 characters".into());
+    }
+    subject.to_owned()
+}
+
+/// Users who are active members (not portal logins) of the firm, among `ids`.
+async fn active_members(conn: &mut AsyncPgConnection, firm: FirmId, ids: &[Uuid]) -> Result<Vec<Uuid>, DomainError> {
+    Ok(memberships::table
+        .filter(memberships::firm_id.eq(firm.into_uuid()))
+        .filter(memberships::user_id.eq_any(ids))
+        .filter(memberships::status.eq("active"))
+        .filter(memberships::contact_id.is_null())
+        .select(memberships::user_id)
+        .load(conn)
+        .await?)
+}
+
+async fn existing_contacts(conn: &mut AsyncPgConnection, firm: FirmId, ids: &[Uuid]) -> Result<Vec<Uuid>, DomainError> {
+    Ok(contacts::table
+        .filter(contacts::firm_id.eq(firm.into_uuid()))
+        .filter(contacts::id.eq_any(ids))
+        .select(contacts::id)
+        .load(conn)
+        .await?)
+}
+
+fn dedup(ids: &[Uuid]) -> Vec<Uuid> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
+pub async fn create(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    viewer: Viewer,
+    input: NewConversation,
+) -> Result<Conversation, DomainError> {
+    let mut errors = FieldErrors::default();
+    let subject = check_subject(input.subject.as_deref().unwrap_or_default(), &mut errors);
+    let channel = input.channel.unwrap_or(Channel::Internal);
+    let mut members = dedup(&input.member_ids);
+    let mut contact_ids = dedup(&input.contact_ids);
+    if let Some(contact) = viewer.portal_contact {
+        // A portal user starts a portal conversation with themselves in it.
+        if !contact_ids.contains(&contact) {
+            contact_ids.insert(0, contact);
+        }
+        if channel != Channel::Portal {
+            errors.insert("channel".into(), "portal users start portal conversations".into());
+        }
+        if input.assignee_user_id.is_some() || input.client_id.is_some() {
+            errors.insert("assignee_user_id".into(), "set by the firm, not by a portal user".into());
+        }
+    } else if !members.contains(&viewer.user_id) {
+        members.insert(0, viewer.user_id);
+    }
+    if members.len() + contact_ids.len() > MAX_PARTICIPANTS {
+        errors.insert("participants".into(), "at most 100 participants".into());
+    }
+    DomainError::check(errors)?;
+    let found = active_members(conn, firm, &members).await?;
+    if let Some(missing) = members.iter().find(|m| !found.contains(m) && Some(**m) != Some(viewer.user_id)) {
+        return Err(DomainError::invalid_field("participants", format!("{missing} is not an active member")));
+    }
+    let found = existing_contacts(conn, firm, &contact_ids).await?;
+    if let Some(missing) = contact_ids.iter().find(|c| !found.contains(c)) {
+        return Err(DomainError::invalid_field("participants", format!("{missing} is not a contact of this firm")));
+    }
+    if let Some(assignee) = input.assignee_user_id
+        && active_members(conn, firm, &[assignee]).await?.is_empty()
+    {
+        return Err(DomainError::invalid_field("assignee_user_id", "is not an active member"));
+    }
+    if let Some(client) = input.client_id {
+        super::clients::find(conn, firm, client)
+            .await
+            .map_err(|_| DomainError::invalid_field("client_id", "no such client"))?;
+    }
+    let id = Uuid::now_v7();
+    diesel::insert_into(conversations::table)
+        .values((
+            conversations::firm_id.eq(firm.into_uuid()),
+            conversations::id.eq(id),
+            conversations::subject.eq(&subject),
+            conversations::channel.eq(channel.as_str()),
+            conversations::assignee_user_id.eq(input.assignee_user_id),
+            conversations::client_id.eq(input.client_id),
+            conversations::created_by.eq(viewer.user_id),
+        ))
+        .execute(conn)
+        .await?;
+    let now = Utc::now();
+    let rows: Vec<_> = members
+        .iter()
+        .map(|m| (Some(*m), None))
+        .chain(contact_ids.iter().map(|c| (None, Some(*c))))
+        .enumerate()
+        .map(|(i, (user, contact)): (usize, (Option<Uuid>, Option<Uuid>))| {
+            (
+                conversation_participants::firm_id.eq(firm.into_uuid()),
+                conversation_participants::conversation_id.eq(id),
+                conversation_participants::id.eq(Uuid::now_v7()),
+                conversation_participants::user_id.eq(user),
+                conversation_participants::contact_id.eq(contact),
+                // Strictly increasing so the participants keep the order given.
+                conversation_participants::added_at.eq(now + chrono::Duration::microseconds(i as i64)),
+            )
+        })
+        .collect();
+    diesel::insert_into(conversation_participants::table).values(rows).execute(conn).await?;
+    find(conn, firm, viewer, id).await
+}
+
+/// Restricts a query to what the viewer may see.
+fn visible_to(
+    viewer: Viewer,
+    firm: FirmId,
+) -> Option<Box<dyn BoxableExpression<conversations::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>> {
+    viewer.portal_contact.map(|contact| {
+        Box::new(
+            conversations::id.eq_any(
+                conversation_participants::table
+                    .filter(conversation_participants::firm_id.eq(firm.into_uuid()))
+                    .filter(conversation_participants::contact_id.eq(contact))
+                    .select(conversation_participants::conversation_id),
+            ),
+        ) as Box<dyn BoxableExpression<_, _, SqlType = _>>
+    })
+}
+
+async fn last_read(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    user: Uuid,
+    ids: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, i64>, DomainError> {
+    Ok(conversation_reads::table
+        .filter(conversation_reads::firm_id.eq(firm.into_uuid()))
+        .filter(conversation_reads::user_id.eq(user))
+        .filter(conversation_reads::conversation_id.eq_any(ids))
+        .select((conversation_reads::conversation_id, conversation_reads::last_read_seq))
+        .load::<(Uuid, i64)>(conn)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// One conversation the viewer may see; another firm's, or one a portal user is not in,
+/// does not exist.
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    viewer: Viewer,
+    id: Uuid,
+) -> Result<Conversation, DomainError> {
+    let mut query = conversations::table
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .filter(conversations::id.eq(id))
+        .select(ConversationRow::as_select())
+        .into_boxed();
+    if let Some(condition) = visible_to(viewer, firm) {
+        query = query.filter(condition);
+    }
+    let row = query.first(conn).await.optional()?.ok_or(DomainError::NotFound("conversation"))?;
+    let read = last_read(conn, firm, viewer.user_id, &[id]).await?;
+    Ok(Conversation::from_row(row, read.get(&id).copied().unwrap_or(0)))
+}
+
+/// Checks that the viewer may see the conversation, and returns its newest seq.
+pub async fn check_visible(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    viewer: Viewer,
+    id: Uuid,
+) -> Result<i64, DomainError> {
+    let mut query = conversations::table
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .filter(conversations::id.eq(id))
+        .select(conversations::last_seq)
+        .into_boxed();
+    if let Some(condition) = visible_to(viewer, firm) {
+        query = query.filter(condition);
+    }
+    query.first(conn).await.optional()?.ok_or(DomainError::NotFound("conversation"))
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationFilter {
+    pub status: Option<ConversationStatus>,
+    pub channel: Option<Channel>,
+    pub assignee_user_id: Option<Uuid>,
+    /// A member's user id or a contact's id.
+    pub participant: Option<Uuid>,
+    pub client_id: Option<Uuid>,
+    /// Substring of the subject.
+    pub q: Option<String>,
+}
+
+/// Newest first, by creation: a conversation keeps its place in the list while messages
+/// arrive, so paging through never skips or repeats one.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    viewer: Viewer,
+    filter: &ConversationFilter,
+    spec: &PageSpec<ConversationKey>,
+) -> Result<Page<Conversation, ConversationKey>, DomainError> {
+    let mut query = conversations::table
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .select(ConversationRow::as_select())
+        .into_boxed();
+    if let Some(condition) = visible_to(viewer, firm) {
+        query = query.filter(condition);
+    }
+    if let Some(status) = filter.status {
+        query = query.filter(conversations::status.eq(status.as_str()));
+    }
+    if let Some(channel) = filter.channel {
+        query = query.filter(conversations::channel.eq(channel.as_str()));
+    }
+    if let Some(assignee) = filter.assignee_user_id {
+        query = query.filter(conversations::assignee_user_id.eq(assignee));
+    }
+    if let Some(client) = filter.client_id {
+        query = query.filter(conversations::client_id.eq(client));
+    }
+    if let Some(participant) = filter.participant {
+        query = query.filter(
+            conversations::id.eq_any(
+                conversation_participants::table
+                    .filter(conversation_participants::firm_id.eq(firm.into_uuid()))
+                    .filter(
+                        conversation_participants::user_id
+                            .eq(participant)
+                            .or(conversation_participants::contact_id.eq(participant)),
+                    )
+                    .select(conversation_participants::conversation_id),
+            ),
+        );
+    }
+    if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        query = query.filter(conversations::subject_key.like(like_contains(&q.to_lowercase())));
+    }
+    let mut ascending = false;
+    if let Some((direction, key)) = &spec.position {
+        let (op, fetch_ascending) = keyset_comparison(false, *direction);
+        ascending = fetch_ascending;
+        query = query.filter(past_time_key("conversations.created_at, conversations.id", op, key.created_at, key.id));
+    }
+    query = if ascending {
+        query.order((conversations::created_at.asc(), conversations::id.asc()))
+    } else {
+        query.order((conversations::created_at.desc(), conversations::id.desc()))
+    };
+    let rows: Vec<ConversationRow> = query.limit(spec.fetch_limit()).load(conn).await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let read = last_read(conn, firm, viewer.user_id, &ids).await?;
+    let items = rows
+        .into_iter()
+        .map(|row| {
+            let seen = read.get(&row.id).copied().unwrap_or(0);
+            Conversation::from_row(row, seen)
+        })
+        .collect();
+    Ok(Page::from_rows(items, spec, |c: &Conversation| ConversationKey { created_at: c.created_at, id: c.id }))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationKey {
+    pub created_at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ConversationChanges {
+    pub subject: Option<String>,
+    pub status: Option<ConversationStatus>,
+    pub assignee_user_id: Option<Option<Uuid>>,
+}
+
+pub async fn update(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    viewer: Viewer,
+    id: Uuid,
+    changes: ConversationChanges,
+) -> Result<(Conversation, Conversation), DomainError> {
+    let before = find(conn, firm, viewer, id).await?;
+    let mut errors = FieldErrors::default();
+    let subject = changes.subject.as_deref().map(|s| check_subject(s, &mut errors));
+    DomainError::check(errors)?;
+    if let Some(Some(assignee)) = changes.assignee_user_id
+        && active_members(conn, firm, &[assignee]).await?.is_empty()
+    {
+        return Err(DomainError::invalid_field("assignee_user_id", "is not an active member"));
+    }
+    diesel::update(conversations::table)
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .filter(conversations::id.eq(id))
+        .set((
+            subject.map(|s| conversations::subject.eq(s)),
+            changes.status.map(|s| conversations::status.eq(s.as_str())),
+            changes.assignee_user_id.map(|a| conversations::assignee_user_id.eq(a)),
+            conversations::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    let after = find(conn, firm, viewer, id).await?;
+    Ok((before, after))
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub body: String,
+    /// The sender's own id for the message; a resend with the same id returns the first copy.
+    pub client_msg_id: Option<String>,
+}
+
+pub fn check_message(input: &NewMessage) -> Result<(), DomainError> {
+    let mut errors = FieldErrors::default();
+    if input.body.trim().is_empty() {
+        errors.insert("body".into(), "must not be empty".into());
+    } else if input.body.chars().count() > MAX_BODY_CHARS {
+        errors.insert("body".into(), "must be at most 20000 characters".into());
+    }
+    if let Some(id) = &input.client_msg_id
+        && (id.is_empty() || id.chars().count() > MAX_CLIENT_MSG_ID)
+    {
+        errors.insert("client_msg_id".into(), "must be 1 to 100 characters".into());
+    }
+    DomainError::check(errors)
+}
+
+/// Whether a send stored a new message or found the first copy of a resend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    New,
+    Duplicate,
+}
+
+async fn by_client_msg_id(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    conversation: Uuid,
+    author: Uuid,
+    client_msg_id: &str,
+) -> Result<Option<Message>, DomainError> {
+    Ok(messages::table
+        .filter(messages::firm_id.eq(firm.into_uuid()))
+        .filter(messages::conversation_id.eq(conversation))
+        .filter(messages::author_user_id.eq(author))
+        .filter(messages::client_msg_id.eq(client_msg_id))
+        .select(Message::as_select())
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Stores a message with the conversation's next seq. The caller's transaction must
+/// commit before the message is published. Closed conversations reopen on a new message.
+pub async fn post_message(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    viewer: Viewer,
+    conversation: Uuid,
+    input: NewMessage,
+) -> Result<(Message, Stored), DomainError> {
+    check_message(&input)?;
+    check_visible(conn, firm, viewer, conversation).await?;
+    // Lock the conversation first: senders queue here until the holder commits, and the
+    // resend check below then sees a concurrent first copy (each statement reads what was
+    // committed before it began), so two copies of one client_msg_id never both get a seq.
+    conversations::table
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .filter(conversations::id.eq(conversation))
+        .select(conversations::last_seq)
+        .for_update()
+        .first::<i64>(conn)
+        .await?;
+    if let Some(client_msg_id) = &input.client_msg_id
+        && let Some(first) = by_client_msg_id(conn, firm, conversation, viewer.user_id, client_msg_id).await?
+    {
+        return Ok((first, Stored::Duplicate));
+    }
+    let now = Utc::now();
+    let seq: i64 = diesel::update(conversations::table)
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .filter(conversations::id.eq(conversation))
+        .set((
+            conversations::last_seq.eq(conversations::last_seq + 1),
+            conversations::last_message_at.eq(now),
+            conversations::updated_at.eq(now),
+        ))
+        .returning(conversations::last_seq)
+        .get_result(conn)
+        .await?;
+    let message = diesel::insert_into(messages::table)
+        .values((
+            messages::firm_id.eq(firm.into_uuid()),
+            messages::conversation_id.eq(conversation),
+            messages::seq.eq(seq),
+            messages::id.eq(Uuid::now_v7()),
+            messages::author_user_id.eq(viewer.user_id),
+            messages::author_contact_id.eq(viewer.portal_contact),
+            messages::body.eq(&input.body),
+            messages::client_msg_id.eq(&input.client_msg_id),
+            messages::created_at.eq(now),
+        ))
+        .returning(Message::as_returning())
+        .get_result(conn)
+        .await?;
+    // The author has read their own message.
+    mark_read(conn, firm, viewer.user_id, conversation, seq).await?;
+    Ok((message, Stored::New))
+}
+
+/// Messages with `after_seq < seq < before_seq`, oldest first, at most `limit`. Without
+/// `after_seq` and with `before_seq`, the newest ones before it (scrolling back).
+pub async fn history(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    conversation: Uuid,
+    after_seq: Option<i64>,
+    before_seq: Option<i64>,
+    limit: i64,
+) -> Result<Vec<Message>, DomainError> {
+    let limit = limit.clamp(1, MAX_HISTORY);
+    let mut query = messages::table
+        .filter(messages::firm_id.eq(firm.into_uuid()))
+        .filter(messages::conversation_id.eq(conversation))
+        .select(Message::as_select())
+        .into_boxed();
+    if let Some(after) = after_seq {
+        query = query.filter(messages::seq.gt(after));
+    }
+    if let Some(before) = before_seq {
+        query = query.filter(messages::seq.lt(before));
+    }
+    if after_seq.is_none() && before_seq.is_some() {
+        let mut newest: Vec<Message> = query.order(messages::seq.desc()).limit(limit).load(conn).await?;
+        newest.reverse();
+        Ok(newest)
+    } else {
+        Ok(query.order(messages::seq.asc()).limit(limit).load(conn).await?)
+    }
+}
+
+/// Records that `user` has read up to `seq` (never moving backwards); returns the stored
+/// position.
+pub async fn mark_read(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    user: Uuid,
+    conversation: Uuid,
+    seq: i64,
+) -> Result<i64, DomainError> {
+    let stored: i64 = diesel::insert_into(conversation_reads::table)
+        .values((
+            conversation_reads::firm_id.eq(firm.into_uuid()),
+            conversation_reads::conversation_id.eq(conversation),
+            conversation_reads::user_id.eq(user),
+            conversation_reads::last_read_seq.eq(seq),
+        ))
+        .on_conflict((conversation_reads::firm_id, conversation_reads::conversation_id, conversation_reads::user_id))
+        .do_update()
+        .set((
+            conversation_reads::last_read_seq
+                .eq(sql::<BigInt>("GREATEST(conversation_reads.last_read_seq, excluded.last_read_seq)")),
+            conversation_reads::read_at.eq(Utc::now()),
+        ))
+        .returning(conversation_reads::last_read_seq)
+        .get_result(conn)
+        .await?;
+    Ok(stored)
+}
+
+/// A read receipt from a viewer: the seq must exist in the conversation.
+pub async fn read_up_to(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    viewer: Viewer,
+    conversation: Uuid,
+    seq: i64,
+) -> Result<i64, DomainError> {
+    let last = check_visible(conn, firm, viewer, conversation).await?;
+    if seq < 0 || seq > last {
+        return Err(DomainError::invalid_field("seq", format!("must be between 0 and {last}")));
+    }
+    mark_read(conn, firm, viewer.user_id, conversation, seq).await
+}

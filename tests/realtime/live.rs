@@ -1,0 +1,372 @@
+use std::time::Duration;
+
+use consultantpro::actors::hub::Crash;
+use consultantpro::actors::live;
+use consultantpro::domain::memberships::Role;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{PASSWORD, TestApp, add_member, json, signed_in_owner, spawn_app, spawn_app_with};
+use crate::rest::portal_user;
+use crate::ws::{connect, connect_with, open, ticket};
+use crate::{conversation, post};
+
+fn seqs(frames: &[serde_json::Value]) -> Vec<i64> {
+    frames.iter().map(|f| f["seq"].as_i64().unwrap()).collect()
+}
+
+async fn wait_for_sessions(app: &TestApp, firm: consultantpro::domain::FirmId, expected: usize) {
+    for _ in 0..200 {
+        if app.state.registry().hub_counts(firm).await.sessions == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("hub session count never reached {expected}: {:?}", app.state.registry().hub_counts(firm).await);
+}
+
+#[actix_web::test]
+async fn replay_then_live_has_no_gap_and_no_duplicate_under_concurrent_senders() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Seam" })).await;
+    for i in 0..30 {
+        post(&app, &owner, &id, &format!("before {i}")).await;
+    }
+    // Two senders keep posting while the subscriber replays and goes live.
+    let senders: Vec<_> = (0..2)
+        .map(|s| {
+            let (address, token, id) = (app.address.clone(), owner.clone(), id.clone());
+            actix_web::rt::spawn(async move {
+                let client = reqwest::Client::new();
+                for i in 0..40 {
+                    let response = client
+                        .post(format!("{address}/api/v1/conversations/{id}/messages"))
+                        .bearer_auth(&token)
+                        .header("x-forwarded-for", format!("2001:db8::77:{s}"))
+                        .json(&serde_json::json!({ "body": format!("during {s}-{i}") }))
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 201);
+                }
+            })
+        })
+        .collect();
+    let mut socket = connect(&app, &owner).await;
+    socket.subscribe(&id, Some(10)).await;
+    let frames = socket.messages(&id, 100).await;
+    assert_eq!(seqs(&frames), (11..=110).collect::<Vec<i64>>(), "every message after 10, once, in order");
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    assert!(socket.quiet("message", Duration::from_millis(300)).await, "nothing beyond the 110 stored");
+}
+
+#[actix_web::test]
+async fn sending_over_the_socket_acks_once_and_reaches_rest_and_other_sockets() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (email, _) = add_member(&app.db(), &firm, Role::Staff).await;
+    let staff = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Chat" })).await;
+    let mut watcher = connect(&app, &staff).await;
+    watcher.subscribe(&id, None).await;
+    let mut sender = connect(&app, &owner).await;
+    let send = serde_json::json!({ "type": "send", "conversation_id": id, "client_msg_id": "m-1", "body": "hi" });
+    sender.send(send.clone()).await;
+    let ack = sender.next_of("ack").await;
+    assert_eq!((ack["client_msg_id"].as_str(), ack["seq"].as_i64()), (Some("m-1"), Some(1)));
+    sender.send(send).await;
+    assert_eq!(sender.next_of("ack").await["seq"], 1, "a resend after reconnect is acknowledged, not stored again");
+    let got = watcher.messages(&id, 1).await;
+    assert_eq!(got[0]["message"]["body"], "hi");
+    post(&app, &owner, &id, "over rest").await;
+    assert_eq!(watcher.messages(&id, 1).await[0]["seq"], 2, "REST and socket sends travel the same way");
+    let stored = json(app.get_as(&owner, &format!("/api/v1/conversations/{id}/messages")).await).await;
+    assert_eq!(stored["data"].as_array().unwrap().len(), 2);
+    assert!(watcher.quiet("message", Duration::from_millis(300)).await, "the resend was not delivered twice");
+}
+
+#[actix_web::test]
+async fn a_ticket_works_once_and_anything_else_is_refused() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let ticket = ticket(&app, &owner).await;
+    let first = open(&app, &ticket, None).await;
+    assert!(first.is_ok());
+    assert_eq!(open(&app, &ticket, None).await.err(), Some(401), "a ticket works once");
+    let (firm_part, _) = ticket.split_once('.').unwrap();
+    for bad in ["", "garbage", &format!("{firm_part}.not-the-secret"), "00000000-0000-0000-0000-000000000000.x"] {
+        assert_eq!(open(&app, bad, None).await.err(), Some(401), "{bad}");
+    }
+    let plain = app.get("/api/v1/ws").await;
+    assert_eq!(plain.status(), 401);
+    assert_eq!(json(plain).await["error"]["code"], "unauthorized");
+    assert_eq!(app.post("/api/v1/realtime/ticket", &serde_json::json!({})).await.status(), 401);
+}
+
+#[actix_web::test]
+async fn bad_frames_get_error_frames_and_the_session_goes_on() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Robust" })).await;
+    let mut socket = connect(&app, &owner).await;
+    let cases: Vec<(Message, &str)> = vec![
+        (Message::text("not json"), "bad_frame"),
+        (Message::text("[1,2,3]"), "unknown_type"),
+        (Message::text(r#"{"type":"dance"}"#), "unknown_type"),
+        (Message::text(r#"{"type":"subscribe"}"#), "bad_frame"),
+        (Message::text(r#"{"type":"subscribe","conversation_id":"nope"}"#), "bad_frame"),
+        (
+            Message::text(r#"{"type":"send","conversation_id":"6f1c1f4e-0000-7000-8000-000000000000","body":"x"}"#),
+            "bad_frame",
+        ),
+        (
+            Message::text(format!(
+                r#"{{"type":"send","conversation_id":"{id}","client_msg_id":"a","body":"{}"}}"#,
+                "x".repeat(70_000)
+            )),
+            "frame_too_large",
+        ),
+        (
+            Message::text(format!(r#"{{"type":"send","conversation_id":"{id}","client_msg_id":"a","body":""}}"#)),
+            "validation_error",
+        ),
+        (Message::text(format!(r#"{{"type":"read","conversation_id":"{id}","seq":99}}"#)), "validation_error"),
+        (Message::text(format!(r#"{{"type":"typing","conversation_id":"{id}"}}"#)), "not_subscribed"),
+        (
+            Message::text(r#"{"type":"subscribe","conversation_id":"6f1c1f4e-0000-7000-8000-000000000000"}"#),
+            "not_found",
+        ),
+        (
+            Message::text(format!(r#"{{"type":"subscribe","conversation_id":"{id}","after_seq":-4}}"#)),
+            "validation_error",
+        ),
+        (Message::binary(vec![0_u8, 159, 146, 150]), "bad_frame"),
+    ];
+    for (frame, code) in cases {
+        let shown = format!("{frame:?}").chars().take(80).collect::<String>();
+        socket.send_raw(frame).await;
+        let error = socket.next_of("error").await;
+        assert_eq!(error["code"], code, "{shown}: {error}");
+        assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+    socket.send(serde_json::json!({ "type": "ping" })).await;
+    socket.next_of("pong").await;
+    socket.subscribe(&id, None).await;
+    post(&app, &owner, &id, "still here").await;
+    assert_eq!(socket.messages(&id, 1).await[0]["message"]["body"], "still here");
+}
+
+#[actix_web::test]
+async fn another_firm_can_neither_subscribe_nor_send() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Firm A only" })).await;
+    let (_, _, _, intruder) = signed_in_owner(&app).await;
+    let mut socket = connect(&app, &intruder).await;
+    socket.send(serde_json::json!({ "type": "subscribe", "conversation_id": id, "after_seq": 0 })).await;
+    assert_eq!(socket.next_of("error").await["code"], "not_found");
+    socket.send(serde_json::json!({ "type": "send", "conversation_id": id, "client_msg_id": "x", "body": "hi" })).await;
+    assert_eq!(socket.next_of("error").await["code"], "not_found");
+    socket.send(serde_json::json!({ "type": "read", "conversation_id": id, "seq": 0 })).await;
+    assert_eq!(socket.next_of("error").await["code"], "not_found");
+    post(&app, &owner, &id, "not for you").await;
+    assert!(socket.quiet("message", Duration::from_millis(300)).await);
+}
+
+#[actix_web::test]
+async fn portal_users_live_only_in_their_conversations_and_readonly_cannot_send() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (portal, contact_id) = portal_user(&app, &firm.slug, &owner).await;
+    let theirs = conversation(
+        &app,
+        &owner,
+        serde_json::json!({ "subject": "Shared", "channel": "portal",
+        "participants": { "contacts": [contact_id] } }),
+    )
+    .await;
+    let internal = conversation(&app, &owner, serde_json::json!({ "subject": "Internal" })).await;
+    let mut socket = connect(&app, &portal).await;
+    socket.send(serde_json::json!({ "type": "subscribe", "conversation_id": internal })).await;
+    assert_eq!(socket.next_of("error").await["code"], "not_found");
+    socket.subscribe(&theirs, Some(0)).await;
+    socket
+        .send(serde_json::json!({ "type": "send", "conversation_id": theirs, "client_msg_id": "p", "body": "Hello" }))
+        .await;
+    assert_eq!(socket.next_of("ack").await["seq"], 1);
+    assert_eq!(socket.messages(&theirs, 1).await[0]["message"]["author_contact_id"], contact_id);
+    // Firm events are for members, not for the firm's clients.
+    live::publish_event(app.state.bus(), firm.firm_id(), "sla.warning", serde_json::json!({ "ticket": 1 })).await;
+    assert!(socket.quiet("event", Duration::from_millis(300)).await);
+
+    let (email, _) = add_member(&app.db(), &firm, Role::Readonly).await;
+    let reader = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let mut reading = connect(&app, &reader).await;
+    reading.subscribe(&theirs, Some(0)).await;
+    assert_eq!(reading.messages(&theirs, 1).await[0]["seq"], 1, "readonly members read");
+    reading
+        .send(serde_json::json!({ "type": "send", "conversation_id": theirs, "client_msg_id": "r", "body": "x" }))
+        .await;
+    assert_eq!(reading.next_of("error").await["code"], "forbidden");
+}
+
+#[actix_web::test]
+async fn presence_read_receipts_typing_and_events_reach_the_firm() {
+    let app = spawn_app().await;
+    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
+    let (email, staff_id) = add_member(&app.db(), &firm, Role::Staff).await;
+    let staff = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Presence" })).await;
+    post(&app, &owner, &id, "read me").await;
+
+    let mut first = connect(&app, &owner).await;
+    assert_eq!(first.next_of("presence").await["online"], serde_json::json!([owner_id]));
+    let mut second = connect(&app, &staff).await;
+    let mut both = vec![owner_id, staff_id];
+    both.sort();
+    assert_eq!(second.next_of("presence").await["online"], serde_json::json!(both));
+    assert_eq!(first.next_of("presence").await["online"], serde_json::json!(both));
+
+    first.subscribe(&id, None).await;
+    second.subscribe(&id, None).await;
+    second.send(serde_json::json!({ "type": "read", "conversation_id": id, "seq": 1 })).await;
+    let read = first.next_of("read").await;
+    assert_eq!((read["user_id"].as_str(), read["seq"].as_i64()), (Some(staff_id.to_string().as_str()), Some(1)));
+    let listed = json(app.get_as(&staff, "/api/v1/conversations").await).await;
+    assert_eq!(listed["data"][0]["unread"], 0, "the receipt is stored");
+    second.send(serde_json::json!({ "type": "typing", "conversation_id": id })).await;
+    assert_eq!(first.next_of("typing").await["user_id"], staff_id.to_string());
+
+    live::publish_event(app.state.bus(), firm.firm_id(), "email.received", serde_json::json!({ "from": "a@b.c" }))
+        .await;
+    let event = first.next_of("event").await;
+    assert_eq!((event["topic"].as_str(), event["payload"]["from"].as_str()), (Some("email.received"), Some("a@b.c")));
+
+    second.close().await;
+    assert_eq!(first.next_of("presence").await["online"], serde_json::json!([owner_id]));
+}
+
+#[actix_web::test]
+async fn two_nodes_deliver_to_each_other_through_redis() {
+    let node_a = spawn_app().await;
+    let node_b = spawn_app().await;
+    assert_eq!(node_a.state.bus().kind(), "redis", "the test profile runs the Redis bus");
+    let (firm, _, owner_id, owner) = signed_in_owner(&node_a).await;
+    let (email, staff_id) = add_member(&node_a.db(), &firm, Role::Staff).await;
+    let staff = node_b.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let id = conversation(&node_a, &owner, serde_json::json!({ "subject": "Across nodes" })).await;
+    let mut on_b = connect(&node_b, &staff).await;
+    on_b.subscribe(&id, None).await;
+    let mut on_a = connect(&node_a, &owner).await;
+    on_a.subscribe(&id, None).await;
+    post(&node_a, &owner, &id, "from A over REST").await;
+    on_a.send(
+        serde_json::json!({ "type": "send", "conversation_id": id, "client_msg_id": "s", "body": "from A's socket" }),
+    )
+    .await;
+    let got = on_b.messages(&id, 2).await;
+    assert_eq!(seqs(&got), [1, 2]);
+    on_b.send(serde_json::json!({ "type": "send", "conversation_id": id, "client_msg_id": "b", "body": "from B" }))
+        .await;
+    let back = on_a.messages(&id, 3).await;
+    assert_eq!(back[2]["message"]["body"], "from B");
+    // Presence spans the nodes too.
+    let mut both = vec![owner_id, staff_id];
+    both.sort();
+    loop {
+        let presence = on_a.next_of("presence").await;
+        if presence["online"] == serde_json::json!(both) {
+            break;
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_slow_consumer_is_closed_while_others_keep_receiving() {
+    let app = spawn_app_with(|s| s.realtime.session_queue = 8).await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Firehose" })).await;
+    let mut slow = connect_with(&app, &owner, Some(4096)).await;
+    slow.subscribe(&id, None).await;
+    let mut fast = connect(&app, &owner).await;
+    fast.subscribe(&id, None).await;
+    wait_for_sessions(&app, firm.firm_id(), 2).await;
+    let body = "x".repeat(19_000);
+    let total = 400;
+    let mut received = 0;
+    for _ in 0..total {
+        post(&app, &owner, &id, &body).await;
+        // The fast reader keeps up as it goes; the slow one never reads.
+        while let Ok(Some(frame)) = tokio::time::timeout(Duration::from_millis(1), fast.next()).await.map(Result::ok) {
+            if frame["type"] == "message" {
+                received += 1;
+            }
+        }
+    }
+    received += fast.messages(&id, total - received).await.len();
+    assert_eq!(received, total, "the fast reader got everything");
+    // The slow one was dropped from the hub and, once it reads, finds the close code.
+    wait_for_sessions(&app, firm.firm_id(), 1).await;
+    let close = loop {
+        match slow.next().await {
+            Ok(_) => continue,
+            Err(close) => break close,
+        }
+    };
+    let close = close.expect("a close frame");
+    assert_eq!(u16::from(close.code), 4008, "{close:?}");
+}
+
+#[actix_web::test]
+async fn a_thousand_sockets_come_and_go_and_the_hub_forgets_them() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Crowd" })).await;
+    let mut sockets = Vec::with_capacity(1000);
+    for chunk in 0..20 {
+        let opened = futures_util::future::join_all((0..50).map(|_| connect(&app, &owner))).await;
+        sockets.extend(opened);
+        if chunk % 2 == 0 {
+            // Half of them watch the conversation too.
+            for socket in sockets.iter_mut().rev().take(50) {
+                socket.send(serde_json::json!({ "type": "subscribe", "conversation_id": id })).await;
+            }
+        }
+    }
+    wait_for_sessions(&app, firm.firm_id(), 1000).await;
+    // Half close politely, half just vanish.
+    let (polite, rude): (Vec<_>, Vec<_>) = sockets.into_iter().enumerate().partition(|(i, _)| i % 2 == 0);
+    futures_util::future::join_all(polite.into_iter().map(|(_, s)| s.close())).await;
+    drop(rude);
+    wait_for_sessions(&app, firm.firm_id(), 0).await;
+    assert_eq!(app.state.registry().hub_counts(firm.firm_id()).await.watched_conversations, 0);
+}
+
+#[actix_web::test]
+async fn a_crashed_hub_is_restarted_and_sessions_lose_nothing() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Resilient" })).await;
+    let mut socket = connect(&app, &owner).await;
+    socket.subscribe(&id, None).await;
+    post(&app, &owner, &id, "before").await;
+    assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
+
+    let registry = app.state.registry();
+    registry.hub(firm.firm_id()).await.unwrap().do_send(Crash);
+    // Sent while the hub is down or just replaced: the session refills it by seq.
+    post(&app, &owner, &id, "during").await;
+    for _ in 0..100 {
+        if registry.restarts(firm.firm_id()).await == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(registry.restarts(firm.firm_id()).await, 1);
+    wait_for_sessions(&app, firm.firm_id(), 1).await;
+    post(&app, &owner, &id, "after").await;
+    let got = socket.messages(&id, 2).await;
+    assert_eq!(seqs(&got), [2, 3], "nothing lost across the restart");
+}
