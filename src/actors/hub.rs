@@ -45,8 +45,9 @@ pub enum Deliver {
 #[rtype(result = "()")]
 pub struct TooSlow;
 
+/// Joins a session; a member gets the firm's presence list as its first frame.
 #[derive(Message)]
-#[rtype(result = "Vec<Uuid>")]
+#[rtype(result = "()")]
 pub struct Join {
     pub session: SessionId,
     pub user_id: Uuid,
@@ -164,11 +165,11 @@ impl ConversationHub {
         Bytes::from(serde_json::json!({ "type": "presence", "online": online }).to_string())
     }
 
-    /// Tells members here when the firm-wide list changed.
-    fn announce_if_changed(&mut self) {
+    /// Tells members here when the firm-wide list changed; false when it had not.
+    fn announce_if_changed(&mut self) -> bool {
         let online = self.online();
         if online == self.announced {
-            return;
+            return false;
         }
         let frame = Self::presence_frame(&online);
         self.announced = online;
@@ -176,6 +177,7 @@ impl ConversationHub {
         for session in members {
             self.deliver(session, Deliver::Firm(frame.clone()));
         }
+        true
     }
 
     /// Tells the other nodes (and, through the bus, this one) who is online here.
@@ -321,9 +323,9 @@ impl StreamHandler<Inbound> for ConversationHub {
 }
 
 impl Handler<Join> for ConversationHub {
-    type Result = MessageResult<Join>;
+    type Result = ();
 
-    fn handle(&mut self, join: Join, ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, join: Join, ctx: &mut Self::Context) {
         let was_online = self.local_online().contains(&join.user_id);
         self.sessions.insert(
             join.session,
@@ -337,9 +339,13 @@ impl Handler<Join> for ConversationHub {
         );
         if join.member && !was_online {
             self.publish_presence(ctx);
-            self.announce_if_changed();
         }
-        MessageResult(self.online())
+        if join.member && !self.announce_if_changed() {
+            // Nobody new came online (another tab of someone already here): only this
+            // session lacks the list.
+            let frame = Self::presence_frame(&self.announced);
+            self.deliver(join.session, Deliver::Firm(frame));
+        }
     }
 }
 

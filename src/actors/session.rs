@@ -137,19 +137,16 @@ impl WsSession {
         ctx.wait(
             async move {
                 let hub = registry.hub(firm).await.ok()?;
-                let online = hub.send(join).await.ok()?;
+                hub.send(join).await.ok()?;
                 for conversation_id in watching {
                     hub.send(Watch { session, conversation_id }).await.ok()?;
                 }
-                Some((hub, online))
+                Some(hub)
             }
             .into_actor(self)
             .map(move |joined, session, ctx| match joined {
-                Some((hub, online)) => {
+                Some(hub) => {
                     session.hub = Some(hub);
-                    if session.viewer.portal_contact.is_none() {
-                        Self::send_json(ctx, json!({ "type": "presence", "online": online }));
-                    }
                     if rejoin {
                         session.refill_all(ctx);
                     }

@@ -16,7 +16,7 @@ use super::auth::{FirmAuth, OperatorAuth, TokenType, claims};
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::identity::{check_credentials_shape, throttle_policy, throttled};
-use crate::actors::bus::firm_channel;
+use crate::actors::live;
 use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::break_glass::{self, Grant, GrantView, Revoker};
 use crate::domain::login::verify_password_off_thread;
@@ -340,15 +340,14 @@ pub async fn grant_token(
         .platform_tx(|conn| async move { break_glass::activate(conn, id, operator_id).await }.scope_boxed())
         .await?;
     audit_step(&state, operator_id, "break_glass.activated", &grant, &meta).await?;
-    let notice = serde_json::json!({
-        "type": "event",
-        "topic": "break_glass.activated",
-        "payload": { "grant_id": grant.id, "operator_id": operator_id, "reason": grant.reason, "expires_at": grant.expires_at },
-    });
-    if let Err(err) = state.bus().publish(&firm_channel(grant.target_firm_id, "events"), notice.to_string()).await {
-        // The audit event above is the durable record; the live notice is best effort.
-        tracing::warn!(error = %err, "break-glass notice not published");
-    }
+    // The audit event above is the durable record; the live notice is best effort.
+    live::publish_event(
+        state.bus(),
+        FirmId(grant.target_firm_id),
+        "break_glass.activated",
+        serde_json::json!({ "grant_id": grant.id, "operator_id": operator_id, "reason": grant.reason, "expires_at": grant.expires_at }),
+    )
+    .await;
     let until_grant_ends = grant.expires_at.map_or(0, |e| (e - Utc::now()).num_seconds());
     let ttl =
         i64::try_from(state.settings().auth.break_glass_token_ttl_secs).unwrap_or(900).min(until_grant_ends).max(1);

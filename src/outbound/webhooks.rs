@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::guard::read_capped;
 use super::runner::{JobContext, JobOutcome};
-use crate::actors::bus::firm_channel;
+use crate::actors::live;
 use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::jobs::Job;
 use crate::domain::webhooks::{self, AttemptResult, Delivery, Endpoint};
@@ -143,12 +143,6 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 
 /// Tells the firm's live sessions (its admins' screens) that an endpoint was switched off.
 async fn notify_disabled(ctx: &JobContext, firm: FirmId, endpoint: &Endpoint) {
-    let notice = serde_json::json!({
-        "type": "event",
-        "topic": "webhook.disabled",
-        "payload": { "endpoint_id": endpoint.id, "url": endpoint.url },
-    });
-    if let Err(err) = ctx.bus.publish(&firm_channel(firm.into_uuid(), "events"), notice.to_string()).await {
-        tracing::warn!(error = %err, "webhook.disabled notice not published");
-    }
+    let payload = serde_json::json!({ "endpoint_id": endpoint.id, "url": endpoint.url });
+    live::publish_event(&ctx.bus, firm, "webhook.disabled", payload).await;
 }

@@ -55,7 +55,7 @@ async fn conversations_are_created_filtered_and_paged() {
     conversation(&app, &owner, serde_json::json!({ "subject": "Arrived between pages" })).await;
     let next = page["meta"]["next"].as_str().unwrap();
     let page = json(app.get_as(&owner, next).await).await;
-    assert_eq!(ids(&page), [first.clone()]);
+    assert_eq!(ids(&page), std::slice::from_ref(&first));
     assert!(page["meta"]["next"].is_null());
 }
 
