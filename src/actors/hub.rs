@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use bytes::Bytes;
+use bytestring::ByteString;
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -34,7 +35,7 @@ pub enum Deliver {
     /// A conversation frame (message, typing, read).
     Live(Arc<LiveFrame>),
     /// A firm-wide frame (event, presence), sent as is.
-    Firm(Bytes),
+    Firm(ByteString),
     /// The hub missed frames (its bus receiver lagged or it restarted): refill every
     /// watched conversation from the database.
     Resync,
@@ -161,8 +162,8 @@ impl ConversationHub {
         all
     }
 
-    fn presence_frame(online: &[Uuid]) -> Bytes {
-        Bytes::from(serde_json::json!({ "type": "presence", "online": online }).to_string())
+    fn presence_frame(online: &[Uuid]) -> ByteString {
+        ByteString::from(serde_json::json!({ "type": "presence", "online": online }).to_string())
     }
 
     /// Tells members here when the firm-wide list changed; false when it had not.
@@ -237,6 +238,10 @@ impl ConversationHub {
     }
 
     fn route_to_members(&mut self, payload: Bytes) {
+        let Ok(payload) = ByteString::try_from(payload) else {
+            tracing::warn!("non-UTF-8 event dropped");
+            return;
+        };
         let members: Vec<SessionId> = self.sessions.iter().filter(|(_, s)| s.member).map(|(id, _)| *id).collect();
         for session in members {
             self.deliver(session, Deliver::Firm(payload.clone()));

@@ -10,6 +10,7 @@
 //! gap at the next message and the session refills it from the database.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -28,14 +29,14 @@ pub struct LiveFrame {
     pub conversation_id: Uuid,
     /// The message's seq, or 0 for typing and read frames.
     pub seq: i64,
-    /// The JSON text sent to browsers.
-    pub frame: Bytes,
+    /// The JSON text sent to browsers (UTF-8 checked once, here, not per socket).
+    pub frame: ByteString,
 }
 
 impl LiveFrame {
     pub fn encode(&self) -> Bytes {
         let mut out = format!("{} {}\n", self.conversation_id, self.seq).into_bytes();
-        out.extend_from_slice(&self.frame);
+        out.extend_from_slice(self.frame.as_bytes());
         Bytes::from(out)
     }
 
@@ -46,7 +47,7 @@ impl LiveFrame {
         Some(LiveFrame {
             conversation_id: conversation.parse().ok()?,
             seq: seq.parse().ok()?,
-            frame: payload.slice(newline + 1..),
+            frame: ByteString::try_from(payload.slice(newline + 1..)).ok()?,
         })
     }
 }
@@ -59,7 +60,7 @@ pub fn message_frame(message: &Message) -> LiveFrame {
         "seq": message.seq,
         "message": message,
     });
-    LiveFrame { conversation_id: message.conversation_id, seq: message.seq, frame: Bytes::from(frame.to_string()) }
+    LiveFrame { conversation_id: message.conversation_id, seq: message.seq, frame: ByteString::from(frame.to_string()) }
 }
 
 async fn publish_live(bus: &Bus, firm: FirmId, frame: LiveFrame) {
@@ -75,12 +76,12 @@ pub async fn publish_message(bus: &Bus, firm: FirmId, message: &Message) {
 
 pub async fn publish_typing(bus: &Bus, firm: FirmId, conversation_id: Uuid, user_id: Uuid) {
     let frame = json!({ "type": "typing", "conversation_id": conversation_id, "user_id": user_id });
-    publish_live(bus, firm, LiveFrame { conversation_id, seq: 0, frame: Bytes::from(frame.to_string()) }).await;
+    publish_live(bus, firm, LiveFrame { conversation_id, seq: 0, frame: ByteString::from(frame.to_string()) }).await;
 }
 
 pub async fn publish_read(bus: &Bus, firm: FirmId, conversation_id: Uuid, user_id: Uuid, seq: i64) {
     let frame = json!({ "type": "read", "conversation_id": conversation_id, "user_id": user_id, "seq": seq });
-    publish_live(bus, firm, LiveFrame { conversation_id, seq: 0, frame: Bytes::from(frame.to_string()) }).await;
+    publish_live(bus, firm, LiveFrame { conversation_id, seq: 0, frame: ByteString::from(frame.to_string()) }).await;
 }
 
 /// A firm-wide `event {topic, payload}` for the firm's signed-in members (new email, SMS
@@ -98,7 +99,8 @@ mod tests {
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {
-        let frame = LiveFrame { conversation_id: Uuid::now_v7(), seq: 42, frame: Bytes::from_static(b"{\"a\":\n1}") };
+        let frame =
+            LiveFrame { conversation_id: Uuid::now_v7(), seq: 42, frame: ByteString::from_static("{\"a\":\n1}") };
         assert_eq!(LiveFrame::decode(&frame.encode()), Some(frame));
         for garbage in [&b""[..], b"no newline", b"not-a-uuid 1\n{}", b"7f0c0f06-0000-7000-8000-000000000000 x\n{}"] {
             assert_eq!(LiveFrame::decode(&Bytes::copy_from_slice(garbage)), None);

@@ -460,11 +460,8 @@ pub fn can_send(role: Role) -> bool {
     role == Role::Client || role.can(Permission::ContentWrite)
 }
 
-fn send_frame(ctx: &mut ws::WebsocketContext<WsSession>, frame: &bytes::Bytes) {
-    match ByteString::try_from(frame.clone()) {
-        Ok(text) => ctx.text(text),
-        Err(_) => tracing::warn!("non-UTF-8 live frame dropped"),
-    }
+fn send_frame(ctx: &mut ws::WebsocketContext<WsSession>, frame: &ByteString) {
+    ctx.text(frame.clone());
 }
 
 impl Actor for WsSession {

@@ -61,7 +61,7 @@ struct Conversation {
     posted: AtomicU64,
 }
 
-/// What one socket saw.
+/// What one socket saw (filled in when it stops; `progress` counts as it goes).
 #[derive(Default)]
 struct Seen {
     latencies_us: Vec<u32>,
@@ -136,8 +136,28 @@ async fn open_socket(client: &reqwest::Client, node: &str, token: &str, conversa
     }
 }
 
+#[derive(serde::Deserialize)]
+struct Frame<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: &'a str,
+    seq: Option<i64>,
+    #[serde(borrow)]
+    message: Option<FrameMessage<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct FrameMessage<'a> {
+    #[serde(borrow)]
+    body: std::borrow::Cow<'a, str>,
+}
+
 /// Reads a socket until told to stop, checking seqs and timing each message.
-async fn read_socket(mut socket: Socket, stop: Arc<tokio::sync::Notify>, seen: Arc<Mutex<Seen>>) {
+async fn read_socket(
+    mut socket: Socket,
+    stop: Arc<tokio::sync::Notify>,
+    seen: Arc<Mutex<Seen>>,
+    progress: Arc<AtomicU64>,
+) {
     let mut last_seq = 0_i64;
     let mut local = Seen::default();
     let stopped = stop.notified();
@@ -148,11 +168,13 @@ async fn read_socket(mut socket: Socket, stop: Arc<tokio::sync::Notify>, seen: A
             message = socket.next() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let arrived = now_us();
-                    let Ok(frame) = serde_json::from_str::<serde_json::Value>(&text) else { continue };
-                    if frame["type"] != "message" {
+                    // Borrowing parse of the three fields needed: the generator shares the
+                    // machine with the server, so it should spend as little as it can.
+                    let Ok(frame) = serde_json::from_str::<Frame>(&text) else { continue };
+                    if frame.kind != "message" {
                         continue;
                     }
-                    let seq = frame["seq"].as_i64().unwrap_or(0);
+                    let seq = frame.seq.unwrap_or(0);
                     if seq <= last_seq {
                         local.duplicates += 1;
                         continue;
@@ -162,10 +184,10 @@ async fn read_socket(mut socket: Socket, stop: Arc<tokio::sync::Notify>, seen: A
                     }
                     last_seq = seq;
                     local.received += 1;
-                    let sent: u64 = frame["message"]["body"]
-                        .as_str()
-                        .and_then(|b| b.split_whitespace().next())
-                        .and_then(|t| t.parse().ok())
+                    progress.fetch_add(1, Ordering::Relaxed);
+                    let sent: u64 = frame
+                        .message
+                        .and_then(|m| m.body.split_whitespace().next().and_then(|t| t.parse().ok()))
                         .unwrap_or(arrived);
                     local.latencies_us.push(arrived.saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
                 }
@@ -257,7 +279,9 @@ async fn main() -> anyhow::Result<()> {
         match handle.await? {
             Ok(socket) => {
                 let seen = Arc::new(Mutex::new(Seen::default()));
-                readers.push((s % conversations.len(), seen.clone(), tokio::spawn(read_socket(socket, stop.clone(), seen))));
+                let progress = Arc::new(AtomicU64::new(0));
+                let reader = tokio::spawn(read_socket(socket, stop.clone(), seen.clone(), progress.clone()));
+                readers.push((s % conversations.len(), seen, progress, reader));
             }
             Err(err) => {
                 connect_errors += 1;
@@ -323,16 +347,10 @@ async fn main() -> anyhow::Result<()> {
     let drain_until = Instant::now() + Duration::from_secs(args.drain_secs);
     while Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(250)).await;
-        let mut done = true;
-        for (conversation, seen, _) in &readers {
-            if let Ok(seen) = seen.try_lock()
-                && seen.received < expected[conversation]
-            {
-                done = false;
-                break;
-            }
-        }
-        if done {
+        if readers
+            .iter()
+            .all(|(conversation, _, progress, _)| progress.load(Ordering::Relaxed) >= expected[conversation])
+        {
             break;
         }
     }
@@ -340,7 +358,7 @@ async fn main() -> anyhow::Result<()> {
     stop.notify_waiters();
     let mut latencies = Vec::new();
     let (mut received, mut duplicates, mut gaps, mut lost, mut closed_early) = (0, 0, 0, 0, 0);
-    for (conversation, seen, handle) in readers {
+    for (conversation, seen, _, handle) in readers {
         handle.await?;
         let seen = std::mem::take(&mut *seen.lock().await);
         received += seen.received;
@@ -354,10 +372,21 @@ async fn main() -> anyhow::Result<()> {
     let posted: u64 = expected.values().sum();
 
     println!();
-    println!("sockets            {} on {} node(s), {} conversations", args.sockets, args.nodes.len(), args.conversations);
-    println!("sent               {posted} of {total} in {send_secs:.1} s ({:.0}/s), post errors {}", posted as f64 / send_secs, post_errors.load(Ordering::Relaxed));
+    println!(
+        "sockets            {} on {} node(s), {} conversations",
+        args.sockets,
+        args.nodes.len(),
+        args.conversations
+    );
+    println!(
+        "sent               {posted} of {total} in {send_secs:.1} s ({:.0}/s), post errors {}",
+        posted as f64 / send_secs,
+        post_errors.load(Ordering::Relaxed)
+    );
     println!("delivered          {received} ({:.0}/s over {delivery_secs:.1} s)", received as f64 / delivery_secs);
-    println!("lost               {lost}   duplicated {duplicates}   seq gaps seen {gaps}   sockets closed early {closed_early}   connect errors {connect_errors}");
+    println!(
+        "lost               {lost}   duplicated {duplicates}   seq gaps seen {gaps}   sockets closed early {closed_early}   connect errors {connect_errors}"
+    );
     println!(
         "latency ms         p50 {:.1}   p95 {:.1}   p99 {:.1}   max {:.1}",
         percentile(&latencies, 0.50),
@@ -367,7 +396,8 @@ async fn main() -> anyhow::Result<()> {
     );
     let ticks = 100.0; // USER_HZ on Linux
     for (i, pid) in args.server_pids.iter().enumerate() {
-        let per_socket_kib = (idle[i].0.saturating_sub(before[i].0)) as f64 / (args.sockets as f64 / args.server_pids.len() as f64);
+        let per_socket_kib =
+            (idle[i].0.saturating_sub(before[i].0)) as f64 / (args.sockets as f64 / args.server_pids.len() as f64);
         println!(
             "server {pid:<8}    RSS {:.1} MiB before, {:.1} MiB with sockets idle ({per_socket_kib:.1} KiB per idle socket), {:.1} MiB after sending; CPU {:.2} cores while sending",
             before[i].0 as f64 / 1024.0,

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -163,7 +163,7 @@ impl Conversation {
     }
 }
 
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Serialize, Deserialize, utoipa::ToSchema)]
 #[diesel(table_name = messages)]
 pub struct Message {
     pub id: Uuid,
@@ -305,21 +305,22 @@ pub async fn create(
     find(conn, firm, viewer, id).await
 }
 
-/// Restricts a query to what the viewer may see.
-fn visible_to(
-    viewer: Viewer,
-    firm: FirmId,
-) -> Option<Box<dyn BoxableExpression<conversations::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>> {
-    viewer.portal_contact.map(|contact| {
-        Box::new(
+type Condition = Box<dyn BoxableExpression<conversations::table, diesel::pg::Pg, SqlType = diesel::sql_types::Bool>>;
+
+/// Restricts a query to what the viewer may see: everything for a member, the
+/// conversations their contact takes part in for a portal user.
+fn visible_to(viewer: Viewer, firm: FirmId) -> Condition {
+    match viewer.portal_contact {
+        None => Box::new(sql::<diesel::sql_types::Bool>("TRUE")),
+        Some(contact) => Box::new(
             conversations::id.eq_any(
                 conversation_participants::table
                     .filter(conversation_participants::firm_id.eq(firm.into_uuid()))
                     .filter(conversation_participants::contact_id.eq(contact))
                     .select(conversation_participants::conversation_id),
             ),
-        ) as Box<dyn BoxableExpression<_, _, SqlType = _>>
-    })
+        ),
+    }
 }
 
 async fn last_read(
@@ -352,9 +353,7 @@ pub async fn find(
         .filter(conversations::id.eq(id))
         .select(ConversationRow::as_select())
         .into_boxed();
-    if let Some(condition) = visible_to(viewer, firm) {
-        query = query.filter(condition);
-    }
+    query = query.filter(visible_to(viewer, firm));
     let row = query.first(conn).await.optional()?.ok_or(DomainError::NotFound("conversation"))?;
     let read = last_read(conn, firm, viewer.user_id, &[id]).await?;
     Ok(Conversation::from_row(row, read.get(&id).copied().unwrap_or(0)))
@@ -372,9 +371,7 @@ pub async fn check_visible(
         .filter(conversations::id.eq(id))
         .select(conversations::last_seq)
         .into_boxed();
-    if let Some(condition) = visible_to(viewer, firm) {
-        query = query.filter(condition);
-    }
+    query = query.filter(visible_to(viewer, firm));
     query.first(conn).await.optional()?.ok_or(DomainError::NotFound("conversation"))
 }
 
@@ -403,9 +400,7 @@ pub async fn list(
         .filter(conversations::firm_id.eq(firm.into_uuid()))
         .select(ConversationRow::as_select())
         .into_boxed();
-    if let Some(condition) = visible_to(viewer, firm) {
-        query = query.filter(condition);
-    }
+    query = query.filter(visible_to(viewer, firm));
     if let Some(status) = filter.status {
         query = query.filter(conversations::status.eq(status.as_str()));
     }
@@ -561,51 +556,55 @@ pub async fn post_message(
     input: NewMessage,
 ) -> Result<(Message, Stored), DomainError> {
     check_message(&input)?;
-    check_visible(conn, firm, viewer, conversation).await?;
-    // Lock the conversation first: senders queue here until the holder commits, and the
-    // resend check below then sees a concurrent first copy (each statement reads what was
-    // committed before it began), so two copies of one client_msg_id never both get a seq.
+    // Lock the conversation first (and check the viewer may see it, in the same
+    // statement): senders queue here until the holder commits, and the resend check below
+    // then sees a concurrent first copy (each statement reads what was committed before it
+    // began), so two copies of one client_msg_id never both get a seq.
     conversations::table
         .filter(conversations::firm_id.eq(firm.into_uuid()))
         .filter(conversations::id.eq(conversation))
+        .filter(visible_to(viewer, firm))
         .select(conversations::last_seq)
         .for_update()
         .first::<i64>(conn)
-        .await?;
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("conversation"))?;
     if let Some(client_msg_id) = &input.client_msg_id
         && let Some(first) = by_client_msg_id(conn, firm, conversation, viewer.user_id, client_msg_id).await?
     {
         return Ok((first, Stored::Duplicate));
     }
-    let now = Utc::now();
-    let seq: i64 = diesel::update(conversations::table)
-        .filter(conversations::firm_id.eq(firm.into_uuid()))
-        .filter(conversations::id.eq(conversation))
-        .set((
-            conversations::last_seq.eq(conversations::last_seq + 1),
-            conversations::last_message_at.eq(now),
-            conversations::updated_at.eq(now),
-        ))
-        .returning(conversations::last_seq)
-        .get_result(conn)
-        .await?;
-    let message = diesel::insert_into(messages::table)
-        .values((
-            messages::firm_id.eq(firm.into_uuid()),
-            messages::conversation_id.eq(conversation),
-            messages::seq.eq(seq),
-            messages::id.eq(Uuid::now_v7()),
-            messages::author_user_id.eq(viewer.user_id),
-            messages::author_contact_id.eq(viewer.portal_contact),
-            messages::body.eq(&input.body),
-            messages::client_msg_id.eq(&input.client_msg_id),
-            messages::created_at.eq(now),
-        ))
-        .returning(Message::as_returning())
-        .get_result(conn)
-        .await?;
-    // The author has read their own message.
-    mark_read(conn, firm, viewer.user_id, conversation, seq).await?;
+    // Next seq, the message, and the author's own read receipt, in one round trip.
+    let message = diesel::sql_query(
+        "WITH next AS ( \
+             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $9, updated_at = $9 \
+              WHERE firm_id = $1 AND id = $2 RETURNING last_seq \
+         ), stored AS ( \
+             INSERT INTO messages (firm_id, conversation_id, seq, id, author_user_id, author_contact_id, \
+                                   body, client_msg_id, created_at) \
+             SELECT $1, $2, next.last_seq, $3, $4, $5, $6, $7, $9 FROM next \
+             RETURNING id, conversation_id, seq, author_user_id, author_contact_id, body, client_msg_id, created_at \
+         ), receipt AS ( \
+             INSERT INTO conversation_reads (firm_id, conversation_id, user_id, last_read_seq) \
+             SELECT $1, $2, $8, next.last_seq FROM next \
+             ON CONFLICT (firm_id, conversation_id, user_id) DO UPDATE \
+                SET last_read_seq = GREATEST(conversation_reads.last_read_seq, excluded.last_read_seq), \
+                    read_at = excluded.read_at \
+         ) \
+         SELECT * FROM stored",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<SqlUuid, _>(conversation)
+    .bind::<SqlUuid, _>(Uuid::now_v7())
+    .bind::<Nullable<SqlUuid>, _>(Some(viewer.user_id))
+    .bind::<Nullable<SqlUuid>, _>(viewer.portal_contact)
+    .bind::<Text, _>(&input.body)
+    .bind::<Nullable<Text>, _>(&input.client_msg_id)
+    .bind::<SqlUuid, _>(viewer.user_id)
+    .bind::<Timestamptz, _>(Utc::now())
+    .get_result::<Message>(conn)
+    .await?;
     Ok((message, Stored::New))
 }
 
