@@ -10,6 +10,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export CP_ENV=${CP_ENV:-test}
+# A database of its own, emptied at the start, so every run measures the same rows.
+export CP__DATABASE__NAME=${CRMBENCH_DB:-consultantpro_crmbench}
 PORT=${CRMBENCH_PORT:-18099}
 DURATION=${CRMBENCH_SECONDS:-15}
 CONNECTIONS=${CRMBENCH_CONNECTIONS:-64}
@@ -18,6 +20,15 @@ command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -
 ./scripts/services.sh up
 cargo build --release --locked --bin consultantpro
 BIN=./target/release/consultantpro
+PG_PORT=${CP__DATABASE__PORT:-55432}
+export PGPASSWORD=${CP__DATABASE__OWNER_PASSWORD:-cp_owner}
+PSQL=(psql -h 127.0.0.1 -p "$PG_PORT" -U "${CP__DATABASE__OWNER_USER:-cp_owner}" -d "$CP__DATABASE__NAME" -X -q -v ON_ERROR_STOP=1)
+"${PSQL[@]}" <<SQL
+SET client_min_messages = warning;
+DROP SCHEMA public CASCADE;
+CREATE SCHEMA public;
+GRANT USAGE ON SCHEMA public TO consultantpro_app;
+SQL
 $BIN migrate >/dev/null
 
 RUN=$(date +%s)
@@ -27,20 +38,12 @@ EMAIL="bench-$RUN@example.com"
 CP_PASSWORD="benchmark password $RUN" $BIN create-user --firm "$BIG" --email "$EMAIL" --role staff >/dev/null
 for i in $(seq 1 49); do $BIN create-firm --slug "bench-$RUN-$i" --name "Benchmark Firm $i" >/dev/null; done
 
-PG_PORT=${CP__DATABASE__PORT:-55432}
-DB=$(awk -F'"' '/^name/ {print $2}' "config/$CP_ENV.toml" 2>/dev/null | head -1)
-DB=${CP__DATABASE__NAME:-${DB:-consultantpro}}
-export PGPASSWORD=${CP__DATABASE__OWNER_PASSWORD:-cp_owner}
-PSQL=(psql -h 127.0.0.1 -p "$PG_PORT" -U "${CP__DATABASE__OWNER_USER:-cp_owner}" -d "$DB" -X -q -v ON_ERROR_STOP=1)
 echo "seeding 100,000 contacts in $BIG and 2,000 in each of 49 other firms..."
 # Bulk loading through the trigram indexes row by row takes many minutes on two cores; the
 # seed drops them and builds them again afterwards (what is measured is reading, not this).
 time "${PSQL[@]}" <<SQL
 DROP INDEX IF EXISTS contact_emails_trgm_idx;
 DROP INDEX IF EXISTS contacts_name_trgm_idx;
--- Earlier runs' contacts go, so every run measures the same 198,000 rows.
-DELETE FROM contacts WHERE firm_id IN (SELECT id FROM firms WHERE slug LIKE 'bench-%' AND slug NOT LIKE 'bench-$RUN%');
-VACUUM contacts, contact_emails, contact_phones;
 CREATE TEMP TABLE bench_firms AS
   SELECT id, CASE WHEN slug = '$BIG' THEN 100000 ELSE 2000 END AS n FROM firms WHERE slug LIKE 'bench-$RUN%';
 CREATE TEMP TABLE bench_contacts AS

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::pagination::{Page, PageSpec, id_matches_search, keyset_comparison, past_text_key, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
-use crate::db::schema::{audit_events, client_notes, clients, memberships};
+use crate::db::schema::{audit_events, client_notes, clients, conversations, memberships};
 
 pub const MAX_TAGS: usize = 20;
 pub const MAX_CUSTOM_FIELDS: usize = 50;
@@ -315,22 +315,27 @@ pub async fn list(
     }))
 }
 
-/// One entry of a client's timeline: a note, or a change from the audit log (later also
-/// conversations).
+/// One entry of a client's timeline: a note, a change from the audit log, or a
+/// conversation about the client (email and SMS threads arrive as conversations), placed
+/// at its latest message.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TimelineEntry {
-    /// `note` or `change`.
+    /// `note`, `change` or `conversation`.
     pub kind: &'static str,
     pub id: Uuid,
     pub at: DateTime<Utc>,
     /// The author of a note, or whoever made a change.
     pub actor_id: Option<Uuid>,
-    /// A note's text; a change's action, e.g. `client.updated`.
+    /// A note's text; a change's action, e.g. `client.updated`; a conversation's subject.
     pub text: String,
-    /// A change's metadata (field names, never values).
+    /// A change's metadata (field names, never values); a conversation's channel, status
+    /// and message count.
     #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
 }
+
+/// id, last message, created, creator, subject, channel, status, messages.
+type ConversationRow = (Uuid, Option<DateTime<Utc>>, DateTime<Utc>, Option<Uuid>, String, String, String, i64);
 
 /// id, when, actor, action, metadata.
 type ChangeRow = (Uuid, DateTime<Utc>, Option<Uuid>, String, serde_json::Value);
@@ -395,6 +400,23 @@ pub async fn timeline(
         .limit(limit)
         .load(conn)
         .await?;
+    let threads: Vec<ConversationRow> = conversations::table
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .filter(conversations::client_id.eq(client_id))
+        .order(conversations::updated_at.desc())
+        .select((
+            conversations::id,
+            conversations::last_message_at,
+            conversations::created_at,
+            conversations::created_by,
+            conversations::subject,
+            conversations::channel,
+            conversations::status,
+            conversations::last_seq,
+        ))
+        .limit(limit)
+        .load(conn)
+        .await?;
     let mut entries: Vec<TimelineEntry> = notes
         .into_iter()
         .map(|(id, at, actor_id, text)| TimelineEntry { kind: "note", id, at, actor_id, text, detail: None })
@@ -406,6 +428,16 @@ pub async fn timeline(
             text,
             detail: Some(detail),
         }))
+        .chain(threads.into_iter().map(
+            |(id, last_message_at, created_at, actor_id, subject, channel, status, messages)| TimelineEntry {
+                kind: "conversation",
+                id,
+                at: last_message_at.unwrap_or(created_at),
+                actor_id,
+                text: subject,
+                detail: Some(serde_json::json!({ "channel": channel, "status": status, "messages": messages })),
+            },
+        ))
         .collect();
     entries.sort_by(|a, b| b.at.cmp(&a.at).then(b.id.cmp(&a.id)));
     entries.truncate(usize::try_from(limit).unwrap_or(0));

@@ -380,3 +380,40 @@ async fn a_crashed_hub_is_restarted_and_sessions_lose_nothing() {
     let got = socket.messages(&id, 2).await;
     assert_eq!(seqs(&got), [2, 3], "nothing lost across the restart");
 }
+
+#[actix_web::test]
+async fn a_silent_client_is_closed_as_idle_and_a_signed_out_one_as_such() {
+    let app = spawn_app_with(|s| {
+        s.realtime.heartbeat_secs = 1;
+        s.realtime.idle_timeout_secs = 2;
+        s.realtime.auth_recheck_secs = 1;
+    })
+    .await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    // A client that never reads never answers the server's pings either.
+    let mut silent = connect(&app, &owner).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let close = loop {
+        match silent.next().await {
+            Ok(_) => continue,
+            Err(close) => break close.expect("a close frame"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4001);
+
+    let (email, _) = add_member(&app.db(), &firm, Role::Staff).await;
+    let tokens = app.login_ok(&firm.slug, &email, PASSWORD).await;
+    let access = tokens["access_token"].as_str().unwrap().to_owned();
+    let mut socket = connect(&app, &access).await;
+    let logout = app
+        .post_as(&access, "/api/v1/auth/logout", &serde_json::json!({ "refresh_token": tokens["refresh_token"] }))
+        .await;
+    assert!(logout.status().is_success(), "{}", logout.status());
+    let close = loop {
+        match socket.next().await {
+            Ok(_) => continue,
+            Err(close) => break close.expect("a close frame"),
+        }
+    };
+    assert_eq!(u16::from(close.code), 4003);
+}

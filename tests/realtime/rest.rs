@@ -298,3 +298,35 @@ async fn portal_contacts_see_only_their_conversations() {
         assert!(json(response).await["error"]["details"]["fields"]["contact_id"].is_string());
     }
 }
+
+#[actix_web::test]
+async fn a_clients_conversations_appear_on_its_timeline_at_their_latest_message() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let client =
+        json(app.post_as(&owner, "/api/v1/clients", &serde_json::json!({ "name": "Threaded Ltd" })).await).await;
+    let client_id = client["data"]["id"].as_str().unwrap().to_owned();
+    let older =
+        conversation(&app, &owner, serde_json::json!({ "subject": "Older thread", "client_id": client_id })).await;
+    let note = app
+        .post_as(&owner, &format!("/api/v1/clients/{client_id}/notes"), &serde_json::json!({ "body": "A note" }))
+        .await;
+    assert_eq!(note.status(), 201);
+    conversation(&app, &owner, serde_json::json!({ "subject": "Not about them" })).await;
+    // A new message moves the older thread to the top.
+    post(&app, &owner, &older, "fresh news").await;
+    let timeline = json(app.get_as(&owner, &format!("/api/v1/clients/{client_id}/timeline")).await).await;
+    let entries = timeline["data"].as_array().unwrap();
+    let shown: Vec<(&str, &str)> =
+        entries.iter().map(|e| (e["kind"].as_str().unwrap(), e["text"].as_str().unwrap())).collect();
+    assert_eq!(shown, [("conversation", "Older thread"), ("note", "A note"), ("change", "client.created")]);
+    assert_eq!(entries[0]["detail"]["messages"], 1);
+    let bad = app
+        .post_as(
+            &owner,
+            "/api/v1/conversations",
+            &serde_json::json!({ "subject": "x", "client_id": uuid::Uuid::now_v7() }),
+        )
+        .await;
+    assert_eq!(bad.status(), 400);
+}
