@@ -52,6 +52,8 @@ pub struct RealtimeSettings {
     pub idle_timeout_secs: u64,
     /// How often a socket checks that its sign-in still holds (log-out, deactivation).
     pub auth_recheck_secs: u64,
+    /// A firm's hub with nobody connected to this node stops after this long.
+    pub hub_idle_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

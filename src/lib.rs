@@ -63,7 +63,11 @@ impl Application {
         }
         // One registry per node, made here and not in the worker factory, so every worker
         // reaches the same per-firm supervisors.
-        let registry = FirmRegistry::new(bus.clone(), settings.realtime.arbiters);
+        let registry = FirmRegistry::new(
+            bus.clone(),
+            settings.realtime.arbiters,
+            std::time::Duration::from_secs(settings.realtime.hub_idle_secs),
+        );
         let state =
             web::Data::new(AppState::new(db, bus, settings.clone(), http::metrics::recorder_handle(), registry));
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))

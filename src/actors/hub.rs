@@ -47,7 +47,7 @@ pub enum Deliver {
 pub struct TooSlow;
 
 /// Joins a session; a member gets the firm's presence list as its first frame.
-#[derive(Message)]
+#[derive(Message, Clone)]
 #[rtype(result = "()")]
 pub struct Join {
     pub session: SessionId,
@@ -91,6 +91,11 @@ pub struct HubCounts {
     pub watched_conversations: usize,
 }
 
+/// Told to the supervisor by a hub stopping because nobody is connected (not a crash).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct HubIdle;
+
 /// Fault injection for the restart path: the hub panics. Operators and tests use it to
 /// see a firm's live service recover; it loses nothing, since the hub holds no data.
 #[derive(Message)]
@@ -122,6 +127,12 @@ pub struct ConversationHub {
     presence: HashMap<Uuid, (HashSet<Uuid>, Instant)>,
     /// The firm-wide online list last sent to sessions.
     announced: Vec<Uuid>,
+    /// Since when no session has been connected.
+    idle_since: Option<Instant>,
+    /// A hub with no session for this long stops, releasing its bus subscriptions, so a
+    /// node does not keep listening for every firm that ever connected to it.
+    stop_when_idle_for: Duration,
+    supervisor: Recipient<HubIdle>,
 }
 
 /// One received bus payload, tagged with its channel's topic.
@@ -133,7 +144,13 @@ enum Inbound {
 }
 
 impl ConversationHub {
-    pub fn new(firm: FirmId, bus: Bus, node: Uuid) -> Self {
+    pub fn new(
+        firm: FirmId,
+        bus: Bus,
+        node: Uuid,
+        supervisor: Recipient<HubIdle>,
+        stop_when_idle_for: Duration,
+    ) -> Self {
         ConversationHub {
             firm,
             bus,
@@ -142,6 +159,9 @@ impl ConversationHub {
             watchers: HashMap::new(),
             presence: HashMap::new(),
             announced: Vec::new(),
+            idle_since: Some(Instant::now()),
+            stop_when_idle_for,
+            supervisor,
         }
     }
 
@@ -294,6 +314,13 @@ impl Actor for ConversationHub {
                 }
             }),
         );
+        let idle_check = (self.stop_when_idle_for / 4).clamp(Duration::from_millis(250), PRESENCE_EVERY);
+        ctx.run_interval(idle_check, |hub, ctx| {
+            if hub.idle_since.is_some_and(|since| since.elapsed() >= hub.stop_when_idle_for) {
+                hub.supervisor.do_send(HubIdle);
+                ctx.stop();
+            }
+        });
         ctx.run_interval(PRESENCE_EVERY, |hub, ctx| {
             hub.publish_presence(ctx);
             hub.announce_if_changed();
@@ -331,6 +358,7 @@ impl Handler<Join> for ConversationHub {
     type Result = ();
 
     fn handle(&mut self, join: Join, ctx: &mut Self::Context) {
+        self.idle_since = None;
         let was_online = self.local_online().contains(&join.user_id);
         self.sessions.insert(
             join.session,
@@ -360,6 +388,9 @@ impl Handler<Leave> for ConversationHub {
     fn handle(&mut self, leave: Leave, ctx: &mut Self::Context) {
         let before = self.local_online();
         self.forget(leave.session);
+        if self.sessions.is_empty() {
+            self.idle_since = Some(Instant::now());
+        }
         if self.local_online() != before {
             self.publish_presence(ctx);
             self.announce_if_changed();

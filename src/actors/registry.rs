@@ -15,7 +15,7 @@ use actix::prelude::*;
 use uuid::Uuid;
 
 use super::bus::Bus;
-use super::hub::{ConversationHub, Counts, HubCounts};
+use super::hub::{ConversationHub, Counts, HubCounts, HubIdle};
 use crate::domain::FirmId;
 
 /// How often a supervisor looks at its children.
@@ -29,6 +29,7 @@ pub struct FirmRegistry {
 
 struct RegistryInner {
     bus: Bus,
+    hub_idle: Duration,
     node: Uuid,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
@@ -38,11 +39,12 @@ struct RegistryInner {
 impl FirmRegistry {
     /// Starts `arbiters` threads (at least one). Call once per node, inside the actix
     /// system, outside the per-worker factory.
-    pub fn new(bus: Bus, arbiters: usize) -> Self {
+    pub fn new(bus: Bus, arbiters: usize, hub_idle: Duration) -> Self {
         let arbiters = (0..arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
         FirmRegistry {
             inner: Arc::new(RegistryInner {
                 bus,
+                hub_idle,
                 node: Uuid::now_v7(),
                 arbiters,
                 next_arbiter: AtomicUsize::new(0),
@@ -56,17 +58,19 @@ impl FirmRegistry {
         self.inner.node
     }
 
+    /// The firm's supervisor, started when there is none (or the last one stopped).
     fn supervisor(&self, firm: FirmId) -> Addr<FirmSupervisor> {
         let mut supervisors = self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = supervisors.get(&firm).filter(|a| a.connected()) {
             return existing.clone();
         }
         let index = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.inner.arbiters.len();
-        let (bus, node) = (self.inner.bus.clone(), self.inner.node);
+        let (bus, node, hub_idle) = (self.inner.bus.clone(), self.inner.node, self.inner.hub_idle);
         let addr = FirmSupervisor::start_in_arbiter(&self.inner.arbiters[index], move |_| FirmSupervisor {
             firm,
             bus,
             node,
+            hub_idle,
             hub: None,
             restarts: 0,
             next_start: Instant::now(),
@@ -98,8 +102,9 @@ impl FirmRegistry {
         }
     }
 
+    /// Firms with a running supervisor on this node.
     pub fn firms(&self) -> usize {
-        self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner).values().filter(|a| a.connected()).count()
     }
 }
 
@@ -107,6 +112,7 @@ pub struct FirmSupervisor {
     firm: FirmId,
     bus: Bus,
     node: Uuid,
+    hub_idle: Duration,
     hub: Option<Addr<ConversationHub>>,
     restarts: u32,
     next_start: Instant,
@@ -114,7 +120,7 @@ pub struct FirmSupervisor {
 
 impl FirmSupervisor {
     /// The live hub, starting one when there is none or the last one died.
-    fn ensure_hub(&mut self) -> Addr<ConversationHub> {
+    fn ensure_hub(&mut self, ctx: &mut Context<Self>) -> Addr<ConversationHub> {
         if let Some(hub) = self.hub.as_ref().filter(|h| h.connected()) {
             return hub.clone();
         }
@@ -122,7 +128,9 @@ impl FirmSupervisor {
             self.restarts += 1;
             tracing::warn!(firm_id = %self.firm, restarts = self.restarts, "conversation hub died; starting a new one");
         }
-        let hub = ConversationHub::new(self.firm, self.bus.clone(), self.node).start();
+        let hub =
+            ConversationHub::new(self.firm, self.bus.clone(), self.node, ctx.address().recipient(), self.hub_idle)
+                .start();
         self.hub = Some(hub.clone());
         hub
     }
@@ -132,14 +140,14 @@ impl Actor for FirmSupervisor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.ensure_hub();
-        ctx.run_interval(CHECK_EVERY, |supervisor, _ctx| {
+        self.ensure_hub(ctx);
+        ctx.run_interval(CHECK_EVERY, |supervisor, ctx| {
             let dead = supervisor.hub.as_ref().is_some_and(|h| !h.connected());
             if dead && Instant::now() >= supervisor.next_start {
                 // Back off when a child keeps dying, so a crash loop cannot spin a core.
                 let delay = CHECK_EVERY.saturating_mul(2u32.saturating_pow(supervisor.restarts.min(6)));
                 supervisor.next_start = Instant::now() + delay.min(RESTART_BACKOFF_MAX);
-                supervisor.ensure_hub();
+                supervisor.ensure_hub(ctx);
             }
         });
     }
@@ -152,8 +160,20 @@ struct GetHub;
 impl Handler<GetHub> for FirmSupervisor {
     type Result = MessageResult<GetHub>;
 
-    fn handle(&mut self, _: GetHub, _ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.ensure_hub())
+    fn handle(&mut self, _: GetHub, ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.ensure_hub(ctx))
+    }
+}
+
+/// The hub stopped because nobody was connected. Today it is the only child, so the
+/// supervisor stops too and the registry starts a new one on next use; children that must
+/// keep running (mailboxes, SLA timers) will keep their supervisor alive instead.
+impl Handler<HubIdle> for FirmSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, _: HubIdle, ctx: &mut Self::Context) {
+        self.hub = None;
+        ctx.stop();
     }
 }
 

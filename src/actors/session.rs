@@ -136,12 +136,18 @@ impl WsSession {
         let rejoin = !watching.is_empty() || self.hub.is_some();
         ctx.wait(
             async move {
-                let hub = registry.hub(firm).await.ok()?;
-                hub.send(join).await.ok()?;
-                for conversation_id in watching {
-                    hub.send(Watch { session, conversation_id }).await.ok()?;
+                // A hub may stop (idle) or die just as it is handed out; ask again then.
+                for _ in 0..3 {
+                    let Ok(hub) = registry.hub(firm).await else { continue };
+                    if hub.send(join.clone()).await.is_err() {
+                        continue;
+                    }
+                    for conversation_id in &watching {
+                        hub.send(Watch { session, conversation_id: *conversation_id }).await.ok()?;
+                    }
+                    return Some(hub);
                 }
-                Some(hub)
+                None
             }
             .into_actor(self)
             .map(move |joined, session, ctx| match joined {

@@ -417,3 +417,27 @@ async fn a_silent_client_is_closed_as_idle_and_a_signed_out_one_as_such() {
     };
     assert_eq!(u16::from(close.code), 4003);
 }
+
+#[actix_web::test]
+async fn an_idle_hub_stops_and_the_next_socket_starts_it_again() {
+    let app = spawn_app_with(|s| s.realtime.hub_idle_secs = 1).await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Comes and goes" })).await;
+    let socket = connect(&app, &owner).await;
+    wait_for_sessions(&app, firm.firm_id(), 1).await;
+    assert_eq!(app.state.registry().firms(), 1);
+    socket.close().await;
+    let registry = app.state.registry();
+    for _ in 0..100 {
+        if registry.firms() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(registry.firms(), 0, "the idle hub and its supervisor stopped");
+    let mut again = connect(&app, &owner).await;
+    again.subscribe(&id, None).await;
+    post(&app, &owner, &id, "back").await;
+    assert_eq!(again.messages(&id, 1).await[0]["seq"], 1);
+    assert_eq!(registry.restarts(firm.firm_id()).await, 0, "stopping when idle is not a crash");
+}
