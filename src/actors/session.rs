@@ -27,7 +27,7 @@ use super::live::{self, LiveFrame};
 use crate::domain::conversations::{self, MAX_HISTORY, Message as StoredMessage, NewMessage, Stored, Viewer};
 use crate::domain::memberships::Role;
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, FirmId, sessions};
+use crate::domain::{DomainError, FirmId};
 use crate::http::AppState;
 
 pub const CLOSE_IDLE: u16 = 4001;
@@ -437,12 +437,8 @@ impl WsSession {
         let (state, firm, user, auth_session) = (self.state.clone(), self.firm, self.viewer.user_id, self.auth_session);
         ctx.spawn(
             async move {
-                state
-                    .db()
-                    .firm_tx(firm, |conn| {
-                        async move { sessions::current_role(conn, firm, user, auth_session).await }.scope_boxed()
-                    })
-                    .await
+                let role = state.db().session_role(firm, user, auth_session).await?;
+                Ok::<_, crate::db::DbError>(role.and_then(|r| r.parse::<Role>().ok()))
             }
             .into_actor(self)
             .map(|role, session, ctx| match role {

@@ -13,6 +13,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AnsiTransactionManager, AsyncConnection, AsyncPgConnection, RunQueryDsl, TransactionManager};
 use scoped_futures::ScopedBoxFuture;
 use secrecy::ExposeSecret;
+use uuid::Uuid;
 
 use crate::config::DatabaseSettings;
 use crate::domain::FirmId;
@@ -135,6 +136,29 @@ impl Db {
     {
         let mut conn = self.checkout().await?;
         conn.transaction(async move |conn| f(conn).await).await
+    }
+
+    /// The role an access token's session still carries (see `cp_session_role`): one
+    /// statement, no transaction, on every authenticated request.
+    pub async fn session_role(
+        &self,
+        firm_id: FirmId,
+        user_id: Uuid,
+        session_id: Uuid,
+    ) -> Result<Option<String>, DbError> {
+        #[derive(diesel::QueryableByName)]
+        struct SessionRole {
+            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+            role: Option<String>,
+        }
+        let mut conn = self.checkout().await?;
+        let found = diesel::sql_query("SELECT cp_session_role($1, $2, $3) AS role")
+            .bind::<diesel::sql_types::Uuid, _>(firm_id.into_uuid())
+            .bind::<diesel::sql_types::Uuid, _>(user_id)
+            .bind::<diesel::sql_types::Uuid, _>(session_id)
+            .get_result::<SessionRole>(&mut conn)
+            .await?;
+        Ok(found.role)
     }
 
     /// Round trip to the database, for readiness.

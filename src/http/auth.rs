@@ -27,7 +27,7 @@ use super::request_id::RequestId;
 use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::memberships::Role;
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, FirmId, RequestMeta, break_glass, operators, sessions};
+use crate::domain::{DomainError, FirmId, RequestMeta, break_glass, operators};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -221,10 +221,9 @@ impl FromRequest for FirmAuth {
                     let user_id = claims.sub;
                     let role = state
                         .db()
-                        .firm_tx(firm, |conn| {
-                            async move { sessions::current_role(conn, firm, user_id, session_id).await }.scope_boxed()
-                        })
+                        .session_role(firm, user_id, session_id)
                         .await?
+                        .and_then(|role| role.parse::<Role>().ok())
                         .ok_or_else(|| ApiError::unauthorized("the session has ended or the membership is inactive"))?;
                     FirmAuth { firm, role, actor: Actor::Member { user_id, session_id } }
                 }

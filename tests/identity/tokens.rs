@@ -177,3 +177,22 @@ async fn a_deactivated_member_loses_access_at_the_next_request() {
     assert_eq!(app.post("/api/v1/auth/refresh", &body).await.status(), 401);
     assert_eq!(app.login(&firm.slug, &staff_email, PASSWORD).await.status(), 401);
 }
+
+/// The per-request session check runs outside any firm's transaction, so it must itself
+/// insist on the firm, the member and the session matching.
+#[actix_web::test]
+async fn the_session_check_answers_only_for_the_matching_firm_member_and_session() {
+    let app = spawn_app().await;
+    let (firm, user_id, tokens) = member_session(&app, Role::Staff).await;
+    let (other_firm, other_user, _) = member_session(&app, Role::Staff).await;
+    let claims = access(&tokens).split('.').nth(1).unwrap();
+    let claims: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims).unwrap()).unwrap();
+    let session: uuid::Uuid = claims["sid"].as_str().unwrap().parse().unwrap();
+    let db = app.db();
+    assert_eq!(db.session_role(firm.firm_id(), user_id, session).await.unwrap().as_deref(), Some("staff"));
+    assert_eq!(db.session_role(other_firm.firm_id(), user_id, session).await.unwrap(), None);
+    assert_eq!(db.session_role(firm.firm_id(), other_user, session).await.unwrap(), None);
+    assert_eq!(db.session_role(firm.firm_id(), user_id, uuid::Uuid::now_v7()).await.unwrap(), None);
+    app.post_as(access(&tokens), "/api/v1/auth/logout", &serde_json::json!({})).await;
+    assert_eq!(db.session_role(firm.firm_id(), user_id, session).await.unwrap(), None);
+}

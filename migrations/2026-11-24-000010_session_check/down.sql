@@ -1,0 +1,1 @@
+DROP FUNCTION cp_session_role(uuid, uuid, uuid);
