@@ -1,4 +1,6 @@
 DROP TABLE realtime_tickets;
+DROP FUNCTION cp_conversation_contacts(uuid, uuid);
+DROP FUNCTION cp_conversation_members(uuid, uuid);
 DROP TABLE conversation_reads;
 DROP TABLE messages;
 DROP TABLE conversation_participants;

@@ -93,6 +93,24 @@ CREATE TABLE conversation_reads (
 CREATE INDEX conversation_reads_user_idx ON conversation_reads (firm_id, user_id);
 SELECT cp_fence_tenant_table('conversation_reads');
 
+-- A conversation's participants in the order they were added, as arrays on its row (an
+-- invoker function: RLS applies inside).
+CREATE FUNCTION cp_conversation_members(firm uuid, conversation uuid)
+RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY(SELECT p.user_id FROM conversation_participants p
+                  WHERE p.firm_id = firm AND p.conversation_id = conversation AND p.user_id IS NOT NULL
+                  ORDER BY p.added_at, p.id)
+$$;
+
+CREATE FUNCTION cp_conversation_contacts(firm uuid, conversation uuid)
+RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY(SELECT p.contact_id FROM conversation_participants p
+                  WHERE p.firm_id = firm AND p.conversation_id = conversation AND p.contact_id IS NOT NULL
+                  ORDER BY p.added_at, p.id)
+$$;
+
 -- One-use WebSocket tickets: a browser trades its access token for one over HTTPS, then
 -- opens the socket with it, so tokens never appear in URLs (and so in access logs).
 CREATE TABLE realtime_tickets (

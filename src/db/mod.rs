@@ -2,6 +2,7 @@
 //! tables (firms, users, ...) through [`Db::platform_tx`], whose connection carries no
 //! firm and therefore sees no tenant rows at all under row-level security.
 
+pub mod functions;
 pub mod migrate;
 pub mod schema;
 
@@ -146,19 +147,11 @@ impl Db {
         user_id: Uuid,
         session_id: Uuid,
     ) -> Result<Option<String>, DbError> {
-        #[derive(diesel::QueryableByName)]
-        struct SessionRole {
-            #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-            role: Option<String>,
-        }
         let mut conn = self.checkout().await?;
-        let found = diesel::sql_query("SELECT cp_session_role($1, $2, $3) AS role")
-            .bind::<diesel::sql_types::Uuid, _>(firm_id.into_uuid())
-            .bind::<diesel::sql_types::Uuid, _>(user_id)
-            .bind::<diesel::sql_types::Uuid, _>(session_id)
-            .get_result::<SessionRole>(&mut conn)
+        let role = diesel::select(functions::cp_session_role(firm_id.into_uuid(), user_id, session_id))
+            .get_result::<Option<String>>(&mut conn)
             .await?;
-        Ok(found.role)
+        Ok(role)
     }
 
     /// Round trip to the database, for readiness.

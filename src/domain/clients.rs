@@ -6,8 +6,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Page, PageSpec, id_matches_search, keyset_comparison, past_text_key, past_time_key};
+use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_text_key, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
+use crate::db::functions::cp_search_client_ids;
 use crate::db::schema::{audit_events, client_notes, clients, conversations, memberships};
 
 pub const MAX_TAGS: usize = 20;
@@ -279,7 +280,8 @@ pub async fn list(
         query = query.filter(clients::owner_user_id.eq(owner));
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        query = query.filter(id_matches_search("clients.id", "cp_search_client_ids", q));
+        query =
+            query.filter(clients::id.eq_any(diesel::select(cp_search_client_ids(like_contains(&q.to_lowercase())))));
     }
     let by_name = matches!(filter.sort, ClientSort::NameAsc | ClientSort::NameDesc);
     let list_ascending = matches!(filter.sort, ClientSort::NameAsc | ClientSort::CreatedAsc);

@@ -3,17 +3,15 @@
 //! ingestion map a sender to a contact by exactly these.
 
 use chrono::{DateTime, Utc};
-use diesel::dsl::sql;
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Page, PageSpec, id_matches_search, keyset_comparison, past_text_key, past_time_key};
+use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_text_key, past_time_key};
 use super::users::normalize_email;
 use super::{DomainError, FieldErrors, FirmId, clients};
+use crate::db::functions::{cp_contact_emails, cp_contact_phones, cp_search_contact_ids};
 use crate::db::schema::{contact_emails, contact_phones, contacts};
 
 pub const MAX_EMAILS: usize = 10;
@@ -46,16 +44,17 @@ struct ContactRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     // Folded into the row's query so a page is one round trip, not three.
-    #[diesel(select_expression = sql(EMAILS_OF_ROW), select_expression_type = SqlLiteral<Array<Text>>)]
+    #[diesel(
+        select_expression = cp_contact_emails(contacts::firm_id, contacts::id),
+        select_expression_type = cp_contact_emails<contacts::firm_id, contacts::id>
+    )]
     emails: Vec<String>,
-    #[diesel(select_expression = sql(PHONES_OF_ROW), select_expression_type = SqlLiteral<Array<Text>>)]
+    #[diesel(
+        select_expression = cp_contact_phones(contacts::firm_id, contacts::id),
+        select_expression_type = cp_contact_phones<contacts::firm_id, contacts::id>
+    )]
     phones: Vec<String>,
 }
-
-const EMAILS_OF_ROW: &str = "ARRAY(SELECT e.email FROM contact_emails e \
-     WHERE e.firm_id = contacts.firm_id AND e.contact_id = contacts.id ORDER BY e.position)";
-const PHONES_OF_ROW: &str = "ARRAY(SELECT p.phone FROM contact_phones p \
-     WHERE p.firm_id = contacts.firm_id AND p.contact_id = contacts.id ORDER BY p.position)";
 
 impl From<ContactRow> for Contact {
     fn from(r: ContactRow) -> Self {
@@ -416,7 +415,8 @@ pub async fn list(
         );
     }
     if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
-        query = query.filter(id_matches_search("contacts.id", "cp_search_contact_ids", q));
+        query =
+            query.filter(contacts::id.eq_any(diesel::select(cp_search_contact_ids(like_contains(&q.to_lowercase())))));
     }
     let by_name = matches!(filter.sort, ContactSort::NameAsc | ContactSort::NameDesc);
     let list_ascending = matches!(filter.sort, ContactSort::NameAsc | ContactSort::CreatedAsc);

@@ -5,15 +5,15 @@
 
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
-use diesel::expression::SqlLiteral;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
+use crate::db::functions::{cp_conversation_contacts, cp_conversation_members};
 use crate::db::schema::{
     contacts, conversation_participants, conversation_reads, conversations, memberships, messages,
 };
@@ -101,18 +101,17 @@ struct ConversationRow {
     last_message_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
-    #[diesel(select_expression = sql(MEMBERS_OF_ROW), select_expression_type = SqlLiteral<Array<SqlUuid>>)]
+    #[diesel(
+        select_expression = cp_conversation_members(conversations::firm_id, conversations::id),
+        select_expression_type = cp_conversation_members<conversations::firm_id, conversations::id>
+    )]
     member_ids: Vec<Uuid>,
-    #[diesel(select_expression = sql(CONTACTS_OF_ROW), select_expression_type = SqlLiteral<Array<SqlUuid>>)]
+    #[diesel(
+        select_expression = cp_conversation_contacts(conversations::firm_id, conversations::id),
+        select_expression_type = cp_conversation_contacts<conversations::firm_id, conversations::id>
+    )]
     contact_ids: Vec<Uuid>,
 }
-
-const MEMBERS_OF_ROW: &str = "ARRAY(SELECT p.user_id FROM conversation_participants p \
-     WHERE p.firm_id = conversations.firm_id AND p.conversation_id = conversations.id \
-     AND p.user_id IS NOT NULL ORDER BY p.added_at, p.id)";
-const CONTACTS_OF_ROW: &str = "ARRAY(SELECT p.contact_id FROM conversation_participants p \
-     WHERE p.firm_id = conversations.firm_id AND p.conversation_id = conversations.id \
-     AND p.contact_id IS NOT NULL ORDER BY p.added_at, p.id)";
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Participants {
@@ -311,7 +310,9 @@ type Condition = Box<dyn BoxableExpression<conversations::table, diesel::pg::Pg,
 /// conversations their contact takes part in for a portal user.
 fn visible_to(viewer: Viewer, firm: FirmId) -> Condition {
     match viewer.portal_contact {
-        None => Box::new(sql::<diesel::sql_types::Bool>("TRUE")),
+        // Already implied by every query's own firm filter; a condition that the query
+        // builder can cache, unlike SQL text.
+        None => Box::new(conversations::firm_id.eq(firm.into_uuid())),
         Some(contact) => Box::new(
             conversations::id.eq_any(
                 conversation_participants::table

@@ -68,22 +68,6 @@ pub fn past_text_key<QS>(
     )
 }
 
-/// `<id column> IN (SELECT <search function>(pattern))` for a substring search. The
-/// functions (crm_search migration) find candidate ids with the trigram indexes, which
-/// row-level security would otherwise keep the planner from using; the rows themselves are
-/// still read under RLS. `id_column` and `function` are text from the caller's code.
-pub fn id_matches_search<QS>(
-    id_column: &str,
-    function: &str,
-    text: &str,
-) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
-    Box::new(
-        diesel::dsl::sql::<Bool>(&format!("{id_column} IN (SELECT {function}("))
-            .bind::<Text, _>(like_contains(&text.to_lowercase()))
-            .sql("))"),
-    )
-}
-
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
 pub fn like_contains(text: &str) -> String {
     let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
