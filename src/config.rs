@@ -36,7 +36,21 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub crm: CrmSettings,
     pub realtime: RealtimeSettings,
+    pub stripe: StripeSettings,
     pub telemetry: TelemetrySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct StripeSettings {
+    /// Stripe's API; tests point it at a local stand-in.
+    pub base_url: String,
+    /// Empty: card payments are off (`POST .../payment-intent` answers 503).
+    pub secret_key: SecretString,
+    /// Signs the webhook events Stripe sends to `/api/v1/stripe/webhook`.
+    pub webhook_secret: SecretString,
+    /// How old a webhook signature may be.
+    pub webhook_tolerance_secs: u64,
+    pub timeout_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

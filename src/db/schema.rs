@@ -421,3 +421,109 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(conversations, conversation_participants, messages, conversation_reads);
+
+diesel::table! {
+    finance_settings (firm_id) {
+        firm_id -> Uuid,
+        invoice_pattern -> Text,
+        credit_note_pattern -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    document_sequences (firm_id, kind) {
+        firm_id -> Uuid,
+        kind -> Text,
+        last_value -> Int8,
+    }
+}
+
+diesel::table! {
+    invoices (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        client_id -> Uuid,
+        number -> Nullable<Text>,
+        status -> Text,
+        currency -> Text,
+        issue_date -> Date,
+        due_date -> Date,
+        payment_terms -> Nullable<Text>,
+        notes -> Nullable<Text>,
+        line_items -> Jsonb,
+        subtotal_minor -> Int8,
+        discount_minor -> Int8,
+        tax_minor -> Int8,
+        total_minor -> Int8,
+        paid_minor -> Int8,
+        credited_minor -> Int8,
+        sent_at -> Nullable<Timestamptz>,
+        voided_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    payments (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        invoice_id -> Uuid,
+        amount_minor -> Int8,
+        method -> Text,
+        received_on -> Date,
+        reference -> Nullable<Text>,
+        refund_of -> Nullable<Uuid>,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    credit_notes (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        invoice_id -> Uuid,
+        number -> Text,
+        amount_minor -> Int8,
+        reason -> Text,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (firm_id, scope, key) {
+        firm_id -> Uuid,
+        scope -> Text,
+        key -> Text,
+        request_hash -> Text,
+        status -> Int2,
+        response -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_payment_intents (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Text,
+        invoice_id -> Uuid,
+        amount_minor -> Int8,
+        currency -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    stripe_events (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Text,
+        kind -> Text,
+        outcome -> Text,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(invoices, payments, credit_notes);

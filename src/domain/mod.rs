@@ -8,6 +8,8 @@ pub mod clients;
 pub mod contacts;
 pub mod conversations;
 pub mod firms;
+pub mod idempotency;
+pub mod invoices;
 pub mod jobs;
 pub mod login;
 pub mod memberships;

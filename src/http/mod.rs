@@ -7,6 +7,7 @@ pub mod conversations;
 pub mod crm;
 pub mod envelope;
 pub mod error;
+pub mod finance;
 pub mod health;
 pub mod identity;
 pub mod members;
@@ -188,6 +189,37 @@ fn api_v1() -> actix_web::Scope {
         .service(web::resource("/conversations/{id}/read").route(web::post().to(conversations::mark_read)))
         .service(web::resource("/realtime/ticket").route(web::post().to(realtime::issue_ticket)))
         .service(web::resource("/ws").route(web::get().to(realtime::open_socket)))
+        .service(
+            web::resource("/invoices")
+                .route(web::get().to(finance::list_invoices))
+                .route(web::post().to(finance::create_invoice)),
+        )
+        .service(
+            web::resource("/invoices/{id}")
+                .route(web::get().to(finance::get_invoice))
+                .route(web::patch().to(finance::update_invoice)),
+        )
+        .service(web::resource("/invoices/{id}/send").route(web::post().to(finance::send_invoice)))
+        .service(web::resource("/invoices/{id}/void").route(web::post().to(finance::void_invoice)))
+        .service(
+            web::resource("/invoices/{id}/payments")
+                .route(web::get().to(finance::list_payments))
+                .route(web::post().to(finance::record_payment)),
+        )
+        .service(
+            web::resource("/invoices/{id}/credit-notes")
+                .route(web::get().to(finance::list_credit_notes))
+                .route(web::post().to(finance::issue_credit_note)),
+        )
+        .service(web::resource("/invoices/{id}/payment-intent").route(web::post().to(finance::create_payment_intent)))
+        .service(web::resource("/finance/aging").route(web::get().to(finance::aging)))
+        .service(web::resource("/finance/summary").route(web::get().to(finance::summary)))
+        .service(
+            web::resource("/finance/settings")
+                .route(web::get().to(finance::get_settings))
+                .route(web::patch().to(finance::update_settings)),
+        )
+        .service(web::resource("/stripe/webhook").route(web::post().to(finance::stripe_webhook)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
         .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))
         .service(web::resource("/security/break-glass/{id}/revoke").route(web::post().to(platform::owner_revoke_grant)))

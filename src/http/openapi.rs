@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit_log, conversations, crm, health, identity, members, metrics, pipeline, platform, proposals, realtime,
-    webhooks,
+    audit_log, conversations, crm, finance, health, identity, members, metrics, pipeline, platform, proposals,
+    realtime, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -89,6 +89,22 @@ use super::{
         conversations::mark_read,
         realtime::issue_ticket,
         realtime::open_socket,
+        finance::create_invoice,
+        finance::list_invoices,
+        finance::get_invoice,
+        finance::update_invoice,
+        finance::send_invoice,
+        finance::void_invoice,
+        finance::record_payment,
+        finance::list_payments,
+        finance::issue_credit_note,
+        finance::list_credit_notes,
+        finance::create_payment_intent,
+        finance::aging,
+        finance::summary,
+        finance::get_settings,
+        finance::update_settings,
+        finance::stripe_webhook,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
     modifiers(&BearerAuth),
@@ -104,6 +120,7 @@ use super::{
         (name = "crm", description = "Clients, contacts, leads and prospects"),
         (name = "conversations", description = "Conversations with clients and in the team, and their messages"),
         (name = "realtime", description = "Live WebSocket: tickets and the socket itself"),
+        (name = "finance", description = "Invoices, payments, credit notes, reports and card payments"),
     )
 )]
 pub struct ApiDoc;

@@ -4,4 +4,5 @@
 
 pub mod guard;
 pub mod runner;
+pub mod stripe;
 pub mod webhooks;

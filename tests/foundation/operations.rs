@@ -147,6 +147,22 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/conversations/{id}/read"),
         ("post", "/api/v1/realtime/ticket"),
         ("get", "/api/v1/ws"),
+        ("get", "/api/v1/invoices"),
+        ("post", "/api/v1/invoices"),
+        ("get", "/api/v1/invoices/{id}"),
+        ("patch", "/api/v1/invoices/{id}"),
+        ("post", "/api/v1/invoices/{id}/send"),
+        ("post", "/api/v1/invoices/{id}/void"),
+        ("get", "/api/v1/invoices/{id}/payments"),
+        ("post", "/api/v1/invoices/{id}/payments"),
+        ("get", "/api/v1/invoices/{id}/credit-notes"),
+        ("post", "/api/v1/invoices/{id}/credit-notes"),
+        ("post", "/api/v1/invoices/{id}/payment-intent"),
+        ("get", "/api/v1/finance/aging"),
+        ("get", "/api/v1/finance/summary"),
+        ("get", "/api/v1/finance/settings"),
+        ("patch", "/api/v1/finance/settings"),
+        ("post", "/api/v1/stripe/webhook"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];
