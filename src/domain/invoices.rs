@@ -19,11 +19,11 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::money::{decimal, percentage, round_minor};
 use super::pagination::{Page, PageSpec, keyset_comparison, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{
@@ -80,7 +80,7 @@ impl PaymentMethod {
 
 /// A line as given: quantity, tax rate and discount as decimal strings or numbers
 /// (percentages for the last two).
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvoiceLineInput {
     pub description: String,
@@ -115,25 +115,6 @@ pub struct InvoiceTotals {
     pub discount_minor: i64,
     pub tax_minor: i64,
     pub total_minor: i64,
-}
-
-fn decimal(value: &serde_json::Value) -> Option<Decimal> {
-    match value {
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        serde_json::Value::Number(n) => n.to_string().parse().ok(),
-        _ => None,
-    }
-}
-
-fn round_minor(value: Decimal) -> Option<i64> {
-    value.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero).to_i64()
-}
-
-fn percentage(value: Option<&serde_json::Value>) -> Option<Decimal> {
-    match value {
-        None => Some(Decimal::ZERO),
-        Some(v) => decimal(v).filter(|r| *r >= Decimal::ZERO && *r <= Decimal::ONE_HUNDRED),
-    }
 }
 
 /// Validates lines and computes their amounts and the totals (see the module's rule).

@@ -14,6 +14,7 @@ pub mod jobs;
 pub mod login;
 pub mod memberships;
 pub mod mfa;
+pub mod money;
 pub mod onboarding;
 pub mod operators;
 pub mod pagination;

@@ -11,11 +11,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rust_decimal::prelude::ToPrimitive;
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::money::{decimal, percentage, round_minor};
 use super::pagination::{Page, PageSpec, keyset_comparison, past_time_key};
 use super::pipeline::{self, CreatedKey};
 use super::{DomainError, FieldErrors, FirmId};
@@ -55,18 +55,6 @@ pub struct Totals {
     pub total_minor: i64,
 }
 
-fn decimal(value: &serde_json::Value) -> Option<Decimal> {
-    match value {
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        serde_json::Value::Number(n) => n.to_string().parse().ok(),
-        _ => None,
-    }
-}
-
-fn round_minor(value: Decimal) -> Option<i64> {
-    value.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero).to_i64()
-}
-
 /// Validates lines and computes their amounts and the totals (see the module's rounding rule).
 pub fn price(items: &[LineItemInput]) -> Result<(Vec<LineItem>, Totals), DomainError> {
     let mut fields = FieldErrors::new();
@@ -88,10 +76,7 @@ pub fn price(items: &[LineItemInput]) -> Result<(Vec<LineItem>, Totals), DomainE
         if item.unit_price_minor < 0 {
             fields.insert(at("unit_price_minor"), "must not be negative".into());
         }
-        let tax_rate = match &item.tax_rate {
-            None => Some(Decimal::ZERO),
-            Some(v) => decimal(v).filter(|r| *r >= Decimal::ZERO && *r <= Decimal::ONE_HUNDRED),
-        };
+        let tax_rate = percentage(item.tax_rate.as_ref());
         if tax_rate.is_none() {
             fields.insert(at("tax_rate"), "must be a percentage from 0 to 100".into());
         }

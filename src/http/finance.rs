@@ -103,33 +103,7 @@ pub struct NewInvoiceBody {
     pub payment_terms: Option<String>,
     pub notes: Option<String>,
     #[serde(default)]
-    pub line_items: Vec<InvoiceLineInputBody>,
-}
-
-/// A line: quantity, tax rate and discount (percent off) as decimal strings or numbers.
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct InvoiceLineInputBody {
-    pub description: String,
-    #[schema(value_type = String, example = "1.5")]
-    pub quantity: serde_json::Value,
-    pub unit_price_minor: i64,
-    #[schema(value_type = Option<String>, example = "20")]
-    pub tax_rate: Option<serde_json::Value>,
-    #[schema(value_type = Option<String>, example = "10")]
-    pub discount: Option<serde_json::Value>,
-}
-
-impl From<InvoiceLineInputBody> for InvoiceLineInput {
-    fn from(b: InvoiceLineInputBody) -> Self {
-        InvoiceLineInput {
-            description: b.description,
-            quantity: b.quantity,
-            unit_price_minor: b.unit_price_minor,
-            tax_rate: b.tax_rate,
-            discount: b.discount,
-        }
-    }
+    pub line_items: Vec<InvoiceLineInput>,
 }
 
 /// Creates a draft invoice; totals are computed here (see the README's rounding rule).
@@ -163,7 +137,7 @@ pub async fn create_invoice(
         due_date: body.due_date,
         payment_terms: Some(body.payment_terms),
         notes: Some(body.notes),
-        line_items: Some(body.line_items.into_iter().map(Into::into).collect()),
+        line_items: Some(body.line_items),
     };
     let (firm, attempts) = (auth.firm, max_attempts(&state));
     let event = auth.audit("invoice.created", Outcome::Success, &meta);
@@ -284,7 +258,7 @@ pub struct InvoicePatch {
     #[schema(value_type = Option<String>)]
     pub notes: Option<Option<String>>,
     /// Replaces the lines.
-    pub line_items: Option<Vec<InvoiceLineInputBody>>,
+    pub line_items: Option<Vec<InvoiceLineInput>>,
 }
 
 /// Changes a draft (only drafts change).
@@ -317,7 +291,7 @@ pub async fn update_invoice(
         due_date: body.due_date,
         payment_terms: body.payment_terms,
         notes: body.notes,
-        line_items: body.line_items.map(|lines| lines.into_iter().map(Into::into).collect()),
+        line_items: body.line_items,
     };
     let (firm, id) = (auth.firm, path.into_inner());
     let event = auth.audit("invoice.updated", Outcome::Success, &meta).with_target("invoice", id);
