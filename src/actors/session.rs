@@ -244,6 +244,12 @@ impl WsSession {
             return;
         }
         if watched.filling {
+            // Held frames are the same queue by another name: bounded alike. The database
+            // has them all, so dropping them loses nothing once the fill catches up; the
+            // bound only keeps a stalled fill from growing without end.
+            if watched.held.len() >= self.state.settings().realtime.session_queue {
+                watched.held.clear();
+            }
             watched.held.push(frame);
             return;
         }
