@@ -441,3 +441,38 @@ async fn an_idle_hub_stops_and_the_next_socket_starts_it_again() {
     assert_eq!(again.messages(&id, 1).await[0]["seq"], 1);
     assert_eq!(registry.restarts(firm.firm_id()).await, 0, "stopping when idle is not a crash");
 }
+
+/// A message stored but never published (a node died between commit and publish, or Redis
+/// dropped it) shows up as a gap at the next frame, and the session fills it from the
+/// database before going on.
+#[actix_web::test]
+async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
+    use consultantpro::domain::conversations::{self, NewMessage, Viewer};
+    use scoped_futures::ScopedFutureExt;
+
+    let app = spawn_app().await;
+    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Lossy" })).await;
+    let mut socket = connect(&app, &owner).await;
+    socket.subscribe(&id, None).await;
+    post(&app, &owner, &id, "one").await;
+    assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
+    let conversation_id: uuid::Uuid = id.parse().unwrap();
+    let firm_id = firm.firm_id();
+    app.db()
+        .firm_tx(firm_id, |conn| {
+            async move {
+                let viewer = Viewer { user_id: owner_id, portal_contact: None };
+                let input = NewMessage { body: "stored, never published".into(), client_msg_id: None };
+                conversations::post_message(conn, firm_id, viewer, conversation_id, input).await
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert!(socket.quiet("message", Duration::from_millis(300)).await, "nothing announced the second message");
+    post(&app, &owner, &id, "three").await;
+    let got = socket.messages(&id, 2).await;
+    assert_eq!(seqs(&got), [2, 3], "the gap is filled, in order");
+    assert_eq!(got[0]["message"]["body"], "stored, never published");
+}
