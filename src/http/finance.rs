@@ -5,7 +5,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
-use scoped_futures::ScopedFutureExt;
+use diesel_async::AsyncPgConnection;
+use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -40,12 +41,27 @@ fn actor_id(auth: &FirmAuth) -> Option<Uuid> {
     }
 }
 
-/// The request's `Idempotency-Key`, checked.
-fn idempotency_key(req: &HttpRequest) -> Result<Option<String>, ApiError> {
-    let Some(value) = req.headers().get("idempotency-key") else { return Ok(None) };
-    let key = value.to_str().map_err(|_| ApiError::invalid_field("Idempotency-Key", "must be visible ASCII"))?;
-    idempotency::check_key(key)?;
-    Ok(Some(key.to_owned()))
+/// A creation's `Idempotency-Key` (if sent), scope and request fingerprint.
+struct Once {
+    key: Option<String>,
+    scope: String,
+    hash: String,
+}
+
+impl Once {
+    fn of(req: &HttpRequest, scope: String, body: &impl Serialize) -> Result<Self, ApiError> {
+        let key = match req.headers().get("idempotency-key") {
+            None => None,
+            Some(value) => {
+                let key =
+                    value.to_str().map_err(|_| ApiError::invalid_field("Idempotency-Key", "must be visible ASCII"))?;
+                idempotency::check_key(key)?;
+                Some(key.to_owned())
+            }
+        };
+        let hash = idempotency::request_hash(&serde_json::to_value(body).unwrap_or_default());
+        Ok(Once { key, scope, hash })
+    }
 }
 
 /// Either the first answer to this key, replayed, or a new one.
@@ -54,36 +70,51 @@ enum Answer {
     Fresh(serde_json::Value),
 }
 
-fn respond(answer: Answer) -> HttpResponse {
-    match answer {
+/// What a creation hands back to be recorded with it: its audit event, its webhook event,
+/// and the response body.
+struct Created {
+    event: NewAuditEvent,
+    event_type: &'static str,
+    data: serde_json::Value,
+    body: serde_json::Value,
+}
+
+/// Runs a creation that moves money once: a repeated `Idempotency-Key` gets the first
+/// answer back (a concurrent repeat waits for the first to commit); otherwise `create`
+/// runs, and its audit record, webhook event and answer are stored in the same transaction.
+async fn create_once<'a, F>(state: &'a AppState, firm: FirmId, once: Once, create: F) -> Result<HttpResponse, ApiError>
+where
+    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<Created, DomainError>> + Send + 'a,
+{
+    let attempts = max_attempts(state);
+    let answer = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let Once { key, scope, hash } = once;
+                if let Some(key) = &key
+                    && let Some(replay) = idempotency::replay(conn, firm, &scope, key, &hash).await?
+                {
+                    return Ok(Answer::Replayed(replay));
+                }
+                let created = create(conn).await?;
+                audit::record(conn, &created.event).await?;
+                webhooks::emit(conn, firm, created.event_type, created.data, attempts).await?;
+                if let Some(key) = &key {
+                    let first = Replay { status: 201, body: created.body.clone() };
+                    idempotency::remember(conn, firm, &scope, key, &first).await?;
+                }
+                Ok::<_, DomainError>(Answer::Fresh(created.body))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(match answer {
         Answer::Replayed(replay) => {
             HttpResponse::build(StatusCode::from_u16(replay.status).unwrap_or(StatusCode::OK)).json(replay.body)
         }
         Answer::Fresh(body) => HttpResponse::Created().json(body),
-    }
-}
-
-/// Audit, webhook event and the stored answer for a creation, in its transaction.
-struct Created<'a> {
-    event: NewAuditEvent,
-    event_type: &'a str,
-    data: serde_json::Value,
-    attempts: i32,
-    key: Option<(&'a str, String)>,
-}
-
-async fn finish_creation(
-    conn: &mut diesel_async::AsyncPgConnection,
-    firm: FirmId,
-    created: Created<'_>,
-    body: serde_json::Value,
-) -> Result<Answer, DomainError> {
-    audit::record(conn, &created.event).await?;
-    webhooks::emit(conn, firm, created.event_type, created.data, created.attempts).await?;
-    if let Some((scope, key)) = &created.key {
-        idempotency::remember(conn, firm, scope, key, &Replay { status: 201, body: body.clone() }).await?;
-    }
-    Ok(Answer::Fresh(body))
+    })
 }
 
 fn enveloped(data: impl Serialize) -> serde_json::Value {
@@ -127,9 +158,8 @@ pub async fn create_invoice(
     body: web::Json<NewInvoiceBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
-    let key = idempotency_key(&req)?;
     let body = body.into_inner();
-    let hash = idempotency::request_hash(&serde_json::to_value(&body).unwrap_or_default());
+    let once = Once::of(&req, "invoice.create".into(), &body)?;
     let input = InvoiceInput {
         client_id: Some(body.client_id),
         currency: Some(body.currency),
@@ -139,31 +169,21 @@ pub async fn create_invoice(
         notes: Some(body.notes),
         line_items: Some(body.line_items),
     };
-    let (firm, attempts) = (auth.firm, max_attempts(&state));
+    let firm = auth.firm;
     let event = auth.audit("invoice.created", Outcome::Success, &meta);
-    let answer = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                if let Some(key) = &key
-                    && let Some(replay) = idempotency::replay(conn, firm, "invoice.create", key, &hash).await?
-                {
-                    return Ok(Answer::Replayed(replay));
-                }
-                let invoice = invoices::create(conn, firm, input).await?;
-                let created = Created {
-                    event: event.with_target("invoice", invoice.id),
-                    event_type: "invoice.created",
-                    data: serde_json::json!({ "invoice_id": invoice.id, "client_id": invoice.client_id }),
-                    attempts,
-                    key: key.map(|k| ("invoice.create", k)),
-                };
-                finish_creation(conn, firm, created, enveloped(&invoice)).await
-            }
-            .scope_boxed()
-        })
-        .await?;
-    Ok(respond(answer))
+    create_once(&state, firm, once, |conn| {
+        async move {
+            let invoice = invoices::create(conn, firm, input).await?;
+            Ok(Created {
+                event: event.with_target("invoice", invoice.id),
+                event_type: "invoice.created",
+                data: serde_json::json!({ "invoice_id": invoice.id, "client_id": invoice.client_id }),
+                body: enveloped(&invoice),
+            })
+        }
+        .scope_boxed()
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -421,9 +441,9 @@ pub async fn record_payment(
     body: web::Json<NewPaymentBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
-    let key = idempotency_key(&req)?;
+    let (firm, id, by) = (auth.firm, path.into_inner(), actor_id(&auth));
     let body = body.into_inner();
-    let hash = idempotency::request_hash(&serde_json::to_value(&body).unwrap_or_default());
+    let once = Once::of(&req, format!("payment.create:{id}"), &body)?;
     let input = PaymentInput {
         amount_minor: body.amount_minor,
         method: body.method,
@@ -431,36 +451,24 @@ pub async fn record_payment(
         reference: body.reference,
         refund_of: body.refund_of,
     };
-    let (firm, id, attempts, by) = (auth.firm, path.into_inner(), max_attempts(&state), actor_id(&auth));
     let action = if input.amount_minor < 0 { "payment.refunded" } else { "payment.received" };
     let event = auth.audit(action, Outcome::Success, &meta);
-    let scope = format!("payment.create:{id}");
-    let answer = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                if let Some(key) = &key
-                    && let Some(replay) = idempotency::replay(conn, firm, &scope, key, &hash).await?
-                {
-                    return Ok(Answer::Replayed(replay));
-                }
-                let (payment, invoice) = invoices::record_payment(conn, firm, id, input, by).await?;
-                let created = Created {
-                    event: event
-                        .with_target("invoice", id)
-                        .with_metadata(serde_json::json!({ "payment_id": payment.id, "amount_minor": payment.amount_minor })),
-                    event_type: action,
-                    data: serde_json::json!({ "invoice_id": id, "payment_id": payment.id, "amount_minor": payment.amount_minor,
-                                              "balance_minor": invoice.balance_minor }),
-                    attempts,
-                    key: key.map(|k| (scope.as_str(), k)),
-                };
-                finish_creation(conn, firm, created, enveloped(PaymentRecorded { payment, invoice })).await
-            }
-            .scope_boxed()
-        })
-        .await?;
-    Ok(respond(answer))
+    create_once(&state, firm, once, |conn| {
+        async move {
+            let (payment, invoice) = invoices::record_payment(conn, firm, id, input, by).await?;
+            Ok(Created {
+                event: event
+                    .with_target("invoice", id)
+                    .with_metadata(serde_json::json!({ "payment_id": payment.id, "amount_minor": payment.amount_minor })),
+                event_type: action,
+                data: serde_json::json!({ "invoice_id": id, "payment_id": payment.id,
+                                          "amount_minor": payment.amount_minor, "balance_minor": invoice.balance_minor }),
+                body: enveloped(PaymentRecorded { payment, invoice }),
+            })
+        }
+        .scope_boxed()
+    })
+    .await
 }
 
 /// An invoice's payments and refunds, oldest first.
@@ -528,38 +536,26 @@ pub async fn issue_credit_note(
     body: web::Json<NewCreditNoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
-    let key = idempotency_key(&req)?;
+    let (firm, id, by) = (auth.firm, path.into_inner(), actor_id(&auth));
     let body = body.into_inner();
-    let hash = idempotency::request_hash(&serde_json::to_value(&body).unwrap_or_default());
-    let (firm, id, attempts, by) = (auth.firm, path.into_inner(), max_attempts(&state), actor_id(&auth));
+    let once = Once::of(&req, format!("credit_note.create:{id}"), &body)?;
     let event = auth.audit("credit_note.issued", Outcome::Success, &meta);
-    let scope = format!("credit_note.create:{id}");
-    let answer = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                if let Some(key) = &key
-                    && let Some(replay) = idempotency::replay(conn, firm, &scope, key, &hash).await?
-                {
-                    return Ok(Answer::Replayed(replay));
-                }
-                let (note, invoice) = invoices::credit(conn, firm, id, body.amount_minor, &body.reason, by).await?;
-                let created = Created {
-                    event: event.with_target("invoice", id).with_metadata(
-                        serde_json::json!({ "credit_note": note.number, "amount_minor": note.amount_minor }),
-                    ),
-                    event_type: "credit_note.issued",
-                    data: serde_json::json!({ "invoice_id": id, "credit_note_id": note.id, "number": note.number,
-                                              "amount_minor": note.amount_minor }),
-                    attempts,
-                    key: key.map(|k| (scope.as_str(), k)),
-                };
-                finish_creation(conn, firm, created, enveloped(CreditNoteIssued { credit_note: note, invoice })).await
-            }
-            .scope_boxed()
-        })
-        .await?;
-    Ok(respond(answer))
+    create_once(&state, firm, once, |conn| {
+        async move {
+            let (note, invoice) = invoices::credit(conn, firm, id, body.amount_minor, &body.reason, by).await?;
+            Ok(Created {
+                event: event.with_target("invoice", id).with_metadata(
+                    serde_json::json!({ "credit_note": note.number, "amount_minor": note.amount_minor }),
+                ),
+                event_type: "credit_note.issued",
+                data: serde_json::json!({ "invoice_id": id, "credit_note_id": note.id, "number": note.number,
+                                          "amount_minor": note.amount_minor }),
+                body: enveloped(CreditNoteIssued { credit_note: note, invoice }),
+            })
+        }
+        .scope_boxed()
+    })
+    .await
 }
 
 /// An invoice's credit notes.
