@@ -123,6 +123,10 @@ pub struct ConversationHub {
     node: Uuid,
     sessions: HashMap<SessionId, SessionEntry>,
     watchers: HashMap<Uuid, HashSet<SessionId>>,
+    /// Members with a session here, and how many sessions each has.
+    online_here: HashMap<Uuid, usize>,
+    /// A member went offline here (also when dropped as too slow) and nobody was told yet.
+    presence_changed: bool,
     /// Members online per node, as each node last said, and when.
     presence: HashMap<Uuid, (HashSet<Uuid>, Instant)>,
     /// The firm-wide online list last sent to sessions.
@@ -157,6 +161,8 @@ impl ConversationHub {
             node,
             sessions: HashMap::new(),
             watchers: HashMap::new(),
+            online_here: HashMap::new(),
+            presence_changed: false,
             presence: HashMap::new(),
             announced: Vec::new(),
             idle_since: Some(Instant::now()),
@@ -165,13 +171,27 @@ impl ConversationHub {
         }
     }
 
-    fn local_online(&self) -> HashSet<Uuid> {
-        self.sessions.values().filter(|s| s.member).map(|s| s.user_id).collect()
+    fn local_online(&self) -> impl Iterator<Item = Uuid> + '_ {
+        self.online_here.keys().copied()
+    }
+
+    fn member_sessions(&self) -> Vec<SessionId> {
+        self.sessions.iter().filter(|(_, s)| s.member).map(|(id, _)| *id).collect()
+    }
+
+    /// Tells the other nodes and this node's members when someone came or went here;
+    /// true when a new list went to the members.
+    fn settle_presence(&mut self, ctx: &mut Context<Self>) -> bool {
+        if std::mem::take(&mut self.presence_changed) {
+            self.publish_presence(ctx);
+            return self.announce_if_changed();
+        }
+        false
     }
 
     fn online(&self) -> Vec<Uuid> {
         let now = Instant::now();
-        let mut all: HashSet<Uuid> = self.local_online();
+        let mut all: HashSet<Uuid> = self.local_online().collect();
         for (node, (users, seen)) in &self.presence {
             if *node != self.node && now.duration_since(*seen) < PRESENCE_LAPSES_AFTER {
                 all.extend(users);
@@ -194,8 +214,7 @@ impl ConversationHub {
         }
         let frame = Self::presence_frame(&online);
         self.announced = online;
-        let members: Vec<SessionId> = self.sessions.iter().filter(|(_, s)| s.member).map(|(id, _)| *id).collect();
-        for session in members {
+        for session in self.member_sessions() {
             self.deliver(session, Deliver::Firm(frame.clone()));
         }
         true
@@ -203,7 +222,7 @@ impl ConversationHub {
 
     /// Tells the other nodes (and, through the bus, this one) who is online here.
     fn publish_presence(&self, ctx: &mut Context<Self>) {
-        let notice = PresenceNotice { node: self.node, online: self.local_online().into_iter().collect() };
+        let notice = PresenceNotice { node: self.node, online: self.local_online().collect() };
         let Ok(payload) = serde_json::to_vec(&notice) else { return };
         let bus = self.bus.clone();
         let channel = firm_channel(self.firm.into_uuid(), PRESENCE_TOPIC);
@@ -231,8 +250,22 @@ impl ConversationHub {
         }
     }
 
+    /// Drops a session from every map; notes when its member went offline here, and
+    /// when the hub became idle.
     fn forget(&mut self, session: SessionId) {
         if let Some(entry) = self.sessions.remove(&session) {
+            if entry.member
+                && let Some(count) = self.online_here.get_mut(&entry.user_id)
+            {
+                *count -= 1;
+                if *count == 0 {
+                    self.online_here.remove(&entry.user_id);
+                    self.presence_changed = true;
+                }
+            }
+            if self.sessions.is_empty() {
+                self.idle_since = Some(Instant::now());
+            }
             for conversation in entry.watching {
                 if let Some(watchers) = self.watchers.get_mut(&conversation) {
                     watchers.remove(&session);
@@ -262,8 +295,7 @@ impl ConversationHub {
             tracing::warn!("non-UTF-8 event dropped");
             return;
         };
-        let members: Vec<SessionId> = self.sessions.iter().filter(|(_, s)| s.member).map(|(id, _)| *id).collect();
-        for session in members {
+        for session in self.member_sessions() {
             self.deliver(session, Deliver::Firm(payload.clone()));
         }
     }
@@ -322,6 +354,7 @@ impl Actor for ConversationHub {
             }
         });
         ctx.run_interval(PRESENCE_EVERY, |hub, ctx| {
+            hub.presence_changed = false;
             hub.publish_presence(ctx);
             hub.announce_if_changed();
         });
@@ -329,7 +362,7 @@ impl Actor for ConversationHub {
 }
 
 impl StreamHandler<Inbound> for ConversationHub {
-    fn handle(&mut self, item: Inbound, _ctx: &mut Self::Context) {
+    fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
         match item {
             Inbound::Live(payload) => self.route_live(payload),
             Inbound::Events(payload) => self.route_to_members(payload),
@@ -346,6 +379,8 @@ impl StreamHandler<Inbound> for ConversationHub {
                 self.resync_all();
             }
         }
+        // Delivering may have dropped a slow session, and with it someone's presence.
+        self.settle_presence(ctx);
     }
 
     fn finished(&mut self, _ctx: &mut Self::Context) {
@@ -359,7 +394,11 @@ impl Handler<Join> for ConversationHub {
 
     fn handle(&mut self, join: Join, ctx: &mut Self::Context) {
         self.idle_since = None;
-        let was_online = self.local_online().contains(&join.user_id);
+        if join.member {
+            let count = self.online_here.entry(join.user_id).or_default();
+            *count += 1;
+            self.presence_changed |= *count == 1;
+        }
         self.sessions.insert(
             join.session,
             SessionEntry {
@@ -370,10 +409,7 @@ impl Handler<Join> for ConversationHub {
                 watching: HashSet::new(),
             },
         );
-        if join.member && !was_online {
-            self.publish_presence(ctx);
-        }
-        if join.member && !self.announce_if_changed() {
+        if !self.settle_presence(ctx) && join.member {
             // Nobody new came online (another tab of someone already here): only this
             // session lacks the list.
             let frame = Self::presence_frame(&self.announced);
@@ -386,15 +422,8 @@ impl Handler<Leave> for ConversationHub {
     type Result = ();
 
     fn handle(&mut self, leave: Leave, ctx: &mut Self::Context) {
-        let before = self.local_online();
         self.forget(leave.session);
-        if self.sessions.is_empty() {
-            self.idle_since = Some(Instant::now());
-        }
-        if self.local_online() != before {
-            self.publish_presence(ctx);
-            self.announce_if_changed();
-        }
+        self.settle_presence(ctx);
     }
 }
 

@@ -29,6 +29,7 @@ use crate::domain::memberships::Role;
 use crate::domain::permissions::Permission;
 use crate::domain::{DomainError, FirmId};
 use crate::http::AppState;
+use crate::http::error::ApiError;
 
 pub const CLOSE_IDLE: u16 = 4001;
 pub const CLOSE_SIGNED_OUT: u16 = 4003;
@@ -103,21 +104,18 @@ impl WsSession {
         Self::send_json(ctx, frame);
     }
 
-    fn domain_error(ctx: &mut ws::WebsocketContext<Self>, err: &DomainError, conversation_id: Option<Uuid>) {
-        let (code, message) = match err {
-            DomainError::NotFound(_) => ("not_found", "no such conversation".to_owned()),
-            DomainError::Validation { message, .. } => ("validation_error", message.clone()),
-            DomainError::Conflict(message) => ("conflict", message.clone()),
-            DomainError::Forbidden(message) => ("forbidden", message.clone()),
-            DomainError::Db(crate::db::DbError::PoolExhausted(_) | crate::db::DbError::Unavailable(_)) => {
-                ("unavailable", "the service is busy; try again".to_owned())
-            }
-            other => {
-                tracing::error!(error = %other, "websocket request failed");
-                ("internal", "something went wrong on our side".to_owned())
-            }
-        };
-        Self::error(ctx, code, &message, conversation_id);
+    /// An error frame with the same code, message and details the HTTP API would give.
+    fn domain_error(ctx: &mut ws::WebsocketContext<Self>, err: DomainError, conversation_id: Option<Uuid>) {
+        let err = ApiError::from(err);
+        if let ApiError::Internal(cause) = &err {
+            tracing::error!(error = ?cause, "websocket request failed");
+        }
+        let mut frame =
+            json!({ "type": "error", "code": err.code(), "message": err.to_string(), "details": err.details() });
+        if let Some(id) = conversation_id {
+            frame["conversation_id"] = json!(id);
+        }
+        Self::send_json(ctx, frame);
     }
 
     /// Joins the firm's hub (again, after the hub was replaced) and, on a rejoin, routes
@@ -196,7 +194,7 @@ impl WsSession {
             .map(move |loaded, session, ctx| match loaded {
                 Ok(messages) => session.filled(conversation_id, generation, messages, ctx),
                 Err(err) => {
-                    Self::domain_error(ctx, &err, Some(conversation_id));
+                    Self::domain_error(ctx, err, Some(conversation_id));
                     session.drop_watch(conversation_id);
                 }
             }),
@@ -322,7 +320,7 @@ impl WsSession {
                         session.fill(conversation_id, start, generation, ctx);
                     }
                     Err(err) => {
-                        Self::domain_error(ctx, &err, Some(conversation_id));
+                        Self::domain_error(ctx, err, Some(conversation_id));
                         session.drop_watch(conversation_id);
                     }
                 }
@@ -362,7 +360,7 @@ impl WsSession {
                     ctx,
                     json!({ "type": "ack", "client_msg_id": client_msg_id, "conversation_id": conversation_id, "seq": message.seq }),
                 ),
-                Err(err) => Self::domain_error(ctx, &err, Some(conversation_id)),
+                Err(err) => Self::domain_error(ctx, err, Some(conversation_id)),
             }),
         );
     }
@@ -384,7 +382,7 @@ impl WsSession {
             .into_actor(self)
             .map(move |done, _session, ctx| {
                 if let Err(err) = done {
-                    Self::domain_error(ctx, &err, Some(conversation_id));
+                    Self::domain_error(ctx, err, Some(conversation_id));
                 }
             }),
         );
@@ -485,9 +483,6 @@ impl Actor for WsSession {
         ctx.run_interval(heartbeat, move |session, ctx| {
             if session.last_heard.elapsed() > idle {
                 return Self::close(ctx, CLOSE_IDLE, "idle");
-            }
-            if session.hub.as_ref().is_some_and(|h| !h.connected()) {
-                session.join_hub(ctx);
             }
             ctx.ping(b"");
         });

@@ -23,7 +23,7 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::money::{decimal, percentage, round_minor};
+use super::money::{decimal, percentage, round_minor, valid_currency};
 use super::pagination::{Page, PageSpec, keyset_comparison, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{
@@ -391,10 +391,6 @@ pub struct InvoiceInput {
     pub payment_terms: Option<Option<String>>,
     pub notes: Option<Option<String>>,
     pub line_items: Option<Vec<InvoiceLineInput>>,
-}
-
-fn valid_currency(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 async fn lock(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<InvoiceRow, DomainError> {

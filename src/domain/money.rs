@@ -19,6 +19,11 @@ pub fn round_minor(value: Decimal) -> Option<i64> {
     value.round_dp_with_strategy(0, RoundingStrategy::MidpointAwayFromZero).to_i64()
 }
 
+/// An ISO 4217 code as stored: three upper-case letters.
+pub fn valid_currency(code: &str) -> bool {
+    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
+}
+
 /// A percentage from 0 to 100; absent means 0.
 pub fn percentage(value: Option<&serde_json::Value>) -> Option<Decimal> {
     match value {

@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::clients::{self, Client, ClientInput};
 use super::contacts::{self, Contact, ContactInput, normalize_phone};
+use super::money::valid_currency;
 use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_time_key};
 use super::users::normalize_email;
 use super::{DomainError, FieldErrors, FirmId};
@@ -17,10 +18,6 @@ use crate::db::schema::{leads, memberships, prospects};
 
 pub const LEAD_STATUSES: [&str; 5] = ["new", "contacted", "qualified", "disqualified", "converted"];
 pub const STAGES: [&str; 5] = ["discovery", "proposal", "negotiation", "won", "lost"];
-
-fn valid_currency(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
-}
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = leads)]

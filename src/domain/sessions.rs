@@ -30,8 +30,9 @@ pub fn sha256_hex(text: &str) -> String {
     hex::encode(Sha256::digest(text.as_bytes()))
 }
 
-/// Splits `<firm id>.<secret>`; `None` for anything else.
-pub fn parse_refresh_token(token: &str) -> Option<(FirmId, &str)> {
+/// Splits `<firm id>.<secret>` (refresh tokens and WebSocket tickets); `None` for anything
+/// else.
+pub fn parse_firm_secret(token: &str) -> Option<(FirmId, &str)> {
     let (firm, secret) = token.split_once('.')?;
     let firm = Uuid::parse_str(firm).ok()?;
     (!secret.is_empty() && secret.len() <= 128).then_some((FirmId(firm), secret))
@@ -291,11 +292,11 @@ mod tests {
     fn refresh_tokens_carry_their_firm() {
         let firm = Uuid::now_v7();
         let token = format!("{firm}.{}", new_secret());
-        let (parsed, secret) = parse_refresh_token(&token).expect("parses");
+        let (parsed, secret) = parse_firm_secret(&token).expect("parses");
         assert_eq!(parsed.into_uuid(), firm);
         assert_eq!(secret.len(), 43);
-        assert!(parse_refresh_token("garbage").is_none());
-        assert!(parse_refresh_token("not-a-uuid.secret").is_none());
-        assert!(parse_refresh_token(&format!("{firm}.")).is_none());
+        assert!(parse_firm_secret("garbage").is_none());
+        assert!(parse_firm_secret("not-a-uuid.secret").is_none());
+        assert!(parse_firm_secret(&format!("{firm}.")).is_none());
     }
 }

@@ -320,10 +320,7 @@ pub async fn audit_break_glass_requests(
         Err(err) => {
             tracing::error!(error = %err, "break-glass request could not be audited; response withheld");
             let (request, _) = response.into_parts();
-            let unavailable = ApiError::Unavailable {
-                message: "the request could not be audited".into(),
-                details: serde_json::Value::Null,
-            };
+            let unavailable = ApiError::unavailable("the request could not be audited");
             Ok(ServiceResponse::new(request, actix_web::ResponseError::error_response(&unavailable)))
         }
     }

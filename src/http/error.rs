@@ -83,6 +83,11 @@ impl ApiError {
         ApiError::Unauthorized { code, message: message.into() }
     }
 
+    /// 503 `unavailable`: a dependency is down or busy; the client may retry.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::Unavailable { message: message.into(), details: Value::Null }
+    }
+
     pub fn internal(err: impl Into<anyhow::Error>) -> Self {
         ApiError::Internal(err.into())
     }
@@ -124,7 +129,8 @@ impl ApiError {
         }
     }
 
-    fn details(&self) -> Value {
+    /// `details` of the error format (also sent in WebSocket `error` frames).
+    pub fn details(&self) -> Value {
         match self {
             ApiError::Validation { details, .. } | ApiError::Unavailable { details, .. } => {
                 if details.is_null() {
@@ -188,12 +194,10 @@ impl fmt::Debug for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
-            DbError::PoolExhausted(_) => {
-                ApiError::Unavailable { message: "the service is busy; retry shortly".into(), details: Value::Null }
-            }
+            DbError::PoolExhausted(_) => ApiError::unavailable("the service is busy; retry shortly"),
             DbError::Unavailable(cause) => {
                 tracing::error!(%cause, "database unavailable");
-                ApiError::Unavailable { message: "the database is unavailable".into(), details: Value::Null }
+                ApiError::unavailable("the database is unavailable")
             }
             DbError::Query(diesel::result::Error::NotFound) => ApiError::NotFound("not found".into()),
             DbError::Query(diesel::result::Error::DatabaseError(

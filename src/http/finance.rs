@@ -26,10 +26,6 @@ use crate::domain::permissions::Permission;
 use crate::domain::{DomainError, FirmId, RequestMeta, webhooks};
 use crate::outbound::stripe::{self, StripeError};
 
-fn unavailable(message: &str) -> ApiError {
-    ApiError::Unavailable { message: message.to_owned(), details: serde_json::Value::Null }
-}
-
 fn max_attempts(state: &AppState) -> i32 {
     i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8)
 }
@@ -755,14 +751,14 @@ pub async fn create_payment_intent(
     )
     .await
     .map_err(|err| match err {
-        StripeError::NotConfigured => unavailable("card payments are not configured"),
+        StripeError::NotConfigured => ApiError::unavailable("card payments are not configured"),
         StripeError::Unreachable(detail) => {
             tracing::warn!(%detail, "stripe unreachable");
-            unavailable("the card processor is unreachable; try again")
+            ApiError::unavailable("the card processor is unreachable; try again")
         }
         StripeError::Refused { status, message } => {
             tracing::warn!(status, %message, "stripe refused a payment intent");
-            unavailable("the card processor refused the request")
+            ApiError::unavailable("the card processor refused the request")
         }
     })?;
     let stored = intent.clone();
@@ -815,7 +811,7 @@ pub async fn stripe_webhook(
     let settings = &state.settings().stripe;
     let secret = secrecy::ExposeSecret::expose_secret(&settings.webhook_secret);
     if secret.is_empty() {
-        return Err(unavailable("stripe webhooks are not configured"));
+        return Err(ApiError::unavailable("stripe webhooks are not configured"));
     }
     let header = req.headers().get("stripe-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let tolerance = std::time::Duration::from_secs(settings.webhook_tolerance_secs);

@@ -184,7 +184,7 @@ pub async fn refresh_handler(
 ) -> Result<HttpResponse, ApiError> {
     let refused =
         || ApiError::unauthorized_as("invalid_refresh_token", "the refresh token is invalid, expired or revoked");
-    let Some((firm, secret)) = sessions::parse_refresh_token(body.refresh_token.trim()) else {
+    let Some((firm, secret)) = sessions::parse_firm_secret(body.refresh_token.trim()) else {
         return Err(refused());
     };
     let secret = secret.to_owned();

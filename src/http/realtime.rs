@@ -73,7 +73,7 @@ pub async fn open_socket(
 ) -> Result<HttpResponse, ApiError> {
     let refused = || ApiError::unauthorized("the ticket is missing, unknown, already used or lapsed");
     let ticket = query.into_inner().ticket.ok_or_else(refused)?;
-    let (firm, secret) = sessions::parse_refresh_token(&ticket).ok_or_else(refused)?;
+    let (firm, secret) = sessions::parse_firm_secret(&ticket).ok_or_else(refused)?;
     let secret = secret.to_owned();
     let admitted = state
         .db()

@@ -296,13 +296,17 @@ async fn two_nodes_deliver_to_each_other_through_redis() {
 #[actix_web::test]
 async fn a_slow_consumer_is_closed_while_others_keep_receiving() {
     let app = spawn_app_with(|s| s.realtime.session_queue = 8).await;
-    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
+    let (email, _) = add_member(&app.db(), &firm, Role::Staff).await;
+    let staff = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
     let id = conversation(&app, &owner, serde_json::json!({ "subject": "Firehose" })).await;
-    let mut slow = connect_with(&app, &owner, Some(4096)).await;
+    // Watches presence only: it should see the slow member go offline when dropped.
+    let mut observer = connect(&app, &owner).await;
+    let mut slow = connect_with(&app, &staff, Some(4096)).await;
     slow.subscribe(&id, None).await;
     let mut fast = connect(&app, &owner).await;
     fast.subscribe(&id, None).await;
-    wait_for_sessions(&app, firm.firm_id(), 2).await;
+    wait_for_sessions(&app, firm.firm_id(), 3).await;
     let body = "x".repeat(19_000);
     let total = 400;
     let mut received = 0;
@@ -317,8 +321,10 @@ async fn a_slow_consumer_is_closed_while_others_keep_receiving() {
     }
     received += fast.messages(&id, total - received).await.len();
     assert_eq!(received, total, "the fast reader got everything");
-    // The slow one was dropped from the hub and, once it reads, finds the close code.
-    wait_for_sessions(&app, firm.firm_id(), 1).await;
+    // The slow one was dropped from the hub (and from presence) and, once it reads, finds
+    // the close code.
+    wait_for_sessions(&app, firm.firm_id(), 2).await;
+    while observer.next_of("presence").await["online"] != serde_json::json!([owner_id]) {}
     let close = loop {
         match slow.next().await {
             Ok(_) => continue,
