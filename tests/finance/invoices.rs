@@ -311,6 +311,46 @@ async fn bad_input_names_the_field_and_stores_nothing() {
 }
 
 #[actix_web::test]
+async fn a_drafts_changes_are_checked_as_strictly_as_its_creation() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let client_id = client(&app, &owner).await;
+    // A refused change leaves the draft as it was.
+    let open_draft = draft(
+        &app,
+        &owner,
+        &client_id,
+        serde_json::json!([{ "description": "x", "quantity": 1, "unit_price_minor": 10 }]),
+    )
+    .await;
+    let draft_path = format!("/api/v1/invoices/{}", open_draft["id"].as_str().unwrap());
+    for (body, field) in [
+        (serde_json::json!({ "currency": "usd$" }), Some("currency")),
+        (serde_json::json!({ "issue_date": "2026-05-10", "due_date": "2026-05-01" }), Some("due_date")),
+        (
+            serde_json::json!({ "line_items": [{ "description": "", "quantity": 1, "unit_price_minor": 1 }] }),
+            Some("line_items[0].description"),
+        ),
+        (serde_json::json!({ "client_id": uuid::Uuid::now_v7() }), Some("client_id")),
+        (serde_json::json!({ "total_minor": 1 }), None),
+        (serde_json::json!({ "due_date": "not a date" }), None),
+    ] {
+        let response = app.patch_as(&owner, &draft_path, &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error = json(response).await;
+        assert_eq!(error["error"]["code"], "validation_error", "{body}");
+        if let Some(field) = field {
+            assert!(error["error"]["details"]["fields"][field].is_string(), "{body}: {error}");
+        }
+    }
+    let unchanged = json(app.get_as(&owner, &draft_path).await).await;
+    assert_eq!(
+        (unchanged["data"]["total_minor"].as_i64(), unchanged["data"]["currency"].as_str()),
+        (Some(10), Some("USD"))
+    );
+}
+
+#[actix_web::test]
 async fn another_firms_invoices_do_not_exist_and_roles_are_checked() {
     let app = spawn_app().await;
     let (firm, _, _, owner) = signed_in_owner(&app).await;

@@ -114,6 +114,15 @@ async fn a_card_payment_is_recorded_once_from_a_verified_webhook() {
     let stale = sign(&payload, WEBHOOK_SECRET, now - 3600);
     assert_eq!(deliver(&app, &payload, &stale).await.status(), 400);
     assert_eq!(deliver(&app, &payload, "").await.status(), 400);
+    // Signed correctly but not an event: refused in the error format, nothing recorded.
+    let garbage = b"not json at all";
+    let refused = deliver(&app, garbage, &sign(garbage, WEBHOOK_SECRET, now)).await;
+    assert_eq!(refused.status(), 400);
+    assert_eq!(json(refused).await["error"]["code"], "validation_error");
+    // An event for another integration on the same Stripe account is acknowledged and ignored.
+    let foreign =
+        br#"{"id":"evt_other","type":"payment_intent.succeeded","data":{"object":{"id":"pi_x","metadata":{}}}}"#;
+    assert_eq!(deliver(&app, foreign, &sign(foreign, WEBHOOK_SECRET, now)).await.status(), 200);
     let tampered = succeeded_event("evt_1", &intent, 1);
     assert_eq!(deliver(&app, &tampered, &sign(&payload, WEBHOOK_SECRET, now)).await.status(), 400);
     let unpaid = json(app.get_as(&owner, &format!("/api/v1/invoices/{id}")).await).await;
