@@ -97,7 +97,17 @@ impl WsSession {
     }
 
     fn error(ctx: &mut ws::WebsocketContext<Self>, code: &str, message: &str, conversation_id: Option<Uuid>) {
-        let mut frame = json!({ "type": "error", "code": code, "message": message });
+        Self::error_with(ctx, code, message, json!({}), conversation_id);
+    }
+
+    fn error_with(
+        ctx: &mut ws::WebsocketContext<Self>,
+        code: &str,
+        message: &str,
+        details: serde_json::Value,
+        conversation_id: Option<Uuid>,
+    ) {
+        let mut frame = json!({ "type": "error", "code": code, "message": message, "details": details });
         if let Some(id) = conversation_id {
             frame["conversation_id"] = json!(id);
         }
@@ -110,12 +120,7 @@ impl WsSession {
         if let ApiError::Internal(cause) = &err {
             tracing::error!(error = ?cause, "websocket request failed");
         }
-        let mut frame =
-            json!({ "type": "error", "code": err.code(), "message": err.to_string(), "details": err.details() });
-        if let Some(id) = conversation_id {
-            frame["conversation_id"] = json!(id);
-        }
-        Self::send_json(ctx, frame);
+        Self::error_with(ctx, err.code(), &err.to_string(), err.details(), conversation_id);
     }
 
     /// Joins the firm's hub (again, after the hub was replaced) and, on a rejoin, routes

@@ -151,6 +151,10 @@ async fn bad_frames_get_error_frames_and_the_session_goes_on() {
         assert_eq!(error["code"], code, "{shown}: {error}");
         assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
+    // Field problems come with the same details the HTTP API gives.
+    socket.send(serde_json::json!({ "type": "send", "conversation_id": id, "client_msg_id": "d", "body": " " })).await;
+    let error = socket.next_of("error").await;
+    assert!(error["details"]["fields"]["body"].is_string(), "{error}");
     socket.send(serde_json::json!({ "type": "ping" })).await;
     socket.next_of("pong").await;
     socket.subscribe(&id, None).await;
