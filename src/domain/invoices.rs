@@ -19,11 +19,10 @@
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::money::{decimal, percentage, round_minor, valid_currency};
+use super::money::{LineRequest, LineTotals, price_lines, valid_currency};
 use super::pagination::{Page, PageSpec, keyset_comparison, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{
@@ -109,82 +108,36 @@ pub struct InvoiceLine {
     pub total_minor: i64,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct InvoiceTotals {
-    pub subtotal_minor: i64,
-    pub discount_minor: i64,
-    pub tax_minor: i64,
-    pub total_minor: i64,
-}
+/// An invoice's amounts: the sums of its rounded lines.
+pub type InvoiceTotals = LineTotals;
 
 /// Validates lines and computes their amounts and the totals (see the module's rule).
 pub fn price(items: &[InvoiceLineInput]) -> Result<(Vec<InvoiceLine>, InvoiceTotals), DomainError> {
-    let mut fields = FieldErrors::new();
-    if items.len() > MAX_LINE_ITEMS {
-        fields.insert("line_items".into(), format!("at most {MAX_LINE_ITEMS} lines"));
-    }
-    let mut lines = Vec::with_capacity(items.len());
-    let mut totals = InvoiceTotals::default();
-    for (i, item) in items.iter().enumerate() {
-        let at = |field: &str| format!("line_items[{i}].{field}");
-        let description = item.description.trim();
-        if description.is_empty() || description.chars().count() > 500 {
-            fields.insert(at("description"), "must be 1 to 500 characters".into());
-        }
-        let quantity = decimal(&item.quantity).filter(|q| *q > Decimal::ZERO);
-        if quantity.is_none() {
-            fields.insert(at("quantity"), "must be a positive decimal".into());
-        }
-        if item.unit_price_minor < 0 {
-            fields.insert(at("unit_price_minor"), "must not be negative".into());
-        }
-        let tax_rate = percentage(item.tax_rate.as_ref());
-        if tax_rate.is_none() {
-            fields.insert(at("tax_rate"), "must be a percentage from 0 to 100".into());
-        }
-        let discount = percentage(item.discount.as_ref());
-        if discount.is_none() {
-            fields.insert(at("discount"), "must be a percentage from 0 to 100".into());
-        }
-        let (Some(quantity), Some(tax_rate), Some(discount)) = (quantity, tax_rate, discount) else { continue };
-        if item.unit_price_minor < 0 {
-            continue;
-        }
-        let amounts = (|| {
-            let subtotal = round_minor(quantity.checked_mul(Decimal::from(item.unit_price_minor))?)?;
-            let off = round_minor(Decimal::from(subtotal).checked_mul(discount)? / Decimal::ONE_HUNDRED)?;
-            let taxable = subtotal.checked_sub(off)?;
-            let tax = round_minor(Decimal::from(taxable).checked_mul(tax_rate)? / Decimal::ONE_HUNDRED)?;
-            Some((subtotal, off, tax, taxable.checked_add(tax)?))
-        })();
-        let Some((subtotal, off, tax, total)) = amounts else {
-            fields.insert(at("quantity"), "makes the amount too large".into());
-            continue;
-        };
-        let sums = (
-            totals.subtotal_minor.checked_add(subtotal),
-            totals.discount_minor.checked_add(off),
-            totals.tax_minor.checked_add(tax),
-            totals.total_minor.checked_add(total),
-        );
-        let (Some(s), Some(d), Some(t), Some(g)) = sums else {
-            fields.insert("line_items".into(), "the total is too large".into());
-            continue;
-        };
-        totals = InvoiceTotals { subtotal_minor: s, discount_minor: d, tax_minor: t, total_minor: g };
-        lines.push(InvoiceLine {
-            description: description.to_owned(),
-            quantity: quantity.normalize().to_string(),
+    let requests: Vec<LineRequest<'_>> = items
+        .iter()
+        .map(|item| LineRequest {
+            description: &item.description,
+            quantity: &item.quantity,
             unit_price_minor: item.unit_price_minor,
-            tax_rate: tax_rate.normalize().to_string(),
-            discount: discount.normalize().to_string(),
-            subtotal_minor: subtotal,
-            discount_minor: off,
-            tax_minor: tax,
-            total_minor: total,
-        });
-    }
-    DomainError::check(fields)?;
+            tax_rate: item.tax_rate.as_ref(),
+            discount: item.discount.as_ref(),
+        })
+        .collect();
+    let (lines, totals) = price_lines(&requests, MAX_LINE_ITEMS)?;
+    let lines = lines
+        .into_iter()
+        .map(|line| InvoiceLine {
+            description: line.description,
+            quantity: line.quantity,
+            unit_price_minor: line.unit_price_minor,
+            tax_rate: line.tax_rate,
+            discount: line.discount,
+            subtotal_minor: line.subtotal_minor,
+            discount_minor: line.discount_minor,
+            tax_minor: line.tax_minor,
+            total_minor: line.total_minor,
+        })
+        .collect();
     Ok((lines, totals))
 }
 

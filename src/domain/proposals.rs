@@ -11,14 +11,13 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::money::{decimal, percentage, round_minor};
+use super::money::{LineRequest, price_lines};
 use super::pagination::{Page, PageSpec, keyset_comparison, past_time_key};
 use super::pipeline::{self, CreatedKey};
-use super::{DomainError, FieldErrors, FirmId};
+use super::{DomainError, FirmId};
 use crate::db::schema::{proposal_versions, proposals, prospects};
 
 pub const MAX_LINE_ITEMS: usize = 200;
@@ -57,65 +56,33 @@ pub struct Totals {
 
 /// Validates lines and computes their amounts and the totals (see the module's rounding rule).
 pub fn price(items: &[LineItemInput]) -> Result<(Vec<LineItem>, Totals), DomainError> {
-    let mut fields = FieldErrors::new();
-    if items.len() > MAX_LINE_ITEMS {
-        fields.insert("line_items".into(), format!("at most {MAX_LINE_ITEMS} lines"));
-    }
-    let mut lines = Vec::with_capacity(items.len());
-    let mut totals = Totals { subtotal_minor: 0, tax_minor: 0, total_minor: 0 };
-    for (i, item) in items.iter().enumerate() {
-        let at = |field: &str| format!("line_items[{i}].{field}");
-        let description = item.description.trim();
-        if description.is_empty() || description.chars().count() > 500 {
-            fields.insert(at("description"), "must be 1 to 500 characters".into());
-        }
-        let quantity = decimal(&item.quantity).filter(|q| *q > Decimal::ZERO);
-        if quantity.is_none() {
-            fields.insert(at("quantity"), "must be a positive decimal".into());
-        }
-        if item.unit_price_minor < 0 {
-            fields.insert(at("unit_price_minor"), "must not be negative".into());
-        }
-        let tax_rate = percentage(item.tax_rate.as_ref());
-        if tax_rate.is_none() {
-            fields.insert(at("tax_rate"), "must be a percentage from 0 to 100".into());
-        }
-        let (Some(quantity), Some(tax_rate)) = (quantity, tax_rate) else { continue };
-        if item.unit_price_minor < 0 {
-            continue;
-        }
-        let amounts =
-            quantity.checked_mul(Decimal::from(item.unit_price_minor)).and_then(round_minor).and_then(|subtotal| {
-                let tax = Decimal::from(subtotal).checked_mul(tax_rate)? / Decimal::ONE_HUNDRED;
-                let tax = round_minor(tax)?;
-                Some((subtotal, tax, subtotal.checked_add(tax)?))
-            });
-        let Some((subtotal, tax, total)) = amounts else {
-            fields.insert(at("quantity"), "makes the amount too large".into());
-            continue;
-        };
-        let sums = (
-            totals.subtotal_minor.checked_add(subtotal),
-            totals.tax_minor.checked_add(tax),
-            totals.total_minor.checked_add(total),
-        );
-        let (Some(s), Some(t), Some(g)) = sums else {
-            fields.insert("line_items".into(), "the total is too large".into());
-            continue;
-        };
-        totals = Totals { subtotal_minor: s, tax_minor: t, total_minor: g };
-        lines.push(LineItem {
-            description: description.to_owned(),
-            quantity: quantity.normalize().to_string(),
+    let requests: Vec<LineRequest<'_>> = items
+        .iter()
+        .map(|item| LineRequest {
+            description: &item.description,
+            quantity: &item.quantity,
             unit_price_minor: item.unit_price_minor,
-            tax_rate: tax_rate.normalize().to_string(),
-            subtotal_minor: subtotal,
-            tax_minor: tax,
-            total_minor: total,
-        });
-    }
-    DomainError::check(fields)?;
-    Ok((lines, totals))
+            tax_rate: item.tax_rate.as_ref(),
+            discount: None,
+        })
+        .collect();
+    let (lines, totals) = price_lines(&requests, MAX_LINE_ITEMS)?;
+    let lines = lines
+        .into_iter()
+        .map(|line| LineItem {
+            description: line.description,
+            quantity: line.quantity,
+            unit_price_minor: line.unit_price_minor,
+            tax_rate: line.tax_rate,
+            subtotal_minor: line.subtotal_minor,
+            tax_minor: line.tax_minor,
+            total_minor: line.total_minor,
+        })
+        .collect();
+    Ok((
+        lines,
+        Totals { subtotal_minor: totals.subtotal_minor, tax_minor: totals.tax_minor, total_minor: totals.total_minor },
+    ))
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
