@@ -11,7 +11,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_time_key};
+use super::pagination::{CreatedKey, Page, PageSpec, keyset_comparison, like_contains, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::functions::{cp_conversation_contacts, cp_conversation_members};
 use crate::db::schema::{
@@ -395,8 +395,8 @@ pub async fn list(
     firm: FirmId,
     viewer: Viewer,
     filter: &ConversationFilter,
-    spec: &PageSpec<ConversationKey>,
-) -> Result<Page<Conversation, ConversationKey>, DomainError> {
+    spec: &PageSpec<CreatedKey>,
+) -> Result<Page<Conversation, CreatedKey>, DomainError> {
     let mut query = conversations::table
         .filter(conversations::firm_id.eq(firm.into_uuid()))
         .select(ConversationRow::as_select())
@@ -435,7 +435,7 @@ pub async fn list(
     if let Some((direction, key)) = &spec.position {
         let (op, fetch_ascending) = keyset_comparison(false, *direction);
         ascending = fetch_ascending;
-        query = query.filter(past_time_key("conversations.created_at, conversations.id", op, key.created_at, key.id));
+        query = query.filter(past_time_key("conversations.created_at, conversations.id", op, key.at, key.id));
     }
     query = if ascending {
         query.order((conversations::created_at.asc(), conversations::id.asc()))
@@ -452,13 +452,7 @@ pub async fn list(
             Conversation::from_row(row, seen)
         })
         .collect();
-    Ok(Page::from_rows(items, spec, |c: &Conversation| ConversationKey { created_at: c.created_at, id: c.id }))
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConversationKey {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
+    Ok(Page::from_rows(items, spec, |c: &Conversation| CreatedKey { at: c.created_at, id: c.id }))
 }
 
 #[derive(Debug, Clone, Default)]

@@ -22,8 +22,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::money::{LineRequest, LineTotals, price_lines, valid_currency};
-use super::pagination::{Page, PageSpec, keyset_comparison, past_time_key};
+use super::money::{LineRequest, LineTotals, PricedLine, price_lines, valid_currency};
+use super::pagination::{CreatedKey, Page, PageSpec, keyset_comparison, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{
     credit_notes, document_sequences, finance_settings, invoices, payments, stripe_events, stripe_payment_intents,
@@ -95,18 +95,7 @@ pub struct InvoiceLineInput {
 }
 
 /// A line as stored, with its computed amounts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
-pub struct InvoiceLine {
-    pub description: String,
-    pub quantity: String,
-    pub unit_price_minor: i64,
-    pub tax_rate: String,
-    pub discount: String,
-    pub subtotal_minor: i64,
-    pub discount_minor: i64,
-    pub tax_minor: i64,
-    pub total_minor: i64,
-}
+pub type InvoiceLine = PricedLine;
 
 /// An invoice's amounts: the sums of its rounded lines.
 pub type InvoiceTotals = LineTotals;
@@ -123,22 +112,7 @@ pub fn price(items: &[InvoiceLineInput]) -> Result<(Vec<InvoiceLine>, InvoiceTot
             discount: item.discount.as_ref(),
         })
         .collect();
-    let (lines, totals) = price_lines(&requests, MAX_LINE_ITEMS)?;
-    let lines = lines
-        .into_iter()
-        .map(|line| InvoiceLine {
-            description: line.description,
-            quantity: line.quantity,
-            unit_price_minor: line.unit_price_minor,
-            tax_rate: line.tax_rate,
-            discount: line.discount,
-            subtotal_minor: line.subtotal_minor,
-            discount_minor: line.discount_minor,
-            tax_minor: line.tax_minor,
-            total_minor: line.total_minor,
-        })
-        .collect();
-    Ok((lines, totals))
+    price_lines(&requests, MAX_LINE_ITEMS)
 }
 
 /// Renders a numbering pattern: `{YYYY}` the year, `{YY}` its last two digits, `{MM}` the
@@ -777,19 +751,13 @@ pub struct InvoiceFilter {
     pub currency: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct InvoiceKey {
-    pub created_at: DateTime<Utc>,
-    pub id: Uuid,
-}
-
 /// Newest first, keyset pages.
 pub async fn list(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     filter: &InvoiceFilter,
-    spec: &PageSpec<InvoiceKey>,
-) -> Result<Page<Invoice, InvoiceKey>, DomainError> {
+    spec: &PageSpec<CreatedKey>,
+) -> Result<Page<Invoice, CreatedKey>, DomainError> {
     let today = Utc::now().date_naive();
     let mut query =
         invoices::table.filter(invoices::firm_id.eq(firm.into_uuid())).select(InvoiceRow::as_select()).into_boxed();
@@ -816,7 +784,7 @@ pub async fn list(
     if let Some((direction, key)) = &spec.position {
         let (op, fetch_ascending) = keyset_comparison(false, *direction);
         ascending = fetch_ascending;
-        query = query.filter(past_time_key("invoices.created_at, invoices.id", op, key.created_at, key.id));
+        query = query.filter(past_time_key("invoices.created_at, invoices.id", op, key.at, key.id));
     }
     query = if ascending {
         query.order((invoices::created_at.asc(), invoices::id.asc()))
@@ -825,7 +793,7 @@ pub async fn list(
     };
     let rows: Vec<InvoiceRow> = query.limit(spec.fetch_limit()).load(conn).await?;
     let items = rows.into_iter().map(|r| Invoice::from_row(r, today)).collect();
-    Ok(Page::from_rows(items, spec, |i: &Invoice| InvoiceKey { created_at: i.created_at, id: i.id }))
+    Ok(Page::from_rows(items, spec, |i: &Invoice| CreatedKey { at: i.created_at, id: i.id }))
 }
 
 /// Open balances by client and currency in age buckets (days past due) as of a date.

@@ -32,8 +32,8 @@ pub fn percentage(value: Option<&serde_json::Value>) -> Option<Decimal> {
     }
 }
 
-/// A priced line, before it takes the shape its document stores.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A line with its computed amounts (invoices store it as it is).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct PricedLine {
     pub description: String,
     /// Normalised decimal text.

@@ -68,6 +68,14 @@ pub fn past_text_key<QS>(
     )
 }
 
+/// A position in a list ordered by creation time, then id (leads, prospects, proposals,
+/// conversations, invoices).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CreatedKey {
+    pub at: DateTime<Utc>,
+    pub id: Uuid,
+}
+
 /// Escapes `%`, `_` and `\` so user text matches literally inside a LIKE pattern.
 pub fn like_contains(text: &str) -> String {
     let escaped = text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");

@@ -202,11 +202,7 @@ pub async fn update_lead(
         .await?)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct CreatedKey {
-    pub at: DateTime<Utc>,
-    pub id: Uuid,
-}
+pub use super::pagination::CreatedKey;
 
 /// Order of lead and prospect lists: by creation, newest (default) or oldest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, utoipa::ToSchema)]

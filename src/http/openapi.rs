@@ -106,7 +106,14 @@ use super::{
         finance::update_settings,
         finance::stripe_webhook,
     ),
-    components(schemas(ErrorBody, ErrorDetail)),
+    // Schemas reached only through query parameters are not collected on their own.
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        crate::domain::clients::ClientSort,
+        crate::domain::contacts::ContactSort,
+        crate::domain::pipeline::CreatedSort
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),

@@ -180,6 +180,16 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
     assert!(doc["paths"]["/ready/"]["get"]["responses"]["503"].is_object());
     assert!(doc["components"]["schemas"]["ErrorBody"].is_object());
+    // Every reference resolves: a client generated from the description must compile.
+    let text = doc.to_string();
+    let mut dangling: Vec<&str> = text
+        .split("\"#/components/schemas/")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| !doc["components"]["schemas"][*name].is_object())
+        .collect();
+    dangling.dedup();
+    assert!(dangling.is_empty(), "references to undefined schemas: {dangling:?}");
 
     let ui = app.get("/api/docs/").await;
     assert_eq!(ui.status(), 200);
