@@ -50,7 +50,9 @@ CREATE TABLE invoices (
     CONSTRAINT invoices_number_key UNIQUE (firm_id, number),
     -- The balance never goes below zero, whatever path money takes.
     CHECK (paid_minor + credited_minor <= total_minor),
-    CHECK ((status = 'draft') = (number IS NULL))
+    -- A draft has no number; anything sent has one (a draft voided unsent keeps none).
+    CHECK (status <> 'draft' OR number IS NULL),
+    CHECK (status IN ('draft', 'void') OR number IS NOT NULL)
 );
 CREATE INDEX invoices_firm_created_idx ON invoices (firm_id, created_at, id);
 CREATE INDEX invoices_firm_client_idx ON invoices (firm_id, client_id);

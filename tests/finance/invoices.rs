@@ -119,6 +119,13 @@ async fn illegal_transitions_are_refused() {
         app.post_as(&owner, &format!("/api/v1/invoices/{other_id}/void"), &serde_json::json!({})).await.status(),
         409
     );
+    // A draft can be voided too, and keeps no number.
+    let voided_draft = app.post_as(&owner, &format!("/api/v1/invoices/{draft_id}/void"), &serde_json::json!({})).await;
+    assert_eq!(voided_draft.status(), 200);
+    let voided_draft = json(voided_draft).await["data"].clone();
+    assert_eq!((voided_draft["status"].as_str(), voided_draft["number"].is_null()), (Some("void"), true));
+    let send = app.post_as(&owner, &format!("/api/v1/invoices/{draft_id}/send"), &serde_json::json!({})).await;
+    assert_eq!(send.status(), 409);
 }
 
 #[actix_web::test]
