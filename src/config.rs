@@ -36,6 +36,7 @@ pub struct Settings {
     pub webhooks: WebhookSettings,
     pub crm: CrmSettings,
     pub realtime: RealtimeSettings,
+    pub cluster: ClusterSettings,
     pub stripe: StripeSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -68,6 +69,22 @@ pub struct RealtimeSettings {
     pub auth_recheck_secs: u64,
     /// A firm's hub with nobody connected to this node stops after this long.
     pub hub_idle_secs: u64,
+    /// A supervised child that ends unasked starts again after about this long, doubling
+    /// with each failure in a row up to `child_restart_max_secs`.
+    pub child_restart_base_ms: u64,
+    pub child_restart_max_secs: u64,
+}
+
+/// How nodes share out the firms' once-only work.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ClusterSettings {
+    /// Nodes on one database with the same name share the firms between them.
+    pub name: String,
+    /// How often a node renews its lease and looks for firms to take.
+    pub heartbeat_ms: u64,
+    /// A node that stops renewing loses its firms this long after its last renewal; the
+    /// bound on failover is this plus one heartbeat.
+    pub lease_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

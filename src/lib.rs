@@ -2,13 +2,16 @@
 //! This file builds the application from [`Settings`]; everything else lives in modules.
 
 pub mod actors;
+pub mod bus;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod outbound;
 pub mod telemetry;
+pub mod tenant;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -18,8 +21,9 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use tracing_actix_web::TracingLogger;
 
-use crate::actors::bus::Bus;
-use crate::actors::registry::FirmRegistry;
+use crate::actors::cluster::{self, ClusterHandle};
+use crate::actors::{ChildKind, FirmRegistry};
+use crate::bus::Bus;
 use crate::config::Settings;
 use crate::db::Db;
 use crate::http::AppState;
@@ -30,22 +34,35 @@ pub struct Application {
     port: u16,
     server: Server,
     state: web::Data<AppState>,
+    cluster: Arc<ClusterHandle>,
 }
 
-impl Application {
-    /// Creates the pool, the bus and the shared state once, outside the per-worker
-    /// factory, so every worker shares them (an actor started inside the factory would
-    /// become one per thread).
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_routes(settings, |_| {}).await
+/// What an application is built from: settings, and optionally extra child kinds for the
+/// firm supervisors and extra routes (tests use both).
+pub struct ApplicationBuilder {
+    settings: Settings,
+    kinds: Vec<Arc<dyn ChildKind>>,
+    extra_routes: fn(&mut web::ServiceConfig),
+}
+
+impl ApplicationBuilder {
+    /// Registers a child kind with every firm supervisor on this node.
+    pub fn child_kind(mut self, kind: impl ChildKind) -> Self {
+        self.kinds.push(Arc::new(kind));
+        self
     }
 
-    /// As [`Application::build`], plus routes of the caller's (tests mount probes here to
-    /// exercise the real middleware stack and extractor settings).
-    pub async fn build_with_routes(
-        settings: Settings,
-        extra_routes: fn(&mut web::ServiceConfig),
-    ) -> anyhow::Result<Self> {
+    /// Routes of the caller's, mounted behind the real middleware stack.
+    pub fn routes(mut self, extra_routes: fn(&mut web::ServiceConfig)) -> Self {
+        self.extra_routes = extra_routes;
+        self
+    }
+
+    /// Creates the pool, the bus, the registry and the shared state once, outside the
+    /// per-worker factory, so every worker shares them (an actor started inside the
+    /// factory would become one per thread); joins the cluster; binds the listener.
+    pub async fn build(self) -> anyhow::Result<Application> {
+        let ApplicationBuilder { settings, kinds, extra_routes } = self;
         // reqwest is built without a default TLS provider; pick ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let settings = Arc::new(settings);
@@ -61,15 +78,10 @@ impl Application {
             let runner = JobRunner::new(context, JobRunner::process_worker_id());
             actix_web::rt::spawn(runner.run());
         }
-        // One registry per node, made here and not in the worker factory, so every worker
-        // reaches the same per-firm supervisors.
-        let registry = FirmRegistry::new(
-            bus.clone(),
-            settings.realtime.arbiters,
-            std::time::Duration::from_secs(settings.realtime.hub_idle_secs),
-        );
-        let state =
-            web::Data::new(AppState::new(db, bus, settings.clone(), http::metrics::recorder_handle(), registry));
+        let registry = FirmRegistry::new(db, bus, settings.clone(), kinds);
+        let live = registry.context();
+        let cluster = Arc::new(cluster::start(live.clone()));
+        let state = web::Data::new(AppState::new(live, http::metrics::recorder_handle()));
         let listener = TcpListener::bind((settings.server.host.as_str(), settings.server.port))
             .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
@@ -96,7 +108,27 @@ impl Application {
             server = server.workers(settings.server.workers);
         }
         tracing::info!(port, bus = state.bus().kind(), "listening");
-        Ok(Self { port, server: server.run(), state })
+        Ok(Application { port, server: server.run(), state, cluster })
+    }
+}
+
+impl Application {
+    /// The default child kinds and routes.
+    pub fn builder(settings: Settings) -> ApplicationBuilder {
+        ApplicationBuilder { settings, kinds: actors::default_kinds(), extra_routes: |_| {} }
+    }
+
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::builder(settings).build().await
+    }
+
+    /// As [`Application::build`], plus routes of the caller's (tests mount probes here to
+    /// exercise the real middleware stack and extractor settings).
+    pub async fn build_with_routes(
+        settings: Settings,
+        extra_routes: fn(&mut web::ServiceConfig),
+    ) -> anyhow::Result<Self> {
+        Self::builder(settings).routes(extra_routes).build().await
     }
 
     pub fn port(&self) -> u16 {
@@ -108,11 +140,16 @@ impl Application {
         self.server.handle()
     }
 
+    /// The node's place in the cluster: hand off on shutdown, or halt as a crash would.
+    pub fn cluster(&self) -> Arc<ClusterHandle> {
+        self.cluster.clone()
+    }
+
     pub fn state(&self) -> web::Data<AppState> {
         self.state.clone()
     }
 
-    /// Serves until SIGINT/SIGTERM, then lets in-flight requests finish.
+    /// Serves until the server is stopped.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }

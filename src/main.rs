@@ -117,7 +117,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             let app = Application::build(settings).await?;
-            actix_web::rt::spawn(stop_gracefully_on_signal(app.handle()));
+            actix_web::rt::spawn(stop_gracefully_on_signal(app.handle(), app.cluster()));
             app.run_until_stopped().await?;
             tracing::info!("stopped");
         }
@@ -284,9 +284,13 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-/// SIGINT (Ctrl-C) and SIGTERM both stop accepting, let in-flight requests finish
-/// (up to `server.shutdown_timeout_secs`), then end `run_until_stopped`.
-async fn stop_gracefully_on_signal(handle: actix_web::dev::ServerHandle) {
+/// SIGINT (Ctrl-C) and SIGTERM both hand the node's firms to the other nodes at once,
+/// stop accepting, let in-flight requests finish (up to `server.shutdown_timeout_secs`),
+/// then end `run_until_stopped`.
+async fn stop_gracefully_on_signal(
+    handle: actix_web::dev::ServerHandle,
+    cluster: std::sync::Arc<consultantpro::actors::cluster::ClusterHandle>,
+) {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     let terminate = async {
@@ -306,5 +310,6 @@ async fn stop_gracefully_on_signal(handle: actix_web::dev::ServerHandle) {
         _ = interrupt => tracing::info!("SIGINT received; finishing in-flight requests"),
         () = terminate => tracing::info!("SIGTERM received; finishing in-flight requests"),
     }
+    cluster.shutdown().await;
     handle.stop(true).await;
 }

@@ -17,9 +17,14 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::bus::{Bus, Received, firm_channel};
-use super::live::{EVENTS_TOPIC, LIVE_TOPIC, LiveFrame, PRESENCE_TOPIC};
-use crate::domain::FirmId;
+use super::child::{ChildContext, ChildHandle, ChildKind, Placement, StopChild, spawn_child};
+use crate::bus::live::{EVENTS_TOPIC, LIVE_TOPIC, LiveFrame, PRESENCE_TOPIC};
+use crate::bus::{Bus, Received, firm_channel};
+use crate::tenant::FirmId;
+
+/// The hub's kind and its one key: one hub per firm per node.
+pub const HUB_KIND: &str = "conversation_hub";
+pub const HUB_KEY: &str = "node";
 
 /// How often a node restates which members it has online, and how long a node's word
 /// counts without being restated (so a node that died drops out of presence).
@@ -91,11 +96,6 @@ pub struct HubCounts {
     pub watched_conversations: usize,
 }
 
-/// Told to the supervisor by a hub stopping because nobody is connected (not a crash).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct HubIdle;
-
 /// Fault injection for the restart path: the hub panics. Operators and tests use it to
 /// see a firm's live service recover; it loses nothing, since the hub holds no data.
 #[derive(Message)]
@@ -136,7 +136,26 @@ pub struct ConversationHub {
     /// A hub with no session for this long stops, releasing its bus subscriptions, so a
     /// node does not keep listening for every firm that ever connected to it.
     stop_when_idle_for: Duration,
-    supervisor: Recipient<HubIdle>,
+    /// Held for the hub's life: its end tells the supervisor (finished when idle, else crashed).
+    child: ChildContext,
+}
+
+/// The conversation hub as a supervised child: one per firm on each node that has sockets.
+pub struct ConversationHubKind;
+
+impl ChildKind for ConversationHubKind {
+    fn name(&self) -> &'static str {
+        HUB_KIND
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::PerNode
+    }
+
+    fn start(&self, ctx: ChildContext) -> Box<dyn ChildHandle> {
+        let span = ctx.span();
+        Box::new(spawn_child(ConversationHub::new(ctx), span))
+    }
 }
 
 /// One received bus payload, tagged with its channel's topic.
@@ -148,17 +167,12 @@ enum Inbound {
 }
 
 impl ConversationHub {
-    pub fn new(
-        firm: FirmId,
-        bus: Bus,
-        node: Uuid,
-        supervisor: Recipient<HubIdle>,
-        stop_when_idle_for: Duration,
-    ) -> Self {
+    pub fn new(child: ChildContext) -> Self {
+        let live = &child.live;
         ConversationHub {
-            firm,
-            bus,
-            node,
+            firm: child.firm,
+            bus: live.bus().clone(),
+            node: live.registry().node(),
             sessions: HashMap::new(),
             watchers: HashMap::new(),
             online_here: HashMap::new(),
@@ -166,8 +180,8 @@ impl ConversationHub {
             presence: HashMap::new(),
             announced: Vec::new(),
             idle_since: Some(Instant::now()),
-            stop_when_idle_for,
-            supervisor,
+            stop_when_idle_for: Duration::from_secs(live.settings().realtime.hub_idle_secs),
+            child,
         }
     }
 
@@ -349,7 +363,7 @@ impl Actor for ConversationHub {
         let idle_check = (self.stop_when_idle_for / 4).clamp(Duration::from_millis(250), PRESENCE_EVERY);
         ctx.run_interval(idle_check, |hub, ctx| {
             if hub.idle_since.is_some_and(|since| since.elapsed() >= hub.stop_when_idle_for) {
-                hub.supervisor.do_send(HubIdle);
+                hub.child.finish();
                 ctx.stop();
             }
         });
@@ -468,5 +482,13 @@ impl Handler<Crash> for ConversationHub {
     #[allow(clippy::panic)]
     fn handle(&mut self, _: Crash, _ctx: &mut Self::Context) {
         panic!("conversation hub of firm {} crashed on request", self.firm);
+    }
+}
+
+impl Handler<StopChild> for ConversationHub {
+    type Result = ();
+
+    fn handle(&mut self, _: StopChild, ctx: &mut Self::Context) {
+        ctx.stop();
     }
 }

@@ -1,8 +1,64 @@
-//! Live work: the pub/sub bus between nodes, the per-firm supervisors and their children
-//! (the conversation hub today), and the WebSocket sessions that hang off them.
+//! Live work: the per-firm supervisors and their children (the conversation hub, later
+//! mailboxes, SMS, calendar and SLA timers), the cluster loop that decides which node owns
+//! which firm's once-only work, and the WebSocket sessions that hang off the hubs.
+//!
+//! This layer stands on its own: it uses `db`, `domain`, `bus` and `error`, never `http`.
+//! HTTP holds a [`LiveContext`] and hands it to what it starts here.
 
-pub mod bus;
+pub mod board;
+pub mod child;
+pub mod cluster;
 pub mod hub;
-pub mod live;
 pub mod registry;
 pub mod session;
+pub mod supervisor;
+
+use std::sync::Arc;
+
+pub use child::{ChildContext, ChildHandle, ChildKey, ChildKind, Placement, StopChild, spawn_child};
+pub use registry::FirmRegistry;
+
+use crate::bus::Bus;
+use crate::config::Settings;
+use crate::db::Db;
+
+/// What the live layer runs on: the database, the bus, the settings and the node's
+/// registry of firm supervisors. Cheap to clone.
+#[derive(Clone)]
+pub struct LiveContext {
+    db: Db,
+    bus: Bus,
+    settings: Arc<Settings>,
+    registry: FirmRegistry,
+}
+
+impl LiveContext {
+    /// Application-role pool; tenant data only through `firm_tx`.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Pub/sub between sessions and nodes.
+    pub fn bus(&self) -> &Bus {
+        &self.bus
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn shared_settings(&self) -> Arc<Settings> {
+        self.settings.clone()
+    }
+
+    /// The node's firm supervisors.
+    pub fn registry(&self) -> &FirmRegistry {
+        &self.registry
+    }
+}
+
+/// The child kinds every node runs. Channels (mailboxes, SMS, SLA timers, calendars) add
+/// theirs here; tests add their own through [`crate::ApplicationBuilder::child_kind`].
+pub fn default_kinds() -> Vec<Arc<dyn ChildKind>> {
+    vec![Arc::new(hub::ConversationHubKind)]
+}

@@ -1,26 +1,35 @@
 //! One `FirmRegistry` per node: firm -> `FirmSupervisor`, started on first use and spread
 //! over a small pool of arbiters (threads), so busy firms do not share one thread.
 //!
-//! A supervisor owns its firm's children. Today that is the conversation hub; mailboxes,
-//! SMS, calendar and SLA timers join it in later work. A child that dies (a panic ends
-//! its task) is started again, with growing delay if it keeps dying, and gets its state
-//! back from the database and from the sessions that rejoin it.
+//! It is also where the node's ownership (from [`super::cluster`]) reaches the
+//! supervisors: taking a firm starts its owned children here, releasing one stops them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use actix::prelude::*;
 use uuid::Uuid;
 
-use super::bus::Bus;
-use super::hub::{ConversationHub, Counts, HubCounts, HubIdle};
-use crate::domain::FirmId;
+use super::LiveContext;
+use super::board::{Board, ChildReport};
+use super::child::{ChildKey, ChildKind, Placement};
+use super::hub::{ConversationHub, Counts, HUB_KEY, HUB_KIND, HubCounts};
+use super::supervisor::{Backoff, Ensure, FirmSupervisor, Refresh, ReleaseOwnership, TakeOwnership};
+use crate::bus::Bus;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::tenant::FirmId;
 
-/// How often a supervisor looks at its children.
-const CHECK_EVERY: Duration = Duration::from_millis(500);
-const RESTART_BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A child could not be reached: its supervisor was stopping, or the kind is unknown here.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildUnavailable {
+    #[error("no child kind `{0}` runs on this node")]
+    UnknownKind(&'static str),
+    #[error("the firm's supervisor is restarting")]
+    Restarting,
+}
 
 #[derive(Clone)]
 pub struct FirmRegistry {
@@ -28,28 +37,54 @@ pub struct FirmRegistry {
 }
 
 struct RegistryInner {
+    db: Db,
     bus: Bus,
-    hub_idle: Duration,
+    settings: Arc<Settings>,
+    /// This node's id in presence notices.
     node: Uuid,
+    kinds: Arc<Vec<Arc<dyn ChildKind>>>,
+    backoff: Backoff,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     supervisors: Mutex<HashMap<FirmId, Addr<FirmSupervisor>>>,
+    /// Firms this node owns, with their fencing tokens (the cluster loop's word).
+    owned: Mutex<HashMap<FirmId, i64>>,
+    board: Board,
 }
 
 impl FirmRegistry {
-    /// Starts `arbiters` threads (at least one). Call once per node, inside the actix
-    /// system, outside the per-worker factory.
-    pub fn new(bus: Bus, arbiters: usize, hub_idle: Duration) -> Self {
-        let arbiters = (0..arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+    /// Starts `realtime.arbiters` threads (at least one). Call once per node, inside the
+    /// actix system, outside the per-worker factory.
+    pub fn new(db: Db, bus: Bus, settings: Arc<Settings>, kinds: Vec<Arc<dyn ChildKind>>) -> Self {
+        let arbiters = (0..settings.realtime.arbiters.max(1)).map(|_| Arbiter::new().handle()).collect();
+        let backoff = Backoff {
+            base: Duration::from_millis(settings.realtime.child_restart_base_ms.max(1)),
+            max: Duration::from_secs(settings.realtime.child_restart_max_secs.max(1)),
+        };
         FirmRegistry {
             inner: Arc::new(RegistryInner {
+                db,
                 bus,
-                hub_idle,
+                settings,
                 node: Uuid::now_v7(),
+                kinds: Arc::new(kinds),
+                backoff,
                 arbiters,
                 next_arbiter: AtomicUsize::new(0),
                 supervisors: Mutex::new(HashMap::new()),
+                owned: Mutex::new(HashMap::new()),
+                board: Board::default(),
             }),
+        }
+    }
+
+    /// The live layer's context: database, bus, settings and this registry.
+    pub fn context(&self) -> LiveContext {
+        LiveContext {
+            db: self.inner.db.clone(),
+            bus: self.inner.bus.clone(),
+            settings: self.inner.settings.clone(),
+            registry: self.clone(),
         }
     }
 
@@ -58,133 +93,144 @@ impl FirmRegistry {
         self.inner.node
     }
 
+    pub fn board(&self) -> &Board {
+        &self.inner.board
+    }
+
+    /// The registered kinds' names and placements.
+    pub fn kinds(&self) -> Vec<(&'static str, Placement)> {
+        self.inner.kinds.iter().map(|k| (k.name(), k.placement())).collect()
+    }
+
     /// The firm's supervisor, started when there is none (or the last one stopped).
     fn supervisor(&self, firm: FirmId) -> Addr<FirmSupervisor> {
         let mut supervisors = self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = supervisors.get(&firm).filter(|a| a.connected()) {
             return existing.clone();
         }
+        supervisors.retain(|_, a| a.connected());
         let index = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.inner.arbiters.len();
-        let (bus, node, hub_idle) = (self.inner.bus.clone(), self.inner.node, self.inner.hub_idle);
-        let addr = FirmSupervisor::start_in_arbiter(&self.inner.arbiters[index], move |_| FirmSupervisor {
-            firm,
-            bus,
-            node,
-            hub_idle,
-            hub: None,
-            restarts: 0,
-            next_start: Instant::now(),
+        let (live, kinds, backoff) = (self.context(), self.inner.kinds.clone(), self.inner.backoff);
+        // Built by hand rather than with `start_in_arbiter` so that every poll of the
+        // supervisor runs inside its span and its log lines carry the firm.
+        let (sender, receiver) = actix::dev::channel::channel(16);
+        let addr = Addr::new(sender);
+        let span = tracing::info_span!("supervisor", firm_id = %firm);
+        self.inner.arbiters[index].spawn_fn(move || {
+            let running = Context::with_receiver(receiver).into_future(FirmSupervisor::new(firm, live, kinds, backoff));
+            actix::spawn(tracing::Instrument::instrument(running, span));
         });
         supervisors.insert(firm, addr.clone());
         addr
     }
 
-    /// The firm's conversation hub on this node, started if need be.
-    pub async fn hub(&self, firm: FirmId) -> Result<Addr<ConversationHub>, MailboxError> {
-        self.supervisor(firm).send(GetHub).await
+    fn existing(&self, firm: FirmId) -> Option<Addr<FirmSupervisor>> {
+        self.inner
+            .supervisors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&firm)
+            .filter(|a| a.connected())
+            .cloned()
     }
 
-    /// The hub's counts, for metrics and tests; zeros when the firm has no hub here.
+    /// A `PerNode` child's address, started if need be. A supervisor may stop just as it
+    /// is handed out (its last child finished); the request then goes to a new one.
+    pub async fn child<A: Actor>(
+        &self,
+        firm: FirmId,
+        kind: &'static str,
+        key: &str,
+    ) -> Result<Addr<A>, ChildUnavailable> {
+        for _ in 0..3 {
+            let ensure = Ensure { kind, key: key.to_owned() };
+            match self.supervisor(firm).send(ensure).await {
+                Ok(Some(address)) => {
+                    return address.downcast::<Addr<A>>().map(|a| *a).map_err(|_| ChildUnavailable::UnknownKind(kind));
+                }
+                Ok(None) => return Err(ChildUnavailable::UnknownKind(kind)),
+                Err(_) => tokio::task::yield_now().await,
+            }
+        }
+        Err(ChildUnavailable::Restarting)
+    }
+
+    /// The firm's conversation hub on this node, started if need be.
+    pub async fn hub(&self, firm: FirmId) -> Result<Addr<ConversationHub>, ChildUnavailable> {
+        self.child::<ConversationHub>(firm, HUB_KIND, HUB_KEY).await
+    }
+
+    /// The hub's counts, for tests; zeros when the firm has no hub here.
     pub async fn hub_counts(&self, firm: FirmId) -> HubCounts {
-        let existing = self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner).get(&firm).cloned();
         let empty = HubCounts { sessions: 0, watched_conversations: 0 };
-        let Some(supervisor) = existing else { return empty };
-        let Ok(hub) = supervisor.send(GetHub).await else { return empty };
+        let running = self.children(firm).iter().any(|c| c.kind == HUB_KIND);
+        if !running || self.existing(firm).is_none() {
+            return empty;
+        }
+        let Ok(hub) = self.hub(firm).await else { return empty };
         hub.send(Counts).await.unwrap_or(empty)
     }
 
-    /// Times the firm's children were started again after dying.
-    pub async fn restarts(&self, firm: FirmId) -> u32 {
-        let existing = self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner).get(&firm).cloned();
-        match existing {
-            Some(supervisor) => supervisor.send(Restarts).await.unwrap_or(0),
-            None => 0,
-        }
+    /// The firm's children on this node, with state, restarts and last error.
+    pub fn children(&self, firm: FirmId) -> Vec<ChildReport> {
+        self.inner.board.firm(firm)
+    }
+
+    /// Times the firm's children on this node were started again after ending unasked.
+    pub fn restarts(&self, firm: FirmId) -> u32 {
+        self.children(firm).iter().map(|c| c.status.restarts).sum()
     }
 
     /// Firms with a running supervisor on this node.
     pub fn firms(&self) -> usize {
         self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner).values().filter(|a| a.connected()).count()
     }
-}
 
-pub struct FirmSupervisor {
-    firm: FirmId,
-    bus: Bus,
-    node: Uuid,
-    hub_idle: Duration,
-    hub: Option<Addr<ConversationHub>>,
-    restarts: u32,
-    next_start: Instant,
-}
-
-impl FirmSupervisor {
-    /// The live hub, starting one when there is none or the last one died.
-    fn ensure_hub(&mut self, ctx: &mut Context<Self>) -> Addr<ConversationHub> {
-        if let Some(hub) = self.hub.as_ref().filter(|h| h.connected()) {
-            return hub.clone();
-        }
-        if self.hub.is_some() {
-            self.restarts += 1;
-            tracing::warn!(firm_id = %self.firm, restarts = self.restarts, "conversation hub died; starting a new one");
-        }
-        let hub =
-            ConversationHub::new(self.firm, self.bus.clone(), self.node, ctx.address().recipient(), self.hub_idle)
-                .start();
-        self.hub = Some(hub.clone());
-        hub
+    /// Firms this node owns, with their fencing tokens.
+    pub fn owned(&self) -> HashMap<FirmId, i64> {
+        self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
-}
 
-impl Actor for FirmSupervisor {
-    type Context = Context<Self>;
+    pub fn owns(&self, firm: FirmId) -> bool {
+        self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).contains_key(&firm)
+    }
 
-    fn started(&mut self, ctx: &mut Self::Context) {
-        self.ensure_hub(ctx);
-        ctx.run_interval(CHECK_EVERY, |supervisor, ctx| {
-            let dead = supervisor.hub.as_ref().is_some_and(|h| !h.connected());
-            if dead && Instant::now() >= supervisor.next_start {
-                // Back off when a child keeps dying, so a crash loop cannot spin a core.
-                let delay = CHECK_EVERY.saturating_mul(2u32.saturating_pow(supervisor.restarts.min(6)));
-                supervisor.next_start = Instant::now() + delay.min(RESTART_BACKOFF_MAX);
-                supervisor.ensure_hub(ctx);
+    /// This node now owns `firm`: start its owned children.
+    pub(super) async fn take_ownership(&self, firm: FirmId, fencing_token: i64) {
+        self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).insert(firm, fencing_token);
+        for _ in 0..3 {
+            if self.supervisor(firm).send(TakeOwnership { fencing_token }).await.is_ok() {
+                return;
             }
-        });
+            tokio::task::yield_now().await;
+        }
+        tracing::error!(firm_id = %firm, "could not start the firm's owned children");
     }
-}
 
-#[derive(Message)]
-#[rtype(result = "Addr<ConversationHub>")]
-struct GetHub;
-
-impl Handler<GetHub> for FirmSupervisor {
-    type Result = MessageResult<GetHub>;
-
-    fn handle(&mut self, _: GetHub, ctx: &mut Self::Context) -> Self::Result {
-        MessageResult(self.ensure_hub(ctx))
+    /// Stops `firm`'s owned children and waits until they have ended (or `patience` ran
+    /// out, when a child ignores its stop).
+    pub(super) async fn release_ownership(&self, firm: FirmId, patience: Duration) {
+        self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).remove(&firm);
+        let Some(supervisor) = self.existing(firm) else { return };
+        if tokio::time::timeout(patience, supervisor.send(ReleaseOwnership)).await.is_err() {
+            tracing::warn!(firm_id = %firm, "owned children did not stop in time");
+        }
     }
-}
 
-/// The hub stopped because nobody was connected. Today it is the only child, so the
-/// supervisor stops too and the registry starts a new one on next use; children that must
-/// keep running (mailboxes, SLA timers) will keep their supervisor alive instead.
-impl Handler<HubIdle> for FirmSupervisor {
-    type Result = ();
-
-    fn handle(&mut self, _: HubIdle, ctx: &mut Self::Context) {
-        self.hub = None;
-        ctx.stop();
+    /// Looks again at which owned children `firm` needs, when this node owns it. Other
+    /// nodes hear of it through [`super::cluster::request_refresh`].
+    pub fn refresh(&self, firm: FirmId) {
+        if self.owns(firm)
+            && let Some(supervisor) = self.existing(firm)
+        {
+            supervisor.do_send(Refresh);
+        }
     }
-}
 
-#[derive(Message)]
-#[rtype(result = "u32")]
-struct Restarts;
-
-impl Handler<Restarts> for FirmSupervisor {
-    type Result = u32;
-
-    fn handle(&mut self, _: Restarts, _ctx: &mut Self::Context) -> u32 {
-        self.restarts
+    /// Children of `kind`/`key` that this node runs for `firm` right now (tests, status).
+    pub fn is_running(&self, firm: FirmId, kind: &str, key: &ChildKey) -> bool {
+        self.children(firm)
+            .iter()
+            .any(|c| c.kind == kind && &c.key == key && c.status.state == super::board::ChildState::Running)
     }
 }

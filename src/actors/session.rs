@@ -14,7 +14,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
-use actix_web::web;
 use actix_web_actors::ws;
 use bytestring::ByteString;
 use scoped_futures::ScopedFutureExt;
@@ -22,14 +21,15 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use super::LiveContext;
 use super::hub::{ConversationHub, Deliver, Join, Leave, SessionId, TooSlow, Unwatch, Watch};
-use super::live::{self, LiveFrame};
+use crate::bus::live::{self, LiveFrame};
+use crate::domain::DomainError;
 use crate::domain::conversations::{self, MAX_HISTORY, Message as StoredMessage, NewMessage, Stored, Viewer};
 use crate::domain::memberships::Role;
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, FirmId};
-use crate::http::AppState;
-use crate::http::error::ApiError;
+use crate::error::ApiError;
+use crate::tenant::FirmId;
 
 pub const CLOSE_IDLE: u16 = 4001;
 pub const CLOSE_SIGNED_OUT: u16 = 4003;
@@ -69,7 +69,9 @@ pub struct WsSession {
     auth_session: Uuid,
     viewer: Viewer,
     can_send: bool,
-    state: web::Data<AppState>,
+    live: LiveContext,
+    /// Entered by every handler, so each line this session logs names its firm and user.
+    span: tracing::Span,
     hub: Option<Addr<ConversationHub>>,
     watched: HashMap<Uuid, Watched>,
     generations: u64,
@@ -77,14 +79,16 @@ pub struct WsSession {
 }
 
 impl WsSession {
-    pub fn new(state: web::Data<AppState>, firm: FirmId, auth_session: Uuid, viewer: Viewer, can_send: bool) -> Self {
+    pub fn new(live: LiveContext, firm: FirmId, auth_session: Uuid, viewer: Viewer, role: Role) -> Self {
+        let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
         WsSession {
-            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            id,
             firm,
             auth_session,
             viewer,
-            can_send,
-            state,
+            can_send: role.can(Permission::MessagesSend),
+            live,
+            span: tracing::info_span!("ws_session", firm_id = %firm, user_id = %viewer.user_id, session = id),
             hub: None,
             watched: HashMap::new(),
             generations: 0,
@@ -126,7 +130,7 @@ impl WsSession {
     /// Joins the firm's hub (again, after the hub was replaced) and, on a rejoin, routes
     /// the watched conversations to it and refills what may have been missed meanwhile.
     fn join_hub(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let registry = self.state.registry().clone();
+        let registry = self.live.registry().clone();
         let join = Join {
             session: self.id,
             user_id: self.viewer.user_id,
@@ -181,11 +185,11 @@ impl WsSession {
 
     /// Reads messages after `after` from the database, in pages, then goes live.
     fn fill(&mut self, conversation_id: Uuid, after: i64, generation: u64, ctx: &mut ws::WebsocketContext<Self>) {
-        let state = self.state.clone();
+        let shared = self.live.clone();
         let firm = self.firm;
         ctx.spawn(
             async move {
-                state
+                shared
                     .db()
                     .firm_tx(firm, |conn| {
                         async move {
@@ -250,7 +254,7 @@ impl WsSession {
             // Held frames are the same queue by another name: bounded alike. The database
             // has them all, so dropping them loses nothing once the fill catches up; the
             // bound only keeps a stalled fill from growing without end.
-            if watched.held.len() >= self.state.settings().realtime.session_queue {
+            if watched.held.len() >= self.live.settings().realtime.session_queue {
                 watched.held.clear();
             }
             watched.held.push(frame);
@@ -288,7 +292,7 @@ impl WsSession {
             conversation_id,
             Watched { last_seq: after_seq.unwrap_or(0), filling: true, held: Vec::new(), generation },
         );
-        let (state, firm, viewer, session) = (self.state.clone(), self.firm, self.viewer, self.id);
+        let (state, firm, viewer, session) = (self.live.clone(), self.firm, self.viewer, self.id);
         let hub = self.hub.clone();
         ctx.spawn(
             async move {
@@ -343,7 +347,7 @@ impl WsSession {
         if !self.can_send {
             return Self::error(ctx, "forbidden", "your role does not allow sending messages", Some(conversation_id));
         }
-        let (state, firm, viewer) = (self.state.clone(), self.firm, self.viewer);
+        let (state, firm, viewer) = (self.live.clone(), self.firm, self.viewer);
         let input = NewMessage { body, client_msg_id: Some(client_msg_id.clone()) };
         ctx.spawn(
             async move {
@@ -371,7 +375,7 @@ impl WsSession {
     }
 
     fn read(&mut self, conversation_id: Uuid, seq: i64, ctx: &mut ws::WebsocketContext<Self>) {
-        let (state, firm, viewer) = (self.state.clone(), self.firm, self.viewer);
+        let (state, firm, viewer) = (self.live.clone(), self.firm, self.viewer);
         ctx.spawn(
             async move {
                 let stored = state
@@ -394,7 +398,7 @@ impl WsSession {
     }
 
     fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
-        let max = self.state.settings().realtime.max_frame_bytes;
+        let max = self.live.settings().realtime.max_frame_bytes;
         if text.len() > max {
             return Self::error(ctx, "frame_too_large", &format!("frames are limited to {max} bytes"), None);
         }
@@ -430,7 +434,7 @@ impl WsSession {
                         Some(conversation_id),
                     );
                 }
-                let (bus, firm, user) = (self.state.bus().clone(), self.firm, self.viewer.user_id);
+                let (bus, firm, user) = (self.live.bus().clone(), self.firm, self.viewer.user_id);
                 ctx.spawn(
                     async move { live::publish_typing(&bus, firm, conversation_id, user).await }.into_actor(self),
                 );
@@ -443,7 +447,7 @@ impl WsSession {
     /// Log-out, deactivation or a role change to one without access ends the socket too,
     /// within `auth_recheck_secs`.
     fn recheck_sign_in(&mut self, ctx: &mut ws::WebsocketContext<Self>) {
-        let (state, firm, user, auth_session) = (self.state.clone(), self.firm, self.viewer.user_id, self.auth_session);
+        let (state, firm, user, auth_session) = (self.live.clone(), self.firm, self.viewer.user_id, self.auth_session);
         ctx.spawn(
             async move {
                 let role = state.db().session_role(firm, user, auth_session).await?;
@@ -451,7 +455,7 @@ impl WsSession {
             }
             .into_actor(self)
             .map(|role, session, ctx| match role {
-                Ok(Some(role)) => session.can_send = can_send(role),
+                Ok(Some(role)) => session.can_send = role.can(Permission::MessagesSend),
                 Ok(None) => Self::close(ctx, CLOSE_SIGNED_OUT, "signed out"),
                 // A busy database is no reason to drop a socket; the next check decides.
                 Err(err) => tracing::debug!(error = %err, "sign-in re-check skipped"),
@@ -465,12 +469,6 @@ impl WsSession {
     }
 }
 
-/// Members who may write content send; readonly and billing members read; a portal user
-/// writes in the conversations they take part in.
-pub fn can_send(role: Role) -> bool {
-    role == Role::Client || role.can(Permission::ContentWrite)
-}
-
 fn send_frame(ctx: &mut ws::WebsocketContext<WsSession>, frame: &ByteString) {
     ctx.text(frame.clone());
 }
@@ -479,7 +477,7 @@ impl Actor for WsSession {
     type Context = ws::WebsocketContext<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        let settings = self.state.settings().realtime.clone();
+        let settings = self.live.settings().realtime.clone();
         ctx.set_mailbox_capacity(settings.session_queue.max(1));
         metrics::gauge!("ws_sessions").increment(1.0);
         self.join_hub(ctx);
@@ -513,6 +511,7 @@ impl Handler<Deliver> for WsSession {
     type Result = ();
 
     fn handle(&mut self, deliver: Deliver, ctx: &mut Self::Context) {
+        let _entered = self.span.clone().entered();
         match deliver {
             Deliver::Live(frame) => self.live(frame, ctx),
             Deliver::Firm(frame) => send_frame(ctx, &frame),
@@ -531,6 +530,7 @@ impl Handler<TooSlow> for WsSession {
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
     fn handle(&mut self, item: Result<ws::Message, ws::ProtocolError>, ctx: &mut Self::Context) {
+        let _entered = self.span.clone().entered();
         self.last_heard = Instant::now();
         match item {
             Ok(ws::Message::Text(text)) => self.handle_text(&text, ctx),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use clap::Parser;
-use consultantpro::actors::bus::Bus;
+use consultantpro::bus::Bus;
 use consultantpro::config::Settings;
 use consultantpro::db::Db;
 use consultantpro::db::schema::jobs;

@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use crate::config::DatabaseSettings;
-use crate::domain::FirmId;
+use crate::tenant::FirmId;
 
 pub use diesel_async::AsyncPgConnection as Connection;
 

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod break_glass;
 pub mod clients;
+pub mod cluster;
 pub mod contacts;
 pub mod conversations;
 pub mod firms;
@@ -27,30 +28,9 @@ pub mod users;
 pub mod webhooks;
 
 use std::collections::BTreeMap;
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use crate::db::DbError;
-
-/// A firm's id. A newtype because handing one firm's id where another's belongs is the
-/// one mistake this system must never make quietly.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(transparent)]
-pub struct FirmId(pub Uuid);
-
-impl FirmId {
-    pub fn into_uuid(self) -> Uuid {
-        self.0
-    }
-}
-
-impl fmt::Display for FirmId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
+pub use crate::tenant::FirmId;
 
 /// Who asked and from where, for audit events.
 #[derive(Debug, Clone, Default)]

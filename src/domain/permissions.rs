@@ -13,9 +13,11 @@
 //! | AuditRead         |   x   |   x   |       |         |          |        |
 //! | SecurityManage    |   x   |       |       |         |          |        |
 //! | IntegrationsManage|   x   |   x   |       |         |          |        |
+//! | MessagesSend      |   x   |   x   |   x   |         |          |   x    |
 //!
 //! Break-glass access acts as `readonly`. A `client` (portal) login holds none of these:
-//! it reaches only the conversations its contact takes part in, checked per conversation.
+//! it reaches only the conversations its contact takes part in, checked per conversation,
+//! and may write in those (`MessagesSend`), over HTTP and on its socket alike.
 
 use super::memberships::Role;
 
@@ -38,6 +40,8 @@ pub enum Permission {
     SecurityManage,
     /// Webhook endpoints, and the job queue's dead letters.
     IntegrationsManage,
+    /// Post messages in the conversations the caller may see.
+    MessagesSend,
 }
 
 impl Role {
@@ -50,6 +54,7 @@ impl Role {
             FinanceRead | FinanceWrite => matches!(self, Owner | Admin | Billing),
             MembersManage | AuditRead | IntegrationsManage => matches!(self, Owner | Admin),
             OwnersManage | SecurityManage => matches!(self, Owner),
+            MessagesSend => matches!(self, Owner | Admin | Staff | Client),
         }
     }
 }
@@ -60,7 +65,7 @@ mod tests {
 
     #[test]
     fn matrix_matches_the_documented_table() {
-        let rows: [(Permission, [bool; 6]); 10] = [
+        let rows: [(Permission, [bool; 6]); 11] = [
             (Permission::ContentRead, [true, true, true, true, true, false]),
             (Permission::ContentWrite, [true, true, true, false, false, false]),
             (Permission::FinanceRead, [true, true, false, true, false, false]),
@@ -71,6 +76,7 @@ mod tests {
             (Permission::AuditRead, [true, true, false, false, false, false]),
             (Permission::SecurityManage, [true, false, false, false, false, false]),
             (Permission::IntegrationsManage, [true, true, false, false, false, false]),
+            (Permission::MessagesSend, [true, true, true, false, false, true]),
         ];
         for (permission, allowed) in rows {
             for (role, expected) in Role::ALL.into_iter().zip(allowed) {

@@ -14,8 +14,7 @@ use super::auth::{Actor, FirmAuth};
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
 use super::{AppState, double_option, envelope};
-use crate::actors::live;
-use crate::actors::session::can_send;
+use crate::bus::live;
 use crate::domain::audit::{self, Outcome};
 use crate::domain::conversations::{
     self, Channel, Conversation, ConversationChanges, ConversationFilter, ConversationStatus, Message, NewConversation,
@@ -45,7 +44,7 @@ fn require_read(auth: &FirmAuth) -> Result<(), ApiError> {
 }
 
 fn require_write(auth: &FirmAuth) -> Result<(), ApiError> {
-    if can_send(auth.role) {
+    if auth.role.can(Permission::MessagesSend) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(format!("your role ({}) does not allow this", auth.role)))

@@ -15,7 +15,7 @@ use super::auth::{Actor, FirmAuth};
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
 use super::{AppState, double_option, envelope};
-use crate::actors::live;
+use crate::bus::live;
 use crate::domain::audit::{self, NewAuditEvent, Outcome};
 use crate::domain::idempotency::{self, Replay};
 use crate::domain::invoices::{

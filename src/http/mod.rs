@@ -21,8 +21,6 @@ pub mod realtime;
 pub mod request_id;
 pub mod webhooks;
 
-use std::sync::Arc;
-
 use actix_web::body::MessageBody;
 use actix_web::dev::ServiceResponse;
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
@@ -33,51 +31,53 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::actors::bus::Bus;
-use crate::actors::registry::FirmRegistry;
+use crate::actors::{FirmRegistry, LiveContext};
+use crate::bus::Bus;
 use crate::config::Settings;
 use crate::db::Db;
 use error::ApiError;
 
 /// Everything a handler may reach, shared by all workers.
 pub struct AppState {
-    /// Application-role pool; tenant data only through `firm_tx`.
-    db: Db,
-    /// Pub/sub between sessions and nodes.
-    bus: Bus,
-    settings: Arc<Settings>,
+    /// The database, the bus, the settings and the node's firm supervisors, shared with
+    /// the live layer (sockets and supervised children).
+    live: LiveContext,
     /// Renders `/metrics`.
     metrics: PrometheusHandle,
     /// Signs and verifies access tokens.
     tokens: auth::TokenKeys,
-    /// The node's firm supervisors (live work per firm).
-    registry: FirmRegistry,
 }
 
 impl AppState {
-    pub fn new(db: Db, bus: Bus, settings: Arc<Settings>, metrics: PrometheusHandle, registry: FirmRegistry) -> Self {
-        let tokens = auth::TokenKeys::new(&settings.auth.jwt_secret);
-        Self { db, bus, settings, metrics, tokens, registry }
+    pub fn new(live: LiveContext, metrics: PrometheusHandle) -> Self {
+        let tokens = auth::TokenKeys::new(&live.settings().auth.jwt_secret);
+        Self { live, metrics, tokens }
+    }
+
+    pub fn live(&self) -> &LiveContext {
+        &self.live
     }
 
     pub fn registry(&self) -> &FirmRegistry {
-        &self.registry
+        self.live.registry()
     }
 
     pub fn tokens(&self) -> &auth::TokenKeys {
         &self.tokens
     }
 
+    /// Application-role pool; tenant data only through `firm_tx`.
     pub fn db(&self) -> &Db {
-        &self.db
+        self.live.db()
     }
 
+    /// Pub/sub between sessions and nodes.
     pub fn bus(&self) -> &Bus {
-        &self.bus
+        self.live.bus()
     }
 
     pub fn settings(&self) -> &Settings {
-        &self.settings
+        self.live.settings()
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {

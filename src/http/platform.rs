@@ -16,7 +16,7 @@ use super::auth::{FirmAuth, OperatorAuth, TokenType, claims};
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::identity::{check_credentials_shape, throttle_policy, throttled};
-use crate::actors::live;
+use crate::bus::live;
 use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::break_glass::{self, Grant, GrantView, Revoker};
 use crate::domain::login::verify_password_off_thread;

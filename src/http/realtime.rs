@@ -10,7 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::auth::FirmAuth;
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, envelope};
-use crate::actors::session::{WsSession, can_send};
+use crate::actors::session::WsSession;
 use crate::domain::conversations::{self, Viewer};
 use crate::domain::memberships::Role;
 use crate::domain::permissions::Permission;
@@ -97,7 +97,7 @@ pub async fn open_socket(
     let (user_id, session_id, role, portal_contact) = admitted.ok_or_else(refused)?;
     let viewer = Viewer { user_id, portal_contact };
     let max_frame = state.settings().realtime.max_frame_bytes;
-    let session = WsSession::new(state.clone(), firm, session_id, viewer, can_send(role));
+    let session = WsSession::new(state.live().clone(), firm, session_id, viewer, role);
     // The codec accepts frames well past the limit so that an oversized frame gets an
     // `error` frame and the session goes on; only absurd ones end it (close 1009).
     ws::WsResponseBuilder::new(session, &req, stream)

@@ -3,6 +3,15 @@
 //! effect starts as a job row committed with the change that caused it.
 
 pub mod guard;
+pub mod job;
 pub mod runner;
 pub mod stripe;
 pub mod webhooks;
+
+/// The handler for a job kind: the one place that maps kinds to code.
+pub fn job_handler(kind: &str) -> Option<job::JobHandler> {
+    match kind {
+        crate::domain::webhooks::DELIVER_JOB => Some(|ctx, job| Box::pin(webhooks::deliver(ctx, job))),
+        _ => None,
+    }
+}

@@ -10,44 +10,9 @@ use scoped_futures::ScopedFutureExt;
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
-use super::guard::OutboundPolicy;
-use crate::actors::bus::Bus;
-use crate::config::Settings;
-use crate::db::Db;
+pub use super::job::{JobContext, JobOutcome};
 use crate::domain::jobs::{self, AfterFailure, Job};
-use crate::domain::{DomainError, FirmId, webhooks};
-
-/// What a job handler reports.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JobOutcome {
-    Done,
-    /// Worth another attempt later (receiver down, timeout, 5xx).
-    Retry(String),
-    /// Will never work (malformed job, refused address): straight to the dead-letter queue.
-    Fail(String),
-}
-
-/// What handlers may use.
-#[derive(Clone)]
-pub struct JobContext {
-    pub db: Db,
-    pub bus: Bus,
-    pub settings: Arc<Settings>,
-    pub policy: OutboundPolicy,
-    pub http: reqwest::Client,
-}
-
-impl JobContext {
-    pub fn new(db: Db, bus: Bus, settings: Arc<Settings>) -> Result<Self, reqwest::Error> {
-        let policy = OutboundPolicy::new(&settings.webhooks.allow_private_hosts);
-        let http = policy.client(Duration::from_secs(settings.webhooks.timeout_secs.max(1)))?;
-        Ok(Self { db, bus, settings, policy, http })
-    }
-
-    pub fn max_attempts(&self) -> i32 {
-        i32::try_from(self.settings.jobs.max_attempts).unwrap_or(8)
-    }
-}
+use crate::domain::{DomainError, FirmId};
 
 #[derive(Clone)]
 pub struct JobRunner {
@@ -133,9 +98,9 @@ impl JobRunner {
             }
         };
         let started = Instant::now();
-        let outcome = match job.kind.as_str() {
-            webhooks::DELIVER_JOB => super::webhooks::deliver(&self.ctx, &job).await,
-            other => JobOutcome::Fail(format!("no handler for job kind `{other}`")),
+        let outcome = match super::job_handler(&job.kind) {
+            Some(handler) => handler(&self.ctx, &job).await,
+            None => JobOutcome::Fail(format!("no handler for job kind `{}`", job.kind)),
         };
         let label = match &outcome {
             JobOutcome::Done => "done",

@@ -9,8 +9,8 @@ use scoped_futures::ScopedFutureExt;
 use uuid::Uuid;
 
 use super::guard::read_capped;
-use super::runner::{JobContext, JobOutcome};
-use crate::actors::live;
+use super::job::{JobContext, JobOutcome};
+use crate::bus::live;
 use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::jobs::Job;
 use crate::domain::webhooks::{self, AttemptResult, Delivery, Endpoint};

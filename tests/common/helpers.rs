@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use actix_web::web;
-use consultantpro::Application;
 use consultantpro::config::Settings;
 use consultantpro::db::Db;
 use consultantpro::domain::firms::Firm;
@@ -13,6 +12,7 @@ use consultantpro::domain::memberships::Role;
 use consultantpro::domain::onboarding::{self, Joiner};
 use consultantpro::domain::users::NewUser;
 use consultantpro::telemetry;
+use consultantpro::{Application, ApplicationBuilder};
 use tokio::sync::OnceCell;
 
 /// Process-wide test set-up: logging, and the TLS provider reqwest needs before any client
@@ -59,6 +59,9 @@ pub struct TestApp {
     pub settings: Settings,
     /// The server's shared state (its registry of live firm supervisors, its bus).
     pub state: actix_web::web::Data<consultantpro::http::AppState>,
+    /// The server's place in the cluster (graceful hand-off, or a halt as a crash).
+    pub cluster: std::sync::Arc<consultantpro::actors::cluster::ClusterHandle>,
+    pub server: actix_web::dev::ServerHandle,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -73,13 +76,26 @@ pub async fn spawn_app_with_routes(
     customize: impl FnOnce(&mut Settings),
     routes: fn(&mut web::ServiceConfig),
 ) -> TestApp {
+    spawn_app_from(customize, |builder| builder.routes(routes)).await
+}
+
+/// A server from the test settings (a cluster of its own unless `customize` names one),
+/// with whatever `build` adds to its builder (child kinds, routes).
+pub async fn spawn_app_from(
+    customize: impl FnOnce(&mut Settings),
+    build: impl FnOnce(ApplicationBuilder) -> ApplicationBuilder,
+) -> TestApp {
     LazyLock::force(&TRACING);
     let mut settings = test_settings();
     migrate(&settings).await;
+    // Tests share one database; each server is a cluster of one unless told otherwise.
+    settings.cluster.name = format!("test-{}", uuid::Uuid::now_v7().simple());
     customize(&mut settings);
-    let app = Application::build_with_routes(settings.clone(), routes).await.expect("application builds");
+    let app = build(Application::builder(settings.clone())).build().await.expect("application builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     let state = app.state();
+    let cluster = app.cluster();
+    let server = app.handle();
     actix_web::rt::spawn(app.run_until_stopped());
     let ip = unique_ip();
     let mut headers = reqwest::header::HeaderMap::new();
@@ -89,7 +105,7 @@ pub async fn spawn_app_with_routes(
         .default_headers(headers)
         .build()
         .unwrap();
-    TestApp { address, client, ip, settings, state }
+    TestApp { address, client, ip, settings, state, cluster, server }
 }
 
 /// A documentation-range IPv6 address no other test uses.

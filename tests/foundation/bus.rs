@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use consultantpro::actors::bus::{Bus, Received, firm_channel};
+use consultantpro::bus::{Bus, Received, firm_channel};
 
 use crate::helpers::test_settings;
 
@@ -11,7 +11,7 @@ async fn redis_bus() -> Bus {
     Bus::redis(settings.redis.url().expect("test profile configures Redis")).await.expect("redis reachable")
 }
 
-async fn next(subscription: &mut consultantpro::actors::bus::Subscription) -> Received {
+async fn next(subscription: &mut consultantpro::bus::Subscription) -> Received {
     tokio::time::timeout(Duration::from_secs(5), subscription.recv()).await.expect("message within 5 s")
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use consultantpro::actors::bus::{Bus, Received, firm_channel};
+use consultantpro::bus::{Bus, Received, firm_channel};
 use consultantpro::db::DbError;
 use consultantpro::domain::memberships::Role;
 use consultantpro::domain::operators::{self, NewOperator};

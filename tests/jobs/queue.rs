@@ -4,7 +4,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use consultantpro::actors::bus::Bus;
+use consultantpro::bus::Bus;
 use consultantpro::db::Db;
 use consultantpro::domain::jobs::{self, Job};
 use consultantpro::domain::memberships::Role;

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use consultantpro::actors::bus::Bus;
+use consultantpro::bus::Bus;
 use consultantpro::domain::firms::Firm;
 use consultantpro::domain::webhooks::verify_signature;
 use consultantpro::outbound::runner::{JobContext, JobRunner};

@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use consultantpro::actors::hub::Crash;
-use consultantpro::actors::live;
+use consultantpro::bus::live;
 use consultantpro::domain::memberships::Role;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -379,12 +379,12 @@ async fn a_crashed_hub_is_restarted_and_sessions_lose_nothing() {
     // Sent while the hub is down or just replaced: the session refills it by seq.
     post(&app, &owner, &id, "during").await;
     for _ in 0..100 {
-        if registry.restarts(firm.firm_id()).await == 1 {
+        if registry.restarts(firm.firm_id()) == 1 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(registry.restarts(firm.firm_id()).await, 1);
+    assert_eq!(registry.restarts(firm.firm_id()), 1);
     wait_for_sessions(&app, firm.firm_id(), 1).await;
     post(&app, &owner, &id, "after").await;
     let got = socket.messages(&id, 2).await;
@@ -449,7 +449,7 @@ async fn an_idle_hub_stops_and_the_next_socket_starts_it_again() {
     again.subscribe(&id, None).await;
     post(&app, &owner, &id, "back").await;
     assert_eq!(again.messages(&id, 1).await[0]["seq"], 1);
-    assert_eq!(registry.restarts(firm.firm_id()).await, 0, "stopping when idle is not a crash");
+    assert_eq!(registry.restarts(firm.firm_id()), 0, "stopping when idle is not a crash");
 }
 
 /// A message stored but never published (a node died between commit and publish, or Redis

@@ -6,6 +6,8 @@
 //! (with a sequence number) and published after commit, so a subscriber that misses a
 //! message (Redis hiccup, lagging receiver) refills the gap from the database.
 
+pub mod live;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::bus::{Bus, firm_channel};
+use super::{Bus, firm_channel};
 use crate::domain::FirmId;
 use crate::domain::conversations::Message;
 

@@ -1,0 +1,317 @@
+//! Which node owns which firm's once-only work, decided through PostgreSQL.
+//!
+//! Each node runs one loop on a connection of its own (so a saturated request pool never
+//! delays a heartbeat). Every `cluster.heartbeat_ms` it:
+//! 1. renews its lease (`cluster_nodes`) and learns the live nodes;
+//! 2. when the live nodes changed, lets go of the firms that now belong on another node
+//!    (rendezvous hashing over the live nodes), after their owned children have stopped;
+//! 3. claims the firms that belong on it and have no owner, or an owner whose lease
+//!    lapsed, and starts their owned children under the new fencing token.
+//!
+//! A node that cannot renew stops its owned children before its lease can lapse (it counts
+//! from the moment it sent the last successful renewal, which is never later than the
+//! database's own count), then rejoins under a new id, so a paused or cut-off node never
+//! runs work another node has taken. A firm therefore moves within `cluster.lease_ms` plus
+//! one heartbeat of its owner dying (10 s by default). Releases and departures NOTIFY the
+//! other nodes, which claim at once; a graceful shutdown hands off in well under a second.
+
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::StreamExt;
+use secrecy::ExposeSecret;
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use super::LiveContext;
+use crate::domain::{DomainError, cluster};
+use crate::tenant::FirmId;
+
+/// How long owned children get to stop when their firm is handed off.
+const STOP_PATIENCE: Duration = Duration::from_secs(5);
+/// Claims and releases are re-checked this often even when no node came or went (a firm
+/// suspended, a release that failed half-way).
+const FULL_CHECK_EVERY_TICKS: u64 = 10;
+
+enum Wake {
+    Tick,
+    Refresh(FirmId),
+    Shutdown(oneshot::Sender<()>),
+}
+
+enum Control {
+    /// Hand every firm off and leave the cluster; answered when done.
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The running loop. Dropping it does not stop the loop; [`ClusterHandle::shutdown`] hands
+/// off, [`ClusterHandle::halt`] stops as a crash would.
+pub struct ClusterHandle {
+    control: mpsc::Sender<Control>,
+    task: tokio::task::AbortHandle,
+    live: LiveContext,
+}
+
+impl ClusterHandle {
+    /// Stops owned work, lets every firm go at once, and leaves the cluster.
+    pub async fn shutdown(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.control.send(Control::Shutdown(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Stops the loop and every owned child without telling the database, as if the
+    /// process had died: the other nodes take the firms over once this node's lease lapses.
+    pub async fn halt(&self) {
+        self.task.abort();
+        drop_all(&self.live, Duration::from_millis(500)).await;
+    }
+}
+
+/// Starts the node's ownership loop (once per node, in the actix system).
+pub fn start(live: LiveContext) -> ClusterHandle {
+    let (control, commands) = mpsc::channel(1);
+    let task = actix_web::rt::spawn(Looper::new(live.clone()).run(commands)).abort_handle();
+    ClusterHandle { control, task, live }
+}
+
+/// Stops the owned children of every firm this node owns, without touching the database.
+async fn drop_all(live: &LiveContext, patience: Duration) {
+    let registry = live.registry();
+    let firms: Vec<FirmId> = registry.owned().into_keys().collect();
+    futures_util::future::join_all(firms.into_iter().map(|firm| registry.release_ownership(firm, patience))).await;
+    metrics::gauge!("cp_firms_owned").set(0.0);
+}
+
+struct Looper {
+    live: LiveContext,
+    cluster: String,
+    heartbeat: Duration,
+    lease: Duration,
+    hostname: String,
+    /// This node's incarnation: a new one after every lapse of the lease.
+    node: Uuid,
+    conn: Option<AsyncPgConnection>,
+    /// Owned work must stop by then unless a renewal succeeds first.
+    fence_at: Option<Instant>,
+    last_live: Option<Vec<Uuid>>,
+    ticks: u64,
+}
+
+impl Looper {
+    fn new(live: LiveContext) -> Self {
+        let settings = &live.settings().cluster;
+        let heartbeat = Duration::from_millis(settings.heartbeat_ms.max(50));
+        let lease = Duration::from_millis(settings.lease_ms).max(heartbeat * 2);
+        Looper {
+            cluster: settings.name.clone(),
+            heartbeat,
+            lease,
+            hostname: hostname(),
+            node: Uuid::now_v7(),
+            conn: None,
+            fence_at: None,
+            last_live: None,
+            ticks: 0,
+            live,
+        }
+    }
+
+    /// How long before the lease ends locally that owned work stops, leaving its children
+    /// time to finish stopping before another node may start theirs.
+    fn margin(&self) -> Duration {
+        self.heartbeat.min(self.lease / 4)
+    }
+
+    async fn run(mut self, mut commands: mpsc::Receiver<Control>) {
+        tracing::info!(node = %self.node, cluster = %self.cluster, "joining the cluster");
+        loop {
+            if self.fence_at.is_some_and(|at| Instant::now() >= at) {
+                self.fence("the lease could not be renewed in time").await;
+            }
+            if self.conn.is_none() {
+                self.conn = self.connect().await;
+            }
+            if self.conn.is_some() {
+                match tokio::time::timeout(self.heartbeat, self.tick()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(err)) => {
+                        tracing::warn!(error = %err, "cluster heartbeat failed; reconnecting");
+                        self.conn = None;
+                    }
+                    Err(_) => {
+                        tracing::warn!("cluster heartbeat timed out; reconnecting");
+                        self.conn = None;
+                    }
+                }
+            }
+            let wake = self.fence_at.map(|at| at.min(Instant::now() + self.heartbeat));
+            let wake = wake.unwrap_or_else(|| Instant::now() + self.heartbeat);
+            let woken = {
+                let cluster = self.cluster.clone();
+                let notified = async {
+                    let Some(conn) = self.conn.as_mut() else { return std::future::pending().await };
+                    let mut notifications = std::pin::pin!(conn.notifications_stream());
+                    while let Some(notification) = notifications.next().await {
+                        let Ok(notification) = notification else { return Wake::Tick };
+                        if notification.channel == cluster::REFRESH_CHANNEL {
+                            if let Some((name, firm)) = notification.payload.split_once(' ')
+                                && name == cluster
+                                && let Ok(firm) = firm.parse::<Uuid>()
+                            {
+                                return Wake::Refresh(FirmId(firm));
+                            }
+                        } else if notification.payload == cluster {
+                            return Wake::Tick;
+                        }
+                    }
+                    std::future::pending().await
+                };
+                tokio::select! {
+                    () = tokio::time::sleep_until(wake.into()) => Wake::Tick,
+                    woken = notified => woken,
+                    command = commands.recv() => match command {
+                        Some(Control::Shutdown(done)) => Wake::Shutdown(done),
+                        None => Wake::Tick,
+                    },
+                }
+            };
+            match woken {
+                Wake::Tick => {}
+                Wake::Refresh(firm) => self.live.registry().refresh(firm),
+                Wake::Shutdown(done) => {
+                    self.leave().await;
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> Option<AsyncPgConnection> {
+        let settings = &self.live.settings().database;
+        let url = settings.app_url();
+        let connecting = AsyncPgConnection::establish(url.expose_secret());
+        let mut conn = match tokio::time::timeout(settings.connect_timeout(), connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cluster connection failed");
+                return None;
+            }
+            Err(_) => {
+                tracing::warn!("cluster connection timed out");
+                return None;
+            }
+        };
+        let listen = format!("LISTEN {}; LISTEN {}", cluster::WAKE_CHANNEL, cluster::REFRESH_CHANNEL);
+        match diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &listen).await {
+            Ok(()) => Some(conn),
+            Err(err) => {
+                tracing::warn!(error = %err, "cluster LISTEN failed");
+                None
+            }
+        }
+    }
+
+    /// One heartbeat on the node's connection; an error (or a timeout dropping it) leaves
+    /// the connection closed, so the next round connects afresh.
+    async fn tick(&mut self) -> Result<(), DomainError> {
+        let Some(mut conn) = self.conn.take() else { return Ok(()) };
+        self.tick_on(&mut conn).await?;
+        self.conn = Some(conn);
+        Ok(())
+    }
+
+    async fn tick_on(&mut self, conn: &mut AsyncPgConnection) -> Result<(), DomainError> {
+        self.ticks += 1;
+        let lease_ms = i32::try_from(self.lease.as_millis()).unwrap_or(i32::MAX);
+        let sent_at = Instant::now();
+        let live =
+            cluster::heartbeat(conn, self.node, &self.cluster, lease_ms, &self.hostname, std::process::id() as i32)
+                .await?;
+        let Some(live) = live else {
+            self.fence("the lease had lapsed").await;
+            return Ok(());
+        };
+        self.fence_at = Some(sent_at + self.lease - self.margin());
+        let registry = self.live.registry().clone();
+
+        let membership_changed = self.last_live.as_ref() != Some(&live);
+        if membership_changed {
+            tracing::info!(nodes = live.len(), "cluster membership changed");
+        }
+        if membership_changed || self.ticks % FULL_CHECK_EVERY_TICKS == 0 {
+            let misplaced = cluster::misplaced(conn, self.node, &self.cluster, &live).await?;
+            if !misplaced.is_empty() {
+                futures_util::future::join_all(
+                    misplaced.iter().map(|firm| registry.release_ownership(*firm, STOP_PATIENCE)),
+                )
+                .await;
+                let released = cluster::release(conn, self.node, &self.cluster, &misplaced).await?;
+                tracing::info!(released, "firms handed to the nodes they belong on");
+            }
+            self.last_live = Some(live.clone());
+        }
+
+        let claimed = cluster::claim(conn, self.node, &self.cluster, &live).await?;
+        if !claimed.is_empty() {
+            tracing::info!(claimed = claimed.len(), "firms taken over");
+        }
+        for (firm, fencing_token) in claimed {
+            registry.take_ownership(firm, fencing_token).await;
+        }
+        metrics::gauge!("cp_firms_owned").set(registry.owned().len() as f64);
+
+        if let Some(children) = registry.board().owned_if_changed() {
+            let report = serde_json::to_value(&children).unwrap_or_default();
+            if let Err(err) = cluster::store_children(conn, self.node, &report).await {
+                registry.board().mark_owned_changed();
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops all owned work at once and starts over as a new node.
+    async fn fence(&mut self, why: &str) {
+        tracing::error!(node = %self.node, why, "stopping all owned work: ownership can no longer be proven");
+        drop_all(&self.live, self.margin()).await;
+        self.node = Uuid::now_v7();
+        self.fence_at = None;
+        self.last_live = None;
+    }
+
+    /// Graceful shutdown: no new firms, owned children stopped, every firm let go, node
+    /// removed; the peers hear of it at once and claim.
+    async fn leave(&mut self) {
+        let registry = self.live.registry().clone();
+        let firms: Vec<FirmId> = registry.owned().into_keys().collect();
+        if let Some(conn) = self.conn.as_mut() {
+            let _ = cluster::mark_stopping(conn, self.node).await;
+        }
+        futures_util::future::join_all(firms.iter().map(|firm| registry.release_ownership(*firm, STOP_PATIENCE))).await;
+        metrics::gauge!("cp_firms_owned").set(0.0);
+        let Some(conn) = self.conn.as_mut() else { return };
+        let handed_off = async {
+            cluster::release(conn, self.node, &self.cluster, &firms).await?;
+            cluster::depart(conn, self.node, &self.cluster).await
+        };
+        match tokio::time::timeout(self.heartbeat, handed_off).await {
+            Ok(Ok(())) => tracing::info!(firms = firms.len(), "left the cluster; firms handed off"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "leaving the cluster failed; peers take over when the lease lapses")
+            }
+            Err(_) => tracing::warn!("leaving the cluster timed out; peers take over when the lease lapses"),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
