@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use consultantpro::config::Settings;
 use consultantpro::db::Db;
+use consultantpro::domain::cluster;
 use consultantpro::domain::memberships::Role;
 use consultantpro::domain::onboarding::{self, Joiner};
 use consultantpro::domain::operators::{self, NewOperator};
@@ -73,6 +74,13 @@ enum Command {
         /// Import the good rows and report the bad ones instead of importing nothing.
         #[arg(long)]
         skip_invalid: bool,
+    },
+    /// The cluster as the database sees it: live nodes, which node owns which firm, and
+    /// each owned child's state and last error.
+    Status {
+        /// One JSON document instead of tables, for scripts.
+        #[arg(long)]
+        json: bool,
     },
     /// Export a firm's contacts or leads as CSV (to stdout, or --output FILE).
     Export {
@@ -163,6 +171,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("operator {} created (id {})", operator.email, operator.id);
         }
         Command::Demo => demo(&settings).await?,
+        Command::Status { json } => status(&settings, json).await?,
         Command::Import { kind, file, firm, skip_invalid } => {
             import(&settings, kind, &file, &firm, skip_invalid).await?
         }
@@ -222,6 +231,67 @@ async fn import(
         );
     }
     println!("imported {} of {total} rows into {}; {} skipped", report.imported, firm.slug, report.rejected.len());
+    Ok(())
+}
+
+async fn status(settings: &Settings, as_json: bool) -> anyhow::Result<()> {
+    let db = Db::new(&settings.database)?;
+    let name = settings.cluster.name.clone();
+    let (nodes, firms) = db
+        .platform_tx(|conn| async move { cluster::status(conn, &name).await }.scope_boxed())
+        .await
+        .context("reading the cluster's state")?;
+    if as_json {
+        let document = serde_json::json!({ "cluster": settings.cluster.name, "nodes": nodes, "firms": firms });
+        println!("{}", serde_json::to_string_pretty(&document)?);
+        return Ok(());
+    }
+    let live = nodes.iter().filter(|n| n.live && !n.stopping).count();
+    println!("cluster `{}`: {live} live node(s), {} firm(s) with owned work", settings.cluster.name, firms.len());
+    println!();
+    println!("{:<36}  {:<20}  {:>7}  {:<8}  {:>6}  STARTED", "NODE", "HOST", "PID", "STATE", "FIRMS");
+    for node in &nodes {
+        let state = match (node.live, node.stopping) {
+            (true, false) => "live",
+            (true, true) => "stopping",
+            (false, _) => "lapsed",
+        };
+        println!(
+            "{:<36}  {:<20}  {:>7}  {:<8}  {:>6}  {}",
+            node.id,
+            node.hostname,
+            node.pid,
+            state,
+            node.firms_owned,
+            node.started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        );
+    }
+    println!();
+    println!("{:<36}  {:<24}  {:<36}  {:>5}", "FIRM", "SLUG", "OWNER", "TOKEN");
+    for firm in &firms {
+        let owner = firm.node_id.map_or_else(|| "(none)".to_owned(), |n| n.to_string());
+        println!("{:<36}  {:<24}  {:<36}  {:>5}", firm.firm_id, firm.firm_slug, owner, firm.fencing_token);
+    }
+    println!();
+    println!(
+        "{:<36}  {:<36}  {:<18}  {:<16}  {:<10}  {:>8}  LAST ERROR",
+        "NODE", "FIRM", "KIND", "ID", "STATE", "RESTARTS"
+    );
+    for node in nodes.iter().filter(|n| n.live) {
+        for child in node.children.as_array().into_iter().flatten() {
+            let text = |key: &str| child.get(key).and_then(|v| v.as_str()).unwrap_or("").to_owned();
+            println!(
+                "{:<36}  {:<36}  {:<18}  {:<16}  {:<10}  {:>8}  {}",
+                node.id,
+                text("firm_id"),
+                text("kind"),
+                text("key"),
+                text("state"),
+                child.get("restarts").and_then(|v| v.as_u64()).unwrap_or(0),
+                text("last_error")
+            );
+        }
+    }
     Ok(())
 }
 

@@ -15,6 +15,8 @@
 //! one heartbeat of its owner dying (10 s by default). Releases and departures NOTIFY the
 //! other nodes, which claim at once; a graceful shutdown hands off in well under a second.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
@@ -50,6 +52,8 @@ pub struct ClusterHandle {
     control: mpsc::Sender<Control>,
     task: tokio::task::AbortHandle,
     live: LiveContext,
+    /// Live nodes as of this node's last heartbeat (0 before the first).
+    members: Arc<AtomicUsize>,
 }
 
 impl ClusterHandle {
@@ -59,6 +63,11 @@ impl ClusterHandle {
         if self.control.send(Control::Shutdown(done)).await.is_ok() {
             let _ = wait.await;
         }
+    }
+
+    /// Live nodes in the cluster, as of this node's last heartbeat.
+    pub fn live_nodes(&self) -> usize {
+        self.members.load(Ordering::Acquire)
     }
 
     /// Stops the loop and every owned child without telling the database, as if the
@@ -72,8 +81,9 @@ impl ClusterHandle {
 /// Starts the node's ownership loop (once per node, in the actix system).
 pub fn start(live: LiveContext) -> ClusterHandle {
     let (control, commands) = mpsc::channel(1);
-    let task = actix_web::rt::spawn(Looper::new(live.clone()).run(commands)).abort_handle();
-    ClusterHandle { control, task, live }
+    let members = Arc::new(AtomicUsize::new(0));
+    let task = actix_web::rt::spawn(Looper::new(live.clone(), members.clone()).run(commands)).abort_handle();
+    ClusterHandle { control, task, live, members }
 }
 
 /// Stops the owned children of every firm this node owns, without touching the database.
@@ -96,11 +106,12 @@ struct Looper {
     /// Owned work must stop by then unless a renewal succeeds first.
     fence_at: Option<Instant>,
     last_live: Option<Vec<Uuid>>,
+    members: Arc<AtomicUsize>,
     ticks: u64,
 }
 
 impl Looper {
-    fn new(live: LiveContext) -> Self {
+    fn new(live: LiveContext, members: Arc<AtomicUsize>) -> Self {
         let settings = &live.settings().cluster;
         let heartbeat = Duration::from_millis(settings.heartbeat_ms.max(50));
         let lease = Duration::from_millis(settings.lease_ms).max(heartbeat * 2);
@@ -113,6 +124,7 @@ impl Looper {
             conn: None,
             fence_at: None,
             last_live: None,
+            members,
             ticks: 0,
             live,
         }
@@ -134,7 +146,9 @@ impl Looper {
                 self.conn = self.connect().await;
             }
             if self.conn.is_some() {
-                match tokio::time::timeout(self.heartbeat, self.tick()).await {
+                // Generous: a slow round (a busy database) is no reason to reconnect, and
+                // safety never rests on this bound but on `fence_at`.
+                match tokio::time::timeout(self.lease / 2, self.tick()).await {
                     Ok(Ok(())) => {}
                     Ok(Err(err)) => {
                         tracing::warn!(error = %err, "cluster heartbeat failed; reconnecting");
@@ -235,6 +249,7 @@ impl Looper {
             return Ok(());
         };
         self.fence_at = Some(sent_at + self.lease - self.margin());
+        self.members.store(live.len(), Ordering::Release);
         let registry = self.live.registry().clone();
 
         let membership_changed = self.last_live.as_ref() != Some(&live);
@@ -280,6 +295,7 @@ impl Looper {
         self.node = Uuid::now_v7();
         self.fence_at = None;
         self.last_live = None;
+        self.members.store(0, Ordering::Release);
     }
 
     /// Graceful shutdown: no new firms, owned children stopped, every firm let go, node

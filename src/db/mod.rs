@@ -154,6 +154,11 @@ impl Db {
         Ok(role)
     }
 
+    /// Closes the pool: idle connections now, busy ones when returned; later checkouts fail.
+    pub fn close(&self) {
+        self.pool.close();
+    }
+
     /// Round trip to the database, for readiness.
     pub async fn ping(&self) -> Result<(), DbError> {
         let mut conn = self.checkout().await?;

@@ -159,6 +159,34 @@ pub async fn require_owner(conn: &mut AsyncPgConnection, cluster: &str, firm: Fi
     Ok(())
 }
 
+#[derive(QueryableByName)]
+struct Holds {
+    #[diesel(sql_type = Bool)]
+    holds: bool,
+}
+
+/// Whether `fencing_token` is still the firm's current ownership. An owned child checks it
+/// inside the transaction that does its work: the row lock it takes makes a concurrent
+/// take-over wait for that transaction, and a take-over that came first makes it false.
+pub async fn holds(
+    conn: &mut AsyncPgConnection,
+    cluster: &str,
+    firm: FirmId,
+    fencing_token: i64,
+) -> Result<bool, DomainError> {
+    let rows = diesel::sql_query(
+        "SELECT true AS holds FROM firm_ownership
+          WHERE cluster = $1 AND owned_firm_id = $2 AND fencing_token = $3 AND node_id IS NOT NULL
+          FOR SHARE",
+    )
+    .bind::<Text, _>(cluster)
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<BigInt, _>(fencing_token)
+    .load::<Holds>(conn)
+    .await?;
+    Ok(rows.iter().any(|r| r.holds))
+}
+
 /// Asks the node that owns `firm` (whichever it is) to look again at the owned children the
 /// firm needs: call it in the transaction that adds or removes such work; the notice goes
 /// out on commit.

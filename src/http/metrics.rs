@@ -11,6 +11,7 @@ use actix_web::{Error, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use super::AppState;
+use crate::actors::board::ChildState;
 use crate::domain::jobs;
 use scoped_futures::ScopedFutureExt;
 
@@ -67,6 +68,16 @@ pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     metrics::gauge!("db_pool_idle_connections").set(pool.available as f64);
     metrics::gauge!("db_pool_waiting_requests").set(pool.waiting as f64);
     metrics::gauge!("bus_active_channels").set(state.bus().active_channels() as f64);
+    // Supervision, from this node's registry (set here so each scrape shows the node it asks).
+    let registry = state.registry();
+    metrics::gauge!("cp_firms_owned").set(registry.owned().len() as f64);
+    let counts = registry.board().counts();
+    for (kind, _) in registry.kinds() {
+        for child_state in ChildState::ALL {
+            let count = counts.get(&(kind, child_state)).copied().unwrap_or(0);
+            metrics::gauge!("cp_children", "kind" => kind, "state" => child_state.as_str()).set(count as f64);
+        }
+    }
     // Queue depth across firms (counts only); a scrape during a database outage skips it.
     let counts = state.db().platform_tx(|conn| async move { jobs::counts(conn).await }.scope_boxed()).await;
     if let Ok(counts) = counts {

@@ -1,0 +1,402 @@
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use consultantpro::config::Settings;
+use consultantpro::domain::{FirmId, cluster};
+use scoped_futures::ScopedFutureExt;
+
+use crate::helpers::{TestApp, cli_command, new_firm, spawn_app_from};
+use crate::kinds::{self, FLAKY, FLAKY_PANICS, FlakyKind, TICKER, TickerKind};
+use crate::proxy::Relay;
+
+const HEARTBEAT_MS: u64 = 100;
+const LEASE_MS: u64 = 1000;
+
+/// The failover bound these settings promise (lease + one heartbeat), plus room for a
+/// loaded test machine.
+fn failover_bound() -> Duration {
+    Duration::from_millis(LEASE_MS + HEARTBEAT_MS) + Duration::from_secs(2)
+}
+
+fn fast(settings: &mut Settings, cluster_name: &str) {
+    settings.cluster.name = cluster_name.to_owned();
+    settings.cluster.heartbeat_ms = HEARTBEAT_MS;
+    settings.cluster.lease_ms = LEASE_MS;
+    settings.realtime.child_restart_base_ms = 100;
+}
+
+fn cluster_name() -> String {
+    format!("test-cluster-{}", uuid::Uuid::now_v7().simple())
+}
+
+/// A node of `name` running the ticker kind (or no test kind).
+async fn node(name: &str, with_ticker: bool) -> TestApp {
+    let name = name.to_owned();
+    spawn_app_from(move |s| fast(s, &name), move |b| if with_ticker { b.child_kind(TickerKind) } else { b }).await
+}
+
+/// Two nodes of one cluster that have seen each other, so the firms given to them next
+/// stay where they first land.
+async fn node_pair(name: &str, with_ticker: bool) -> (TestApp, TestApp) {
+    let (a, b) = (node(name, with_ticker).await, node(name, with_ticker).await);
+    let met = wait_until(Duration::from_secs(10), || a.cluster.live_nodes() == 2 && b.cluster.live_nodes() == 2).await;
+    assert!(met.is_some(), "the nodes never saw each other");
+    (a, b)
+}
+
+/// Waits until `node` has started the firm's ticker from the stored state and runs it alone.
+async fn taken_over_by(firm: FirmId, node: uuid::Uuid, limit: Duration) -> Option<Duration> {
+    wait_until(limit, || {
+        kinds::running(firm, TICKER, "main") == vec![node]
+            && kinds::starts(firm, TICKER, "main").last().is_some_and(|s| s.node == node)
+    })
+    .await
+}
+
+/// Marks `firms` as having once-only work in `cluster_name`.
+async fn require(app: &TestApp, cluster_name: &str, firms: &[FirmId]) {
+    let (name, firms) = (cluster_name.to_owned(), firms.to_vec());
+    app.state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                for firm in firms {
+                    cluster::require_owner(conn, &name, firm).await?;
+                }
+                Ok::<_, consultantpro::domain::DomainError>(())
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+}
+
+/// Polls `condition` every 5 ms; how long it took, or `None` after `limit`.
+async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
+    let started = Instant::now();
+    while started.elapsed() < limit {
+        if condition() {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    condition().then(|| started.elapsed())
+}
+
+/// Samples every 2 ms how many nodes run a ticker at once; the most seen.
+struct Overlap {
+    most: Arc<AtomicUsize>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Overlap {
+    fn watch(firm: FirmId) -> Overlap {
+        let (most, stop) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+        let (seen, done) = (most.clone(), stop.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Acquire) {
+                seen.fetch_max(kinds::running(firm, TICKER, "main").len(), Ordering::AcqRel);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        });
+        Overlap { most, stop }
+    }
+
+    fn most(&self) -> usize {
+        self.stop.store(true, Ordering::Release);
+        self.most.load(Ordering::Acquire)
+    }
+}
+
+/// Waits for the ticker of `firm` to run on one node and store a few ticks; that node's index.
+async fn running_ticker(nodes: &[&TestApp], firm: FirmId) -> usize {
+    let found = wait_until(Duration::from_secs(10), || kinds::running(firm, TICKER, "main").len() == 1).await;
+    assert!(found.is_some(), "the ticker never started: {:?}", kinds::running(firm, TICKER, "main"));
+    let runner = kinds::running(firm, TICKER, "main")[0];
+    let index = nodes.iter().position(|n| n.state.registry().node() == runner).expect("a test node runs it");
+    assert!(nodes[index].state.registry().owns(firm));
+    for (i, other) in nodes.iter().enumerate() {
+        if i != index {
+            assert!(!other.state.registry().owns(firm), "two nodes believe they own the firm");
+        }
+    }
+    let live = nodes[index].state.live().clone();
+    for _ in 0..400 {
+        if kinds::stored_ticks(&live, firm, "main").await.unwrap() >= 5 {
+            return index;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the ticker stored no work");
+}
+
+/// Every stored unit of work numbered once, with no gap: never two nodes at a time.
+async fn assert_ticks_exactly_once(app: &TestApp, firm: FirmId) {
+    let ticks = kinds::all_ticks(app.state.live(), firm, "main").await;
+    let unique: HashSet<i64> = ticks.iter().copied().collect();
+    assert_eq!(unique.len(), ticks.len(), "a unit of work was done twice: {ticks:?}");
+    let highest = ticks.iter().copied().max().unwrap_or(0);
+    assert_eq!(unique, (1..=highest).collect::<HashSet<i64>>(), "the work has gaps");
+}
+
+#[actix_web::test]
+async fn owned_work_runs_on_one_node_and_moves_within_the_bound_when_its_node_dies() {
+    let name = cluster_name();
+    let (a, b) = node_pair(&name, true).await;
+    let firm = new_firm(&a.db()).await.firm_id();
+    let overlap = Overlap::watch(firm);
+    require(&a, &name, &[firm]).await;
+    let owner = running_ticker(&[&a, &b], firm).await;
+    let (dying, survivor) = if owner == 0 { (&a, &b) } else { (&b, &a) };
+    // Run a while: the work stays on one node.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(kinds::running(firm, TICKER, "main"), vec![dying.state.registry().node()]);
+
+    // Abrupt stop: no hand-off, its server and its database connections gone.
+    dying.cluster.halt().await;
+    dying.server.stop(false).await;
+    dying.state.db().close();
+    let stored_at_death = kinds::stored_ticks(survivor.state.live(), firm, "main").await.unwrap();
+    assert!(stored_at_death >= 5);
+
+    let survivor_node = survivor.state.registry().node();
+    let moved = taken_over_by(firm, survivor_node, failover_bound()).await;
+    assert!(moved.is_some(), "the work did not move within {:?}", failover_bound());
+    let restart = *kinds::starts(firm, TICKER, "main").last().unwrap();
+    assert_eq!(restart.node, survivor_node);
+    assert_eq!(restart.loaded, stored_at_death, "the new owner starts from the stored state");
+    assert!(survivor.state.registry().owns(firm));
+
+    // It goes on working from there, and never ran on both nodes at once.
+    let live = survivor.state.live().clone();
+    let mut advanced = false;
+    for _ in 0..200 {
+        if kinds::stored_ticks(&live, firm, "main").await.unwrap() > stored_at_death + 3 {
+            advanced = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(advanced, "the new owner did no work");
+    assert_eq!(overlap.most(), 1, "the work ran on two nodes at once");
+    assert_ticks_exactly_once(survivor, firm).await;
+}
+
+#[actix_web::test]
+async fn a_node_cut_off_from_the_database_stops_its_work_before_another_takes_it() {
+    let name = cluster_name();
+    let relay = Relay::start(crate::helpers::test_settings().database.port).await;
+    let relay_port = relay.port;
+    let cut_name = name.clone();
+    let cut_off = spawn_app_from(
+        move |s| {
+            fast(s, &cut_name);
+            s.database.port = relay_port;
+        },
+        |b| b.child_kind(TickerKind),
+    )
+    .await;
+    let steady = node(&name, true).await;
+    let met =
+        wait_until(Duration::from_secs(10), || cut_off.cluster.live_nodes() == 2 && steady.cluster.live_nodes() == 2)
+            .await;
+    assert!(met.is_some(), "the nodes never saw each other");
+    // Firms until one belongs on the node that will be cut off (each does with odds 1/2).
+    let db = steady.db();
+    let mut firm = None;
+    for _ in 0..20 {
+        let candidate = new_firm(&db).await.firm_id();
+        require(&steady, &name, &[candidate]).await;
+        let owner = running_ticker(&[&cut_off, &steady], candidate).await;
+        if owner == 0 {
+            firm = Some(candidate);
+            break;
+        }
+    }
+    let firm = firm.expect("one of 20 firms belongs on the first node");
+    let overlap = Overlap::watch(firm);
+
+    relay.cut();
+    let cut_at = Instant::now();
+    let steady_node = steady.state.registry().node();
+    let moved = taken_over_by(firm, steady_node, failover_bound()).await;
+    assert!(moved.is_some(), "the work did not move within {:?}", failover_bound());
+    assert!(!cut_off.state.registry().owns(firm), "the cut-off node let the firm go");
+    let starts = kinds::starts(firm, TICKER, "main");
+    let taken = starts.last().unwrap();
+    assert_eq!(
+        taken.node,
+        steady_node,
+        "{starts:?}, steady {steady_node}, cut off {}",
+        cut_off.state.registry().node()
+    );
+    assert!(taken.at.duration_since(cut_at) >= Duration::from_millis(LEASE_MS / 2), "taken before the lease lapsed");
+    assert_eq!(overlap.most(), 1, "the cut-off node kept working after another took over");
+    assert_ticks_exactly_once(&steady, firm).await;
+    cut_off.cluster.halt().await;
+}
+
+#[actix_web::test]
+async fn a_graceful_shutdown_hands_off_in_under_a_second() {
+    let name = cluster_name();
+    let (a, b) = node_pair(&name, true).await;
+    let firm = new_firm(&a.db()).await.firm_id();
+    require(&a, &name, &[firm]).await;
+    let owner = running_ticker(&[&a, &b], firm).await;
+    let (leaving, staying) = if owner == 0 { (&a, &b) } else { (&b, &a) };
+    let overlap = Overlap::watch(firm);
+
+    let started = Instant::now();
+    leaving.cluster.shutdown().await;
+    let staying_node = staying.state.registry().node();
+    let moved = taken_over_by(firm, staying_node, Duration::from_secs(5)).await;
+    let took = started.elapsed();
+    assert!(
+        moved.is_some(),
+        "the firm was not handed off: running {:?}, starts {:?}, staying {staying_node} owns {:?}",
+        kinds::running(firm, TICKER, "main"),
+        kinds::starts(firm, TICKER, "main"),
+        staying.state.registry().owned()
+    );
+    assert!(took < Duration::from_secs(1), "hand-off took {took:?}");
+    assert_eq!(overlap.most(), 1);
+    assert!(leaving.state.registry().owned().is_empty());
+    assert_ticks_exactly_once(staying, firm).await;
+}
+
+#[actix_web::test]
+async fn a_child_that_keeps_crashing_restarts_with_growing_delays_and_its_siblings_run_on() {
+    let name = cluster_name();
+    let flaky_name = name.clone();
+    // The only server with this kind, so the process-wide restart counter is this test's.
+    let app = spawn_app_from(move |s| fast(s, &flaky_name), |b| b.child_kind(FlakyKind)).await;
+    let firm = new_firm(&app.db()).await.firm_id();
+    require(&app, &name, &[firm]).await;
+    let recovered = wait_until(Duration::from_secs(10), || {
+        kinds::running(firm, FLAKY, "crashy").len() == 1 && kinds::running(firm, FLAKY, "steady").len() == 1
+    })
+    .await;
+    assert!(recovered.is_some(), "the crashing child never came up: {:?}", kinds::starts(firm, FLAKY, "crashy"));
+
+    let starts = kinds::starts(firm, FLAKY, "crashy");
+    assert_eq!(starts.len(), FLAKY_PANICS + 1, "three crashed starts, then one that runs");
+    let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1].at.duration_since(w[0].at)).collect();
+    // Delays are base * 2^(n-1) with the upper half random: 50-100, 100-200, 200-400 ms.
+    for (gap, least) in gaps.iter().zip([50u64, 100, 200]) {
+        assert!(*gap >= Duration::from_millis(least), "restart came too soon: {gaps:?}");
+    }
+    assert!(gaps[0] <= gaps[1] && gaps[1] <= gaps[2] && gaps[0] < gaps[2], "delays did not grow: {gaps:?}");
+    assert_eq!(kinds::starts(firm, FLAKY, "steady").len(), 1, "the sibling was never restarted");
+
+    let children = app.state.registry().children(firm);
+    let crashy = children.iter().find(|c| c.kind == FLAKY && c.key == "crashy").unwrap();
+    assert_eq!(crashy.status.restarts, 3);
+    assert!(crashy.status.last_error.as_deref().unwrap_or_default().contains("unexpectedly"), "{crashy:?}");
+    let steady = children.iter().find(|c| c.kind == FLAKY && c.key == "steady").unwrap();
+    assert_eq!(steady.status.restarts, 0);
+
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    let restarts = metrics
+        .lines()
+        .find(|l| l.starts_with("cp_child_restarts_total{kind=\"test_flaky\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(restarts, Some(3.0), "{metrics}");
+}
+
+#[actix_web::test]
+async fn two_hundred_firms_spread_evenly_over_two_nodes() {
+    let name = cluster_name();
+    let (a, b) = node_pair(&name, false).await;
+    let db = a.db();
+    let mut firms = Vec::new();
+    for _ in 0..200 {
+        firms.push(new_firm(&db).await.firm_id());
+    }
+    require(&a, &name, &firms).await;
+    let all: HashSet<FirmId> = firms.iter().copied().collect();
+    let settled = wait_until(Duration::from_secs(15), || {
+        let (on_a, on_b) = (a.state.registry().owned(), b.state.registry().owned());
+        on_a.len() + on_b.len() == 200 && on_a.keys().chain(on_b.keys()).copied().collect::<HashSet<_>>() == all
+    })
+    .await;
+    assert!(settled.is_some(), "not every firm found exactly one owner");
+    let (on_a, on_b) = (a.state.registry().owned().len(), b.state.registry().owned().len());
+    assert!((70..=130).contains(&on_a) && (70..=130).contains(&on_b), "uneven: {on_a} and {on_b}");
+    // Nobody connected, nothing to run, still supervised: the owner's supervisor lives.
+    assert_eq!(a.state.registry().firms() + b.state.registry().firms(), 200);
+}
+
+#[actix_web::test]
+async fn status_and_metrics_show_nodes_owners_and_children() {
+    let name = cluster_name();
+    let app = node(&name, true).await;
+    let firm_record = new_firm(&app.db()).await;
+    let firm = firm_record.firm_id();
+    require(&app, &name, &[firm]).await;
+    running_ticker(&[&app], firm).await;
+
+    // The node reports its owned children with its heartbeat.
+    let mut document = serde_json::Value::Null;
+    for _ in 0..100 {
+        let output =
+            cli_command().args(["status", "--json"]).env("CP__CLUSTER__NAME", &name).output().expect("status runs");
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        document = serde_json::from_slice(&output.stdout).expect("status prints JSON");
+        let reported = document["nodes"][0]["children"].as_array().is_some_and(|c| !c.is_empty());
+        if reported {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(document["cluster"], name.as_str());
+    let nodes = document["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{document}");
+    assert_eq!(nodes[0]["live"], true);
+    assert_eq!(nodes[0]["firms_owned"], 1);
+    let cluster_node = nodes[0]["id"].as_str().unwrap().to_owned();
+    let firms = document["firms"].as_array().unwrap();
+    assert_eq!(firms.len(), 1);
+    assert_eq!(firms[0]["firm_slug"], firm_record.slug.as_str());
+    assert_eq!(firms[0]["node_id"], cluster_node.as_str());
+    let children = nodes[0]["children"].as_array().unwrap();
+    let ticker = children.iter().find(|c| c["kind"] == TICKER).expect("the ticker is reported");
+    assert_eq!(ticker["state"], "running");
+    assert_eq!(ticker["firm_id"], firm.to_string().as_str());
+    assert!(ticker["last_error"].is_null());
+
+    let text = cli_command().arg("status").env("CP__CLUSTER__NAME", &name).output().unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("1 live node(s)") && text.contains(&firm_record.slug) && text.contains(TICKER), "{text}");
+
+    let metrics = app.get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("cp_children{kind=\"test_ticker\",state=\"running\"} 1"), "{metrics}");
+    assert!(metrics.lines().any(|l| l.starts_with("cp_firms_owned ")), "{metrics}");
+}
+
+#[actix_web::test]
+async fn the_owner_hears_of_new_work_through_the_database_and_starts_it() {
+    let name = cluster_name();
+    let (a, b) = node_pair(&name, true).await;
+    let firm = new_firm(&a.db()).await.firm_id();
+    require(&a, &name, &[firm]).await;
+    let owner = running_ticker(&[&a, &b], firm).await;
+    let other = if owner == 0 { &b } else { &a };
+    kinds::add_ticker_key(firm, "second");
+    // Asked from the node that does not own the firm: the notice goes through PostgreSQL.
+    let cluster_name = name.clone();
+    other
+        .state
+        .db()
+        .platform_tx(|conn| async move { cluster::request_refresh(conn, &cluster_name, firm).await }.scope_boxed())
+        .await
+        .unwrap();
+    let started = wait_until(Duration::from_secs(5), || kinds::running(firm, TICKER, "second").len() == 1).await;
+    assert!(started.is_some(), "the new child was not started");
+    let owner_node = [&a, &b][owner].state.registry().node();
+    assert_eq!(kinds::running(firm, TICKER, "second"), vec![owner_node]);
+}
