@@ -44,6 +44,8 @@ pub struct ChildStatus {
     pub state: ChildState,
     pub restarts: u32,
     pub last_error: Option<String>,
+    /// How long the latest restart waited (or, while `restarting`, will wait).
+    pub restart_delay_ms: Option<u64>,
 }
 
 /// One row of a node's report: which child, and how it is.

@@ -146,18 +146,9 @@ impl Looper {
                 self.conn = self.connect().await;
             }
             if self.conn.is_some() {
-                // Generous: a slow round (a busy database) is no reason to reconnect, and
-                // safety never rests on this bound but on `fence_at`.
-                match tokio::time::timeout(self.lease / 2, self.tick()).await {
-                    Ok(Ok(())) => {}
-                    Ok(Err(err)) => {
-                        tracing::warn!(error = %err, "cluster heartbeat failed; reconnecting");
-                        self.conn = None;
-                    }
-                    Err(_) => {
-                        tracing::warn!("cluster heartbeat timed out; reconnecting");
-                        self.conn = None;
-                    }
+                if let Err(err) = self.tick().await {
+                    tracing::warn!(error = %err, "cluster heartbeat failed; reconnecting");
+                    self.conn = None;
                 }
             }
             let wake = self.fence_at.map(|at| at.min(Instant::now() + self.heartbeat));
@@ -237,13 +228,22 @@ impl Looper {
         Ok(())
     }
 
+    /// Bounds one database call, so a connection that hangs (rather than fails) is noticed.
+    /// Stopping children is not bounded by it: a hand-off waits for them, then for this.
+    async fn within<T>(&self, call: impl Future<Output = Result<T, DomainError>>) -> Result<T, DomainError> {
+        match tokio::time::timeout(self.lease / 2, call).await {
+            Ok(result) => result,
+            Err(_) => Err(DomainError::Internal("the database did not answer in time".into())),
+        }
+    }
+
     async fn tick_on(&mut self, conn: &mut AsyncPgConnection) -> Result<(), DomainError> {
         self.ticks += 1;
         let lease_ms = i32::try_from(self.lease.as_millis()).unwrap_or(i32::MAX);
         let sent_at = Instant::now();
+        let pid = i32::try_from(std::process::id()).unwrap_or(0);
         let live =
-            cluster::heartbeat(conn, self.node, &self.cluster, lease_ms, &self.hostname, std::process::id() as i32)
-                .await?;
+            self.within(cluster::heartbeat(conn, self.node, &self.cluster, lease_ms, &self.hostname, pid)).await?;
         let Some(live) = live else {
             self.fence("the lease had lapsed").await;
             return Ok(());
@@ -257,19 +257,32 @@ impl Looper {
             tracing::info!(nodes = live.len(), "cluster membership changed");
         }
         if membership_changed || self.ticks % FULL_CHECK_EVERY_TICKS == 0 {
-            let misplaced = cluster::misplaced(conn, self.node, &self.cluster, &live).await?;
+            let misplaced = self.within(cluster::misplaced(conn, self.node, &self.cluster, &live)).await?;
             if !misplaced.is_empty() {
                 futures_util::future::join_all(
                     misplaced.iter().map(|firm| registry.release_ownership(*firm, STOP_PATIENCE)),
                 )
                 .await;
-                let released = cluster::release(conn, self.node, &self.cluster, &misplaced).await?;
+                let released = self.within(cluster::release(conn, self.node, &self.cluster, &misplaced)).await?;
                 tracing::info!(released, "firms handed to the nodes they belong on");
+            }
+            // The database is the word on what this node holds: a step that failed half-way
+            // (children stopped, row not yet cleared; a start that could not be delivered)
+            // is put right here rather than left to drift.
+            let held = self.within(cluster::held_by(conn, self.node, &self.cluster)).await?;
+            let local = registry.owned();
+            for (firm, token) in &held {
+                if local.get(firm) != Some(token) {
+                    registry.take_ownership(*firm, *token).await;
+                }
+            }
+            for firm in local.keys().filter(|firm| !held.iter().any(|(held, _)| held == *firm)) {
+                registry.release_ownership(*firm, STOP_PATIENCE).await;
             }
             self.last_live = Some(live.clone());
         }
 
-        let claimed = cluster::claim(conn, self.node, &self.cluster, &live).await?;
+        let claimed = self.within(cluster::claim(conn, self.node, &self.cluster, &live)).await?;
         if !claimed.is_empty() {
             tracing::info!(claimed = claimed.len(), "firms taken over");
         }
@@ -280,7 +293,7 @@ impl Looper {
 
         if let Some(children) = registry.board().owned_if_changed() {
             let report = serde_json::to_value(&children).unwrap_or_default();
-            if let Err(err) = cluster::store_children(conn, self.node, &report).await {
+            if let Err(err) = self.within(cluster::store_children(conn, self.node, &report)).await {
                 registry.board().mark_owned_changed();
                 return Err(err);
             }

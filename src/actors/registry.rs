@@ -198,13 +198,18 @@ impl FirmRegistry {
     /// This node now owns `firm`: start its owned children.
     pub(super) async fn take_ownership(&self, firm: FirmId, fencing_token: i64) {
         self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).insert(firm, fencing_token);
-        for _ in 0..3 {
+        // A supervisor that is just stopping (its last child gone) refuses the message;
+        // the next attempt reaches a new one.
+        for _ in 0..50 {
             if self.supervisor(firm).send(TakeOwnership { fencing_token }).await.is_ok() {
                 return;
             }
-            tokio::task::yield_now().await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tracing::error!(firm_id = %firm, "could not start the firm's owned children");
+        // Not owned as far as this node is concerned: the cluster loop's next full check
+        // finds the firm held in the database and tries again.
+        self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).remove(&firm);
+        tracing::error!(firm_id = %firm, "could not start the firm's owned children; trying again later");
     }
 
     /// Stops `firm`'s owned children and waits until they have ended (or `patience` ran

@@ -52,6 +52,8 @@ struct Slot {
     failures_in_row: u32,
     last_error: Option<String>,
     started_at: Instant,
+    /// The delay before the latest restart.
+    restart_delay: Option<Duration>,
     /// Asked to stop (ownership lost or handed off); it is removed when it exits.
     stopping: bool,
 }
@@ -97,6 +99,7 @@ impl FirmSupervisor {
                     state: slot.state,
                     restarts: slot.restarts,
                     last_error: slot.last_error.clone(),
+                    restart_delay_ms: slot.restart_delay.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
                 },
             ),
             None => board.remove(self.firm, kind, key),
@@ -122,6 +125,7 @@ impl FirmSupervisor {
             failures_in_row: 0,
             last_error: None,
             started_at: Instant::now(),
+            restart_delay: None,
             stopping: false,
         });
         if slot.handle.is_some() || slot.stopping {
@@ -328,9 +332,13 @@ impl Handler<ChildExited> for FirmSupervisor {
             return;
         }
         slot.handle = None;
-        let owned_gone = slot.kind.placement() == Placement::Owned && self.owned.is_none();
-        if slot.stopping || owned_gone {
+        let is_owned = slot.kind.placement() == Placement::Owned;
+        if slot.stopping || (is_owned && self.owned.is_none()) {
             self.children.remove(&id);
+            if is_owned && self.owned.is_some() {
+                // Stopped for a release that the node took back meanwhile: start afresh.
+                self.discover_owned(ctx);
+            }
         } else {
             match exited.exit {
                 Exit::Finished => {
@@ -346,6 +354,7 @@ impl Handler<ChildExited> for FirmSupervisor {
                     slot.last_error = Some(failure.to_string());
                     metrics::counter!("cp_child_restarts_total", "kind" => exited.kind).increment(1);
                     let delay = self.backoff.delay(slot.failures_in_row);
+                    slot.restart_delay = Some(delay);
                     tracing::warn!(
                         firm_id = %self.firm, child_kind = exited.kind, child_id = %exited.key,
                         error = %failure, restarts = slot.restarts, delay_ms = delay.as_millis() as u64,

@@ -80,6 +80,22 @@ pub async fn claim(
     Ok(rows.into_iter().map(|r| (FirmId(r.firm), r.fencing_token)).collect())
 }
 
+/// Every firm `node` holds, with its fencing token.
+pub async fn held_by(
+    conn: &mut AsyncPgConnection,
+    node: Uuid,
+    cluster: &str,
+) -> Result<Vec<(FirmId, i64)>, DomainError> {
+    let rows = diesel::sql_query(
+        "SELECT owned_firm_id AS firm, fencing_token FROM firm_ownership WHERE cluster = $1 AND node_id = $2",
+    )
+    .bind::<Text, _>(cluster)
+    .bind::<SqlUuid, _>(node)
+    .load::<Claimed>(conn)
+    .await?;
+    Ok(rows.into_iter().map(|r| (FirmId(r.firm), r.fencing_token)).collect())
+}
+
 /// Firms `node` holds that now belong elsewhere.
 pub async fn misplaced(
     conn: &mut AsyncPgConnection,

@@ -273,21 +273,46 @@ async fn a_child_that_keeps_crashing_restarts_with_growing_delays_and_its_siblin
     // The only server with this kind, so the process-wide restart counter is this test's.
     let app = spawn_app_from(move |s| fast(s, &flaky_name), |b| b.child_kind(FlakyKind)).await;
     let firm = new_firm(&app.db()).await.firm_id();
+    // The delay the supervisor chose for each restart, read while it waits (each wait is
+    // at least 50 ms; the board is read every millisecond).
+    let delays = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u32, u64>::new()));
+    let (seen, registry, done) = (delays.clone(), app.state.registry().clone(), Arc::new(AtomicBool::new(false)));
+    let finished = done.clone();
+    tokio::spawn(async move {
+        while !finished.load(Ordering::Acquire) {
+            for child in registry.children(firm).iter().filter(|c| c.key == "crashy") {
+                if let Some(delay) = child.status.restart_delay_ms {
+                    seen.lock().unwrap().insert(child.status.restarts, delay);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
     require(&app, &name, &[firm]).await;
     let recovered = wait_until(Duration::from_secs(10), || {
         kinds::running(firm, FLAKY, "crashy").len() == 1 && kinds::running(firm, FLAKY, "steady").len() == 1
     })
     .await;
+    done.store(true, Ordering::Release);
     assert!(recovered.is_some(), "the crashing child never came up: {:?}", kinds::starts(firm, FLAKY, "crashy"));
+    let delays: Vec<u64> = delays.lock().unwrap().values().copied().collect();
+    assert_eq!(delays.len(), FLAKY_PANICS, "one delay per restart: {delays:?}");
+    // base 100 ms x 2^(n-1), the upper half random: 50-100, 100-200, 200-400 ms.
+    for (delay, (least, most)) in delays.iter().zip([(50, 100), (100, 200), (200, 400)]) {
+        assert!((least..=most).contains(delay), "delays {delays:?}");
+    }
+    assert!(
+        delays[0] <= delays[1] && delays[1] <= delays[2] && delays[0] < delays[2],
+        "delays did not grow: {delays:?}"
+    );
 
     let starts = kinds::starts(firm, FLAKY, "crashy");
     assert_eq!(starts.len(), FLAKY_PANICS + 1, "three crashed starts, then one that runs");
+    // The restarts really waited (a loaded machine only makes the gaps longer).
     let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1].at.duration_since(w[0].at)).collect();
-    // Delays are base * 2^(n-1) with the upper half random: 50-100, 100-200, 200-400 ms.
-    for (gap, least) in gaps.iter().zip([50u64, 100, 200]) {
-        assert!(*gap >= Duration::from_millis(least), "restart came too soon: {gaps:?}");
+    for (gap, delay) in gaps.iter().zip(&delays) {
+        assert!(*gap >= Duration::from_millis(*delay), "a restart came before its delay: {gaps:?} {delays:?}");
     }
-    assert!(gaps[0] <= gaps[1] && gaps[1] <= gaps[2] && gaps[0] < gaps[2], "delays did not grow: {gaps:?}");
     assert_eq!(kinds::starts(firm, FLAKY, "steady").len(), 1, "the sibling was never restarted");
 
     let children = app.state.registry().children(firm);
@@ -399,4 +424,50 @@ async fn the_owner_hears_of_new_work_through_the_database_and_starts_it() {
     assert!(started.is_some(), "the new child was not started");
     let owner_node = [&a, &b][owner].state.registry().node();
     assert_eq!(kinds::running(firm, TICKER, "second"), vec![owner_node]);
+}
+
+async fn set_firm_status(app: &TestApp, firm: FirmId, status: &'static str) {
+    app.state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query("UPDATE firms SET status = $1 WHERE id = $2")
+                        .bind::<diesel::sql_types::Text, _>(status)
+                        .bind::<diesel::sql_types::Uuid, _>(firm.into_uuid()),
+                    conn,
+                )
+                .await
+                .map_err(consultantpro::domain::DomainError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn a_suspended_firm_is_let_go_and_taken_again_when_reactivated() {
+    let name = cluster_name();
+    let app = node(&name, true).await;
+    let firm = new_firm(&app.db()).await.firm_id();
+    require(&app, &name, &[firm]).await;
+    running_ticker(&[&app], firm).await;
+
+    set_firm_status(&app, firm, "suspended").await;
+    let stopped = wait_until(Duration::from_secs(5), || kinds::running(firm, TICKER, "main").is_empty()).await;
+    assert!(stopped.is_some(), "a suspended firm's work kept running");
+    assert!(!app.state.registry().owns(firm));
+    // Nobody takes it while it is suspended.
+    tokio::time::sleep(Duration::from_millis(3 * HEARTBEAT_MS)).await;
+    assert!(kinds::running(firm, TICKER, "main").is_empty() && !app.state.registry().owns(firm));
+
+    set_firm_status(&app, firm, "active").await;
+    let node_id = app.state.registry().node();
+    let back = wait_until(Duration::from_secs(5), || {
+        kinds::starts(firm, TICKER, "main").len() == 2 && kinds::running(firm, TICKER, "main") == vec![node_id]
+    })
+    .await;
+    assert!(back.is_some(), "the reactivated firm was not taken again");
+    assert!(app.state.registry().owns(firm));
 }

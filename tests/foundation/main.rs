@@ -5,6 +5,7 @@
 #[path = "../common/helpers.rs"]
 mod helpers;
 
+mod architecture;
 mod audit_pages;
 mod bus;
 mod cli;
