@@ -80,33 +80,46 @@ BEGIN
 END
 $$;
 
+-- The live nodes of a cluster: lease held, not shutting down.
+CREATE FUNCTION cp_cluster_live(p_cluster text) RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+    SELECT coalesce(array_agg(id ORDER BY id), '{}')
+      FROM cluster_nodes
+     WHERE cluster = p_cluster AND lease_until > now() AND NOT stopping
+$$;
+
 -- Takes the active firms that have no owner, or whose owner's lease has lapsed, and that
--- belong on this node; returns them with their new fencing tokens. Concurrent claims of
--- one firm serialise on its row, and the loser no longer matches.
-CREATE FUNCTION cp_cluster_claim(p_node uuid, p_cluster text, p_live uuid[])
+-- belong on this node; returns them with their new fencing tokens. Only a node whose own
+-- lease holds (and is not shutting down) takes anything, and the live nodes are read here,
+-- not trusted from the caller. Concurrent claims of one firm serialise on its row, and the
+-- loser no longer matches.
+CREATE FUNCTION cp_cluster_claim(p_node uuid, p_cluster text)
 RETURNS TABLE (firm uuid, fencing_token bigint) LANGUAGE sql AS $$
+    WITH live AS (SELECT cp_cluster_live(p_cluster) AS nodes)
     UPDATE firm_ownership o
        SET node_id = p_node, fencing_token = o.fencing_token + 1, claimed_at = now()
-      FROM firms f
+      FROM firms f, live
      WHERE o.cluster = p_cluster
+       AND p_node = ANY (live.nodes)
        AND f.id = o.owned_firm_id
        AND f.status = 'active'
        AND (o.node_id IS NULL
             OR o.node_id IN (SELECT id FROM cluster_nodes WHERE cluster = p_cluster AND lease_until <= now()))
-       AND cp_cluster_preferred(o.owned_firm_id, p_live) = p_node
+       AND cp_cluster_preferred(o.owned_firm_id, live.nodes) = p_node
     RETURNING o.owned_firm_id, o.fencing_token
 $$;
 
 -- Firms this node holds that belong elsewhere now: another live node wins them, or the
 -- firm was suspended.
-CREATE FUNCTION cp_cluster_misplaced(p_node uuid, p_cluster text, p_live uuid[])
+CREATE FUNCTION cp_cluster_misplaced(p_node uuid, p_cluster text)
 RETURNS SETOF uuid LANGUAGE sql STABLE AS $$
     SELECT o.owned_firm_id
       FROM firm_ownership o
       JOIN firms f ON f.id = o.owned_firm_id
      WHERE o.cluster = p_cluster
        AND o.node_id = p_node
-       AND (f.status <> 'active' OR cp_cluster_preferred(o.owned_firm_id, p_live) IS DISTINCT FROM p_node)
+       AND (f.status <> 'active'
+            OR cp_cluster_preferred(o.owned_firm_id, cp_cluster_live(p_cluster)) IS DISTINCT FROM p_node)
 $$;
 
 -- Lets firms go (after their owned children stopped) and wakes the other nodes to claim them.
@@ -137,4 +150,5 @@ BEGIN
 END
 $$;
 
-GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_nodes, firm_ownership TO consultantpro_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON cluster_nodes TO consultantpro_app;
+GRANT SELECT, INSERT, UPDATE ON firm_ownership TO consultantpro_app;

@@ -67,35 +67,57 @@ pub struct StopChild;
 
 /// The supervisor's hold on a running child.
 pub trait ChildHandle: Send {
+    /// Asks the child to stop ([`StopChild`]).
     fn stop(&self);
+    /// Ends the child at once, wherever it is: for a child that did not stop when asked,
+    /// since its firm's work may be about to start on another node.
+    fn abort(&self);
     /// The child's address as `Box<Addr<A>>`, for callers that message it directly.
     fn address(&self) -> Box<dyn Any + Send>;
 }
 
-impl<A> ChildHandle for Addr<A>
+/// A child started by [`spawn_child`]: its address and its task.
+pub struct SpawnedChild<A: Actor> {
+    address: Addr<A>,
+    task: tokio::task::AbortHandle,
+}
+
+impl<A> SpawnedChild<A>
 where
-    A: Actor + Handler<StopChild>,
-    A::Context: actix::dev::ToEnvelope<A, StopChild>,
+    A: Actor,
+{
+    pub fn address(&self) -> &Addr<A> {
+        &self.address
+    }
+}
+
+impl<A> ChildHandle for SpawnedChild<A>
+where
+    A: Actor<Context = Context<A>> + Handler<StopChild>,
 {
     fn stop(&self) {
-        self.do_send(StopChild);
+        self.address.do_send(StopChild);
+    }
+
+    fn abort(&self) {
+        self.task.abort();
     }
 
     fn address(&self) -> Box<dyn Any + Send> {
-        Box::new(self.clone())
+        Box::new(self.address.clone())
     }
 }
 
 /// Starts `actor` on the current arbiter with every poll inside `span`, so each line it
 /// logs carries the span's fields.
-pub fn spawn_child<A>(actor: A, span: tracing::Span) -> Addr<A>
+pub fn spawn_child<A>(actor: A, span: tracing::Span) -> SpawnedChild<A>
 where
     A: Actor<Context = Context<A>>,
 {
     let running = Context::new().into_future(actor);
     let address = running.address();
-    actix::spawn(running.instrument(span));
-    address
+    let task = actix::spawn(running.instrument(span)).abort_handle();
+    SpawnedChild { address, task }
 }
 
 /// How a child ended, as the supervisor hears it.
@@ -152,6 +174,14 @@ impl Drop for ExitNotice {
     }
 }
 
+/// The longest failure reason kept.
+pub const MAX_ERROR_CHARS: usize = 200;
+
+/// A failure reason as it is kept: one line, at most [`MAX_ERROR_CHARS`] characters.
+fn error_summary(reason: &str) -> String {
+    reason.chars().map(|c| if c.is_control() { ' ' } else { c }).take(MAX_ERROR_CHARS).collect()
+}
+
 /// What a child is given when it starts; it keeps it for its whole life.
 pub struct ChildContext {
     pub firm: FirmId,
@@ -186,9 +216,12 @@ impl ChildContext {
     }
 
     /// Records why the child is about to stop; the supervisor restarts it with backoff and
-    /// shows the reason as its last error. Keep it to metadata: no content.
+    /// shows the reason as its last error, in logs, `/metrics`-adjacent status and the
+    /// platform's `consultantpro status`. Metadata only — which step failed and why (`IMAP
+    /// authentication refused`), never content (addresses, subjects, bodies); it is cut to
+    /// [`MAX_ERROR_CHARS`] characters.
     pub fn fail(&self, reason: impl Into<String>) {
-        self.set_exit(Exit::Failed(reason.into()));
+        self.set_exit(Exit::Failed(error_summary(&reason.into())));
     }
 
     /// Records that the child's work is done: it stops and is not restarted.
@@ -198,5 +231,20 @@ impl ChildContext {
 
     fn set_exit(&self, exit: Exit) {
         *self.notice.exit.lock().unwrap_or_else(PoisonError::into_inner) = exit;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failure_reasons_are_kept_to_one_short_line() {
+        let long = format!("IMAP login refused\r\nby server\t{}", "x".repeat(500));
+        let summary = error_summary(&long);
+        assert_eq!(summary.chars().count(), MAX_ERROR_CHARS);
+        assert!(summary.starts_with("IMAP login refused  by server x"), "{summary}");
+        assert!(!summary.chars().any(char::is_control));
+        assert_eq!(error_summary("short"), "short");
     }
 }

@@ -36,6 +36,7 @@ const STOP_PATIENCE: Duration = Duration::from_secs(5);
 const FULL_CHECK_EVERY_TICKS: u64 = 10;
 
 enum Wake {
+    Timer,
     Tick,
     Refresh(FirmId),
     Shutdown(oneshot::Sender<()>),
@@ -138,21 +139,42 @@ impl Looper {
 
     async fn run(mut self, mut commands: mpsc::Receiver<Control>) {
         tracing::info!(node = %self.node, cluster = %self.cluster, "joining the cluster");
+        let mut next_tick = Instant::now();
         loop {
             if self.fence_at.is_some_and(|at| Instant::now() >= at) {
                 self.fence("the lease could not be renewed in time").await;
             }
-            if self.conn.is_none() {
-                self.conn = self.connect().await;
-            }
-            if self.conn.is_some() {
-                if let Err(err) = self.tick().await {
-                    tracing::warn!(error = %err, "cluster heartbeat failed; reconnecting");
-                    self.conn = None;
+            if Instant::now() >= next_tick {
+                next_tick = Instant::now() + self.heartbeat;
+                // The fence runs on its own clock: whatever the database or a hand-off is
+                // doing, owned work stops by `fence_at` unless a renewal came first.
+                let fence_at = self.fence_at;
+                let fenced = async move {
+                    match fence_at {
+                        Some(at) => tokio::time::sleep_until(at.into()).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let round = async {
+                    if self.conn.is_none() {
+                        self.conn = self.connect().await;
+                    }
+                    if self.conn.is_some() {
+                        if let Err(err) = self.tick().await {
+                            tracing::warn!(error = %err, "cluster heartbeat failed; reconnecting");
+                        }
+                    }
+                };
+                tokio::select! {
+                    () = round => {}
+                    () = fenced => {
+                        // The round was cut short; its connection (if any) went with it.
+                        self.conn = None;
+                        self.fence("the lease could not be renewed in time").await;
+                    }
                 }
             }
-            let wake = self.fence_at.map(|at| at.min(Instant::now() + self.heartbeat));
-            let wake = wake.unwrap_or_else(|| Instant::now() + self.heartbeat);
+            let wake = self.fence_at.map_or(next_tick, |at| at.min(next_tick));
             let woken = {
                 let cluster = self.cluster.clone();
                 let notified = async {
@@ -174,16 +196,19 @@ impl Looper {
                     std::future::pending().await
                 };
                 tokio::select! {
-                    () = tokio::time::sleep_until(wake.into()) => Wake::Tick,
+                    () = tokio::time::sleep_until(wake.into()) => Wake::Timer,
                     woken = notified => woken,
                     command = commands.recv() => match command {
                         Some(Control::Shutdown(done)) => Wake::Shutdown(done),
-                        None => Wake::Tick,
+                        None => Wake::Timer,
                     },
                 }
             };
             match woken {
-                Wake::Tick => {}
+                Wake::Timer => {}
+                // A peer let firms go or left, or a firm needs an owner: look now.
+                Wake::Tick => next_tick = Instant::now(),
+                // Only the firm's owner acts on it; no round of the loop for that.
                 Wake::Refresh(firm) => self.live.registry().refresh(firm),
                 Wake::Shutdown(done) => {
                     self.leave().await;
@@ -257,13 +282,10 @@ impl Looper {
             tracing::info!(nodes = live.len(), "cluster membership changed");
         }
         if membership_changed || self.ticks % FULL_CHECK_EVERY_TICKS == 0 {
-            let misplaced = self.within(cluster::misplaced(conn, self.node, &self.cluster, &live)).await?;
+            let misplaced = self.within(cluster::misplaced(conn, self.node, &self.cluster)).await?;
             if !misplaced.is_empty() {
-                futures_util::future::join_all(
-                    misplaced.iter().map(|firm| registry.release_ownership(*firm, STOP_PATIENCE)),
-                )
-                .await;
-                let released = self.within(cluster::release(conn, self.node, &self.cluster, &misplaced)).await?;
+                let stopped = stop_confirmed(&registry, &misplaced).await;
+                let released = self.within(cluster::release(conn, self.node, &self.cluster, &stopped)).await?;
                 tracing::info!(released, "firms handed to the nodes they belong on");
             }
             // The database is the word on what this node holds: a step that failed half-way
@@ -276,13 +298,13 @@ impl Looper {
                     registry.take_ownership(*firm, *token).await;
                 }
             }
-            for firm in local.keys().filter(|firm| !held.iter().any(|(held, _)| held == *firm)) {
-                registry.release_ownership(*firm, STOP_PATIENCE).await;
-            }
+            let lost: Vec<FirmId> =
+                local.keys().filter(|firm| !held.iter().any(|(held, _)| held == *firm)).copied().collect();
+            stop_confirmed(&registry, &lost).await;
             self.last_live = Some(live.clone());
         }
 
-        let claimed = self.within(cluster::claim(conn, self.node, &self.cluster, &live)).await?;
+        let claimed = self.within(cluster::claim(conn, self.node, &self.cluster)).await?;
         if !claimed.is_empty() {
             tracing::info!(claimed = claimed.len(), "firms taken over");
         }
@@ -311,29 +333,42 @@ impl Looper {
         self.members.store(0, Ordering::Release);
     }
 
-    /// Graceful shutdown: no new firms, owned children stopped, every firm let go, node
-    /// removed; the peers hear of it at once and claim.
+    /// Graceful shutdown: no new firms, owned children stopped, every firm whose children
+    /// are confirmed stopped let go, node removed; the peers hear of it at once and claim.
+    /// A firm whose children could not be confirmed stopped stays with this node's lease,
+    /// which lapses on its own.
     async fn leave(&mut self) {
         let registry = self.live.registry().clone();
         let firms: Vec<FirmId> = registry.owned().into_keys().collect();
-        if let Some(conn) = self.conn.as_mut() {
-            let _ = cluster::mark_stopping(conn, self.node).await;
-        }
-        futures_util::future::join_all(firms.iter().map(|firm| registry.release_ownership(*firm, STOP_PATIENCE))).await;
-        metrics::gauge!("cp_firms_owned").set(0.0);
-        let Some(conn) = self.conn.as_mut() else { return };
-        let handed_off = async {
-            cluster::release(conn, self.node, &self.cluster, &firms).await?;
-            cluster::depart(conn, self.node, &self.cluster).await
-        };
-        match tokio::time::timeout(self.heartbeat, handed_off).await {
-            Ok(Ok(())) => tracing::info!(firms = firms.len(), "left the cluster; firms handed off"),
-            Ok(Err(err)) => {
-                tracing::warn!(error = %err, "leaving the cluster failed; peers take over when the lease lapses")
+        if let Some(mut conn) = self.conn.take() {
+            if self.within(cluster::mark_stopping(&mut conn, self.node)).await.is_ok() {
+                self.conn = Some(conn);
             }
-            Err(_) => tracing::warn!("leaving the cluster timed out; peers take over when the lease lapses"),
+        }
+        let stopped = stop_confirmed(&registry, &firms).await;
+        metrics::gauge!("cp_firms_owned").set(0.0);
+        let Some(mut conn) = self.conn.take() else {
+            tracing::warn!("left without a database connection; peers take over when the lease lapses");
+            return;
+        };
+        let released = self.within(cluster::release(&mut conn, self.node, &self.cluster, &stopped)).await;
+        let departed = match (released, stopped.len() == firms.len()) {
+            (Ok(_), true) => self.within(cluster::depart(&mut conn, self.node, &self.cluster)).await,
+            (Ok(_), false) => Err(DomainError::Internal("some owned children did not stop".into())),
+            (Err(err), _) => Err(err),
+        };
+        match departed {
+            Ok(()) => tracing::info!(firms = firms.len(), "left the cluster; firms handed off"),
+            Err(err) => tracing::warn!(error = %err, "hand-off incomplete; peers take over when the lease lapses"),
         }
     }
+}
+
+/// Stops the owned children of `firms`; the firms whose children are confirmed stopped.
+async fn stop_confirmed(registry: &super::FirmRegistry, firms: &[FirmId]) -> Vec<FirmId> {
+    let outcomes =
+        futures_util::future::join_all(firms.iter().map(|firm| registry.release_ownership(*firm, STOP_PATIENCE))).await;
+    firms.iter().zip(outcomes).filter(|(_, stopped)| *stopped).map(|(firm, _)| *firm).collect()
 }
 
 fn hostname() -> String {

@@ -15,7 +15,7 @@ pub mod supervisor;
 
 use std::sync::Arc;
 
-pub use child::{ChildContext, ChildHandle, ChildKey, ChildKind, Placement, StopChild, spawn_child};
+pub use child::{ChildContext, ChildHandle, ChildKey, ChildKind, Placement, SpawnedChild, StopChild, spawn_child};
 pub use registry::FirmRegistry;
 
 use crate::bus::Bus;

@@ -44,6 +44,8 @@ struct RegistryInner {
     node: Uuid,
     kinds: Arc<Vec<Arc<dyn ChildKind>>>,
     backoff: Backoff,
+    /// How long a child asked to stop may take before it is aborted.
+    stop_grace: Duration,
     arbiters: Vec<ArbiterHandle>,
     next_arbiter: AtomicUsize,
     supervisors: Mutex<HashMap<FirmId, Addr<FirmSupervisor>>>,
@@ -61,6 +63,11 @@ impl FirmRegistry {
             base: Duration::from_millis(settings.realtime.child_restart_base_ms.max(1)),
             max: Duration::from_secs(settings.realtime.child_restart_max_secs.max(1)),
         };
+        // Half the margin the cluster loop keeps before its lease ends, so a fenced node's
+        // children are gone before any other node may start theirs.
+        let heartbeat = Duration::from_millis(settings.cluster.heartbeat_ms.max(50));
+        let lease = Duration::from_millis(settings.cluster.lease_ms).max(heartbeat * 2);
+        let stop_grace = heartbeat.min(lease / 4) / 2;
         FirmRegistry {
             inner: Arc::new(RegistryInner {
                 db,
@@ -69,6 +76,7 @@ impl FirmRegistry {
                 node: Uuid::now_v7(),
                 kinds: Arc::new(kinds),
                 backoff,
+                stop_grace,
                 arbiters,
                 next_arbiter: AtomicUsize::new(0),
                 supervisors: Mutex::new(HashMap::new()),
@@ -110,14 +118,16 @@ impl FirmRegistry {
         }
         supervisors.retain(|_, a| a.connected());
         let index = self.inner.next_arbiter.fetch_add(1, Ordering::Relaxed) % self.inner.arbiters.len();
-        let (live, kinds, backoff) = (self.context(), self.inner.kinds.clone(), self.inner.backoff);
+        let (live, kinds, backoff, grace) =
+            (self.context(), self.inner.kinds.clone(), self.inner.backoff, self.inner.stop_grace);
         // Built by hand rather than with `start_in_arbiter` so that every poll of the
         // supervisor runs inside its span and its log lines carry the firm.
         let (sender, receiver) = actix::dev::channel::channel(16);
         let addr = Addr::new(sender);
         let span = tracing::info_span!("supervisor", firm_id = %firm);
         self.inner.arbiters[index].spawn_fn(move || {
-            let running = Context::with_receiver(receiver).into_future(FirmSupervisor::new(firm, live, kinds, backoff));
+            let running =
+                Context::with_receiver(receiver).into_future(FirmSupervisor::new(firm, live, kinds, backoff, grace));
             actix::spawn(tracing::Instrument::instrument(running, span));
         });
         supervisors.insert(firm, addr.clone());
@@ -212,13 +222,20 @@ impl FirmRegistry {
         tracing::error!(firm_id = %firm, "could not start the firm's owned children; trying again later");
     }
 
-    /// Stops `firm`'s owned children and waits until they have ended (or `patience` ran
-    /// out, when a child ignores its stop).
-    pub(super) async fn release_ownership(&self, firm: FirmId, patience: Duration) {
+    /// Stops `firm`'s owned children and waits until they have ended; false when that could
+    /// not be confirmed within `patience` (the firm must then not be handed on: its row stays
+    /// until this node's lease lapses).
+    pub(super) async fn release_ownership(&self, firm: FirmId, patience: Duration) -> bool {
         self.inner.owned.lock().unwrap_or_else(PoisonError::into_inner).remove(&firm);
-        let Some(supervisor) = self.existing(firm) else { return };
-        if tokio::time::timeout(patience, supervisor.send(ReleaseOwnership)).await.is_err() {
-            tracing::warn!(firm_id = %firm, "owned children did not stop in time");
+        let Some(supervisor) = self.existing(firm) else { return true };
+        match tokio::time::timeout(patience, supervisor.send(ReleaseOwnership)).await {
+            Ok(Ok(())) => true,
+            // The supervisor ended (and its children with it) before answering.
+            Ok(Err(_)) => !supervisor.connected(),
+            Err(_) => {
+                tracing::error!(firm_id = %firm, "owned children did not stop in time");
+                false
+            }
         }
     }
 

@@ -68,10 +68,23 @@ pub struct FirmSupervisor {
     children: HashMap<(&'static str, ChildKey), Slot>,
     /// Answered once every owned child has exited after a release.
     release_waiters: Vec<oneshot::Sender<()>>,
+    /// Numbers every start of every child here, so a timer or notice about an earlier run
+    /// never matches a later one, even of a slot removed and made again.
+    starts: u64,
+    /// A child asked to stop and still running after this is aborted.
+    stop_grace: Duration,
+    /// Discovery failures in a row; it is retried with backoff.
+    discover_failures: u32,
 }
 
 impl FirmSupervisor {
-    pub fn new(firm: FirmId, live: LiveContext, kinds: Arc<Vec<Arc<dyn ChildKind>>>, backoff: Backoff) -> Self {
+    pub fn new(
+        firm: FirmId,
+        live: LiveContext,
+        kinds: Arc<Vec<Arc<dyn ChildKind>>>,
+        backoff: Backoff,
+        stop_grace: Duration,
+    ) -> Self {
         FirmSupervisor {
             firm,
             live,
@@ -80,6 +93,9 @@ impl FirmSupervisor {
             owned: None,
             children: HashMap::new(),
             release_waiters: Vec::new(),
+            starts: 0,
+            stop_grace,
+            discover_failures: 0,
         }
     }
 
@@ -131,7 +147,8 @@ impl FirmSupervisor {
         if slot.handle.is_some() || slot.stopping {
             return;
         }
-        slot.generation += 1;
+        self.starts += 1;
+        slot.generation = self.starts;
         let child_ctx = ChildContext::new(
             self.firm,
             name,
@@ -170,6 +187,7 @@ impl FirmSupervisor {
                 if supervisor.owned.is_none() {
                     return;
                 }
+                let mut failed = false;
                 for (kind, keys) in found {
                     match keys {
                         Ok(keys) => {
@@ -181,28 +199,50 @@ impl FirmSupervisor {
                                 .map(|(_, key)| key.clone())
                                 .collect();
                             for key in gone {
-                                supervisor.stop_child(name, &key);
+                                supervisor.stop_child(name, &key, ctx);
                             }
                             for key in keys {
                                 supervisor.start(kind.clone(), key, ctx);
                             }
                         }
                         Err(err) => {
-                            // Tried again at the next refresh or ownership change.
                             tracing::warn!(error = %err, child_kind = kind.name(), "discovering children failed");
+                            failed = true;
                         }
                     }
+                }
+                if failed {
+                    // Owned work must not stay unstarted: look again after a growing delay.
+                    supervisor.discover_failures += 1;
+                    let delay = supervisor.backoff.delay(supervisor.discover_failures);
+                    ctx.run_later(delay, |supervisor, ctx| supervisor.discover_owned(ctx));
+                } else {
+                    supervisor.discover_failures = 0;
                 }
             }),
         );
     }
 
-    fn stop_child(&mut self, kind: &'static str, key: &ChildKey) {
+    fn stop_child(&mut self, kind: &'static str, key: &ChildKey, ctx: &mut Context<Self>) {
         if let Some(slot) = self.children.get_mut(&(kind, key.clone())) {
             slot.stopping = true;
             slot.state = ChildState::Stopping;
             match &slot.handle {
-                Some(handle) => handle.stop(),
+                Some(handle) => {
+                    handle.stop();
+                    // Its firm may be about to start on another node: one that does not
+                    // stop in time is ended.
+                    let (key, generation) = (key.clone(), slot.generation);
+                    ctx.run_later(self.stop_grace, move |supervisor, _ctx| {
+                        if let Some(slot) = supervisor.children.get(&(kind, key.clone()))
+                            && slot.generation == generation
+                            && let Some(handle) = &slot.handle
+                        {
+                            tracing::warn!(child_kind = kind, child_id = %key, "child did not stop when asked; aborting it");
+                            handle.abort();
+                        }
+                    });
+                }
                 // Waiting for a restart: nothing runs, so it is gone at once.
                 None => {
                     self.children.remove(&(kind, key.clone()));
@@ -298,7 +338,7 @@ impl Handler<ReleaseOwnership> for FirmSupervisor {
             .map(|(id, _)| id.clone())
             .collect();
         for (kind, key) in owned {
-            self.stop_child(kind, &key);
+            self.stop_child(kind, &key, ctx);
         }
         let (done, waiting) = oneshot::channel();
         self.release_waiters.push(done);
@@ -375,5 +415,23 @@ impl Handler<ChildExited> for FirmSupervisor {
         }
         self.publish(exited.kind, &exited.key);
         self.settle(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_delays_double_within_their_jitter_and_stop_at_the_cap() {
+        let backoff = Backoff { base: Duration::from_millis(100), max: Duration::from_secs(3) };
+        for _ in 0..200 {
+            for (failures, (least, most)) in [(1, (50, 100)), (2, (100, 200)), (3, (200, 400)), (4, (400, 800))] {
+                let delay = backoff.delay(failures).as_millis() as u64;
+                assert!((least..=most).contains(&delay), "failure {failures}: {delay} ms");
+            }
+            let capped = backoff.delay(40).as_millis() as u64;
+            assert!((1500..=3000).contains(&capped), "capped: {capped} ms");
+        }
     }
 }

@@ -64,17 +64,12 @@ pub async fn heartbeat(
     Ok(row.live)
 }
 
-/// Claims the unowned or orphaned firms that belong on `node`; each with its new token.
-pub async fn claim(
-    conn: &mut AsyncPgConnection,
-    node: Uuid,
-    cluster: &str,
-    live: &[Uuid],
-) -> Result<Vec<(FirmId, i64)>, DomainError> {
-    let rows = diesel::sql_query("SELECT firm, fencing_token FROM cp_cluster_claim($1, $2, $3)")
+/// Claims the unowned or orphaned firms that belong on `node` (nothing unless its own
+/// lease holds); each with its new token.
+pub async fn claim(conn: &mut AsyncPgConnection, node: Uuid, cluster: &str) -> Result<Vec<(FirmId, i64)>, DomainError> {
+    let rows = diesel::sql_query("SELECT firm, fencing_token FROM cp_cluster_claim($1, $2)")
         .bind::<SqlUuid, _>(node)
         .bind::<Text, _>(cluster)
-        .bind::<Array<SqlUuid>, _>(live)
         .load::<Claimed>(conn)
         .await?;
     Ok(rows.into_iter().map(|r| (FirmId(r.firm), r.fencing_token)).collect())
@@ -97,16 +92,10 @@ pub async fn held_by(
 }
 
 /// Firms `node` holds that now belong elsewhere.
-pub async fn misplaced(
-    conn: &mut AsyncPgConnection,
-    node: Uuid,
-    cluster: &str,
-    live: &[Uuid],
-) -> Result<Vec<FirmId>, DomainError> {
-    let rows = diesel::sql_query("SELECT f AS firm FROM cp_cluster_misplaced($1, $2, $3) AS f")
+pub async fn misplaced(conn: &mut AsyncPgConnection, node: Uuid, cluster: &str) -> Result<Vec<FirmId>, DomainError> {
+    let rows = diesel::sql_query("SELECT f AS firm FROM cp_cluster_misplaced($1, $2) AS f")
         .bind::<SqlUuid, _>(node)
         .bind::<Text, _>(cluster)
-        .bind::<Array<SqlUuid>, _>(live)
         .load::<FirmRow>(conn)
         .await?;
     Ok(rows.into_iter().map(|r| FirmId(r.firm)).collect())

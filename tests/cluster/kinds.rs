@@ -306,3 +306,119 @@ impl Handler<StopChild> for Flaky {
         ctx.stop();
     }
 }
+
+pub const STUBBORN: &str = "test_stubborn";
+
+/// Ignores `StopChild`: the supervisor must end it some other way before its firm moves.
+pub struct StubbornKind;
+
+impl ChildKind for StubbornKind {
+    fn name(&self) -> &'static str {
+        STUBBORN
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Owned
+    }
+
+    fn discover(&self, _live: LiveContext, _firm: FirmId) -> BoxFuture<'static, anyhow::Result<Vec<ChildKey>>> {
+        Box::pin(async { Ok(vec!["main".to_owned()]) })
+    }
+
+    fn start(&self, ctx: ChildContext) -> Box<dyn ChildHandle> {
+        let span = ctx.span();
+        Box::new(spawn_child(Stubborn { ctx }, span))
+    }
+}
+
+struct Stubborn {
+    ctx: ChildContext,
+}
+
+impl Actor for Stubborn {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        set_running(self.ctx.firm, STUBBORN, &self.ctx.key, self.ctx.live.registry().node(), true);
+        record_start(self.ctx.firm, STUBBORN, &self.ctx.key, self.ctx.live.registry().node(), 0);
+    }
+}
+
+/// An aborted actor is dropped without `stopped`; its drop is what marks it gone.
+impl Drop for Stubborn {
+    fn drop(&mut self) {
+        set_running(self.ctx.firm, STUBBORN, &self.ctx.key, self.ctx.live.registry().node(), false);
+    }
+}
+
+impl Handler<StopChild> for Stubborn {
+    type Result = ();
+
+    fn handle(&mut self, _: StopChild, _ctx: &mut Self::Context) {}
+}
+
+pub const SHY: &str = "test_shy";
+
+/// Discovery fails for a firm's first `SHY_FAILURES` attempts, then names one child.
+pub struct ShyKind;
+
+pub const SHY_FAILURES: usize = 2;
+static SHY_ATTEMPTS: LazyLock<Mutex<HashMap<FirmId, usize>>> = LazyLock::new(Default::default);
+
+pub fn shy_attempts(firm: FirmId) -> usize {
+    SHY_ATTEMPTS.lock().unwrap_or_else(PoisonError::into_inner).get(&firm).copied().unwrap_or(0)
+}
+
+impl ChildKind for ShyKind {
+    fn name(&self) -> &'static str {
+        SHY
+    }
+
+    fn placement(&self) -> Placement {
+        Placement::Owned
+    }
+
+    fn discover(&self, _live: LiveContext, firm: FirmId) -> BoxFuture<'static, anyhow::Result<Vec<ChildKey>>> {
+        let attempt = {
+            let mut attempts = SHY_ATTEMPTS.lock().unwrap_or_else(PoisonError::into_inner);
+            let count = attempts.entry(firm).or_default();
+            *count += 1;
+            *count
+        };
+        Box::pin(async move {
+            if attempt <= SHY_FAILURES {
+                anyhow::bail!("the database is away (attempt {attempt})");
+            }
+            Ok(vec!["main".to_owned()])
+        })
+    }
+
+    fn start(&self, ctx: ChildContext) -> Box<dyn ChildHandle> {
+        let span = ctx.span();
+        Box::new(spawn_child(Shy { ctx }, span))
+    }
+}
+
+struct Shy {
+    ctx: ChildContext,
+}
+
+impl Actor for Shy {
+    type Context = Context<Self>;
+
+    fn started(&mut self, _ctx: &mut Self::Context) {
+        set_running(self.ctx.firm, SHY, &self.ctx.key, self.ctx.live.registry().node(), true);
+    }
+
+    fn stopped(&mut self, _ctx: &mut Self::Context) {
+        set_running(self.ctx.firm, SHY, &self.ctx.key, self.ctx.live.registry().node(), false);
+    }
+}
+
+impl Handler<StopChild> for Shy {
+    type Result = ();
+
+    fn handle(&mut self, _: StopChild, ctx: &mut Self::Context) {
+        ctx.stop();
+    }
+}

@@ -8,7 +8,9 @@ use consultantpro::domain::{FirmId, cluster};
 use scoped_futures::ScopedFutureExt;
 
 use crate::helpers::{TestApp, cli_command, new_firm, spawn_app_from};
-use crate::kinds::{self, FLAKY, FLAKY_PANICS, FlakyKind, TICKER, TickerKind};
+use crate::kinds::{
+    self, FLAKY, FLAKY_PANICS, FlakyKind, SHY, SHY_FAILURES, STUBBORN, ShyKind, StubbornKind, TICKER, TickerKind,
+};
 use crate::proxy::Relay;
 
 const HEARTBEAT_MS: u64 = 100;
@@ -470,4 +472,106 @@ async fn a_suspended_firm_is_let_go_and_taken_again_when_reactivated() {
     .await;
     assert!(back.is_some(), "the reactivated firm was not taken again");
     assert!(app.state.registry().owns(firm));
+}
+
+#[actix_web::test]
+async fn a_child_that_ignores_its_stop_is_ended_before_its_firm_moves() {
+    let name = cluster_name();
+    let (first, second) = (name.clone(), name.clone());
+    let a = spawn_app_from(move |s| fast(s, &first), |b| b.child_kind(StubbornKind)).await;
+    let b = spawn_app_from(move |s| fast(s, &second), |b| b.child_kind(StubbornKind)).await;
+    let met = wait_until(Duration::from_secs(10), || a.cluster.live_nodes() == 2 && b.cluster.live_nodes() == 2).await;
+    assert!(met.is_some());
+    let firm = new_firm(&a.db()).await.firm_id();
+    require(&a, &name, &[firm]).await;
+    let running = wait_until(Duration::from_secs(10), || kinds::running(firm, STUBBORN, "main").len() == 1).await;
+    assert!(running.is_some(), "the child never started");
+    let owner = kinds::running(firm, STUBBORN, "main")[0];
+    let (leaving, staying) = if a.state.registry().node() == owner { (&a, &b) } else { (&b, &a) };
+    let most = Arc::new(AtomicUsize::new(0));
+    let (seen, done) = (most.clone(), Arc::new(AtomicBool::new(false)));
+    let finished = done.clone();
+    tokio::spawn(async move {
+        while !finished.load(Ordering::Acquire) {
+            seen.fetch_max(kinds::running(firm, STUBBORN, "main").len(), Ordering::AcqRel);
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+
+    leaving.cluster.shutdown().await;
+    let staying_node = staying.state.registry().node();
+    let moved =
+        wait_until(Duration::from_secs(5), || kinds::running(firm, STUBBORN, "main") == vec![staying_node]).await;
+    done.store(true, Ordering::Release);
+    assert!(moved.is_some(), "the firm did not move: {:?}", kinds::running(firm, STUBBORN, "main"));
+    assert_eq!(most.load(Ordering::Acquire), 1, "the stubborn child ran on both nodes at once");
+    assert_eq!(kinds::starts(firm, STUBBORN, "main").len(), 2);
+    // Handed off, not left to lapse: the leaving node confirmed its child gone and departed.
+    let n = name.clone();
+    let (nodes, _) =
+        on_db(&staying.state.db().clone(), move |conn| async move { cluster::status(conn, &n).await }.scope_boxed())
+            .await;
+    assert_eq!(nodes.len(), 1, "the leaving node did not depart: {nodes:?}");
+}
+
+#[actix_web::test]
+async fn discovery_that_fails_is_tried_again_until_the_owned_work_runs() {
+    let name = cluster_name();
+    let shy_name = name.clone();
+    let app = spawn_app_from(move |s| fast(s, &shy_name), |b| b.child_kind(ShyKind)).await;
+    let firm = new_firm(&app.db()).await.firm_id();
+    require(&app, &name, &[firm]).await;
+    let running = wait_until(Duration::from_secs(10), || kinds::running(firm, SHY, "main").len() == 1).await;
+    assert!(running.is_some(), "owned work stayed unstarted after {} discoveries", kinds::shy_attempts(firm));
+    assert_eq!(kinds::shy_attempts(firm), SHY_FAILURES + 1);
+    assert!(app.state.registry().owns(firm));
+}
+
+/// One statement's worth of work in a transaction of its own (each sees its own `now()`).
+async fn on_db<T: Send + 'static>(
+    db: &consultantpro::db::Db,
+    work: impl for<'c> FnOnce(
+        &'c mut diesel_async::AsyncPgConnection,
+    )
+        -> scoped_futures::ScopedBoxFuture<'static, 'c, Result<T, consultantpro::domain::DomainError>>
+    + Send
+    + 'static,
+) -> T {
+    db.platform_tx(work).await.unwrap()
+}
+
+#[actix_web::test]
+async fn a_node_whose_lease_lapsed_claims_nothing_and_cannot_renew() {
+    let name = cluster_name();
+    let db = crate::helpers::test_db().await;
+    let firm = new_firm(&db).await.firm_id();
+    let lapsing = uuid::Uuid::now_v7();
+    let n = name.clone();
+    on_db(&db, move |conn| async move { cluster::require_owner(conn, &n, firm).await }.scope_boxed()).await;
+    let n = name.clone();
+    let live =
+        on_db(&db, move |conn| async move { cluster::heartbeat(conn, lapsing, &n, 50, "test", 1).await }.scope_boxed())
+            .await;
+    assert_eq!(live, Some(vec![lapsing]));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let n = name.clone();
+    let claimed = on_db(&db, move |conn| async move { cluster::claim(conn, lapsing, &n).await }.scope_boxed()).await;
+    assert!(claimed.is_empty(), "a node whose lease lapsed took {claimed:?}");
+    let n = name.clone();
+    let renewed = on_db(&db, move |conn| {
+        async move { cluster::heartbeat(conn, lapsing, &n, 60_000, "test", 1).await }.scope_boxed()
+    })
+    .await;
+    assert_eq!(renewed, None, "a lapsed lease was renewed: the node must start over under a new id");
+
+    // The positive control: a node with a live lease takes the firm.
+    let live_node = uuid::Uuid::now_v7();
+    let n = name.clone();
+    on_db(&db, move |conn| {
+        async move { cluster::heartbeat(conn, live_node, &n, 60_000, "test", 1).await }.scope_boxed()
+    })
+    .await;
+    let n = name.clone();
+    let claimed = on_db(&db, move |conn| async move { cluster::claim(conn, live_node, &n).await }.scope_boxed()).await;
+    assert_eq!(claimed.iter().map(|(f, _)| *f).collect::<Vec<_>>(), vec![firm]);
 }
