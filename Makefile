@@ -10,6 +10,9 @@ REDIS_URL ?= redis://127.0.0.1:$(or $(CP_REDIS_PORT),56379)
 
 .PHONY: run test services
 
+# An unset CP_ENV is production (shipped development secrets refused); make run is development.
+run: export CP_ENV ?= development
+
 services:
 	./scripts/services.sh up
 

@@ -122,6 +122,10 @@ pub struct ServerSettings {
     pub shutdown_timeout_secs: u64,
     /// Whether the client address comes from `X-Forwarded-For` (behind a trusted proxy).
     pub trust_forwarded_for: bool,
+    /// With `trust_forwarded_for`: how many proxies of ours stand in front. The client is
+    /// the address that many hops from the right of `X-Forwarded-For`; anything further
+    /// left was written by the client and is never believed.
+    pub trusted_proxies: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -175,10 +179,13 @@ pub struct TelemetrySettings {
 }
 
 impl Settings {
-    /// Loads settings for the profile named by `CP_ENV` (default `development`) from the
-    /// directory named by `CP_CONFIG_DIR` (default `config`), then applies `CP__*` variables.
+    /// Loads settings for the profile named by `CP_ENV` from the directory named by
+    /// `CP_CONFIG_DIR` (default `config`), then applies `CP__*` variables. An unset (or
+    /// empty) `CP_ENV` is production: a forgotten variable must never make a public server
+    /// accept the development secrets; `make run` sets `development` explicitly.
     pub fn load() -> Result<Self, ConfigError> {
-        let environment = std::env::var("CP_ENV").unwrap_or_else(|_| "development".to_owned());
+        let environment =
+            std::env::var("CP_ENV").ok().filter(|e| !e.trim().is_empty()).unwrap_or_else(|| "production".to_owned());
         let dir = std::env::var("CP_CONFIG_DIR").map_or_else(|_| PathBuf::from("config"), PathBuf::from);
         Self::load_from(&dir, &environment)
     }

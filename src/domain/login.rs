@@ -83,22 +83,14 @@ pub async fn login(
 ) -> Result<LoginSuccess, LoginError> {
     let account_key = throttle::account_key(&request.firm_slug, &request.email);
     let ip_key = meta.ip.as_deref().map(throttle::ip_key);
-    let (account_wait, ip_wait) = {
+    let wait = {
         let (account_key, ip_key) = (account_key.clone(), ip_key.clone());
         db.platform_tx(|conn| {
-            async move {
-                let account = throttle::retry_after(conn, &account_key, policy.max_per_account, policy.window).await?;
-                let ip = match &ip_key {
-                    Some(key) => throttle::retry_after(conn, key, policy.max_per_ip, policy.window).await?,
-                    None => None,
-                };
-                Ok::<_, DomainError>((account, ip))
-            }
-            .scope_boxed()
+            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
         })
         .await?
     };
-    if let Some(retry_after) = account_wait.into_iter().chain(ip_wait).max() {
+    if let Some(retry_after) = wait {
         return Err(LoginError::Throttled { retry_after });
     }
 
@@ -128,35 +120,33 @@ pub async fn login(
     let password_ok = verify_password_off_thread(request.password.clone(), hash).await;
 
     let (Some(firm), Some(user), Some(role), true) = (firm, user, member, password_ok) else {
-        record_failure(
-            db,
-            firm_for_audit(db, &request.firm_slug).await,
-            None,
-            "invalid_credentials",
-            meta,
-            &account_key,
-            ip_key.as_deref(),
-            policy,
-        )
-        .await?;
+        audit_failure(db, firm_for_audit(db, &request.firm_slug).await, None, "invalid_credentials", meta).await?;
         return Err(LoginError::InvalidCredentials);
     };
 
     if user.mfa_enabled {
         let second_factor = second_factor(db, &firm, &user, &request).await?;
         if let Err(err) = second_factor {
-            if matches!(err, LoginError::InvalidMfaCode) {
-                record_failure(
-                    db,
-                    Some(firm.clone()),
-                    Some(user.id),
-                    "invalid_mfa_code",
-                    meta,
-                    &account_key,
-                    ip_key.as_deref(),
-                    policy,
-                )
-                .await?;
+            match err {
+                LoginError::InvalidMfaCode => {
+                    audit_failure(db, Some(firm.clone()), Some(user.id), "invalid_mfa_code", meta).await?;
+                }
+                // The password was right; asking for the code is not a failure.
+                LoginError::MfaRequired => {
+                    let (account_key, ip_key) = (account_key.clone(), ip_key.clone());
+                    db.platform_tx(|conn| {
+                        async move {
+                            throttle::give_back(conn, &account_key).await?;
+                            if let Some(ip_key) = &ip_key {
+                                throttle::give_back(conn, ip_key).await?;
+                            }
+                            Ok::<_, DomainError>(())
+                        }
+                        .scope_boxed()
+                    })
+                    .await?;
+                }
+                _ => {}
             }
             return Err(err);
         }
@@ -171,7 +161,7 @@ pub async fn login(
     let (session_id, refresh_token) = db
         .firm_tx(firm_id, |conn| {
             async move {
-                throttle::clear(conn, &account_key).await?;
+                throttle::succeeded(conn, &account_key, ip_key.as_deref()).await?;
                 let started = sessions::start(conn, firm_id, user_id, refresh_ttl).await?;
                 audit::record(conn, &event).await?;
                 Ok::<_, DomainError>(started)
@@ -228,31 +218,15 @@ async fn firm_for_audit(db: &Db, slug: &str) -> Option<Firm> {
     db.platform_tx(|conn| async move { firms::find_by_slug(conn, &slug).await }.scope_boxed()).await.ok().flatten()
 }
 
-/// Counts the failure for the account and the address, and audits it in the firm when
-/// the firm exists (never recording the password, nor an email that is not a member's).
-#[allow(clippy::too_many_arguments)]
-async fn record_failure(
+/// Audits a failed sign-in in the firm when the firm exists (never recording the
+/// password, nor an email that is not a member's). The attempt was counted before the check.
+async fn audit_failure(
     db: &Db,
     firm: Option<Firm>,
     user_id: Option<Uuid>,
     reason: &str,
     meta: &RequestMeta,
-    account_key: &str,
-    ip_key: Option<&str>,
-    policy: ThrottlePolicy,
 ) -> Result<(), LoginError> {
-    let keys: Vec<String> = std::iter::once(account_key.to_owned()).chain(ip_key.map(str::to_owned)).collect();
-    let window = policy.window;
-    db.platform_tx(|conn| {
-        async move {
-            for key in &keys {
-                throttle::record_failure(conn, key, window).await?;
-            }
-            Ok::<_, DomainError>(())
-        }
-        .scope_boxed()
-    })
-    .await?;
     if let Some(firm) = firm {
         let mut event = NewAuditEvent::new(firm.firm_id(), ActorType::User, user_id, "auth.login", Outcome::Failure)
             .with_request(meta)

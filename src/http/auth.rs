@@ -121,18 +121,24 @@ fn invalid_token() -> ApiError {
     ApiError::unauthorized("the access token is invalid or has expired")
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` hop when configured to
-/// trust a proxy in front.
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> Option<String> {
-    let forwarded = trust_forwarded_for
-        .then(|| req.headers().get("x-forwarded-for"))
-        .flatten()
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .map(str::trim)
-        .filter(|v| v.parse::<std::net::IpAddr>().is_ok())
-        .map(str::to_owned);
+/// The client's address: the peer, or — when configured to trust proxies in front — the
+/// `X-Forwarded-For` entry `server.trusted_proxies` places from the right, which our own
+/// nearest proxy wrote. Entries further left are the client's own claims and never used;
+/// a header with fewer entries than proxies falls back to the peer. Logs, audit and
+/// throttling all use this one answer.
+pub fn client_ip(req: &HttpRequest, server: &crate::config::ServerSettings) -> Option<String> {
+    let forwarded = server.trust_forwarded_for.then(|| forwarded_client(req, server.trusted_proxies.max(1))).flatten();
     forwarded.or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
+}
+
+fn forwarded_client(req: &HttpRequest, trusted_proxies: usize) -> Option<String> {
+    let mut hops: Vec<&str> = Vec::new();
+    for value in req.headers().get_all("x-forwarded-for") {
+        hops.extend(value.to_str().ok()?.split(',').map(str::trim));
+    }
+    let index = hops.len().checked_sub(trusted_proxies)?;
+    let hop = hops.get(index)?;
+    hop.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
 }
 
 impl FromRequest for RequestMeta {
@@ -140,11 +146,11 @@ impl FromRequest for RequestMeta {
     type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let trust = req.app_data::<web::Data<AppState>>().is_some_and(|s| s.settings().server.trust_forwarded_for);
-        std::future::ready(Ok(RequestMeta {
-            request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
-            ip: client_ip(req, trust),
-        }))
+        let ip = match req.app_data::<web::Data<AppState>>() {
+            Some(state) => client_ip(req, &state.settings().server),
+            None => req.peer_addr().map(|a| a.ip().to_string()),
+        };
+        std::future::ready(Ok(RequestMeta { request_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()), ip }))
     }
 }
 
@@ -301,7 +307,7 @@ pub async fn audit_break_glass_requests(
     let status = response.status().as_u16();
     let meta = RequestMeta {
         request_id: response.request().extensions().get::<RequestId>().map(|r| r.0.clone()),
-        ip: client_ip(response.request(), state.settings().server.trust_forwarded_for),
+        ip: client_ip(response.request(), &state.settings().server),
     };
     let outcome = if response.status().is_success() { Outcome::Success } else { Outcome::Denied };
     let event =

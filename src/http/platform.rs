@@ -65,16 +65,12 @@ pub async fn operator_login(
     let policy = throttle_policy(&state);
     let account_key = throttle::account_key("platform", &body.email);
     let ip_key = meta.ip.as_deref().map(throttle::ip_key);
-    let (keys, email) =
-        (std::iter::once(account_key.clone()).chain(ip_key.clone()).collect::<Vec<_>>(), body.email.clone());
+    let (keys, email) = ((account_key.clone(), ip_key.clone()), body.email.clone());
     let (wait, operator) = state
         .db()
         .platform_tx(|conn| {
             async move {
-                let mut wait = throttle::retry_after(conn, &keys[0], policy.max_per_account, policy.window).await?;
-                if let Some(ip) = keys.get(1) {
-                    wait = wait.max(throttle::retry_after(conn, ip, policy.max_per_ip, policy.window).await?);
-                }
+                let wait = throttle::take_attempts(conn, &keys.0, keys.1.as_deref(), policy).await?;
                 Ok::<_, DomainError>((wait, operators::find_by_email(conn, &email).await?))
             }
             .scope_boxed()
@@ -93,19 +89,13 @@ pub async fn operator_login(
         }
     };
     let operator_id = operator.as_ref().map(|o| o.id);
-    let window = policy.window;
     let record_meta = meta.clone();
     state
         .db()
         .platform_tx(|conn| {
             async move {
                 if ok {
-                    throttle::clear(conn, &account_key).await?;
-                } else {
-                    throttle::record_failure(conn, &account_key, window).await?;
-                    if let Some(ip_key) = &ip_key {
-                        throttle::record_failure(conn, ip_key, window).await?;
-                    }
+                    throttle::succeeded(conn, &account_key, ip_key.as_deref()).await?;
                 }
                 let event = PlatformEvent {
                     operator_id: operator_id.filter(|_| ok),

@@ -46,7 +46,12 @@ pub struct RequestSpan;
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
         let request_id = request.extensions().get::<RequestId>().map(|r| r.0.clone()).unwrap_or_default();
-        let client_ip = request.connection_info().realip_remote_addr().unwrap_or("").to_owned();
+        // The same address audit and throttling use, never a client-written header.
+        let client_ip = match request.app_data::<actix_web::web::Data<super::AppState>>() {
+            Some(state) => super::auth::client_ip(request.request(), &state.settings().server),
+            None => request.peer_addr().map(|a| a.ip().to_string()),
+        }
+        .unwrap_or_default();
         tracing::info_span!(
             "http_request",
             request_id = %request_id,

@@ -108,10 +108,11 @@ pub async fn spawn_app_from(
     TestApp { address, client, ip, settings, state, cluster, server }
 }
 
-/// A documentation-range IPv6 address no other test uses.
+/// A documentation-range IPv6 address in a /64 no other test uses (clients are throttled
+/// per /64).
 pub fn unique_ip() -> String {
     let id = uuid::Uuid::now_v7().as_u128();
-    format!("2001:db8::{:x}:{:x}", (id >> 16) & 0xffff, id & 0xffff)
+    format!("2001:db8:{:x}:{:x}::1", (id >> 16) & 0xffff, id & 0xffff)
 }
 
 impl TestApp {

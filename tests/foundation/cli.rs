@@ -135,6 +135,25 @@ fn production_refuses_development_secrets() {
     assert!(!stderr.contains("development-only-jwt-secret"), "secret printed: {stderr}");
 }
 
+#[test]
+fn an_unset_environment_counts_as_production() {
+    for environment in [None, Some(""), Some("  ")] {
+        let mut command = cli();
+        match environment {
+            None => command.env_remove("CP_ENV"),
+            Some(value) => command.env("CP_ENV", value),
+        };
+        let output = command.arg("serve").output().unwrap();
+        assert!(!output.status.success(), "served with CP_ENV {environment:?}");
+        let stderr = text(&output.stderr);
+        assert!(stderr.contains("environment `production`") && stderr.contains("auth.jwt_secret"), "{stderr}");
+    }
+    // The positive control: the same command with an explicit development profile gets
+    // past the check (it then stops at `status`, which needs nothing but the database).
+    let output = cli().env("CP_ENV", "test").arg("status").output().unwrap();
+    assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
 /// Kills the server if the test fails before stopping it, so no process outlives the run.
 struct KillOnDrop(std::process::Child);
 

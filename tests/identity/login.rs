@@ -153,3 +153,148 @@ async fn audit_listing_pages_and_rejects_bad_filters() {
         assert_eq!(response.status(), 400, "{bad}");
     }
 }
+
+#[actix_web::test]
+async fn the_throttle_cannot_be_sidestepped_by_writing_the_firm_or_email_differently() {
+    let app = spawn_app().await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Staff).await;
+    let upper = firm.slug.to_uppercase();
+    let (padded_left, padded_right) = (format!(" {}", firm.slug), format!("{} ", firm.slug));
+    let shouted = email.to_uppercase();
+    let spellings = [
+        (firm.slug.as_str(), email.as_str()),
+        (&upper, &email),
+        (&padded_left, &shouted),
+        (&padded_right, &email),
+        (&upper, &shouted),
+    ];
+    // Five failures spread over five spellings of one account use up its allowance.
+    for (slug, address) in spellings {
+        assert_eq!(app.login(slug, address, "not the password").await.status(), 401, "{slug:?} {address:?}");
+    }
+    for (slug, address) in spellings {
+        let response = app.login(slug, address, PASSWORD).await;
+        assert_eq!(response.status(), 429, "{slug:?} {address:?} got another allowance");
+    }
+}
+
+#[actix_web::test]
+async fn concurrent_wrong_log_ins_record_at_most_the_limit() {
+    let app = spawn_app().await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Staff).await;
+    let attempts = (0..20).map(|_| app.login(&firm.slug, &email, "not the password"));
+    let statuses: Vec<u16> =
+        futures_util::future::join_all(attempts).await.iter().map(|r| r.status().as_u16()).collect();
+    let checked = statuses.iter().filter(|s| **s == 401).count();
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(checked + refused, 20, "{statuses:?}");
+    assert_eq!(checked, 5, "exactly the limit was checked, the rest refused: {statuses:?}");
+}
+
+#[actix_web::test]
+async fn ipv6_clients_are_throttled_per_64() {
+    let app = spawn_app_with(|s| s.auth.login_max_failures_per_ip = 3).await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let prefix = app.ip.trim_end_matches("::1").to_owned();
+    let from = |host: u32| {
+        let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
+        let address = format!("{prefix}:{host:x}:0:0:1");
+        async move {
+            client
+                .post(url)
+                .header("x-forwarded-for", address)
+                .json(&serde_json::json!({ "firm": "no-such-firm", "email": "x@example.com", "password": "whatever it is" }))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    // Three addresses of one /64 share its allowance; a fourth address is refused.
+    for host in 1..=3 {
+        assert_eq!(from(host).await, 401);
+    }
+    assert_eq!(from(4).await, 429, "another address in the same /64 got a new allowance");
+    // Another /64 is another client.
+    let (email, _) = add_member(&db, &firm, Role::Staff).await;
+    assert_eq!(app.login(&firm.slug, &email, PASSWORD).await.status(), 429, "the test client shares that /64");
+    let other = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", crate::helpers::unique_ip())
+        .json(&serde_json::json!({ "firm": firm.slug, "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 200);
+}
+
+/// The address an audited log-in recorded for `email`'s latest sign-in in `firm`.
+async fn audited_ip(app: &crate::helpers::TestApp, owner_token: &str) -> Option<String> {
+    let events = json(app.get_as(owner_token, "/api/v1/audit-events?action=auth.login").await).await;
+    events["data"][0]["ip"].as_str().map(str::to_owned)
+}
+
+#[actix_web::test]
+async fn forwarded_for_is_read_only_from_trusted_proxies_and_from_the_right() {
+    // Not behind a proxy: the header is the client's own claim and is ignored.
+    let app = spawn_app_with(|s| s.server.trust_forwarded_for = false).await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Owner).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&serde_json::json!({ "firm": firm.slug, "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let token = json(response).await["data"]["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(audited_ip(&app, &token).await.as_deref(), Some("127.0.0.1"));
+
+    // Behind one proxy: the right-most entry (the proxy's) is the client; a spoofed
+    // left-hand entry is not.
+    let app = spawn_app_with(|s| {
+        s.server.trust_forwarded_for = true;
+        s.server.trusted_proxies = 1;
+    })
+    .await;
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Owner).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.10")
+        .json(&serde_json::json!({ "firm": firm.slug, "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let token = json(response).await["data"]["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(audited_ip(&app, &token).await.as_deref(), Some("203.0.113.10"));
+
+    // Behind two proxies: two places from the right.
+    let app = spawn_app_with(|s| {
+        s.server.trust_forwarded_for = true;
+        s.server.trusted_proxies = 2;
+    })
+    .await;
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Owner).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", "198.51.100.1, 203.0.113.11, 192.0.2.1")
+        .json(&serde_json::json!({ "firm": firm.slug, "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let token = json(response).await["data"]["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(audited_ip(&app, &token).await.as_deref(), Some("203.0.113.11"));
+}
