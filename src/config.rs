@@ -154,6 +154,9 @@ pub struct AuthSettings {
     pub jwt_secret: SecretString,
     pub access_token_ttl_secs: u64,
     pub refresh_token_ttl_days: u64,
+    /// A session is renewed by refresh tokens for at most this long after sign-in; then
+    /// its person signs in again.
+    pub session_lifetime_secs: u64,
     pub break_glass_token_ttl_secs: u64,
     pub login_max_failures_per_account: u32,
     pub login_max_failures_per_ip: u32,

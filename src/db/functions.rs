@@ -37,6 +37,12 @@ diesel::define_sql_function! {
 }
 
 diesel::define_sql_function! {
+    /// The member's role while the membership, the firm and (for a portal login) its
+    /// contact's access all hold, or NULL.
+    fn cp_member_role(firm: Uuid, member: Uuid) -> Nullable<Text>;
+}
+
+diesel::define_sql_function! {
     /// The role an access token's session still carries, or NULL.
     fn cp_session_role(firm: Uuid, member: Uuid, session: Uuid) -> Nullable<Text>;
 }

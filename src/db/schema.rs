@@ -37,6 +37,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         contact_id -> Nullable<Uuid>,
+        portal_client_id -> Nullable<Uuid>,
     }
 }
 

@@ -234,10 +234,13 @@ pub async fn create(
     let mut members = dedup(&input.member_ids);
     let mut contact_ids = dedup(&input.contact_ids);
     if let Some(contact) = viewer.portal_contact {
-        // A portal user starts a portal conversation with themselves in it.
-        if !contact_ids.contains(&contact) {
-            contact_ids.insert(0, contact);
+        // A portal user starts a portal conversation with themselves in it and no other
+        // contact: naming one is refused alike whether it exists or not, so the portal
+        // learns nothing about the firm's other contacts.
+        if contact_ids.iter().any(|c| *c != contact) {
+            errors.insert("participants".into(), "a portal conversation includes only your own contact".into());
         }
+        contact_ids = vec![contact];
         if channel != Channel::Portal {
             errors.insert("channel".into(), "portal users start portal conversations".into());
         }

@@ -76,6 +76,9 @@ struct NewMembership<'a> {
     user_id: Uuid,
     role: &'a str,
     contact_id: Option<Uuid>,
+    /// The client the portal contact belonged to when the login was made; access ends
+    /// when the contact moves to another.
+    portal_client_id: Option<Uuid>,
 }
 
 /// Adds a member. A `client` (portal) membership names the contact it is, which must be
@@ -87,32 +90,33 @@ pub async fn add(
     role: Role,
     contact_id: Option<Uuid>,
 ) -> Result<Membership, DomainError> {
+    let mut portal_client_id = None;
     match (role, contact_id) {
         (Role::Client, None) => {
             return Err(DomainError::invalid_field("contact_id", "a client (portal) member must name their contact"));
         }
         (Role::Client, Some(contact)) => {
-            let portal: Option<bool> = crate::db::schema::contacts::table
+            let portal: Option<(bool, Option<Uuid>)> = crate::db::schema::contacts::table
                 .filter(crate::db::schema::contacts::firm_id.eq(firm.into_uuid()))
                 .filter(crate::db::schema::contacts::id.eq(contact))
                 .filter(crate::db::schema::contacts::archived_at.is_null())
-                .select(crate::db::schema::contacts::portal_access)
+                .select((crate::db::schema::contacts::portal_access, crate::db::schema::contacts::client_id))
                 .first(conn)
                 .await
                 .optional()?;
             match portal {
                 None => return Err(DomainError::invalid_field("contact_id", "no such contact")),
-                Some(false) => {
+                Some((false, _)) => {
                     return Err(DomainError::invalid_field("contact_id", "the contact does not have portal access"));
                 }
-                Some(true) => {}
+                Some((true, client)) => portal_client_id = client,
             }
         }
         (_, Some(_)) => return Err(DomainError::invalid_field("contact_id", "only client (portal) members have one")),
         (_, None) => {}
     }
     diesel::insert_into(memberships::table)
-        .values(NewMembership { firm_id: firm.into_uuid(), user_id, role: role.as_str(), contact_id })
+        .values(NewMembership { firm_id: firm.into_uuid(), user_id, role: role.as_str(), contact_id, portal_client_id })
         .returning(Membership::as_returning())
         .get_result(conn)
         .await

@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use super::memberships::Role;
 use super::{DomainError, FirmId};
-use crate::db::schema::{auth_sessions, memberships, realtime_tickets, refresh_tokens};
+use crate::db::schema::{auth_sessions, realtime_tickets, refresh_tokens};
 
 /// Random secret, URL-safe.
 pub fn new_secret() -> String {
@@ -108,11 +108,14 @@ pub enum RefreshOutcome {
 
 /// Exchanges a refresh token for its successor. The token row is locked, so of two
 /// concurrent exchanges of one token the second sees it used and is treated as reuse.
+/// A session signed in longer ago than `lifetime` is not renewed, however recently its
+/// tokens were exchanged.
 pub async fn rotate(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     secret: &str,
     refresh_ttl: Duration,
+    lifetime: Duration,
 ) -> Result<RefreshOutcome, DomainError> {
     let found: Option<StoredRefreshToken> = refresh_tokens::table
         .filter(refresh_tokens::firm_id.eq(firm.into_uuid()))
@@ -125,18 +128,22 @@ pub async fn rotate(
     let Some((token_id, session_id, expires_at, used_at)) = found else {
         return Ok(RefreshOutcome::Refused);
     };
-    let Some((user_id, revoked_at)) = auth_sessions::table
+    let Some((user_id, revoked_at, signed_in_at)) = auth_sessions::table
         .filter(auth_sessions::firm_id.eq(firm.into_uuid()))
         .filter(auth_sessions::id.eq(session_id))
-        .select((auth_sessions::user_id, auth_sessions::revoked_at))
+        .select((auth_sessions::user_id, auth_sessions::revoked_at, auth_sessions::created_at))
         .for_update()
-        .first::<(Uuid, Option<DateTime<Utc>>)>(conn)
+        .first::<(Uuid, Option<DateTime<Utc>>, DateTime<Utc>)>(conn)
         .await
         .optional()?
     else {
         return Ok(RefreshOutcome::Refused);
     };
     if revoked_at.is_some() {
+        return Ok(RefreshOutcome::Refused);
+    }
+    if signed_in_at.checked_add_signed(lifetime).is_some_and(|ends| ends <= Utc::now()) {
+        revoke(conn, firm, session_id, "session_lifetime").await?;
         return Ok(RefreshOutcome::Refused);
     }
     if used_at.is_some() {
@@ -193,46 +200,31 @@ pub async fn revoke_all_for_user(
         .await?)
 }
 
-/// The member's current role when the membership is active.
+/// The member's current role while the membership is active, the firm is active and, for
+/// a portal login, its contact still grants access (see `cp_member_role`).
 pub async fn active_role(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     user_id: Uuid,
 ) -> Result<Option<Role>, DomainError> {
-    let role: Option<String> = memberships::table
-        .filter(memberships::firm_id.eq(firm.into_uuid()))
-        .filter(memberships::user_id.eq(user_id))
-        .filter(memberships::status.eq("active"))
-        .select(memberships::role)
-        .first(conn)
-        .await
-        .optional()?;
+    let role = diesel::select(crate::db::functions::cp_member_role(firm.into_uuid(), user_id))
+        .get_result::<Option<String>>(conn)
+        .await?;
     Ok(role.and_then(|r| r.parse().ok()))
 }
 
-/// What a request's access token may do now: the member's current role, provided the
-/// membership is active and the token's session has not been revoked. Checked on every
-/// request, so deactivation and log-out take effect at once, not at token expiry.
+/// What a request's access token may do now: [`active_role`], provided the token's
+/// session has not been revoked. Checked on every request, so deactivation, log-out, a
+/// suspended firm or a contact's lost portal access take effect at once, not at expiry.
 pub async fn current_role(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     user_id: Uuid,
     session_id: Uuid,
 ) -> Result<Option<Role>, DomainError> {
-    let role: Option<String> =
-        memberships::table
-            .inner_join(auth_sessions::table.on(
-                auth_sessions::firm_id.eq(memberships::firm_id).and(auth_sessions::user_id.eq(memberships::user_id)),
-            ))
-            .filter(memberships::firm_id.eq(firm.into_uuid()))
-            .filter(memberships::user_id.eq(user_id))
-            .filter(memberships::status.eq("active"))
-            .filter(auth_sessions::id.eq(session_id))
-            .filter(auth_sessions::revoked_at.is_null())
-            .select(memberships::role)
-            .first(conn)
-            .await
-            .optional()?;
+    let role = diesel::select(crate::db::functions::cp_session_role(firm.into_uuid(), user_id, session_id))
+        .get_result::<Option<String>>(conn)
+        .await?;
     Ok(role.and_then(|r| r.parse().ok()))
 }
 

@@ -189,11 +189,15 @@ pub async fn refresh_handler(
     };
     let secret = secret.to_owned();
     let ttl = refresh_ttl(&state);
+    let lifetime = i64::try_from(state.settings().auth.session_lifetime_secs)
+        .ok()
+        .and_then(Duration::try_seconds)
+        .unwrap_or(Duration::MAX);
     let outcome = state
         .db()
         .firm_tx(firm, |conn| {
             async move {
-                let outcome = sessions::rotate(conn, firm, &secret, ttl).await?;
+                let outcome = sessions::rotate(conn, firm, &secret, ttl, lifetime).await?;
                 if let RefreshOutcome::Reused { user_id, session_id } = &outcome {
                     let event = NewAuditEvent::new(
                         firm,

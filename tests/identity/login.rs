@@ -204,11 +204,13 @@ async fn ipv6_clients_are_throttled_per_64() {
     let from = |host: u32| {
         let (client, url) = (app.client.clone(), app.url("/api/v1/auth/login"));
         let address = format!("{prefix}:{host:x}:0:0:1");
+        // A different account each time, so only the address can be what throttles.
+        let email = format!("guess-{}@example.com", uuid::Uuid::now_v7().simple());
         async move {
             client
                 .post(url)
                 .header("x-forwarded-for", address)
-                .json(&serde_json::json!({ "firm": "no-such-firm", "email": "x@example.com", "password": "whatever it is" }))
+                .json(&serde_json::json!({ "firm": "no-such-firm", "email": email, "password": "whatever it is" }))
                 .send()
                 .await
                 .unwrap()

@@ -5,6 +5,7 @@
 #[path = "../common/helpers.rs"]
 mod helpers;
 
+mod access;
 mod break_glass;
 mod login;
 mod members;
