@@ -94,6 +94,7 @@ impl ApplicationBuilder {
                 .configure(extra_routes)
                 .default_service(web::to(http::not_found))
                 .wrap(http::error_envelopes())
+                .wrap(from_fn(http::auth::read_only_guard))
                 .wrap(from_fn(http::auth::audit_break_glass_requests))
                 .wrap(from_fn(http::metrics::record_request))
                 .wrap(TracingLogger::<http::request_id::RequestSpan>::new())

@@ -197,6 +197,80 @@ impl FirmAuth {
     }
 }
 
+/// A member's session already checked for this request (by the read-only guard), so the
+/// extractor does not ask the database again.
+#[derive(Debug, Clone, Copy)]
+struct CheckedSession {
+    firm: FirmId,
+    user_id: Uuid,
+    session_id: Uuid,
+    role: Option<Role>,
+}
+
+/// Writes a read-only login may still make: to its own session and sign-in (log out, a
+/// socket ticket, its second factor, its password) and its own read position.
+fn self_service(path: &str) -> bool {
+    const OWN: [&str; 6] = [
+        "/api/v1/auth/logout",
+        "/api/v1/realtime/ticket",
+        "/api/v1/auth/mfa/enroll",
+        "/api/v1/auth/mfa/confirm",
+        "/api/v1/auth/mfa/disable",
+        "/api/v1/auth/password",
+    ];
+    if OWN.contains(&path.trim_end_matches('/')) {
+        return true;
+    }
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    matches!(segments.as_slice(), ["", "api", "v1", "conversations", id, "read"] if id.parse::<Uuid>().is_ok())
+}
+
+/// The one read-only guard, ahead of every handler: a break-glass token, or a member whose
+/// role is `readonly`, is refused on every method but GET and HEAD (a read-only member's
+/// own session and read position excepted), whatever the handler would have checked. A
+/// request without a valid token passes on to fail (or not) where authentication is asked.
+pub async fn read_only_guard(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    if matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
+        return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
+    }
+    let refused = match verified_claims(req.request()) {
+        Ok((_, claims)) if claims.typ == TokenType::BreakGlass => {
+            if let (Some(firm), Some(grant_id)) = (claims.firm_id, claims.bg) {
+                // Audited as a denied request under the grant, like any other.
+                req.extensions_mut().insert(BreakGlassUse { firm: FirmId(firm), operator_id: claims.sub, grant_id });
+            }
+            Some("break-glass access is read-only")
+        }
+        Ok((state, claims)) if claims.typ == TokenType::User => match (claims.firm_id, claims.sid) {
+            (Some(firm), Some(session_id)) => {
+                let (firm, user_id) = (FirmId(firm), claims.sub);
+                match state.db().session_role(firm, user_id, session_id).await {
+                    Ok(role) => {
+                        let role = role.and_then(|r| r.parse::<Role>().ok());
+                        req.extensions_mut().insert(CheckedSession { firm, user_id, session_id, role });
+                        (role == Some(Role::Readonly) && !self_service(req.path()))
+                            .then_some("your role (readonly) allows reading only")
+                    }
+                    // The extractor asks again and answers the failure.
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match refused {
+        Some(why) => {
+            let response = actix_web::ResponseError::error_response(&ApiError::Forbidden(why.to_owned()));
+            Ok(req.into_response(response))
+        }
+        None => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
+    }
+}
+
 /// Marks a request made under break-glass, so its outcome is audited in the firm.
 #[derive(Debug, Clone, Copy)]
 struct BreakGlassUse {
@@ -225,12 +299,16 @@ impl FromRequest for FirmAuth {
                 TokenType::User => {
                     let session_id = claims.sid.ok_or_else(invalid_token)?;
                     let user_id = claims.sub;
-                    let role = state
-                        .db()
-                        .session_role(firm, user_id, session_id)
-                        .await?
-                        .and_then(|role| role.parse::<Role>().ok())
-                        .ok_or_else(|| ApiError::unauthorized("the session has ended or the membership is inactive"))?;
+                    let checked = req
+                        .extensions()
+                        .get::<CheckedSession>()
+                        .copied()
+                        .filter(|c| c.firm == firm && c.user_id == user_id && c.session_id == session_id);
+                    let role = match checked {
+                        Some(checked) => checked.role,
+                        None => state.db().session_role(firm, user_id, session_id).await?.and_then(|r| r.parse().ok()),
+                    }
+                    .ok_or_else(|| ApiError::unauthorized("the session has ended or the membership is inactive"))?;
                     FirmAuth { firm, role, actor: Actor::Member { user_id, session_id } }
                 }
                 TokenType::BreakGlass => {

@@ -14,7 +14,7 @@ use scoped_futures::ScopedFutureExt;
 
 use crate::helpers::{PASSWORD, TestApp, add_member, json, signed_in_owner, spawn_app};
 
-async fn operator_token(app: &TestApp) -> (uuid::Uuid, String) {
+pub(crate) async fn operator_token(app: &TestApp) -> (uuid::Uuid, String) {
     let email = format!("ops-{}@platform.example.com", uuid::Uuid::now_v7().simple());
     let new = NewOperator::parse(&email, "Operator", PASSWORD).unwrap();
     let operator =
@@ -25,7 +25,7 @@ async fn operator_token(app: &TestApp) -> (uuid::Uuid, String) {
     (operator.id, json(response).await["data"]["access_token"].as_str().unwrap().to_owned())
 }
 
-async fn request_grant(app: &TestApp, token: &str, firm_id: uuid::Uuid, minutes: i32) -> serde_json::Value {
+pub(crate) async fn request_grant(app: &TestApp, token: &str, firm_id: uuid::Uuid, minutes: i32) -> serde_json::Value {
     let body = serde_json::json!({ "firm_id": firm_id, "reason": "Customer ticket 4711: mailbox not syncing", "minutes": minutes });
     let response = app.post_as(token, "/api/v1/platform/break-glass", &body).await;
     assert_eq!(response.status(), 201);

@@ -10,4 +10,5 @@ mod break_glass;
 mod login;
 mod members;
 mod mfa;
+mod read_only;
 mod tokens;
