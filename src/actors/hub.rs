@@ -18,8 +18,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::child::{ChildContext, ChildHandle, ChildKind, Placement, StopChild, spawn_child};
-use crate::bus::live::{EVENTS_TOPIC, LIVE_TOPIC, LiveFrame, PRESENCE_TOPIC};
+use crate::bus::live::{EVENTS_TOPIC, EventFrame, LIVE_TOPIC, LiveFrame, PRESENCE_TOPIC};
 use crate::bus::{Bus, Received, firm_channel};
+use crate::domain::memberships::Role;
+use crate::domain::permissions::Audience;
 use crate::tenant::FirmId;
 
 /// The hub's kind and its one key: one hub per firm per node.
@@ -57,8 +59,9 @@ pub struct TooSlow;
 pub struct Join {
     pub session: SessionId,
     pub user_id: Uuid,
-    /// Members get presence and firm events; portal users do not.
-    pub member: bool,
+    /// Members get presence and the firm events their role admits; portal users
+    /// (`Role::Client`) only events about conversations they watch.
+    pub role: Role,
     pub deliver: Recipient<Deliver>,
     pub too_slow: Recipient<TooSlow>,
 }
@@ -105,6 +108,7 @@ pub struct Crash;
 struct SessionEntry {
     user_id: Uuid,
     member: bool,
+    role: Role,
     deliver: Recipient<Deliver>,
     too_slow: Recipient<TooSlow>,
     watching: HashSet<Uuid>,
@@ -304,13 +308,25 @@ impl ConversationHub {
         }
     }
 
-    fn route_to_members(&mut self, payload: Bytes) {
-        let Ok(payload) = ByteString::try_from(payload) else {
-            tracing::warn!("non-UTF-8 event dropped");
+    /// Sends an event only to the sessions its audience admits: members by role, and for
+    /// a conversation's events also the portal users watching that conversation.
+    fn route_event(&mut self, payload: Bytes) {
+        let Some(event) = EventFrame::decode(&payload) else {
+            tracing::warn!("undecodable event dropped");
             return;
         };
-        for session in self.member_sessions() {
-            self.deliver(session, Deliver::Firm(payload.clone()));
+        let targets: Vec<SessionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, entry)| match (entry.member, event.audience) {
+                (true, audience) => audience.admits_member(entry.role),
+                (false, Audience::Conversation(conversation)) => entry.watching.contains(&conversation),
+                (false, Audience::Members(_)) => false,
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for session in targets {
+            self.deliver(session, Deliver::Firm(event.frame.clone()));
         }
     }
 
@@ -379,7 +395,7 @@ impl StreamHandler<Inbound> for ConversationHub {
     fn handle(&mut self, item: Inbound, ctx: &mut Self::Context) {
         match item {
             Inbound::Live(payload) => self.route_live(payload),
-            Inbound::Events(payload) => self.route_to_members(payload),
+            Inbound::Events(payload) => self.route_event(payload),
             Inbound::Presence(payload) => {
                 if let Ok(notice) = serde_json::from_slice::<PresenceNotice>(&payload)
                     && notice.node != self.node
@@ -408,7 +424,7 @@ impl Handler<Join> for ConversationHub {
 
     fn handle(&mut self, join: Join, ctx: &mut Self::Context) {
         self.idle_since = None;
-        if join.member {
+        if join.role != Role::Client {
             let count = self.online_here.entry(join.user_id).or_default();
             *count += 1;
             self.presence_changed |= *count == 1;
@@ -417,13 +433,14 @@ impl Handler<Join> for ConversationHub {
             join.session,
             SessionEntry {
                 user_id: join.user_id,
-                member: join.member,
+                member: join.role != Role::Client,
+                role: join.role,
                 deliver: join.deliver,
                 too_slow: join.too_slow,
                 watching: HashSet::new(),
             },
         );
-        if !self.settle_presence(ctx) && join.member {
+        if !self.settle_presence(ctx) && join.role != Role::Client {
             // Nobody new came online (another tab of someone already here): only this
             // session lacks the list.
             let frame = Self::presence_frame(&self.announced);
@@ -464,6 +481,25 @@ impl Handler<Unwatch> for ConversationHub {
             if watchers.is_empty() {
                 self.watchers.remove(&unwatch.conversation_id);
             }
+        }
+    }
+}
+
+/// A session's role changed (found by its periodic sign-in check): route its events by
+/// the new one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct SetRole {
+    pub session: SessionId,
+    pub role: Role,
+}
+
+impl Handler<SetRole> for ConversationHub {
+    type Result = ();
+
+    fn handle(&mut self, set: SetRole, _ctx: &mut Self::Context) {
+        if let Some(entry) = self.sessions.get_mut(&set.session) {
+            entry.role = set.role;
         }
     }
 }

@@ -22,7 +22,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::LiveContext;
-use super::hub::{ConversationHub, Deliver, Join, Leave, SessionId, TooSlow, Unwatch, Watch};
+use super::hub::{ConversationHub, Deliver, Join, Leave, SessionId, SetRole, TooSlow, Unwatch, Watch};
 use crate::bus::live::{self, LiveFrame};
 use crate::domain::DomainError;
 use crate::domain::conversations::{self, MAX_HISTORY, Message as StoredMessage, NewMessage, Stored, Viewer};
@@ -69,6 +69,8 @@ pub struct WsSession {
     auth_session: Uuid,
     viewer: Viewer,
     can_send: bool,
+    /// The role as last checked; events are routed by it.
+    role: Role,
     live: LiveContext,
     /// Entered by every handler, so each line this session logs names its firm and user.
     span: tracing::Span,
@@ -87,6 +89,7 @@ impl WsSession {
             auth_session,
             viewer,
             can_send: role.can(Permission::MessagesSend),
+            role,
             live,
             span: tracing::info_span!("ws_session", firm_id = %firm, user_id = %viewer.user_id, session = id),
             hub: None,
@@ -134,7 +137,7 @@ impl WsSession {
         let join = Join {
             session: self.id,
             user_id: self.viewer.user_id,
-            member: self.viewer.portal_contact.is_none(),
+            role: self.role,
             deliver: ctx.address().recipient(),
             too_slow: ctx.address().recipient(),
         };
@@ -455,7 +458,15 @@ impl WsSession {
             }
             .into_actor(self)
             .map(|role, session, ctx| match role {
-                Ok(Some(role)) => session.can_send = role.can(Permission::MessagesSend),
+                Ok(Some(role)) => {
+                    session.can_send = role.can(Permission::MessagesSend);
+                    if role != session.role {
+                        session.role = role;
+                        if let Some(hub) = &session.hub {
+                            hub.do_send(SetRole { session: session.id, role });
+                        }
+                    }
+                }
                 Ok(None) => Self::close(ctx, CLOSE_SIGNED_OUT, "signed out"),
                 // A busy database is no reason to drop a socket; the next check decides.
                 Err(err) => tracing::debug!(error = %err, "sign-in re-check skipped"),

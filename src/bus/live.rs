@@ -4,7 +4,9 @@
 //! `"{conversation_id} {seq}"` (seq 0 for frames that are not messages), a newline, then
 //! the frame exactly as sessions send it to browsers, so a hub routes and a session
 //! orders without parsing JSON. `cp:firm:{id}:events` carries firm-wide `event` frames,
-//! and `cp:firm:{id}:presence` each node's list of the firm's members it has online.
+//! each behind a one-line header naming its audience (`p <permission>` or `c <conversation
+//! id>`), so every hub sends it only to the sessions allowed to hear it; and
+//! `cp:firm:{id}:presence` each node's list of the firm's members it has online.
 //!
 //! Publishing is best effort and always after commit: a lost publish shows up as a seq
 //! gap at the next message and the session refills it from the database.
@@ -18,6 +20,7 @@ use uuid::Uuid;
 use super::{Bus, firm_channel};
 use crate::domain::FirmId;
 use crate::domain::conversations::Message;
+use crate::domain::permissions::{Audience, Permission, audience_of};
 
 pub const LIVE_TOPIC: &str = "live";
 pub const EVENTS_TOPIC: &str = "events";
@@ -84,11 +87,61 @@ pub async fn publish_read(bus: &Bus, firm: FirmId, conversation_id: Uuid, user_i
     publish_live(bus, firm, LiveFrame { conversation_id, seq: 0, frame: ByteString::from(frame.to_string()) }).await;
 }
 
-/// A firm-wide `event {topic, payload}` for the firm's signed-in members (new email, SMS
-/// status, SLA warning, booking made, ...).
+/// An `event` frame and who may hear it, as routed between nodes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventFrame {
+    pub audience: Audience,
+    /// The JSON text sent to browsers.
+    pub frame: ByteString,
+}
+
+impl EventFrame {
+    pub fn encode(&self) -> Bytes {
+        let header = match self.audience {
+            Audience::Members(permission) => format!("p {}\n", permission.as_str()),
+            Audience::Conversation(id) => format!("c {id}\n"),
+        };
+        let mut out = header.into_bytes();
+        out.extend_from_slice(self.frame.as_bytes());
+        Bytes::from(out)
+    }
+
+    /// `None` for anything malformed, which is then sent to nobody.
+    pub fn decode(payload: &Bytes) -> Option<EventFrame> {
+        let newline = payload.iter().position(|b| *b == b'\n')?;
+        let header = std::str::from_utf8(&payload[..newline]).ok()?;
+        let audience = match header.split_once(' ')? {
+            ("p", permission) => Audience::Members(Permission::parse(permission)?),
+            ("c", conversation) => Audience::Conversation(conversation.parse().ok()?),
+            _ => return None,
+        };
+        Some(EventFrame { audience, frame: ByteString::try_from(payload.slice(newline + 1..)).ok()? })
+    }
+}
+
+/// A firm-wide `event {topic, payload}` (new email, SMS status, SLA warning, booking made,
+/// a payment, ...) for the signed-in members whose role the topic's audience admits
+/// ([`audience_of`]), on every node.
 pub async fn publish_event(bus: &Bus, firm: FirmId, topic: &str, payload: impl Serialize) {
+    publish_to(bus, firm, audience_of(topic), topic, payload).await;
+}
+
+/// An `event` about one conversation: for the members who may read the firm's
+/// conversations and the portal users watching this one.
+pub async fn publish_conversation_event(
+    bus: &Bus,
+    firm: FirmId,
+    conversation_id: Uuid,
+    topic: &str,
+    payload: impl Serialize,
+) {
+    publish_to(bus, firm, Audience::Conversation(conversation_id), topic, payload).await;
+}
+
+async fn publish_to(bus: &Bus, firm: FirmId, audience: Audience, topic: &str, payload: impl Serialize) {
     let frame = json!({ "type": "event", "topic": topic, "payload": payload });
-    if let Err(err) = bus.publish(&firm_channel(firm.into_uuid(), EVENTS_TOPIC), frame.to_string()).await {
+    let event = EventFrame { audience, frame: ByteString::from(frame.to_string()) };
+    if let Err(err) = bus.publish(&firm_channel(firm.into_uuid(), EVENTS_TOPIC), event.encode()).await {
         tracing::warn!(error = %err, topic, "event not published");
     }
 }
@@ -96,6 +149,17 @@ pub async fn publish_event(bus: &Bus, firm: FirmId, topic: &str, payload: impl S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_frames_carry_their_audience_and_garbage_reaches_nobody() {
+        for audience in [Audience::Members(Permission::FinanceRead), Audience::Conversation(Uuid::now_v7())] {
+            let event = EventFrame { audience, frame: ByteString::from_static("{\"type\":\"event\"}") };
+            assert_eq!(EventFrame::decode(&event.encode()), Some(event));
+        }
+        for garbage in [&b"{\"type\":\"event\"}"[..], b"p everything\n{}", b"c not-a-uuid\n{}", b"x y\n{}"] {
+            assert_eq!(EventFrame::decode(&Bytes::copy_from_slice(garbage)), None);
+        }
+    }
 
     #[test]
     fn frames_round_trip_and_garbage_is_refused() {

@@ -44,6 +44,74 @@ pub enum Permission {
     MessagesSend,
 }
 
+impl Permission {
+    pub const ALL: [Permission; 11] = [
+        Permission::ContentRead,
+        Permission::ContentWrite,
+        Permission::FinanceRead,
+        Permission::FinanceWrite,
+        Permission::MembersRead,
+        Permission::MembersManage,
+        Permission::OwnersManage,
+        Permission::AuditRead,
+        Permission::SecurityManage,
+        Permission::IntegrationsManage,
+        Permission::MessagesSend,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Permission::ContentRead => "content_read",
+            Permission::ContentWrite => "content_write",
+            Permission::FinanceRead => "finance_read",
+            Permission::FinanceWrite => "finance_write",
+            Permission::MembersRead => "members_read",
+            Permission::MembersManage => "members_manage",
+            Permission::OwnersManage => "owners_manage",
+            Permission::AuditRead => "audit_read",
+            Permission::SecurityManage => "security_manage",
+            Permission::IntegrationsManage => "integrations_manage",
+            Permission::MessagesSend => "messages_send",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Permission> {
+        Permission::ALL.into_iter().find(|p| p.as_str() == name)
+    }
+}
+
+/// Who may hear of a live event: the members whose role holds a permission (payments for
+/// finance roles, a disabled webhook for those who manage integrations, ...), or everyone
+/// who may see one conversation (its firm's readers, and portal users taking part in it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Members(Permission),
+    Conversation(uuid::Uuid),
+}
+
+/// The members a firm-wide event is for, by its topic's family (`payment.received` ->
+/// `payment`): one rule for every emitter, so none can send a payment to a role that may
+/// not see payments. Events about one conversation go to [`Audience::Conversation`].
+pub fn audience_of(topic: &str) -> Audience {
+    match topic.split('.').next().unwrap_or_default() {
+        "payment" | "invoice" | "credit_note" | "refund" => Audience::Members(Permission::FinanceRead),
+        "webhook" | "job" => Audience::Members(Permission::IntegrationsManage),
+        "break_glass" | "security" => Audience::Members(Permission::SecurityManage),
+        "member" | "invitation" => Audience::Members(Permission::MembersManage),
+        _ => Audience::Members(Permission::ContentRead),
+    }
+}
+
+impl Audience {
+    /// Whether a member of `role` (not a portal user) hears it.
+    pub fn admits_member(self, role: Role) -> bool {
+        match self {
+            Audience::Members(permission) => role.can(permission),
+            Audience::Conversation(_) => role.can(Permission::ContentRead),
+        }
+    }
+}
+
 impl Role {
     pub fn can(self, permission: Permission) -> bool {
         use Permission::*;
@@ -83,5 +151,27 @@ mod tests {
                 assert_eq!(role.can(permission), expected, "{role} {permission:?}");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod audience_tests {
+    use super::*;
+
+    #[test]
+    fn permissions_round_trip_by_name_and_audiences_follow_the_matrix() {
+        for permission in Permission::ALL {
+            assert_eq!(Permission::parse(permission.as_str()), Some(permission));
+        }
+        assert_eq!(Permission::parse("everything"), None);
+        let payments = Audience::Members(Permission::FinanceRead);
+        assert!(payments.admits_member(Role::Billing) && payments.admits_member(Role::Owner));
+        assert!(!payments.admits_member(Role::Readonly) && !payments.admits_member(Role::Staff));
+        assert_eq!(audience_of("payment.received"), payments);
+        assert_eq!(audience_of("webhook.disabled"), Audience::Members(Permission::IntegrationsManage));
+        assert_eq!(audience_of("break_glass.activated"), Audience::Members(Permission::SecurityManage));
+        assert_eq!(audience_of("email.received"), Audience::Members(Permission::ContentRead));
+        let conversation = Audience::Conversation(uuid::Uuid::nil());
+        assert!(conversation.admits_member(Role::Readonly) && !conversation.admits_member(Role::Client));
     }
 }

@@ -60,7 +60,10 @@ async fn operators_see_firm_metadata_and_no_content() {
     let wrong = app
         .post(
             "/api/v1/platform/auth/login",
-            &serde_json::json!({ "email": "nobody@platform.example.com", "password": PASSWORD }),
+            &serde_json::json!({
+                "email": format!("nobody-{}@platform.example.com", uuid::Uuid::now_v7().simple()),
+                "password": PASSWORD
+            }),
         )
         .await;
     assert_eq!(wrong.status(), 401);
@@ -141,7 +144,14 @@ async fn a_grant_opens_the_firm_read_only_audits_every_request_and_tells_the_own
     let Received::Message(notice) = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap() else {
         panic!("no notice on the firm's event stream");
     };
-    let notice: serde_json::Value = serde_json::from_slice(&notice).unwrap();
+    let notice = consultantpro::bus::live::EventFrame::decode(&notice).expect("an event frame");
+    assert_eq!(
+        notice.audience,
+        consultantpro::domain::permissions::Audience::Members(
+            consultantpro::domain::permissions::Permission::SecurityManage
+        )
+    );
+    let notice: serde_json::Value = serde_json::from_str(&notice.frame).unwrap();
     assert_eq!(notice["topic"], "break_glass.activated");
     assert_eq!(notice["payload"]["grant_id"], id);
 

@@ -211,9 +211,23 @@ async fn portal_users_live_only_in_their_conversations_and_readonly_cannot_send(
     }
     assert_eq!(ack.unwrap()["seq"], 1);
     assert_eq!(message.unwrap()["message"]["author_contact_id"], contact_id);
-    // Firm events are for members, not for the firm's clients.
+    // Firm events are for members, not for the firm's clients; events about a conversation
+    // reach the portal users watching it, and no other conversation's do.
     live::publish_event(app.state.bus(), firm.firm_id(), "sla.warning", serde_json::json!({ "ticket": 1 })).await;
+    let other = uuid::Uuid::now_v7();
+    live::publish_conversation_event(app.state.bus(), firm.firm_id(), other, "sms.status", serde_json::json!({})).await;
     assert!(socket.quiet("event", Duration::from_millis(300)).await);
+    let theirs_id: uuid::Uuid = theirs.parse().unwrap();
+    live::publish_conversation_event(
+        app.state.bus(),
+        firm.firm_id(),
+        theirs_id,
+        "sms.status",
+        serde_json::json!({ "n": 1 }),
+    )
+    .await;
+    let event = socket.next_of("event").await;
+    assert_eq!((event["topic"].as_str(), event["payload"]["n"].as_i64()), (Some("sms.status"), Some(1)));
 
     let (email, _) = add_member(&app.db(), &firm, Role::Readonly).await;
     let reader = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
@@ -485,4 +499,44 @@ async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
     let got = socket.messages(&id, 2).await;
     assert_eq!(seqs(&got), [2, 3], "the gap is filled, in order");
     assert_eq!(got[0]["message"]["body"], "stored, never published");
+}
+
+#[actix_web::test]
+async fn events_reach_only_the_roles_allowed_to_see_their_subject() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let mut sockets = Vec::new();
+    for role in [Role::Readonly, Role::Billing, Role::Staff] {
+        let (email, _) = add_member(&app.db(), &firm, role).await;
+        let token = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+        sockets.push((role, connect(&app, &token).await));
+    }
+    let mut owner_socket = connect(&app, &owner).await;
+    for (_, socket) in &mut sockets {
+        socket.next_of("presence").await;
+    }
+    owner_socket.next_of("presence").await;
+
+    let firm_id = firm.firm_id();
+    live::publish_event(app.state.bus(), firm_id, "payment.received", serde_json::json!({ "amount_minor": 100 })).await;
+    live::publish_event(app.state.bus(), firm_id, "webhook.disabled", serde_json::json!({ "endpoint_id": 1 })).await;
+    live::publish_event(app.state.bus(), firm_id, "email.received", serde_json::json!({ "n": 1 })).await;
+
+    // The owner may see all three: the positive control, in order.
+    let topics: Vec<String> =
+        [owner_socket.next_of("event").await, owner_socket.next_of("event").await, owner_socket.next_of("event").await]
+            .iter()
+            .map(|e| e["topic"].as_str().unwrap().to_owned())
+            .collect();
+    assert_eq!(topics, ["payment.received", "webhook.disabled", "email.received"]);
+    for (role, socket) in &mut sockets {
+        let expected: &[&str] = match role {
+            Role::Billing => &["payment.received", "email.received"],
+            _ => &["email.received"],
+        };
+        for topic in expected {
+            assert_eq!(socket.next_of("event").await["topic"], *topic, "{role}");
+        }
+        assert!(socket.quiet("event", Duration::from_millis(300)).await, "{role} heard more than {expected:?}");
+    }
 }
