@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Installs (when missing) and starts the project's own PostgreSQL and Redis on loopback,
-# creates the roles and databases. Idempotent: running it again changes nothing.
+# Installs (when missing) and starts the project's own PostgreSQL, Redis and SMTP sink on
+# loopback, creates the roles and databases. Idempotent: running it again changes nothing.
+# The SMTP sink (Debian's python3-aiosmtpd) accepts every message and writes it to
+# $CP_DATA_DIR/mail/new/ (a maildir) instead of delivering it; it is started only while
+# mail.smtp_host is a loopback address.
 #
 #   scripts/services.sh up     install, start, create roles and databases
 #   scripts/services.sh down   stop the project's instances
@@ -57,6 +60,9 @@ APP_PASSWORD=$(setting database app_password)
 OWNER_USER=$(setting database owner_user)
 OWNER_PASSWORD=$(setting database owner_password)
 REDIS_PORT=${CP_REDIS_PORT:-56379}
+SMTP_HOST=$(setting mail smtp_host)
+SMTP_PORT=$(setting mail smtp_port)
+MAIL_DIR=${CP_MAIL_DIR:-$DATA_DIR/mail}
 # The group role migrations grant privileges to; the login role is made a member.
 APP_GROUP=consultantpro_app
 # Every database the project uses on this instance: the configured one and the test one.
@@ -89,6 +95,7 @@ ensure_packages() {
   pg_bin_dir >/dev/null || missing+=(postgresql-15 postgresql-client-15)
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v runuser >/dev/null || missing+=(util-linux)
+  /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
   pg_bin_dir >/dev/null || die "PostgreSQL binaries not found after install"
 }
@@ -206,6 +213,33 @@ start_redis() {
   die "Redis did not start; see $dir/redis.log"
 }
 
+listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+start_smtp_sink() {
+  case "$SMTP_HOST" in
+    127.0.0.1|localhost|::1) ;;
+    *) log "mail.smtp_host is $SMTP_HOST: no local SMTP sink"; return ;;
+  esac
+  mkdir -p "$MAIL_DIR/tmp" "$MAIL_DIR/new" "$MAIL_DIR/cur" "$DATA_DIR"
+  if listening "$SMTP_PORT"; then
+    log "SMTP sink already listening on 127.0.0.1:$SMTP_PORT"
+    return
+  fi
+  local attempt i
+  for attempt in 1 2 3; do
+    log "starting the SMTP sink on 127.0.0.1:$SMTP_PORT (messages to $MAIL_DIR)"
+    setsid nohup /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$SMTP_PORT" \
+      -c aiosmtpd.handlers.Mailbox "$MAIL_DIR" >"$DATA_DIR/smtp-sink.log" 2>&1 < /dev/null &
+    echo $! >"$DATA_DIR/smtp-sink.pid"
+    for i in $(seq 1 50); do
+      listening "$SMTP_PORT" && return
+      sleep 0.1
+    done
+    sleep "$attempt"
+  done
+  die "the SMTP sink did not start; see $DATA_DIR/smtp-sink.log"
+}
+
 stop_all() {
   local bin root
   if bin=$(pg_bin_dir) && [ -d /usr/lib/postgresql ]; then
@@ -215,6 +249,10 @@ stop_all() {
     fi
   fi
   redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  if [ -f "$DATA_DIR/smtp-sink.pid" ]; then
+    kill "$(cat "$DATA_DIR/smtp-sink.pid")" 2>/dev/null || true
+    rm -f "$DATA_DIR/smtp-sink.pid"
+  fi
   log "stopped"
 }
 
@@ -229,6 +267,7 @@ case "${1:-up}" in
     start_postgres
     create_roles_and_databases
     start_redis
+    start_smtp_sink
     ;;
   down) stop_all ;;
   *) die "usage: $0 [up|down]" ;;

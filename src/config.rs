@@ -37,6 +37,7 @@ pub struct Settings {
     pub crm: CrmSettings,
     pub realtime: RealtimeSettings,
     pub cluster: ClusterSettings,
+    pub mail: MailSettings,
     pub stripe: StripeSettings,
     pub telemetry: TelemetrySettings,
 }
@@ -73,6 +74,27 @@ pub struct RealtimeSettings {
     /// with each failure in a row up to `child_restart_max_secs`.
     pub child_restart_base_ms: u64,
     pub child_restart_max_secs: u64,
+}
+
+/// Outgoing mail (invitations, password resets) through an SMTP relay, sent by the jobs
+/// queue.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailSettings {
+    pub smtp_host: String,
+    pub smtp_port: u16,
+    /// `tls` (implicit TLS, usually port 465), `starttls` (usually 587), or `none`, which
+    /// is accepted only for a loopback host (a local sink or relay).
+    pub smtp_tls: String,
+    /// Empty: no authentication.
+    pub smtp_username: String,
+    pub smtp_password: SecretString,
+    /// The `From` of every email, e.g. `ConsultantPro <no-reply@example.com>`.
+    pub from: String,
+    /// Links in emails start here (the web front end's address).
+    pub link_base_url: String,
+    pub timeout_secs: u64,
+    pub invitation_ttl_hours: u64,
+    pub password_reset_ttl_minutes: u64,
 }
 
 /// How nodes share out the firms' once-only work.

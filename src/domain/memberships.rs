@@ -81,15 +81,15 @@ struct NewMembership<'a> {
     portal_client_id: Option<Uuid>,
 }
 
-/// Adds a member. A `client` (portal) membership names the contact it is, which must be
-/// one of the firm's contacts with portal access; other roles name none.
-pub async fn add(
+/// Checks the contact a membership (or an invitation to one) names: a `client` (portal)
+/// one names a contact of the firm with portal access, other roles none. Returns the
+/// client the contact belongs to now, which the portal access then stays tied to.
+pub async fn check_contact(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
-    user_id: Uuid,
     role: Role,
     contact_id: Option<Uuid>,
-) -> Result<Membership, DomainError> {
+) -> Result<Option<Uuid>, DomainError> {
     let mut portal_client_id = None;
     match (role, contact_id) {
         (Role::Client, None) => {
@@ -115,6 +115,51 @@ pub async fn add(
         (_, Some(_)) => return Err(DomainError::invalid_field("contact_id", "only client (portal) members have one")),
         (_, None) => {}
     }
+    Ok(portal_client_id)
+}
+
+/// Puts `user_id` into the firm as `role` (an accepted invitation): a new membership, or
+/// a deactivated one made active again with the new role. Already an active member is a
+/// conflict.
+pub async fn join(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    user_id: Uuid,
+    role: Role,
+    contact_id: Option<Uuid>,
+) -> Result<(), DomainError> {
+    let portal_client_id = check_contact(conn, firm, role, contact_id).await?;
+    let changed = diesel::sql_query(
+        "INSERT INTO memberships (firm_id, user_id, role, contact_id, portal_client_id) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (firm_id, user_id) DO UPDATE
+            SET role = EXCLUDED.role, status = 'active', contact_id = EXCLUDED.contact_id,
+                portal_client_id = EXCLUDED.portal_client_id, updated_at = now()
+          WHERE memberships.status <> 'active'",
+    )
+    .bind::<diesel::sql_types::Uuid, _>(firm.into_uuid())
+    .bind::<diesel::sql_types::Uuid, _>(user_id)
+    .bind::<diesel::sql_types::Text, _>(role.as_str())
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(contact_id)
+    .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(portal_client_id)
+    .execute(conn)
+    .await
+    .map_err(DomainError::conflict_on_unique("that contact already has a portal login"))?;
+    if changed == 0 {
+        return Err(DomainError::Conflict("already a member of this firm".into()));
+    }
+    Ok(())
+}
+
+/// Adds a member. A `client` (portal) membership names the contact it is, which must be
+/// one of the firm's contacts with portal access; other roles name none.
+pub async fn add(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    user_id: Uuid,
+    role: Role,
+    contact_id: Option<Uuid>,
+) -> Result<Membership, DomainError> {
+    let portal_client_id = check_contact(conn, firm, role, contact_id).await?;
     diesel::insert_into(memberships::table)
         .values(NewMembership { firm_id: firm.into_uuid(), user_id, role: role.as_str(), contact_id, portal_client_id })
         .returning(Membership::as_returning())

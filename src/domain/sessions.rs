@@ -200,6 +200,27 @@ pub async fn revoke_all_for_user(
         .await?)
 }
 
+/// Ends every open session of a login in every firm but `keep`; how many ended.
+pub async fn revoke_everywhere(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    keep: Option<Uuid>,
+    reason: &str,
+) -> Result<i32, DomainError> {
+    #[derive(diesel::QueryableByName)]
+    struct Ended {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        ended: i32,
+    }
+    let row = diesel::sql_query("SELECT cp_revoke_user_sessions($1, $2, $3) AS ended")
+        .bind::<diesel::sql_types::Uuid, _>(user_id)
+        .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(keep)
+        .bind::<diesel::sql_types::Text, _>(reason)
+        .get_result::<Ended>(conn)
+        .await?;
+    Ok(row.ended)
+}
+
 /// The member's current role while the membership is active, the firm is active and, for
 /// a portal login, its contact still grants access (see `cp_member_role`).
 pub async fn active_role(

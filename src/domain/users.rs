@@ -120,6 +120,18 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewUser) -> Result<User,
         .map_err(DomainError::conflict_on_unique(format!("a user with email `{}` already exists", new.email)))
 }
 
+/// Sets a login's password (already hashed off the async workers).
+pub async fn set_password_hash(conn: &mut AsyncPgConnection, id: Uuid, password_hash: &str) -> Result<(), DomainError> {
+    let changed = diesel::update(users::table.find(id))
+        .set((users::password_hash.eq(password_hash), users::updated_at.eq(Utc::now())))
+        .execute(conn)
+        .await?;
+    if changed == 0 {
+        return Err(DomainError::NotFound("user"));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,8 +15,8 @@ use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::login::{self, LoginError, LoginRequest};
 use crate::domain::memberships::Role;
 use crate::domain::sessions::{self, RefreshOutcome};
-use crate::domain::throttle::ThrottlePolicy;
-use crate::domain::{DomainError, FirmId, RequestMeta, firms, mfa, users};
+use crate::domain::throttle::{self, ThrottlePolicy};
+use crate::domain::{DomainError, FirmId, RequestMeta, firms, jobs, mfa, password_resets, users};
 
 /// Longest password considered; longer input is refused before any hashing work.
 const MAX_PASSWORD_BYTES: usize = 1024;
@@ -336,31 +336,103 @@ pub struct MfaEnrollment {
     pub otpauth_uri: String,
 }
 
-/// Starts MFA enrolment: returns a new secret to add to an authenticator app.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordProof {
+    /// The caller's current password.
+    pub password: String,
+}
+
+/// Checks the caller's current password before a change to its sign-in, counting the
+/// attempt as a log-in attempt would be (so these endpoints cannot be used to guess it).
+/// Every wrong answer is the same `invalid_credentials`.
+async fn prove_password(
+    state: &AppState,
+    user: &users::User,
+    password: &str,
+    meta: &RequestMeta,
+) -> Result<(), ApiError> {
+    let (account_key, ip_key) =
+        (throttle::account_key("reauth", &user.email), meta.ip.as_deref().map(throttle::ip_key));
+    let policy = throttle_policy(state);
+    let keys = (account_key.clone(), ip_key.clone());
+    let wait = state
+        .db()
+        .platform_tx(|conn| {
+            async move { throttle::take_attempts(conn, &keys.0, keys.1.as_deref(), policy).await }.scope_boxed()
+        })
+        .await?;
+    if let Some(retry_after) = wait {
+        return Err(throttled(retry_after));
+    }
+    if !login::verify_password_off_thread(password.to_owned(), user.password_hash.clone()).await {
+        return Err(wrong_credentials());
+    }
+    state
+        .db()
+        .platform_tx(|conn| {
+            async move { throttle::succeeded(conn, &account_key, ip_key.as_deref()).await }.scope_boxed()
+        })
+        .await?;
+    Ok(())
+}
+
+fn wrong_credentials() -> ApiError {
+    ApiError::unauthorized_as("invalid_credentials", "the password or code is not correct")
+}
+
+/// Counts a wrong second-factor code against the caller, like a wrong password.
+async fn count_wrong_code(state: &AppState, user: &users::User, meta: &RequestMeta) -> Result<(), ApiError> {
+    let (account_key, ip_key) =
+        (throttle::account_key("reauth", &user.email), meta.ip.as_deref().map(throttle::ip_key));
+    let policy = throttle_policy(state);
+    state
+        .db()
+        .platform_tx(|conn| {
+            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
+        })
+        .await?;
+    Ok(())
+}
+
+async fn caller(state: &AppState, auth: &FirmAuth) -> Result<users::User, ApiError> {
+    let (user_id, _) = auth.member()?;
+    Ok(state.db().firm_tx(auth.firm, |conn| async move { users::find(conn, user_id).await }.scope_boxed()).await?)
+}
+
+/// Starts MFA enrolment: returns a new secret to add to an authenticator app. Needs the
+/// current password.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/mfa/enroll",
     tag = "auth",
     security(("bearer" = [])),
+    request_body = PasswordProof,
     responses(
         (status = 200, description = "Secret issued; confirm with a code", body = MfaEnrollment),
-        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 400, description = "Missing password", body = ErrorBody),
+        (status = 401, description = "Not signed in, or `invalid_credentials`", body = ErrorBody),
         (status = 409, description = "MFA is already on", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords or codes; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn mfa_enroll(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
+    body: web::Json<PasswordProof>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = auth.member()?;
+    let body = body.into_inner();
+    check_credentials_shape(&[("password", &body.password)])?;
+    let user = caller(&state, &auth).await?;
+    prove_password(&state, &user, &body.password, &meta).await?;
+    let user_id = user.id;
     let issuer = state.settings().auth.totp_issuer.clone();
     let event = auth.audit("auth.mfa.enrollment_started", Outcome::Success, &meta).with_target("user", user_id);
     let enrollment = state
         .db()
         .firm_tx(auth.firm, |conn| {
             async move {
-                let user = users::find(conn, user_id).await?;
                 let enrollment = mfa::begin_enrollment(conn, &user, &issuer).await?;
                 audit::record(conn, &event).await?;
                 Ok::<_, DomainError>(enrollment)
@@ -374,6 +446,8 @@ pub async fn mfa_enroll(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct MfaCode {
+    /// The caller's current password.
+    pub password: String,
     #[schema(example = "123456")]
     pub code: String,
 }
@@ -384,7 +458,8 @@ pub struct RecoveryCodes {
     pub recovery_codes: Vec<String>,
 }
 
-/// Turns MFA on with a code from the enrolled authenticator; returns recovery codes.
+/// Turns MFA on with the current password and a code from the enrolled authenticator;
+/// returns recovery codes.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/mfa/confirm",
@@ -393,9 +468,10 @@ pub struct RecoveryCodes {
     request_body = MfaCode,
     responses(
         (status = 200, description = "MFA is on", body = RecoveryCodes),
-        (status = 400, description = "Wrong code", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 400, description = "Missing password or code", body = ErrorBody),
+        (status = 401, description = "Not signed in, or `invalid_credentials` (wrong password or code)", body = ErrorBody),
         (status = 409, description = "No enrolment in progress, or already on", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords or codes; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn mfa_confirm(
@@ -404,14 +480,25 @@ pub async fn mfa_confirm(
     meta: RequestMeta,
     body: web::Json<MfaCode>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = auth.member()?;
+    let body = body.into_inner();
+    check_credentials_shape(&[("password", &body.password), ("code", &body.code)])?;
+    let user = caller(&state, &auth).await?;
+    prove_password(&state, &user, &body.password, &meta).await?;
+    let user_id = user.id;
     let event = auth.audit("auth.mfa.enabled", Outcome::Success, &meta).with_target("user", user_id);
-    let code = body.into_inner().code;
-    let codes = audit::audited(state.db(), auth.firm, event, |conn| {
+    let code = body.code;
+    let confirmed = audit::audited(state.db(), auth.firm, event, |conn| {
         async move { mfa::confirm(conn, user_id, &code).await }.scope_boxed()
     })
-    .await?;
-    Ok(envelope::ok(RecoveryCodes { recovery_codes: codes }))
+    .await;
+    match confirmed {
+        Ok(codes) => Ok(envelope::ok(RecoveryCodes { recovery_codes: codes })),
+        Err(DomainError::Validation { .. }) => {
+            count_wrong_code(&state, &user, &meta).await?;
+            Err(wrong_credentials())
+        }
+        Err(other) => Err(other.into()),
+    }
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -427,7 +514,8 @@ pub struct MfaState {
     pub mfa_enabled: bool,
 }
 
-/// Turns MFA off; needs the password and a current code.
+/// Turns MFA off; needs the password and a current code. A wrong password or code gets one
+/// uniform `invalid_credentials`, counted like a failed log-in.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/mfa/disable",
@@ -436,9 +524,10 @@ pub struct MfaState {
     request_body = MfaDisableBody,
     responses(
         (status = 200, description = "MFA is off", body = MfaState),
-        (status = 400, description = "Wrong password or code", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 400, description = "Missing password or code", body = ErrorBody),
+        (status = 401, description = "Not signed in, or `invalid_credentials` (wrong password or code)", body = ErrorBody),
         (status = 409, description = "MFA is not on", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords or codes; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn mfa_disable(
@@ -447,33 +536,253 @@ pub async fn mfa_disable(
     meta: RequestMeta,
     body: web::Json<MfaDisableBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (user_id, _) = auth.member()?;
     let body = body.into_inner();
     check_credentials_shape(&[("password", &body.password), ("code", &body.code)])?;
-    let user =
-        state.db().firm_tx(auth.firm, |conn| async move { users::find(conn, user_id).await }.scope_boxed()).await?;
+    let user = caller(&state, &auth).await?;
+    prove_password(&state, &user, &body.password, &meta).await?;
     if !user.mfa_enabled {
         return Err(ApiError::Conflict("MFA is not enabled".into()));
     }
-    if !login::verify_password_off_thread(body.password, user.password_hash.clone()).await {
-        return Err(ApiError::invalid_field("password", "is not correct"));
-    }
+    let user_id = user.id;
+    let counted_user = user.clone();
     let event = auth.audit("auth.mfa.disabled", Outcome::Success, &meta).with_target("user", user_id);
     let code = body.code;
-    state
+    let disabled = state
         .db()
         .firm_tx(auth.firm, |conn| {
             async move {
                 let accepted = mfa::accept_code(conn, &user, &code).await?
                     || mfa::spend_recovery_code(conn, user_id, &code).await?;
                 if !accepted {
-                    return Err(DomainError::invalid_field("code", "is not correct"));
+                    return Ok(false);
                 }
                 mfa::disable(conn, user_id).await?;
-                audit::record(conn, &event).await
+                audit::record(conn, &event).await?;
+                Ok::<_, DomainError>(true)
             }
             .scope_boxed()
         })
         .await?;
+    if !disabled {
+        count_wrong_code(&state, &counted_user, &meta).await?;
+        return Err(wrong_credentials());
+    }
     Ok(envelope::ok(MfaState { mfa_enabled: false }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    /// 12 to 256 characters.
+    pub new_password: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PasswordChanged {
+    /// The login's other sessions ended, in every firm it belongs to.
+    pub sessions_ended: i32,
+}
+
+/// Hashes a new password off the async workers, after checking its length.
+async fn new_password_hash(password: String) -> Result<String, ApiError> {
+    users::validate_password(&password).map_err(|problem| ApiError::invalid_field("new_password", &problem))?;
+    web::block(move || users::hash_password(&password)).await.map_err(ApiError::internal)?.map_err(Into::into)
+}
+
+/// Changes the caller's password. Every other session of the login ends, in every firm.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password",
+    tag = "auth",
+    security(("bearer" = [])),
+    request_body = PasswordChange,
+    responses(
+        (status = 200, description = "Changed; other sessions ended", body = PasswordChanged),
+        (status = 400, description = "Missing fields, or a new password that is too short or long", body = ErrorBody),
+        (status = 401, description = "Not signed in, or `invalid_credentials`", body = ErrorBody),
+        (status = 403, description = "Break-glass access has no password", body = ErrorBody),
+        (status = 429, description = "Too many wrong passwords; see Retry-After", body = ErrorBody),
+    )
+)]
+pub async fn change_password(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, ApiError> {
+    let (_, session_id) = auth.member()?;
+    let body = body.into_inner();
+    check_credentials_shape(&[("current_password", &body.current_password), ("new_password", &body.new_password)])?;
+    let user = caller(&state, &auth).await?;
+    let hash = new_password_hash(body.new_password).await?;
+    prove_password(&state, &user, &body.current_password, &meta).await?;
+    let user_id = user.id;
+    let event = auth.audit("auth.password_changed", Outcome::Success, &meta).with_target("user", user_id);
+    let ended = state
+        .db()
+        .firm_tx(auth.firm, |conn| {
+            async move {
+                users::set_password_hash(conn, user_id, &hash).await?;
+                let ended = sessions::revoke_everywhere(conn, user_id, Some(session_id), "password_changed").await?;
+                audit::record(conn, &event.with_metadata(serde_json::json!({ "sessions_ended": ended }))).await?;
+                Ok::<_, DomainError>(ended)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(PasswordChanged { sessions_ended: ended }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPassword {
+    /// The firm's slug, as at sign-in.
+    pub firm: String,
+    pub email: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ForgotAccepted {
+    /// Always true: the answer never says whether the address belongs to anyone.
+    pub accepted: bool,
+}
+
+/// Emails a single-use reset link (valid `mail.password_reset_ttl_minutes`) when the
+/// address belongs to an active member of the firm. Answers the same either way.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password/forgot",
+    tag = "auth",
+    request_body = ForgotPassword,
+    responses(
+        (status = 202, description = "Accepted (whether or not the address is known)", body = ForgotAccepted),
+        (status = 400, description = "Malformed body", body = ErrorBody),
+        (status = 429, description = "Too many requests for this address or client; see Retry-After", body = ErrorBody),
+    )
+)]
+pub async fn forgot_password(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<ForgotPassword>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    check_credentials_shape(&[("firm", &body.firm), ("email", &body.email)])?;
+    let (account_key, ip_key) =
+        (throttle::account_key(&format!("reset|{}", body.firm), &body.email), meta.ip.as_deref().map(throttle::ip_key));
+    let policy = throttle_policy(&state);
+    let wait = state
+        .db()
+        .platform_tx(|conn| {
+            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
+        })
+        .await?;
+    if let Some(retry_after) = wait {
+        return Err(throttled(retry_after));
+    }
+    let (slug, email) = (body.firm, body.email);
+    let found = state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                let firm = firms::find_by_slug(conn, &slug).await?.filter(|f| f.status == "active");
+                let user = users::find_by_email(conn, &email).await?;
+                Ok::<_, DomainError>(firm.zip(user))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    if let Some((firm, user)) = found {
+        let firm_id = firm.firm_id();
+        let ttl = Duration::minutes(i64::try_from(state.settings().mail.password_reset_ttl_minutes).unwrap_or(30));
+        let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+        let event = NewAuditEvent::new(
+            firm_id,
+            ActorType::User,
+            Some(user.id),
+            "auth.password_reset_requested",
+            Outcome::Success,
+        )
+        .with_target("user", user.id)
+        .with_request(&meta);
+        state
+            .db()
+            .firm_tx(firm_id, |conn| {
+                async move {
+                    if sessions::active_role(conn, firm_id, user.id).await?.is_none() {
+                        return Ok(());
+                    }
+                    let reset = password_resets::create(conn, firm_id, user.id, ttl).await?;
+                    let payload = serde_json::json!({ "reset_id": reset.id });
+                    jobs::enqueue(conn, firm_id, password_resets::SEND_JOB, payload, attempts).await?;
+                    audit::record(conn, &event).await
+                }
+                .scope_boxed()
+            })
+            .await?;
+    }
+    Ok(HttpResponse::Accepted().json(serde_json::json!({ "data": ForgotAccepted { accepted: true }, "meta": {} })))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordReset {
+    /// From the emailed link.
+    pub token: String,
+    /// 12 to 256 characters.
+    pub new_password: String,
+}
+
+/// Sets a new password with an emailed token (once). Every session of the login ends, in
+/// every firm.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/password/reset",
+    tag = "auth",
+    request_body = PasswordReset,
+    responses(
+        (status = 200, description = "Password set; every session ended", body = PasswordChanged),
+        (status = 400, description = "Unknown, spent or lapsed token, or an unacceptable password", body = ErrorBody),
+    )
+)]
+pub async fn reset_password(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<PasswordReset>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let invalid = || ApiError::invalid_field("token", "the reset link is invalid, already used or has lapsed");
+    // Checked before the token is spent, so a password that is refused costs no link.
+    let hash = new_password_hash(body.new_password).await?;
+    let Some((firm, secret)) = sessions::parse_firm_secret(body.token.trim()) else {
+        return Err(invalid());
+    };
+    let secret = secret.to_owned();
+    let reset = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let Some(reset) = password_resets::redeem(conn, firm, &secret).await? else {
+                    return Ok(None);
+                };
+                users::set_password_hash(conn, reset.user_id, &hash).await?;
+                let ended = sessions::revoke_everywhere(conn, reset.user_id, None, "password_reset").await?;
+                let event = NewAuditEvent::new(
+                    firm,
+                    ActorType::User,
+                    Some(reset.user_id),
+                    "auth.password_reset",
+                    Outcome::Success,
+                )
+                .with_target("user", reset.user_id)
+                .with_request(&meta)
+                .with_metadata(serde_json::json!({ "sessions_ended": ended }));
+                audit::record(conn, &event).await?;
+                Ok::<_, DomainError>(Some(ended))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let ended = reset.ok_or_else(invalid)?;
+    Ok(envelope::ok(PasswordChanged { sessions_ended: ended }))
 }

@@ -2,8 +2,6 @@
 //! make, change or remove owners; the last active owner can be neither demoted nor removed.
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use rand::Rng;
-use rand::distr::Alphanumeric;
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -15,16 +13,26 @@ use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
 use crate::domain::audit::{self, Outcome};
+use crate::domain::invitations::{self, Invitation, NewInvitation};
 use crate::domain::memberships::{self, Member, MemberFilter, MemberStatus, Role};
 use crate::domain::permissions::Permission;
-use crate::domain::users::{self, NewUser};
-use crate::domain::{DomainError, RequestMeta, sessions, webhooks};
+use crate::domain::{DomainError, RequestMeta, jobs, sessions, users, webhooks};
+
+/// A member's status in listings: `invited` lists the open invitations instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ListedStatus {
+    Active,
+    Deactivated,
+    Invited,
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct MemberQuery {
     pub role: Option<Role>,
-    pub status: Option<MemberStatus>,
+    /// `active`, `deactivated`, or `invited` (open invitations, with `status: invited`).
+    pub status: Option<ListedStatus>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -34,7 +42,8 @@ pub struct MemberList {
     pub meta: serde_json::Value,
 }
 
-/// Lists the firm's members, oldest first.
+/// Lists the firm's members, oldest first; with `status=invited`, the open invitations
+/// (each `status: invited`, oldest first, at most 500).
 #[utoipa::path(
     get,
     path = "/api/v1/members",
@@ -42,7 +51,7 @@ pub struct MemberList {
     security(("bearer" = [])),
     params(MemberQuery, PageParams),
     responses(
-        (status = 200, description = "A page of members", body = MemberList),
+        (status = 200, description = "A page of members (or the open invitations)", body = MemberList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
     )
@@ -56,8 +65,23 @@ pub async fn list_members(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::MembersRead)?;
     let spec = page.spec()?;
-    let filter = MemberFilter { role: query.role, status: query.status };
     let firm = auth.firm;
+    if query.status == Some(ListedStatus::Invited) {
+        let role = query.role.map(Role::as_str);
+        let open = state
+            .db()
+            .firm_tx(firm, |conn| async move { invitations::list_open(conn, firm).await }.scope_boxed())
+            .await?;
+        let open: Vec<Invitation> = open.into_iter().filter(|i| role.is_none_or(|r| i.role == r)).collect();
+        let count = open.len();
+        return Ok(envelope::with_meta(open, serde_json::json!({ "count": count, "next": null, "previous": null })));
+    }
+    let status = match query.status {
+        Some(ListedStatus::Active) => Some(MemberStatus::Active),
+        Some(ListedStatus::Deactivated) => Some(MemberStatus::Deactivated),
+        _ => None,
+    };
+    let filter = MemberFilter { role: query.role, status };
     let page_spec = spec.clone();
     let listed = state
         .db()
@@ -72,28 +96,24 @@ pub async fn list_members(
 pub struct NewMemberBody {
     pub email: String,
     pub role: Role,
-    /// For a new login; defaults to the part of the email before the @.
-    pub display_name: Option<String>,
-    /// Initial password for a new login (12 to 256 characters). Omit it to have one
-    /// generated and returned once. Ignored for someone who already has a login.
-    pub password: Option<String>,
     /// Required for role `client` (a portal login): the contact this person is, who must
     /// have portal access. Not allowed for other roles.
     pub contact_id: Option<Uuid>,
+    /// Refused: people choose their own password when they accept the invitation.
+    #[schema(value_type = Option<String>)]
+    pub password: Option<serde::de::IgnoredAny>,
+    /// Refused: people name themselves when they accept.
+    #[schema(value_type = Option<String>)]
+    pub display_name: Option<serde::de::IgnoredAny>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AddedMember {
-    pub member: Member,
-    /// Present only when a password was generated for a new login; shown once.
-    pub temporary_password: Option<String>,
+fn invitation_ttl(state: &AppState) -> chrono::Duration {
+    chrono::Duration::hours(i64::try_from(state.settings().mail.invitation_ttl_hours).unwrap_or(168))
 }
 
-fn generated_password() -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(20).map(char::from).collect()
-}
-
-/// Adds someone to the firm, creating their login when the email is new.
+/// Invites someone to the firm: an email with a single-use link goes out through the jobs
+/// queue. Nothing about the address's login (whether there is one, its name, its MFA) is
+/// looked at or shown; the person sets or proves their own password on accepting.
 #[utoipa::path(
     post,
     path = "/api/v1/members",
@@ -101,11 +121,11 @@ fn generated_password() -> String {
     security(("bearer" = [])),
     request_body = NewMemberBody,
     responses(
-        (status = 201, description = "Added", body = AddedMember),
-        (status = 400, description = "Invalid email, role or password", body = ErrorBody),
+        (status = 201, description = "Invited; the email is on its way", body = Invitation),
+        (status = 400, description = "Invalid email, role or contact, or a password or name given", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an owner or admin (owners only, to add an owner)", body = ErrorBody),
-        (status = 409, description = "Already a member", body = ErrorBody),
+        (status = 403, description = "Not an owner or admin (owners only, to invite an owner)", body = ErrorBody),
+        (status = 409, description = "Already a member, or already invited", body = ErrorBody),
     )
 )]
 pub async fn add_member(
@@ -116,54 +136,136 @@ pub async fn add_member(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::MembersManage)?;
     let body = body.into_inner();
+    if body.password.is_some() {
+        return Err(ApiError::invalid_field(
+            "password",
+            "a firm does not choose passwords: the person sets their own when accepting the invitation",
+        ));
+    }
+    if body.display_name.is_some() {
+        return Err(ApiError::invalid_field("display_name", "the person names themselves when accepting"));
+    }
     if body.role == Role::Owner {
         auth.require(Permission::OwnersManage)?;
     }
     let email = users::normalize_email(&body.email).map_err(|p| ApiError::invalid_field("email", p))?;
-    let lookup = email.clone();
-    let existing =
-        state.db().platform_tx(|conn| async move { users::find_by_email(conn, &lookup).await }.scope_boxed()).await?;
-    let (new_user, temporary_password) = match existing {
-        Some(_) => (None, None),
-        None => {
-            let generated = body.password.is_none().then(generated_password);
-            let password = body.password.clone().or_else(|| generated.clone()).unwrap_or_default();
-            let display_name =
-                body.display_name.clone().unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
-            let new_user = web::block(move || NewUser::parse(&email, &display_name, &password))
-                .await
-                .map_err(ApiError::internal)??;
-            (Some(new_user), generated)
-        }
-    };
-    let existing_id = existing.map(|u| u.id);
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
-    let firm = auth.firm;
-    let role = body.role;
-    let contact_id = body.contact_id;
-    let audit_event = auth.audit("member.added", Outcome::Success, &meta);
-    let member = state
+    let (firm, ttl, attempts) =
+        (auth.firm, invitation_ttl(&state), i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8));
+    let invited_by = auth.member().ok().map(|(user_id, _)| user_id);
+    let event = auth.audit("invitation.created", Outcome::Success, &meta);
+    let new = NewInvitation { email, role: body.role, contact_id: body.contact_id };
+    let invitation = state
         .db()
         .firm_tx(firm, |conn| {
             async move {
-                let user_id = match (&new_user, existing_id) {
-                    (Some(new_user), _) => users::insert(conn, new_user).await?.id,
-                    (None, Some(id)) => id,
-                    (None, None) => return Err(DomainError::Internal("no user to add".into())),
-                };
-                memberships::add(conn, firm, user_id, role, contact_id).await?;
-                let event = audit_event
-                    .with_target("user", user_id)
-                    .with_metadata(serde_json::json!({ "role": role.as_str(), "new_login": new_user.is_some() }));
+                let invitation = invitations::create(conn, firm, new, invited_by, ttl).await?;
+                let payload = serde_json::json!({ "invitation_id": invitation.id });
+                jobs::enqueue(conn, firm, invitations::SEND_JOB, payload, attempts).await?;
+                let event = event
+                    .with_target("invitation", invitation.id)
+                    .with_metadata(serde_json::json!({ "role": invitation.role }));
                 audit::record(conn, &event).await?;
-                let data = serde_json::json!({ "user_id": user_id, "role": role.as_str() });
-                webhooks::emit(conn, firm, "member.added", data, attempts).await?;
-                memberships::find(conn, firm, user_id).await
+                Ok::<_, DomainError>(invitation)
             }
             .scope_boxed()
         })
         .await?;
-    Ok(envelope::created(AddedMember { member, temporary_password }))
+    Ok(envelope::created(invitation))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InvitationList {
+    pub data: Vec<Invitation>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// Sends an open invitation again with a new link (the earlier one stops working) and a
+/// fresh lifetime.
+#[utoipa::path(
+    post,
+    path = "/api/v1/members/invitations/{id}/resend",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The invitation")),
+    responses(
+        (status = 200, description = "Sent again", body = Invitation),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an owner or admin", body = ErrorBody),
+        (status = 404, description = "No open invitation with this id in this firm", body = ErrorBody),
+    )
+)]
+pub async fn resend_invitation(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::MembersManage)?;
+    let (firm, id, ttl) = (auth.firm, path.into_inner(), invitation_ttl(&state));
+    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let caller_is_owner = auth.require(Permission::OwnersManage).is_ok();
+    let event = auth.audit("invitation.resent", Outcome::Success, &meta).with_target("invitation", id);
+    let invitation = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let open = invitations::find_open(conn, firm, id).await?;
+                if open.role == Role::Owner.as_str() && !caller_is_owner {
+                    return Err(DomainError::Forbidden("only an owner can invite an owner".into()));
+                }
+                let invitation = invitations::renew(conn, firm, id, ttl).await?;
+                let payload = serde_json::json!({ "invitation_id": id });
+                jobs::enqueue(conn, firm, invitations::SEND_JOB, payload, attempts).await?;
+                audit::record(conn, &event).await?;
+                Ok::<_, DomainError>(invitation)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(invitation))
+}
+
+/// Withdraws an open invitation: its link stops working at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/members/invitations/{id}",
+    tag = "members",
+    security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "The invitation")),
+    responses(
+        (status = 200, description = "Withdrawn", body = Invitation),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Not an owner or admin", body = ErrorBody),
+        (status = 404, description = "No open invitation with this id in this firm", body = ErrorBody),
+    )
+)]
+pub async fn revoke_invitation(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::MembersManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let caller_is_owner = auth.require(Permission::OwnersManage).is_ok();
+    let event = auth.audit("invitation.revoked", Outcome::Success, &meta).with_target("invitation", id);
+    let invitation = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let open = invitations::find_open(conn, firm, id).await?;
+                if open.role == Role::Owner.as_str() && !caller_is_owner {
+                    return Err(DomainError::Forbidden("only an owner can withdraw an owner's invitation".into()));
+                }
+                let invitation = invitations::revoke(conn, firm, id).await?;
+                audit::record(conn, &event).await?;
+                Ok::<_, DomainError>(invitation)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(invitation))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

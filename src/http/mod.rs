@@ -10,6 +10,7 @@ pub mod error;
 pub mod finance;
 pub mod health;
 pub mod identity;
+pub mod invitations;
 pub mod members;
 pub mod metrics;
 pub mod openapi;
@@ -106,12 +107,19 @@ fn api_v1() -> actix_web::Scope {
         .service(web::resource("/auth/mfa/enroll").route(web::post().to(identity::mfa_enroll)))
         .service(web::resource("/auth/mfa/confirm").route(web::post().to(identity::mfa_confirm)))
         .service(web::resource("/auth/mfa/disable").route(web::post().to(identity::mfa_disable)))
+        .service(web::resource("/auth/password").route(web::post().to(identity::change_password)))
+        .service(web::resource("/auth/password/forgot").route(web::post().to(identity::forgot_password)))
+        .service(web::resource("/auth/password/reset").route(web::post().to(identity::reset_password)))
+        .service(web::resource("/invitations/accept").route(web::post().to(invitations::accept)))
+        .service(web::resource("/invitations/{token}").route(web::get().to(invitations::preview)))
         .service(web::resource("/me").route(web::get().to(identity::me_handler)))
         .service(
             web::resource("/members")
                 .route(web::get().to(members::list_members))
                 .route(web::post().to(members::add_member)),
         )
+        .service(web::resource("/members/invitations/{id}/resend").route(web::post().to(members::resend_invitation)))
+        .service(web::resource("/members/invitations/{id}").route(web::delete().to(members::revoke_invitation)))
         .service(
             web::resource("/members/{user_id}")
                 .route(web::patch().to(members::update_member))

@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit_log, conversations, crm, finance, health, identity, members, metrics, pipeline, platform, proposals,
-    realtime, webhooks,
+    audit_log, conversations, crm, finance, health, identity, invitations, members, metrics, pipeline, platform,
+    proposals, realtime, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -29,8 +29,15 @@ use super::{
         identity::mfa_enroll,
         identity::mfa_confirm,
         identity::mfa_disable,
+        identity::change_password,
+        identity::forgot_password,
+        identity::reset_password,
         members::list_members,
         members::add_member,
+        members::resend_invitation,
+        members::revoke_invitation,
+        invitations::preview,
+        invitations::accept,
         members::update_member,
         members::deactivate_member,
         audit_log::list_audit_events,
@@ -112,7 +119,8 @@ use super::{
         ErrorDetail,
         crate::domain::clients::ClientSort,
         crate::domain::contacts::ContactSort,
-        crate::domain::pipeline::CreatedSort
+        crate::domain::pipeline::CreatedSort,
+        members::ListedStatus
     )),
     modifiers(&BearerAuth),
     tags(

@@ -1,9 +1,10 @@
-//! What goes out: the job runner that performs queued side effects, and outbound
-//! webhooks (later SMTP and Twilio). Nothing here is fire-and-forget from memory: every
+//! What goes out: the job runner that performs queued side effects, outbound webhooks
+//! and email over SMTP (later Twilio). Nothing here is fire-and-forget from memory: every
 //! effect starts as a job row committed with the change that caused it.
 
 pub mod guard;
 pub mod job;
+pub mod mail;
 pub mod runner;
 pub mod stripe;
 pub mod webhooks;
@@ -12,6 +13,8 @@ pub mod webhooks;
 pub fn job_handler(kind: &str) -> Option<job::JobHandler> {
     match kind {
         crate::domain::webhooks::DELIVER_JOB => Some(|ctx, job| Box::pin(webhooks::deliver(ctx, job))),
+        crate::domain::invitations::SEND_JOB => Some(|ctx, job| Box::pin(mail::send_invitation(ctx, job))),
+        crate::domain::password_resets::SEND_JOB => Some(|ctx, job| Box::pin(mail::send_password_reset(ctx, job))),
         _ => None,
     }
 }

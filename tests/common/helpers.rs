@@ -220,3 +220,117 @@ pub fn cli_command() -> std::process::Command {
         .stdin(std::process::Stdio::null());
     command
 }
+
+/// Where the project's SMTP sink writes each message it receives (a maildir).
+pub fn mail_dir() -> PathBuf {
+    std::env::var("CP_MAIL_DIR")
+        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data/mail"), PathBuf::from)
+}
+
+/// Runs the firm's queued jobs (test servers run no job runner of their own), until none
+/// is left to claim.
+pub async fn run_jobs(app: &TestApp, firm: consultantpro::domain::FirmId) {
+    use consultantpro::outbound::runner::{JobContext, JobRunner};
+    let context =
+        JobContext::new(app.db(), app.state.bus().clone(), std::sync::Arc::new(app.settings.clone())).unwrap();
+    let runner = JobRunner::new(context, format!("test-{firm}")).only_firm(firm);
+    for _ in 0..20 {
+        if runner.run_once().await.unwrap() == 0 {
+            return;
+        }
+    }
+}
+
+/// The newest message the SMTP sink received for `to` (waiting up to 10 s), as text.
+pub async fn mail_to(to: &str) -> String {
+    let wanted = format!("To: {to}").to_lowercase();
+    for _ in 0..200 {
+        let mut found: Vec<(std::time::SystemTime, String)> = Vec::new();
+        for folder in ["new", "cur"] {
+            let Ok(entries) = std::fs::read_dir(mail_dir().join(folder)) else { continue };
+            for entry in entries.flatten() {
+                let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+                if text.to_lowercase().lines().any(|l| l.trim() == wanted) {
+                    let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                    found.push((modified, text));
+                }
+            }
+        }
+        found.sort_by_key(|(modified, _)| *modified);
+        if let Some((_, text)) = found.pop() {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no mail for {to} in {}", mail_dir().display());
+}
+
+/// How many messages the sink holds for `to`.
+pub fn mails_to(to: &str) -> usize {
+    let wanted = format!("To: {to}").to_lowercase();
+    ["new", "cur"]
+        .iter()
+        .filter_map(|folder| std::fs::read_dir(mail_dir().join(folder)).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path()).is_ok_and(|t| t.to_lowercase().lines().any(|l| l.trim() == wanted))
+        })
+        .count()
+}
+
+/// A quoted-printable body decoded (soft line breaks joined, `=XX` turned back into bytes),
+/// as a mail reader would show it.
+pub fn quoted_printable(text: &str) -> String {
+    let joined = text.replace("=\r\n", "").replace("=\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Some(byte) =
+                std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The token of the `page?token=` link in an email.
+pub fn token_in(mail: &str, page: &str) -> String {
+    let joined = quoted_printable(mail);
+    let marker = format!("{page}?token=");
+    let start = joined.find(&marker).unwrap_or_else(|| panic!("no {page} link in: {mail}")) + marker.len();
+    joined[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect()
+}
+
+/// Invites `email` as `role` (with `contact_id` for a portal login) as `inviter`, delivers
+/// the email, and accepts it with [`PASSWORD`]; returns the joined login's access token.
+pub async fn invite_and_join(
+    app: &TestApp,
+    inviter: &str,
+    firm: &Firm,
+    email: &str,
+    role: &str,
+    contact_id: Option<&str>,
+) -> String {
+    let mut body = serde_json::json!({ "email": email, "role": role });
+    if let Some(contact) = contact_id {
+        body["contact_id"] = serde_json::json!(contact);
+    }
+    let invited = app.post_as(inviter, "/api/v1/members", &body).await;
+    let status = invited.status();
+    assert_eq!(status, 201, "{}", json(invited).await);
+    run_jobs(app, firm.firm_id()).await;
+    let token = token_in(&mail_to(email).await, "accept-invitation");
+    let accepted =
+        app.post("/api/v1/invitations/accept", &serde_json::json!({ "token": token, "password": PASSWORD })).await;
+    let status = accepted.status();
+    assert_eq!(status, 200, "{}", json(accepted).await);
+    app.login_ok(&firm.slug, email, PASSWORD).await["access_token"].as_str().unwrap().to_owned()
+}

@@ -23,14 +23,9 @@ async fn portal_login(app: &TestApp, firm_slug: &str, owner: &str) -> (String, S
     assert_eq!(contact.status(), 201);
     let contact_id = json(contact).await["data"]["id"].as_str().unwrap().to_owned();
     let email = format!("portal-{}@example.com", uuid::Uuid::now_v7().simple());
-    let added = app
-        .post_as(
-            owner,
-            "/api/v1/members",
-            &serde_json::json!({ "email": email, "role": "client", "contact_id": contact_id, "password": PASSWORD }),
-        )
-        .await;
-    assert_eq!(added.status(), 201, "{}", json(added).await);
+    let db = app.db();
+    let firm = consultantpro::domain::onboarding::find_firm(&db, firm_slug).await.unwrap();
+    crate::helpers::invite_and_join(app, owner, &firm, &email, "client", Some(&contact_id)).await;
     let tokens = app.login_ok(firm_slug, &email, PASSWORD).await;
     (
         client_id,

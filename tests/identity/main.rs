@@ -7,8 +7,10 @@ mod helpers;
 
 mod access;
 mod break_glass;
+mod invitations;
 mod login;
 mod members;
 mod mfa;
+mod passwords;
 mod read_only;
 mod tokens;

@@ -2,29 +2,53 @@
 
 use consultantpro::domain::memberships::Role;
 
-use crate::helpers::{PASSWORD, add_member, json, new_firm, signed_in_owner, spawn_app};
+use crate::helpers::{PASSWORD, add_member, json, mail_to, new_firm, run_jobs, signed_in_owner, spawn_app, token_in};
 
 #[actix_web::test]
-async fn owners_add_members_and_new_logins_get_a_one_time_password() {
+async fn owners_invite_members_who_join_with_a_password_of_their_own() {
     let app = spawn_app().await;
     let (firm, _, _, owner) = signed_in_owner(&app).await;
     let email = format!("new-{}@example.com", uuid::Uuid::now_v7().simple());
     let response =
         app.post_as(&owner, "/api/v1/members", &serde_json::json!({ "email": email, "role": "staff" })).await;
     assert_eq!(response.status(), 201);
-    let body = json(response).await;
-    assert_eq!(body["data"]["member"]["role"], "staff");
-    let password = body["data"]["temporary_password"].as_str().unwrap();
-    app.login_ok(&firm.slug, &email, password).await;
-
+    let invitation = json(response).await["data"].clone();
+    assert_eq!((invitation["status"].as_str(), invitation["role"].as_str()), (Some("invited"), Some("staff")));
     let again = app.post_as(&owner, "/api/v1/members", &serde_json::json!({ "email": email, "role": "admin" })).await;
-    assert_eq!(again.status(), 409);
+    assert_eq!(again.status(), 409, "one open invitation per address");
+    let invited = json(app.get_as(&owner, "/api/v1/members?status=invited").await).await;
+    assert_eq!(invited["data"].as_array().unwrap().len(), 1);
+    assert_eq!(invited["data"][0]["email"], email);
+
+    run_jobs(&app, firm.firm_id()).await;
+    let mail = mail_to(&email).await;
+    assert!(mail.contains(&firm.name), "{mail}");
+    let token = token_in(&mail, "accept-invitation");
+    let preview = json(app.get(&format!("/api/v1/invitations/{token}")).await).await;
+    let mut keys: Vec<&str> = preview["data"].as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["expires_at", "firm_name", "role"], "the preview shows the firm and role only");
+    let accepted = app
+        .post(
+            "/api/v1/invitations/accept",
+            &serde_json::json!({ "token": token, "password": PASSWORD, "display_name": "New Person" }),
+        )
+        .await;
+    assert_eq!(accepted.status(), 200);
+    app.login_ok(&firm.slug, &email, PASSWORD).await;
+    // Used once only.
+    let reused =
+        app.post("/api/v1/invitations/accept", &serde_json::json!({ "token": token, "password": PASSWORD })).await;
+    assert_eq!(reused.status(), 404);
 
     let list = json(app.get_as(&owner, "/api/v1/members?role=staff").await).await;
     let members = list["data"].as_array().unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0]["email"], email);
-    assert_eq!(list["meta"]["count"], 1);
+    assert_eq!(json(app.get_as(&owner, "/api/v1/members?status=invited").await).await["data"], serde_json::json!([]));
+    let member_again =
+        app.post_as(&owner, "/api/v1/members", &serde_json::json!({ "email": email, "role": "admin" })).await;
+    assert_eq!(member_again.status(), 409, "already a member");
 }
 
 #[actix_web::test]
@@ -34,12 +58,21 @@ async fn bad_member_input_is_400() {
     for body in [
         serde_json::json!({ "email": "not-an-email", "role": "staff" }),
         serde_json::json!({ "email": "a@example.com", "role": "emperor" }),
-        serde_json::json!({ "email": "b@example.com", "role": "staff", "password": "short" }),
+        serde_json::json!({ "email": "b@example.com", "role": "staff", "password": "a long enough password" }),
+        serde_json::json!({ "email": "c@example.com", "role": "staff", "display_name": "Chosen For Them" }),
         serde_json::json!({ "role": "staff" }),
     ] {
         let response = app.post_as(&owner, "/api/v1/members", &body).await;
         assert_eq!(response.status(), 400, "{body}");
     }
+    let with_password = app
+        .post_as(
+            &owner,
+            "/api/v1/members",
+            &serde_json::json!({ "email": "d@example.com", "role": "staff", "password": "x" }),
+        )
+        .await;
+    assert!(json(with_password).await["error"]["details"]["fields"]["password"].is_string());
     let nothing =
         app.patch_as(&owner, &format!("/api/v1/members/{}", uuid::Uuid::now_v7()), &serde_json::json!({})).await;
     assert_eq!(nothing.status(), 400);

@@ -17,17 +17,28 @@ async fn member_with_mfa(app: &TestApp) -> (String, String, String, Vec<String>)
     let tokens = app.login_ok(&firm.slug, &email, PASSWORD).await;
     let token = tokens["access_token"].as_str().unwrap();
 
-    let enrolled = json(app.post_as(token, "/api/v1/auth/mfa/enroll", &serde_json::json!({})).await).await;
+    // Enrolment needs the current password.
+    assert_eq!(app.post_as(token, "/api/v1/auth/mfa/enroll", &serde_json::json!({})).await.status(), 400);
+    let guessed =
+        app.post_as(token, "/api/v1/auth/mfa/enroll", &serde_json::json!({ "password": "not the password" })).await;
+    assert_eq!(guessed.status(), 401);
+    let enrolled =
+        json(app.post_as(token, "/api/v1/auth/mfa/enroll", &serde_json::json!({ "password": PASSWORD })).await).await;
     let secret = enrolled["data"]["secret"].as_str().unwrap().to_owned();
     let uri = enrolled["data"]["otpauth_uri"].as_str().unwrap();
     assert!(uri.starts_with("otpauth://totp/"), "{uri}");
     assert!(uri.contains(&format!("secret={secret}")), "{uri}");
 
-    let wrong = app.post_as(token, "/api/v1/auth/mfa/confirm", &serde_json::json!({ "code": "000000" })).await;
-    assert_eq!(wrong.status(), 400);
+    let wrong = app
+        .post_as(token, "/api/v1/auth/mfa/confirm", &serde_json::json!({ "password": PASSWORD, "code": "000000" }))
+        .await;
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(json(wrong).await["error"]["code"], "invalid_credentials");
 
     let code = code_at(&secret, now()).unwrap();
-    let confirmed = app.post_as(token, "/api/v1/auth/mfa/confirm", &serde_json::json!({ "code": code })).await;
+    let confirmed = app
+        .post_as(token, "/api/v1/auth/mfa/confirm", &serde_json::json!({ "password": PASSWORD, "code": code }))
+        .await;
     assert_eq!(confirmed.status(), 200);
     let codes: Vec<String> = json(confirmed).await["data"]["recovery_codes"]
         .as_array()
@@ -102,11 +113,13 @@ async fn disabling_mfa_needs_the_password_and_a_code() {
     let code = code_at(&secret, now() + 30).unwrap();
     let wrong_password = serde_json::json!({ "password": "not the password", "code": code });
     let response = app.post_as(token, "/api/v1/auth/mfa/disable", &wrong_password).await;
-    assert_eq!(response.status(), 400);
-    assert!(json(response).await["error"]["details"]["fields"]["password"].is_string());
+    assert_eq!(response.status(), 401);
+    let password_refusal = json(response).await["error"].clone();
 
     let wrong_code = serde_json::json!({ "password": PASSWORD, "code": "000000" });
-    assert_eq!(app.post_as(token, "/api/v1/auth/mfa/disable", &wrong_code).await.status(), 400);
+    let response = app.post_as(token, "/api/v1/auth/mfa/disable", &wrong_code).await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(json(response).await["error"], password_refusal, "a wrong password and a wrong code look alike");
 
     let right = serde_json::json!({ "password": PASSWORD, "code": code });
     let response = app.post_as(token, "/api/v1/auth/mfa/disable", &right).await;
@@ -114,9 +127,27 @@ async fn disabling_mfa_needs_the_password_and_a_code() {
     assert_eq!(app.login(&slug, &email, PASSWORD).await.status(), 200, "no second factor once disabled");
 
     // Enrolling twice without confirming just replaces the pending secret; confirming twice conflicts.
-    let enrolled = json(app.post_as(token, "/api/v1/auth/mfa/enroll", &serde_json::json!({})).await).await;
+    let proof = serde_json::json!({ "password": PASSWORD });
+    let enrolled = json(app.post_as(token, "/api/v1/auth/mfa/enroll", &proof).await).await;
     let secret = enrolled["data"]["secret"].as_str().unwrap();
-    let code = serde_json::json!({ "code": code_at(secret, now()).unwrap() });
+    let code = serde_json::json!({ "password": PASSWORD, "code": code_at(secret, now()).unwrap() });
     assert_eq!(app.post_as(token, "/api/v1/auth/mfa/confirm", &code).await.status(), 200);
-    assert_eq!(app.post_as(token, "/api/v1/auth/mfa/enroll", &serde_json::json!({})).await.status(), 409);
+    assert_eq!(app.post_as(token, "/api/v1/auth/mfa/enroll", &proof).await.status(), 409);
+}
+
+#[actix_web::test]
+async fn wrong_passwords_and_codes_at_the_mfa_endpoints_are_throttled_like_log_in() {
+    let app = spawn_app().await;
+    let db = app.db();
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Staff).await;
+    let token = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let guess = serde_json::json!({ "password": "not the password" });
+    for _ in 0..5 {
+        assert_eq!(app.post_as(&token, "/api/v1/auth/mfa/enroll", &guess).await.status(), 401);
+    }
+    // The allowance is used up: even the right password waits.
+    let right = app.post_as(&token, "/api/v1/auth/mfa/enroll", &serde_json::json!({ "password": PASSWORD })).await;
+    assert_eq!(right.status(), 429);
+    assert!(right.headers().contains_key("retry-after"));
 }

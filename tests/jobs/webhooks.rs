@@ -129,6 +129,15 @@ async fn member_events_reach_subscribed_endpoints_only() {
     let email = format!("hooked-{}@example.com", uuid::Uuid::now_v7().simple());
     let added = app.post_as(&owner, "/api/v1/members", &serde_json::json!({ "email": email, "role": "staff" })).await;
     assert_eq!(added.status(), 201);
+    // The member is added when the invitation is accepted (the runner sends its email).
+    let token = crate::helpers::token_in(&crate::helpers::mail_to(&email).await, "accept-invitation");
+    let accepted = app
+        .post(
+            "/api/v1/invitations/accept",
+            &serde_json::json!({ "token": token, "password": crate::helpers::PASSWORD }),
+        )
+        .await;
+    assert_eq!(accepted.status(), 200);
     let request = receiver.wait_for(1, Duration::from_secs(10)).await.remove(0);
     assert_eq!(request.event, "member.added");
     let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();

@@ -231,16 +231,9 @@ pub async fn portal_user(app: &crate::helpers::TestApp, firm_slug: &str, owner: 
         .await;
     let contact_id = json(contact).await["data"]["id"].as_str().unwrap().to_owned();
     let email = format!("portal-{}@example.com", uuid::Uuid::now_v7().simple());
-    let added = app
-        .post_as(
-            owner,
-            "/api/v1/members",
-            &serde_json::json!({ "email": email, "role": "client", "contact_id": contact_id, "password": PASSWORD }),
-        )
-        .await;
-    let status = added.status();
-    assert_eq!(status, 201, "{}", json(added).await);
-    let token = app.login_ok(firm_slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let db = app.db();
+    let firm = consultantpro::domain::onboarding::find_firm(&db, firm_slug).await.unwrap();
+    let token = crate::helpers::invite_and_join(app, owner, &firm, &email, "client", Some(&contact_id)).await;
     (token, contact_id)
 }
 
@@ -289,9 +282,9 @@ async fn portal_contacts_see_only_their_conversations() {
     let plain =
         json(app.post_as(&owner, "/api/v1/contacts", &serde_json::json!({ "first_name": "NoPortal" })).await).await;
     for body in [
-        serde_json::json!({ "email": "p1@example.com", "role": "client", "password": PASSWORD }),
-        serde_json::json!({ "email": "p2@example.com", "role": "client", "contact_id": plain["data"]["id"], "password": PASSWORD }),
-        serde_json::json!({ "email": "p3@example.com", "role": "staff", "contact_id": contact_id, "password": PASSWORD }),
+        serde_json::json!({ "email": "p1@example.com", "role": "client" }),
+        serde_json::json!({ "email": "p2@example.com", "role": "client", "contact_id": plain["data"]["id"] }),
+        serde_json::json!({ "email": "p3@example.com", "role": "staff", "contact_id": contact_id }),
     ] {
         let response = app.post_as(&owner, "/api/v1/members", &body).await;
         assert_eq!(response.status(), 400, "{body}");

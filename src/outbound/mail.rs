@@ -1,0 +1,171 @@
+//! Email out: invitations and password-reset links, sent by the jobs queue over SMTP with
+//! lettre. A job carries only the id of what to send; the token in the link is made when
+//! the email is sent (its hash replacing any earlier one), so no usable secret waits in
+//! the queue or shows in the dead-letter list.
+
+use std::time::Duration;
+
+use lettre::message::header::ContentType;
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use scoped_futures::ScopedFutureExt;
+use secrecy::ExposeSecret;
+use uuid::Uuid;
+
+use super::job::{JobContext, JobOutcome};
+use crate::config::MailSettings;
+use crate::domain::jobs::Job;
+use crate::domain::{DomainError, firms, invitations, password_resets, users};
+
+/// One email, plain text.
+pub struct Email {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// Will not work however often it is tried (bad configuration, refused address).
+    #[error("{0}")]
+    Permanent(String),
+    /// Worth another attempt (relay down, timeout, 4xx).
+    #[error("{0}")]
+    Transient(String),
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
+    let host = settings.smtp_host.as_str();
+    let builder = match settings.smtp_tls.as_str() {
+        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
+        "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
+        "none" if is_loopback(host) => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
+        "none" => return Err(MailError::Permanent(format!("mail.smtp_tls = \"none\" is refused for {host}"))),
+        other => {
+            return Err(MailError::Permanent(format!("mail.smtp_tls must be tls, starttls or none, not {other:?}")));
+        }
+    }
+    .map_err(|e| MailError::Permanent(format!("SMTP relay {host}: {e}")))?;
+    let mut builder = builder.port(settings.smtp_port).timeout(Some(Duration::from_secs(settings.timeout_secs.max(1))));
+    if !settings.smtp_username.is_empty() {
+        builder = builder.credentials(Credentials::new(
+            settings.smtp_username.clone(),
+            settings.smtp_password.expose_secret().to_owned(),
+        ));
+    }
+    Ok(builder.build())
+}
+
+/// Sends one email now.
+pub async fn send(settings: &MailSettings, email: Email) -> Result<(), MailError> {
+    let from = settings.from.parse().map_err(|e| MailError::Permanent(format!("mail.from: {e}")))?;
+    let to = email.to.parse().map_err(|e| MailError::Permanent(format!("recipient: {e}")))?;
+    let message = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(email.subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(email.text)
+        .map_err(|e| MailError::Permanent(format!("message: {e}")))?;
+    match transport(settings)?.send(message).await {
+        Ok(_) => Ok(()),
+        Err(err) if err.is_permanent() => Err(MailError::Permanent(format!("the relay refused the message: {err}"))),
+        Err(err) => Err(MailError::Transient(format!("sending failed: {err}"))),
+    }
+}
+
+fn outcome(sent: Result<(), MailError>) -> JobOutcome {
+    match sent {
+        Ok(()) => JobOutcome::Done,
+        Err(MailError::Permanent(why)) => JobOutcome::Fail(why),
+        Err(MailError::Transient(why)) => JobOutcome::Retry(why),
+    }
+}
+
+fn id_in(job: &Job, field: &str) -> Option<Uuid> {
+    job.payload.get(field).and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok())
+}
+
+fn link(settings: &MailSettings, page: &str, token: &str) -> String {
+    format!("{}/{page}?token={token}", settings.link_base_url.trim_end_matches('/'))
+}
+
+/// `mail.invitation {invitation_id}`: sends the invitation with a fresh token; nothing
+/// when it was accepted, revoked or has lapsed meanwhile.
+pub async fn send_invitation(ctx: &JobContext, job: &Job) -> JobOutcome {
+    let Some(id) = id_in(job, "invitation_id") else {
+        return JobOutcome::Fail("job payload has no invitation_id".into());
+    };
+    let firm = job.firm();
+    let issued = ctx
+        .db
+        .firm_tx(firm, |conn| {
+            async move {
+                let Some((invitation, token)) = invitations::issue_token(conn, firm, id).await? else {
+                    return Ok(None);
+                };
+                let firm_name = firms::find(conn, firm).await?.name;
+                Ok::<_, DomainError>(Some((invitation, token, firm_name)))
+            }
+            .scope_boxed()
+        })
+        .await;
+    let (invitation, token, firm_name) = match issued {
+        Ok(Some(found)) => found,
+        Ok(None) => return JobOutcome::Done,
+        Err(err) => return JobOutcome::Retry(format!("loading the invitation: {err}")),
+    };
+    let settings = &ctx.settings.mail;
+    let text = format!(
+        "You have been invited to join {firm_name} on ConsultantPro as {role}.\n\n\
+         Accept the invitation here (the link works once, until {expires}):\n{link}\n\n\
+         If you already use ConsultantPro with this address, you will be asked for your \
+         password; otherwise you choose one. If you did not expect this, ignore this email.\n",
+        role = invitation.role,
+        expires = invitation.expires_at.format("%Y-%m-%d %H:%M UTC"),
+        link = link(settings, "accept-invitation", &token),
+    );
+    let email = Email { to: invitation.email, subject: format!("Invitation to {firm_name}"), text };
+    outcome(send(settings, email).await)
+}
+
+/// `mail.password_reset {reset_id}`: sends the reset link with a fresh token.
+pub async fn send_password_reset(ctx: &JobContext, job: &Job) -> JobOutcome {
+    let Some(id) = id_in(job, "reset_id") else {
+        return JobOutcome::Fail("job payload has no reset_id".into());
+    };
+    let firm = job.firm();
+    let issued = ctx
+        .db
+        .firm_tx(firm, |conn| {
+            async move {
+                let Some((reset, token)) = password_resets::issue_token(conn, firm, id).await? else {
+                    return Ok(None);
+                };
+                let user = users::find(conn, reset.user_id).await?;
+                let firm_name = firms::find(conn, firm).await?.name;
+                Ok::<_, DomainError>(Some((reset, token, user.email, firm_name)))
+            }
+            .scope_boxed()
+        })
+        .await;
+    let (reset, token, to, firm_name) = match issued {
+        Ok(Some(found)) => found,
+        Ok(None) => return JobOutcome::Done,
+        Err(err) => return JobOutcome::Retry(format!("loading the reset: {err}")),
+    };
+    let settings = &ctx.settings.mail;
+    let text = format!(
+        "Someone asked to reset the ConsultantPro password for this address (signing in to \
+         {firm_name}).\n\nChoose a new password here (the link works once, until {expires}):\n{link}\n\n\
+         Resetting signs you out everywhere. If you did not ask, ignore this email: your \
+         password stays as it is.\n",
+        expires = reset.expires_at.format("%Y-%m-%d %H:%M UTC"),
+        link = link(settings, "reset-password", &token),
+    );
+    outcome(send(settings, Email { to, subject: "Reset your ConsultantPro password".into(), text }).await)
+}
