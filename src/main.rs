@@ -61,6 +61,17 @@ enum Command {
         #[arg(long)]
         name: Option<String>,
     },
+    /// Give an operator a (new) TOTP second factor, required at platform sign-in. Prints the
+    /// secret and its otpauth:// URI once, for the operator's authenticator app.
+    EnrollOperatorTotp {
+        #[arg(long)]
+        email: String,
+    },
+    /// Switch an operator off: their tokens stop working at the next request.
+    DeactivateOperator {
+        #[arg(long)]
+        email: String,
+    },
     /// Create the demo firm `demo` with an owner, printing the credentials once.
     Demo,
     /// Import contacts or leads from a CSV file into a firm. By default a file with any bad
@@ -169,6 +180,30 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             let operator =
                 db.platform_tx(|conn| async move { operators::insert(conn, &new).await }.scope_boxed()).await?;
             println!("operator {} created (id {})", operator.email, operator.id);
+        }
+        Command::EnrollOperatorTotp { email } => {
+            let db = Db::new(&settings.database)?;
+            let issuer = settings.auth.totp_issuer.clone();
+            let enrollment = db
+                .platform_tx(|conn| {
+                    async move {
+                        let operator = operators::find_by_email(conn, &email)
+                            .await?
+                            .ok_or(consultantpro::domain::DomainError::NotFound("operator"))?;
+                        operators::enroll_totp(conn, operator.id, &issuer).await
+                    }
+                    .scope_boxed()
+                })
+                .await?;
+            println!("second factor enrolled; add it to the operator's authenticator (shown once):");
+            println!("  secret: {}", enrollment.secret);
+            println!("  uri:    {}", enrollment.otpauth_uri);
+        }
+        Command::DeactivateOperator { email } => {
+            let db = Db::new(&settings.database)?;
+            let operator =
+                db.platform_tx(|conn| async move { operators::deactivate(conn, &email).await }.scope_boxed()).await?;
+            println!("operator {} deactivated; their tokens no longer work", operator.email);
         }
         Command::Demo => demo(&settings).await?,
         Command::Status { json } => status(&settings, json).await?,

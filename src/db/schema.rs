@@ -96,6 +96,9 @@ diesel::table! {
         password_hash -> Text,
         active -> Bool,
         created_at -> Timestamptz,
+        mfa_secret -> Nullable<Text>,
+        mfa_last_step -> Nullable<BigInt>,
+        session_key -> Uuid,
     }
 }
 

@@ -51,6 +51,21 @@ pub struct Enrollment {
     pub otpauth_uri: String,
 }
 
+/// A new random secret and its `otpauth://` URI for `account`.
+pub fn new_secret(issuer: &str, account: &str) -> Result<Enrollment, DomainError> {
+    let mut bytes = [0_u8; 20];
+    rand::rng().fill(&mut bytes);
+    let secret = Secret::from(bytes).to_base32();
+    let otpauth_uri =
+        totp(&secret, issuer, account)?.to_url().map_err(|e| DomainError::Internal(format!("otpauth URI: {e:?}")))?;
+    Ok(Enrollment { secret, otpauth_uri })
+}
+
+/// The step `code` matches now, for a caller that records it conditionally.
+pub fn current_step(secret_base32: &str, code: &str) -> Option<i64> {
+    matching_step(secret_base32, code, unix_now()).and_then(|s| i64::try_from(s).ok())
+}
+
 /// Starts (or restarts) enrolment: a new secret waits for confirmation with a code.
 pub async fn begin_enrollment(
     conn: &mut AsyncPgConnection,

@@ -22,6 +22,13 @@ pub struct Operator {
     pub password_hash: String,
     pub active: bool,
     pub created_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub mfa_secret: Option<String>,
+    #[serde(skip)]
+    pub mfa_last_step: Option<i64>,
+    /// Tokens carry it; signing out replaces it, ending them all.
+    #[serde(skip)]
+    pub session_key: Uuid,
 }
 
 #[derive(Debug, Insertable)]
@@ -57,6 +64,53 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewOperator) -> Result<O
         .get_result(conn)
         .await
         .map_err(DomainError::conflict_on_unique(format!("an operator with email `{}` already exists", new.email)))
+}
+
+/// Gives the operator a new TOTP secret (replacing any earlier one); returns it with its
+/// `otpauth://` URI, to be shown once.
+pub async fn enroll_totp(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    issuer: &str,
+) -> Result<super::mfa::Enrollment, DomainError> {
+    let operator = operators::table.find(id).select(Operator::as_select()).first(conn).await?;
+    let enrollment = super::mfa::new_secret(issuer, &operator.email)?;
+    diesel::update(operators::table.find(id))
+        .set((operators::mfa_secret.eq(&enrollment.secret), operators::mfa_last_step.eq(None::<i64>)))
+        .execute(conn)
+        .await?;
+    Ok(enrollment)
+}
+
+/// Accepts a TOTP code once (a later step than the last accepted; recorded conditionally).
+pub async fn accept_totp(conn: &mut AsyncPgConnection, operator: &Operator, code: &str) -> Result<bool, DomainError> {
+    let Some(step) = operator.mfa_secret.as_deref().and_then(|secret| super::mfa::current_step(secret, code)) else {
+        return Ok(false);
+    };
+    let accepted = diesel::update(operators::table.find(operator.id))
+        .filter(operators::mfa_last_step.is_null().or(operators::mfa_last_step.lt(step)))
+        .set(operators::mfa_last_step.eq(step))
+        .execute(conn)
+        .await?;
+    Ok(accepted == 1)
+}
+
+/// Ends every token the operator holds (platform and break-glass alike).
+pub async fn sign_out(conn: &mut AsyncPgConnection, id: Uuid) -> Result<(), DomainError> {
+    diesel::update(operators::table.find(id)).set(operators::session_key.eq(Uuid::now_v7())).execute(conn).await?;
+    Ok(())
+}
+
+/// Switches an operator off (the CLI): their tokens stop working at the next request.
+pub async fn deactivate(conn: &mut AsyncPgConnection, email: &str) -> Result<Operator, DomainError> {
+    let email = normalize_email(email).map_err(|p| DomainError::invalid_field("email", p))?;
+    diesel::update(operators::table.filter(operators::email.eq(email)))
+        .set((operators::active.eq(false), operators::session_key.eq(Uuid::now_v7())))
+        .returning(Operator::as_returning())
+        .get_result(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("operator"))
 }
 
 pub async fn find_by_email(conn: &mut AsyncPgConnection, email: &str) -> Result<Option<Operator>, DomainError> {

@@ -321,7 +321,9 @@ impl FromRequest for FirmAuth {
                             async move {
                                 let grant = break_glass::admits(conn, grant_id, operator_id, firm).await?;
                                 let operator = operators::find_active(conn, operator_id).await?;
-                                Ok::<_, DomainError>(grant.is_some() && operator.is_some())
+                                // Signed out (or switched off) since the token was issued: over.
+                                let current = operator.is_some_and(|o| Some(o.session_key) == claims.sid);
+                                Ok::<_, DomainError>(grant.is_some() && current)
                             }
                             .scope_boxed()
                         })
@@ -362,8 +364,10 @@ impl FromRequest for OperatorAuth {
                 .db()
                 .platform_tx(|conn| async move { operators::find_active(conn, operator_id).await }.scope_boxed())
                 .await?;
-            if active.is_none() {
-                return Err(ApiError::unauthorized("the operator account is inactive"));
+            // Inactive, or signed out since this token was issued.
+            let current = active.is_some_and(|o| Some(o.session_key) == claims.sid);
+            if !current {
+                return Err(ApiError::unauthorized("the operator is signed out or inactive"));
             }
             Ok(OperatorAuth { operator_id })
         })

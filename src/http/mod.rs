@@ -252,6 +252,7 @@ fn api_v1() -> actix_web::Scope {
         .service(web::resource("/jobs/dead").route(web::get().to(webhooks::list_dead_jobs)))
         .service(web::resource("/jobs/{id}/retry").route(web::post().to(webhooks::retry_job)))
         .service(web::resource("/platform/auth/login").route(web::post().to(platform::operator_login)))
+        .service(web::resource("/platform/auth/logout").route(web::post().to(platform::operator_logout)))
         .service(web::resource("/platform/firms").route(web::get().to(platform::list_firms)))
         .service(
             web::resource("/platform/break-glass")

@@ -42,6 +42,7 @@ use super::{
         members::deactivate_member,
         audit_log::list_audit_events,
         platform::operator_login,
+        platform::operator_logout,
         platform::list_firms,
         platform::request_grant,
         platform::list_grants,

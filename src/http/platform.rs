@@ -32,6 +32,9 @@ const GRANT_LIST_LIMIT: i64 = 100;
 pub struct OperatorLoginBody {
     pub email: String,
     pub password: String,
+    /// The current code of the operator's authenticator (enrolled with
+    /// `consultantpro enroll-operator-totp`); required.
+    pub totp_code: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,7 +54,7 @@ pub struct AccessToken {
     responses(
         (status = 200, description = "Signed in", body = AccessToken),
         (status = 400, description = "Malformed body", body = ErrorBody),
-        (status = 401, description = "`invalid_credentials`", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`, `mfa_required`, `invalid_mfa_code`, or `mfa_not_enrolled`", body = ErrorBody),
         (status = 429, description = "Too many failures; see Retry-After", body = ErrorBody),
     )
 )]
@@ -88,8 +91,28 @@ pub async fn operator_login(
             false
         }
     };
+    // The second factor, only once the password is right (a wrong password says nothing
+    // about the code). Operators without one enrolled cannot sign in at all.
+    let factor = match (&operator, ok) {
+        (Some(found), true) => match (&found.mfa_secret, body.totp_code.as_deref().filter(|c| !c.trim().is_empty())) {
+            (None, _) => Err(("mfa_not_enrolled", "enrol a second factor first: consultantpro enroll-operator-totp")),
+            (Some(_), None) => Err(("mfa_required", "give `totp_code` from your authenticator")),
+            (Some(_), Some(code)) => {
+                let (found, code) = (found.clone(), code.to_owned());
+                let accepted = state
+                    .db()
+                    .platform_tx(|conn| async move { operators::accept_totp(conn, &found, &code).await }.scope_boxed())
+                    .await?;
+                if accepted { Ok(()) } else { Err(("invalid_mfa_code", "the code is not correct")) }
+            }
+        },
+        _ => Err(("invalid_credentials", "the email or password is not correct")),
+    };
+    let ok = factor.is_ok();
     let operator_id = operator.as_ref().map(|o| o.id);
+    let session_key = operator.as_ref().map(|o| o.session_key);
     let record_meta = meta.clone();
+    let reason = factor.err().map(|(code, _)| code);
     state
         .db()
         .platform_tx(|conn| {
@@ -104,6 +127,62 @@ pub async fn operator_login(
                     target: None,
                     result: if ok { Outcome::Success } else { Outcome::Failure },
                     meta: &record_meta,
+                    metadata: serde_json::json!({ "reason": reason }),
+                };
+                operators::record(conn, event).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    if let Err((code, message)) = factor {
+        return Err(ApiError::unauthorized_as(code, message));
+    }
+    let Some(operator_id) = operator_id else {
+        return Err(ApiError::unauthorized_as("invalid_credentials", "the email or password is not correct"));
+    };
+    let ttl = i64::try_from(state.settings().auth.access_token_ttl_secs).unwrap_or(900);
+    let mut token_claims = claims(operator_id, TokenType::Operator, ttl);
+    token_claims.sid = session_key;
+    let token = state.tokens().issue(&token_claims)?;
+    Ok(envelope::ok(AccessToken { access_token: token, token_type: "Bearer", expires_in: ttl }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignedOut {
+    pub signed_out: bool,
+}
+
+/// Signs the operator out: every token they hold (platform and break-glass) stops working
+/// at its next request.
+#[utoipa::path(
+    post,
+    path = "/api/v1/platform/auth/logout",
+    tag = "platform",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Signed out", body = SignedOut),
+        (status = 401, description = "Not signed in as an operator", body = ErrorBody),
+        (status = 404, description = "Not an operator token", body = ErrorBody),
+    )
+)]
+pub async fn operator_logout(
+    state: web::Data<AppState>,
+    auth: OperatorAuth,
+    meta: RequestMeta,
+) -> Result<HttpResponse, ApiError> {
+    let operator_id = auth.operator_id;
+    state
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                operators::sign_out(conn, operator_id).await?;
+                let event = PlatformEvent {
+                    operator_id: Some(operator_id),
+                    action: "operator.logout",
+                    target_firm: None,
+                    target: None,
+                    result: Outcome::Success,
+                    meta: &meta,
                     metadata: serde_json::json!({}),
                 };
                 operators::record(conn, event).await
@@ -111,12 +190,7 @@ pub async fn operator_login(
             .scope_boxed()
         })
         .await?;
-    let Some(operator_id) = operator_id.filter(|_| ok) else {
-        return Err(ApiError::unauthorized_as("invalid_credentials", "the email or password is not correct"));
-    };
-    let ttl = i64::try_from(state.settings().auth.access_token_ttl_secs).unwrap_or(900);
-    let token = state.tokens().issue(&claims(operator_id, TokenType::Operator, ttl))?;
-    Ok(envelope::ok(AccessToken { access_token: token, token_type: "Bearer", expires_in: ttl }))
+    Ok(envelope::ok(SignedOut { signed_out: true }))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -341,7 +415,13 @@ pub async fn grant_token(
     let until_grant_ends = grant.expires_at.map_or(0, |e| (e - Utc::now()).num_seconds());
     let ttl =
         i64::try_from(state.settings().auth.break_glass_token_ttl_secs).unwrap_or(900).min(until_grant_ends).max(1);
+    let session_key = state
+        .db()
+        .platform_tx(|conn| async move { operators::find_active(conn, operator_id).await }.scope_boxed())
+        .await?
+        .map(|o| o.session_key);
     let mut token_claims = claims(operator_id, TokenType::BreakGlass, ttl);
+    token_claims.sid = session_key;
     token_claims.firm_id = Some(grant.target_firm_id);
     token_claims.role = Some(crate::domain::memberships::Role::Readonly);
     token_claims.bg = Some(grant.id);

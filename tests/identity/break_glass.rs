@@ -14,15 +14,105 @@ use scoped_futures::ScopedFutureExt;
 
 use crate::helpers::{PASSWORD, TestApp, add_member, json, signed_in_owner, spawn_app};
 
-pub(crate) async fn operator_token(app: &TestApp) -> (uuid::Uuid, String) {
+/// A new operator with a second factor: (id, email, TOTP secret).
+pub(crate) async fn new_operator(app: &TestApp) -> (uuid::Uuid, String, String) {
     let email = format!("ops-{}@platform.example.com", uuid::Uuid::now_v7().simple());
     let new = NewOperator::parse(&email, "Operator", PASSWORD).unwrap();
-    let operator =
-        app.db().platform_tx(|conn| async move { operators::insert(conn, &new).await }.scope_boxed()).await.unwrap();
-    let response =
-        app.post("/api/v1/platform/auth/login", &serde_json::json!({ "email": email, "password": PASSWORD })).await;
+    let (operator, enrollment) = app
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                let operator = operators::insert(conn, &new).await?;
+                let enrollment = operators::enroll_totp(conn, operator.id, "ConsultantPro").await?;
+                Ok::<_, consultantpro::domain::DomainError>((operator, enrollment))
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    (operator.id, email, enrollment.secret)
+}
+
+pub(crate) fn code_now(secret: &str, offset: u64) -> String {
+    consultantpro::domain::mfa::code_at(secret, u64::try_from(chrono::Utc::now().timestamp()).unwrap() + offset)
+        .unwrap()
+}
+
+pub(crate) async fn operator_token(app: &TestApp) -> (uuid::Uuid, String) {
+    let (id, email, secret) = new_operator(app).await;
+    let body = serde_json::json!({ "email": email, "password": PASSWORD, "totp_code": code_now(&secret, 0) });
+    let response = app.post("/api/v1/platform/auth/login", &body).await;
     assert_eq!(response.status(), 200);
-    (operator.id, json(response).await["data"]["access_token"].as_str().unwrap().to_owned())
+    (id, json(response).await["data"]["access_token"].as_str().unwrap().to_owned())
+}
+
+#[actix_web::test]
+async fn operators_need_their_second_factor_and_sign_out_ends_every_token() {
+    let app = spawn_app().await;
+    let (firm, _, _, _) = signed_in_owner(&app).await;
+    let (_, email, secret) = new_operator(&app).await;
+    let login = |extra: serde_json::Value| {
+        let mut body = serde_json::json!({ "email": email, "password": PASSWORD });
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        body
+    };
+    let without = app.post("/api/v1/platform/auth/login", &login(serde_json::json!({}))).await;
+    assert_eq!(json(without).await["error"]["code"], "mfa_required");
+    let wrong = app.post("/api/v1/platform/auth/login", &login(serde_json::json!({ "totp_code": "000000" }))).await;
+    assert_eq!(json(wrong).await["error"]["code"], "invalid_mfa_code");
+    // A wrong password says nothing about the code.
+    let mut bad = login(serde_json::json!({ "totp_code": code_now(&secret, 0) }));
+    bad["password"] = "not the password".into();
+    assert_eq!(json(app.post("/api/v1/platform/auth/login", &bad).await).await["error"]["code"], "invalid_credentials");
+    let ok =
+        app.post("/api/v1/platform/auth/login", &login(serde_json::json!({ "totp_code": code_now(&secret, 0) }))).await;
+    assert_eq!(ok.status(), 200);
+    let token = json(ok).await["data"]["access_token"].as_str().unwrap().to_owned();
+    // The same code works once.
+    let replay =
+        app.post("/api/v1/platform/auth/login", &login(serde_json::json!({ "totp_code": code_now(&secret, 0) }))).await;
+    assert_eq!(replay.status(), 401);
+
+    // An operator without a second factor cannot sign in at all.
+    let email_plain = format!("ops-{}@platform.example.com", uuid::Uuid::now_v7().simple());
+    let plain = NewOperator::parse(&email_plain, "Operator", PASSWORD).unwrap();
+    app.db().platform_tx(|conn| async move { operators::insert(conn, &plain).await }.scope_boxed()).await.unwrap();
+    let refused = app
+        .post(
+            "/api/v1/platform/auth/login",
+            &serde_json::json!({ "email": email_plain, "password": PASSWORD, "totp_code": "123456" }),
+        )
+        .await;
+    assert_eq!(json(refused).await["error"]["code"], "mfa_not_enrolled");
+    // Enrolled through the CLI, which shows the secret once, it can.
+    let output =
+        crate::helpers::cli_command().args(["enroll-operator-totp", "--email", &email_plain]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8_lossy(&output.stdout).into_owned();
+    let plain_secret = printed.lines().find_map(|l| l.trim().strip_prefix("secret: ")).unwrap().trim().to_owned();
+    let body =
+        serde_json::json!({ "email": email_plain, "password": PASSWORD, "totp_code": code_now(&plain_secret, 0) });
+    let signed_in = app.post("/api/v1/platform/auth/login", &body).await;
+    assert_eq!(signed_in.status(), 200);
+    let approver = json(signed_in).await["data"]["access_token"].as_str().unwrap().to_owned();
+
+    // A break-glass token and the platform token both end with sign-out.
+    let grant = request_grant(&app, &token, firm.id, 30).await;
+    let id = grant["id"].as_str().unwrap();
+    app.post_as(&approver, &format!("/api/v1/platform/break-glass/{id}/approve"), &serde_json::json!({})).await;
+    let issued = app.post_as(&token, &format!("/api/v1/platform/break-glass/{id}/token"), &serde_json::json!({})).await;
+    let break_glass = json(issued).await["data"]["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_as(&break_glass, "/api/v1/clients").await.status(), 200);
+    assert_eq!(app.get_as(&token, "/api/v1/platform/firms").await.status(), 200);
+    assert_eq!(app.post_as(&token, "/api/v1/platform/auth/logout", &serde_json::json!({})).await.status(), 200);
+    assert_eq!(app.get_as(&token, "/api/v1/platform/firms").await.status(), 401);
+    assert_eq!(app.get_as(&break_glass, "/api/v1/clients").await.status(), 401);
+
+    // Deactivation (the CLI's) ends the approver's token at its next request.
+    assert_eq!(app.get_as(&approver, "/api/v1/platform/firms").await.status(), 200);
+    let output = crate::helpers::cli_command().args(["deactivate-operator", "--email", &email_plain]).output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(app.get_as(&approver, "/api/v1/platform/firms").await.status(), 401);
 }
 
 pub(crate) async fn request_grant(app: &TestApp, token: &str, firm_id: uuid::Uuid, minutes: i32) -> serde_json::Value {
