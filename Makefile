@@ -29,4 +29,4 @@ test: export CP__REDIS__URL ?= $(REDIS_URL)
 test: services
 	$(CARGO) build --locked --all-targets
 	$(CARGO) run --locked --quiet -- migrate
-	$(CARGO) test --locked --all-targets
+	$(CARGO) test --locked --all-targets --no-fail-fast
