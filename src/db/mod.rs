@@ -108,14 +108,13 @@ impl Db {
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        let mut pooled = self.checkout().await?;
-        let conn: &mut AsyncPgConnection = &mut pooled;
+        let mut guard = OpenTransaction::new(self.checkout().await?);
+        let conn: &mut AsyncPgConnection = guard.conn()?;
         // BEGIN and the firm setting travel in one round trip. The firm id is a UUID we
-        // render, never input text. If this future is dropped mid-way the connection still
-        // holds an open transaction, and the pool discards it rather than reuse it.
+        // render, never input text.
         let begin = format!("BEGIN; SELECT set_config('app.current_firm_id', '{}', true)", firm_id.into_uuid());
         AnsiTransactionManager::begin_transaction_sql(conn, &begin).await?;
-        match f(conn).await {
+        let result = match f(conn).await {
             Ok(value) => {
                 AnsiTransactionManager::commit_transaction(conn).await?;
                 Ok(value)
@@ -124,7 +123,9 @@ impl Db {
                 Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
                 Err(rollback) => Err(rollback.into()),
             },
-        }
+        };
+        guard.finished();
+        result
     }
 
     /// Runs `f` in a transaction with no firm set, for platform tables only. Tenant tables
@@ -135,8 +136,10 @@ impl Db {
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
-        let mut conn = self.checkout().await?;
-        conn.transaction(async move |conn| f(conn).await).await
+        let mut guard = OpenTransaction::new(self.checkout().await?);
+        let result = guard.conn()?.transaction(async move |conn| f(conn).await).await;
+        guard.finished();
+        result
     }
 
     /// The role an access token's session still carries (see `cp_session_role`): one
@@ -164,6 +167,40 @@ impl Db {
         let mut conn = self.checkout().await?;
         diesel::sql_query("SELECT 1").execute(&mut conn).await?;
         Ok(())
+    }
+}
+
+/// A pooled connection inside a transaction. If the future running the transaction is
+/// dropped half-way (a cancelled request, a child stopped mid-write), the connection must
+/// not go back to the pool: it would sit idle holding the transaction's row locks until
+/// someone next checked it out, blocking every writer of those rows (a take-over of a
+/// firm, say) meanwhile. Dropped unfinished, it is taken out of the pool and closed, and
+/// the server rolls the transaction back at once.
+struct OpenTransaction {
+    conn: Option<Object<AsyncPgConnection>>,
+}
+
+impl OpenTransaction {
+    fn new(conn: Object<AsyncPgConnection>) -> Self {
+        OpenTransaction { conn: Some(conn) }
+    }
+
+    /// Held from `new` until `finished` or drop, so this is never `Err` in practice.
+    fn conn(&mut self) -> Result<&mut Object<AsyncPgConnection>, DbError> {
+        self.conn.as_mut().ok_or_else(|| DbError::Unavailable("the connection was already released".into()))
+    }
+
+    /// The transaction ended (committed or rolled back): the connection may be reused.
+    fn finished(mut self) {
+        self.conn.take();
+    }
+}
+
+impl Drop for OpenTransaction {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            drop(Object::take(conn));
+        }
     }
 }
 

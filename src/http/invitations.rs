@@ -3,7 +3,6 @@
 //! when it has MFA), so a token alone never opens someone else's account.
 
 use actix_web::{HttpResponse, web};
-use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -26,7 +25,6 @@ pub struct InvitationPreview {
     /// The inviting firm's name.
     pub firm_name: String,
     pub role: Role,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// What an invitation is for: the firm's name and the role, nothing else.
@@ -59,7 +57,7 @@ pub async fn preview(state: web::Data<AppState>, path: web::Path<String>) -> Res
         .await?;
     let (invitation, firm) = found.filter(|(_, f)| f.status == "active").ok_or_else(invalid_invitation)?;
     let role = invitation.role.parse::<Role>().map_err(|_| invalid_invitation())?;
-    Ok(envelope::ok(InvitationPreview { firm_name: firm.name, role, expires_at: invitation.expires_at }))
+    Ok(envelope::ok(InvitationPreview { firm_name: firm.name, role }))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -12,3 +12,4 @@ mod cli;
 mod errors;
 mod operations;
 mod tenancy;
+mod transactions;

@@ -154,3 +154,56 @@ async fn invitations_are_single_use_lapse_and_can_be_resent_or_withdrawn() {
     let listed = json(app.get_as(&owner, "/api/v1/members?status=invited").await).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "the stranger's attempt changed nothing");
 }
+
+/// Ages every open link of `table` in the firm past its end, as time would.
+async fn lapse(app: &TestApp, firm: &consultantpro::domain::firms::Firm, table: &'static str) {
+    use scoped_futures::ScopedFutureExt;
+    let firm_id = firm.firm_id();
+    app.db()
+        .firm_tx(firm_id, |conn| {
+            async move {
+                diesel_async::RunQueryDsl::execute(
+                    diesel::sql_query(format!(
+                        "UPDATE {table} SET expires_at = now() - interval '1 second' WHERE firm_id = $1"
+                    ))
+                    .bind::<diesel::sql_types::Uuid, _>(firm_id.into_uuid()),
+                    conn,
+                )
+                .await
+                .map_err(consultantpro::domain::DomainError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn emailed_invitation_and_reset_links_stop_working_when_they_lapse() {
+    let app = spawn_app().await;
+    let (firm, owner_email, _, owner) = signed_in_owner(&app).await;
+    let email = address();
+    invite(&app, &owner, &email, "staff").await;
+    let token = emailed_token(&app, &firm, &email).await;
+    assert_eq!(app.get(&format!("/api/v1/invitations/{token}")).await.status(), 200, "valid before it lapses");
+    lapse(&app, &firm, "invitations").await;
+    assert_eq!(app.get(&format!("/api/v1/invitations/{token}")).await.status(), 404);
+    let late =
+        app.post("/api/v1/invitations/accept", &serde_json::json!({ "token": token, "password": PASSWORD })).await;
+    assert_eq!(late.status(), 404);
+
+    let asked =
+        app.post("/api/v1/auth/password/forgot", &serde_json::json!({ "firm": firm.slug, "email": owner_email })).await;
+    assert_eq!(asked.status(), 202);
+    run_jobs(&app, firm.firm_id()).await;
+    let reset = token_in(&mail_to(&owner_email).await, "reset-password");
+    lapse(&app, &firm, "password_resets").await;
+    let late = app
+        .post(
+            "/api/v1/auth/password/reset",
+            &serde_json::json!({ "token": reset, "new_password": "a lapsed new password" }),
+        )
+        .await;
+    assert_eq!(late.status(), 400);
+    app.login_ok(&firm.slug, &owner_email, PASSWORD).await;
+}
