@@ -11,12 +11,12 @@ UPDATE memberships m
  WHERE m.contact_id IS NOT NULL AND c.firm_id = m.firm_id AND c.id = m.contact_id;
 
 -- The member's role while the membership is active, the firm is active, and — for a
--- portal login — its contact still grants access as above; otherwise NULL. Reads across
--- RLS (the firm is named by the caller, who holds the membership's ids) and returns a
--- role name and nothing else.
+-- portal login — its contact still grants access as above; otherwise NULL. It runs with
+-- the caller's rights: under RLS it sees only the firm set for the transaction (callers
+-- use it inside that firm's transaction); cp_session_role, below, reaches it as its owner.
 CREATE FUNCTION cp_member_role(firm uuid, member uuid)
 RETURNS text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
     SELECT m.role
       FROM memberships m
       JOIN firms f ON f.id = m.firm_id AND f.status = 'active'

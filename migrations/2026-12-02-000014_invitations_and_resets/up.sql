@@ -49,13 +49,19 @@ CREATE INDEX auth_sessions_open_user_idx ON auth_sessions (user_id) WHERE revoke
 
 -- Ends every open session of a login in every firm (a password change or reset), but
 -- `keep` (the session that changed the password, or NULL). Returns how many ended; reads
--- and writes nothing else.
+-- and writes nothing else. Only for a login that belongs to the firm set for the
+-- transaction, so no firm can end another firm's people's sessions at will.
 CREATE FUNCTION cp_revoke_user_sessions(member uuid, keep uuid, reason text)
 RETURNS integer
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
 DECLARE
     ended integer;
 BEGIN
+    IF NOT EXISTS (SELECT 1 FROM memberships m
+                    WHERE m.user_id = member
+                      AND m.firm_id = NULLIF(current_setting('app.current_firm_id', true), '')::uuid) THEN
+        RETURN 0;
+    END IF;
     UPDATE auth_sessions
        SET revoked_at = now(), revoked_reason = reason
      WHERE user_id = member AND revoked_at IS NULL AND id IS DISTINCT FROM keep;

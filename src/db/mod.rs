@@ -114,18 +114,23 @@ impl Db {
         // render, never input text.
         let begin = format!("BEGIN; SELECT set_config('app.current_firm_id', '{}', true)", firm_id.into_uuid());
         AnsiTransactionManager::begin_transaction_sql(conn, &begin).await?;
-        let result = match f(conn).await {
+        match f(conn).await {
             Ok(value) => {
                 AnsiTransactionManager::commit_transaction(conn).await?;
+                guard.finished();
                 Ok(value)
             }
+            // Only a clean rollback lets the connection go back to the pool; otherwise the
+            // guard closes it.
             Err(error) => match AnsiTransactionManager::rollback_transaction(conn).await {
-                Ok(()) | Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+                Ok(()) => {
+                    guard.finished();
+                    Err(error)
+                }
+                Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
                 Err(rollback) => Err(rollback.into()),
             },
-        };
-        guard.finished();
-        result
+        }
     }
 
     /// Runs `f` in a transaction with no firm set, for platform tables only. Tenant tables
@@ -138,7 +143,11 @@ impl Db {
     {
         let mut guard = OpenTransaction::new(self.checkout().await?);
         let result = guard.conn()?.transaction(async move |conn| f(conn).await).await;
-        guard.finished();
+        // Back to the pool only when no transaction is left open on it.
+        let conn: &mut AsyncPgConnection = guard.conn()?;
+        if matches!(AnsiTransactionManager::transaction_manager_status_mut(conn).transaction_depth(), Ok(None)) {
+            guard.finished();
+        }
         result
     }
 

@@ -81,7 +81,7 @@ pub async fn login(
     policy: ThrottlePolicy,
     refresh_ttl: Duration,
 ) -> Result<LoginSuccess, LoginError> {
-    let account_key = throttle::account_key(&request.firm_slug, &request.email);
+    let account_key = throttle::account_key(throttle::Flow::Login, &request.firm_slug, &request.email);
     let ip_key = meta.ip.as_deref().map(throttle::ip_key);
     let wait = {
         let (account_key, ip_key) = (account_key.clone(), ip_key.clone());

@@ -80,3 +80,29 @@ pub async fn redeem(conn: &mut AsyncPgConnection, firm: FirmId, secret: &str) ->
     .await?;
     Ok(spent.into_iter().next())
 }
+
+/// Whether a token stands for an unused, unexpired reset (without spending it).
+pub async fn is_open(conn: &mut AsyncPgConnection, firm: FirmId, secret: &str) -> Result<bool, DomainError> {
+    let found = diesel::sql_query(
+        "SELECT id, user_id, expires_at, used_at FROM password_resets
+          WHERE firm_id = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > now()",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<Text, _>(sha256_hex(secret))
+    .load::<Reset>(conn)
+    .await?;
+    Ok(!found.is_empty())
+}
+
+/// Spends every open reset of a login in this firm (its password just changed).
+pub async fn void_for_user(conn: &mut AsyncPgConnection, firm: FirmId, user_id: Uuid) -> Result<(), DomainError> {
+    diesel::sql_query(
+        "UPDATE password_resets SET used_at = now(), token_hash = NULL
+          WHERE firm_id = $1 AND user_id = $2 AND used_at IS NULL",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<SqlUuid, _>(user_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}

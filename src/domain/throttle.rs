@@ -24,11 +24,45 @@ pub struct ThrottlePolicy {
     pub window: Duration,
 }
 
-/// The key for one account within `scope` (a firm's slug, `platform`, ...). Both are
-/// normalised exactly as the look-up normalises them, so `DEMO`, ` demo` and `demo` are
-/// one account, not three allowances.
-pub fn account_key(scope: &str, email: &str) -> String {
-    sha256_hex(&format!("account|{}|{}", scope.trim().to_lowercase(), email.trim().to_lowercase()))
+/// What an allowance is for. Each flow counts apart, so one flow's failures (or anyone
+/// posing as one) never use up another's: wrong log-ins at a firm named like a flow cannot
+/// lock its person out of changing their password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Signing in to a firm (scope: the firm's slug).
+    Login,
+    /// A platform operator signing in.
+    Operator,
+    /// A signed-in person proving their password or code again (MFA, password change).
+    Reauth,
+    /// An existing login accepting an invitation.
+    Invitation,
+    /// Asking for a reset link (scope: the firm's slug).
+    Reset,
+}
+
+impl Flow {
+    fn as_str(self) -> &'static str {
+        match self {
+            Flow::Login => "login",
+            Flow::Operator => "operator",
+            Flow::Reauth => "reauth",
+            Flow::Invitation => "invitation",
+            Flow::Reset => "reset",
+        }
+    }
+}
+
+/// The key for one account in one flow, within `scope` (a firm's slug, or empty). Scope and
+/// email are normalised exactly as the look-up normalises them, so `DEMO`, ` demo` and
+/// `demo` are one account, not three allowances.
+pub fn account_key(flow: Flow, scope: &str, email: &str) -> String {
+    sha256_hex(&format!(
+        "account|{}|{}|{}",
+        flow.as_str(),
+        scope.trim().to_ascii_lowercase(),
+        email.trim().to_lowercase()
+    ))
 }
 
 /// The key for a client address. IPv6 clients are counted per /64 (one subscriber's
@@ -150,13 +184,21 @@ mod tests {
 
     #[test]
     fn one_account_however_its_firm_and_email_are_written() {
-        let key = account_key("demo", "owner@demo.test");
-        for (scope, email) in
-            [("DEMO", "owner@demo.test"), (" demo", "Owner@Demo.test "), ("demo ", " OWNER@DEMO.TEST")]
-        {
-            assert_eq!(account_key(scope, email), key, "{scope:?} {email:?}");
+        let key = account_key(Flow::Login, "demo", "owner@demo.test");
+        for (scope, email) in [
+            ("DEMO", "owner@demo.test"),
+            (" demo", "Owner@Demo.test "),
+            ("demo ", " OWNER@DEMO.TEST"),
+            ("\tdemo", "owner@demo.test"),
+        ] {
+            assert_eq!(account_key(Flow::Login, scope, email), key, "{scope:?} {email:?}");
         }
-        assert_ne!(account_key("demo2", "owner@demo.test"), key);
+        assert_ne!(account_key(Flow::Login, "demo2", "owner@demo.test"), key);
+        // Flows never share an allowance, whatever a firm is called.
+        let reauth = account_key(Flow::Reauth, "", "owner@demo.test");
+        assert_ne!(account_key(Flow::Login, "reauth", "owner@demo.test"), reauth);
+        assert_ne!(account_key(Flow::Login, "", "owner@demo.test"), reauth);
+        assert_ne!(key, account_key(Flow::Reset, "demo", "owner@demo.test"));
     }
 
     #[test]

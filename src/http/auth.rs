@@ -132,12 +132,14 @@ pub fn client_ip(req: &HttpRequest, server: &crate::config::ServerSettings) -> O
 }
 
 fn forwarded_client(req: &HttpRequest, trusted_proxies: usize) -> Option<String> {
-    let mut hops: Vec<&str> = Vec::new();
+    // Split as bytes: a client may put anything in its own (left-hand) entries, and that
+    // must not make the whole header unreadable.
+    let mut hops: Vec<&[u8]> = Vec::new();
     for value in req.headers().get_all("x-forwarded-for") {
-        hops.extend(value.to_str().ok()?.split(',').map(str::trim));
+        hops.extend(value.as_bytes().split(|b| *b == b','));
     }
     let index = hops.len().checked_sub(trusted_proxies)?;
-    let hop = hops.get(index)?;
+    let hop = std::str::from_utf8(hops.get(index)?).ok()?.trim();
     hop.parse::<std::net::IpAddr>().ok().map(|ip| ip.to_string())
 }
 
@@ -345,6 +347,8 @@ impl FromRequest for FirmAuth {
 #[derive(Debug, Clone, Copy)]
 pub struct OperatorAuth {
     pub operator_id: Uuid,
+    /// The session key the token was issued under (tokens issued on its behalf carry it).
+    pub session_key: Uuid,
 }
 
 impl FromRequest for OperatorAuth {
@@ -365,11 +369,11 @@ impl FromRequest for OperatorAuth {
                 .platform_tx(|conn| async move { operators::find_active(conn, operator_id).await }.scope_boxed())
                 .await?;
             // Inactive, or signed out since this token was issued.
-            let current = active.is_some_and(|o| Some(o.session_key) == claims.sid);
-            if !current {
+            let session_key = active.map(|o| o.session_key).filter(|key| Some(*key) == claims.sid);
+            let Some(session_key) = session_key else {
                 return Err(ApiError::unauthorized("the operator is signed out or inactive"));
-            }
-            Ok(OperatorAuth { operator_id })
+            };
+            Ok(OperatorAuth { operator_id, session_key })
         })
     }
 }

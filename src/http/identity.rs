@@ -345,21 +345,21 @@ pub struct PasswordProof {
 
 /// Checks the caller's current password before a change to its sign-in, counting the
 /// attempt as a log-in attempt would be (so these endpoints cannot be used to guess it).
-/// Every wrong answer is the same `invalid_credentials`.
+/// Every wrong answer is the same `invalid_credentials`. The attempt is given back only by
+/// [`reauth_succeeded`] once the whole step (password *and* code, where one is asked) has
+/// passed, so a known password does not buy unlimited guesses at the code.
 async fn prove_password(
     state: &AppState,
     user: &users::User,
     password: &str,
     meta: &RequestMeta,
 ) -> Result<(), ApiError> {
-    let (account_key, ip_key) =
-        (throttle::account_key("reauth", &user.email), meta.ip.as_deref().map(throttle::ip_key));
+    let (account_key, ip_key) = reauth_keys(user, meta);
     let policy = throttle_policy(state);
-    let keys = (account_key.clone(), ip_key.clone());
     let wait = state
         .db()
         .platform_tx(|conn| {
-            async move { throttle::take_attempts(conn, &keys.0, keys.1.as_deref(), policy).await }.scope_boxed()
+            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
         })
         .await?;
     if let Some(retry_after) = wait {
@@ -368,6 +368,16 @@ async fn prove_password(
     if !login::verify_password_off_thread(password.to_owned(), user.password_hash.clone()).await {
         return Err(wrong_credentials());
     }
+    Ok(())
+}
+
+fn reauth_keys(user: &users::User, meta: &RequestMeta) -> (String, Option<String>) {
+    (throttle::account_key(throttle::Flow::Reauth, "", &user.email), meta.ip.as_deref().map(throttle::ip_key))
+}
+
+/// The whole re-authentication passed: the account starts afresh.
+async fn reauth_succeeded(state: &AppState, user: &users::User, meta: &RequestMeta) -> Result<(), ApiError> {
+    let (account_key, ip_key) = reauth_keys(user, meta);
     state
         .db()
         .platform_tx(|conn| {
@@ -383,8 +393,7 @@ fn wrong_credentials() -> ApiError {
 
 /// Counts a wrong second-factor code against the caller, like a wrong password.
 async fn count_wrong_code(state: &AppState, user: &users::User, meta: &RequestMeta) -> Result<(), ApiError> {
-    let (account_key, ip_key) =
-        (throttle::account_key("reauth", &user.email), meta.ip.as_deref().map(throttle::ip_key));
+    let (account_key, ip_key) = reauth_keys(user, meta);
     let policy = throttle_policy(state);
     state
         .db()
@@ -426,6 +435,7 @@ pub async fn mfa_enroll(
     check_credentials_shape(&[("password", &body.password)])?;
     let user = caller(&state, &auth).await?;
     prove_password(&state, &user, &body.password, &meta).await?;
+    reauth_succeeded(&state, &user, &meta).await?;
     let user_id = user.id;
     let issuer = state.settings().auth.totp_issuer.clone();
     let event = auth.audit("auth.mfa.enrollment_started", Outcome::Success, &meta).with_target("user", user_id);
@@ -492,7 +502,10 @@ pub async fn mfa_confirm(
     })
     .await;
     match confirmed {
-        Ok(codes) => Ok(envelope::ok(RecoveryCodes { recovery_codes: codes })),
+        Ok(codes) => {
+            reauth_succeeded(&state, &user, &meta).await?;
+            Ok(envelope::ok(RecoveryCodes { recovery_codes: codes }))
+        }
         Err(DomainError::Validation { .. }) => {
             count_wrong_code(&state, &user, &meta).await?;
             Err(wrong_credentials())
@@ -567,6 +580,7 @@ pub async fn mfa_disable(
         count_wrong_code(&state, &counted_user, &meta).await?;
         return Err(wrong_credentials());
     }
+    reauth_succeeded(&state, &counted_user, &meta).await?;
     Ok(envelope::ok(MfaState { mfa_enabled: false }))
 }
 
@@ -614,16 +628,22 @@ pub async fn change_password(
     let (_, session_id) = auth.member()?;
     let body = body.into_inner();
     check_credentials_shape(&[("current_password", &body.current_password), ("new_password", &body.new_password)])?;
+    users::validate_password(&body.new_password)
+        .map_err(|problem| ApiError::invalid_field("new_password", &problem))?;
     let user = caller(&state, &auth).await?;
-    let hash = new_password_hash(body.new_password).await?;
+    // Proved before the new one is hashed, so a guesser cannot make the server hash at will.
     prove_password(&state, &user, &body.current_password, &meta).await?;
+    let hash = new_password_hash(body.new_password).await?;
+    reauth_succeeded(&state, &user, &meta).await?;
     let user_id = user.id;
     let event = auth.audit("auth.password_changed", Outcome::Success, &meta).with_target("user", user_id);
+    let auth_firm = auth.firm;
     let ended = state
         .db()
         .firm_tx(auth.firm, |conn| {
             async move {
                 users::set_password_hash(conn, user_id, &hash).await?;
+                password_resets::void_for_user(conn, auth_firm, user_id).await?;
                 let ended = sessions::revoke_everywhere(conn, user_id, Some(session_id), "password_changed").await?;
                 audit::record(conn, &event.with_metadata(serde_json::json!({ "sessions_ended": ended }))).await?;
                 Ok::<_, DomainError>(ended)
@@ -668,8 +688,10 @@ pub async fn forgot_password(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("firm", &body.firm), ("email", &body.email)])?;
-    let (account_key, ip_key) =
-        (throttle::account_key(&format!("reset|{}", body.firm), &body.email), meta.ip.as_deref().map(throttle::ip_key));
+    let (account_key, ip_key) = (
+        throttle::account_key(throttle::Flow::Reset, &body.firm, &body.email),
+        meta.ip.as_deref().map(throttle::ip_key),
+    );
     let policy = throttle_policy(&state);
     let wait = state
         .db()
@@ -743,6 +765,7 @@ pub struct PasswordReset {
     responses(
         (status = 200, description = "Password set; every session ended", body = PasswordChanged),
         (status = 400, description = "Unknown, spent or lapsed token, or an unacceptable password", body = ErrorBody),
+        (status = 429, description = "Too many attempts from this client; see Retry-After", body = ErrorBody),
     )
 )]
 pub async fn reset_password(
@@ -752,12 +775,36 @@ pub async fn reset_password(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let invalid = || ApiError::invalid_field("token", "the reset link is invalid, already used or has lapsed");
-    // Checked before the token is spent, so a password that is refused costs no link.
-    let hash = new_password_hash(body.new_password).await?;
+    users::validate_password(&body.new_password)
+        .map_err(|problem| ApiError::invalid_field("new_password", &problem))?;
+    // Counted per client before any work, and the token checked before the (deliberately
+    // slow) hash, so nobody can make the server hash at will.
+    let ip_key = meta.ip.as_deref().map(throttle::ip_key);
+    if let Some(key) = ip_key.clone() {
+        let policy = throttle_policy(&state);
+        let wait = state
+            .db()
+            .platform_tx(|conn| {
+                async move { throttle::take_attempt(conn, &key, policy.max_per_ip, policy.window).await }.scope_boxed()
+            })
+            .await?;
+        if let Some(retry_after) = wait {
+            return Err(throttled(retry_after));
+        }
+    }
     let Some((firm, secret)) = sessions::parse_firm_secret(body.token.trim()) else {
         return Err(invalid());
     };
     let secret = secret.to_owned();
+    let probe = secret.clone();
+    let open = state
+        .db()
+        .firm_tx(firm, |conn| async move { password_resets::is_open(conn, firm, &probe).await }.scope_boxed())
+        .await?;
+    if !open {
+        return Err(invalid());
+    }
+    let hash = new_password_hash(body.new_password).await?;
     let reset = state
         .db()
         .firm_tx(firm, |conn| {
@@ -766,6 +813,7 @@ pub async fn reset_password(
                     return Ok(None);
                 };
                 users::set_password_hash(conn, reset.user_id, &hash).await?;
+                password_resets::void_for_user(conn, firm, reset.user_id).await?;
                 let ended = sessions::revoke_everywhere(conn, reset.user_id, None, "password_reset").await?;
                 let event = NewAuditEvent::new(
                     firm,
@@ -784,5 +832,8 @@ pub async fn reset_password(
         })
         .await?;
     let ended = reset.ok_or_else(invalid)?;
+    if let Some(key) = ip_key {
+        state.db().platform_tx(|conn| async move { throttle::give_back(conn, &key).await }.scope_boxed()).await?;
+    }
     Ok(envelope::ok(PasswordChanged { sessions_ended: ended }))
 }

@@ -27,19 +27,28 @@ pub struct InvitationPreview {
     pub role: Role,
 }
 
-/// What an invitation is for: the firm's name and the role, nothing else.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvitationToken {
+    /// From the invitation email.
+    pub token: String,
+}
+
+/// What an invitation is for: the firm's name and the role, nothing else. The token
+/// travels in the body, never in a URL (which ends up in logs and Referer headers).
 #[utoipa::path(
-    get,
-    path = "/api/v1/invitations/{token}",
+    post,
+    path = "/api/v1/invitations/preview",
     tag = "members",
-    params(("token" = String, Path, description = "From the invitation email")),
+    request_body = InvitationToken,
     responses(
         (status = 200, description = "The invitation", body = InvitationPreview),
+        (status = 400, description = "Malformed body", body = ErrorBody),
         (status = 404, description = "Unknown, used, withdrawn or lapsed", body = ErrorBody),
     )
 )]
-pub async fn preview(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let token = path.into_inner();
+pub async fn preview(state: web::Data<AppState>, body: web::Json<InvitationToken>) -> Result<HttpResponse, ApiError> {
+    let token = body.into_inner().token;
     let (firm, secret) = sessions::parse_firm_secret(token.trim()).ok_or_else(invalid_invitation)?;
     let secret = secret.to_owned();
     let found = state
@@ -192,7 +201,7 @@ async fn prove_existing_login(
     meta: &RequestMeta,
 ) -> Result<(), ApiError> {
     let (account_key, ip_key) =
-        (throttle::account_key("invitation", &user.email), meta.ip.as_deref().map(throttle::ip_key));
+        (throttle::account_key(throttle::Flow::Invitation, "", &user.email), meta.ip.as_deref().map(throttle::ip_key));
     let policy = throttle_policy(state);
     let keys = (account_key.clone(), ip_key.clone());
     let wait = state

@@ -111,7 +111,7 @@ fn api_v1() -> actix_web::Scope {
         .service(web::resource("/auth/password/forgot").route(web::post().to(identity::forgot_password)))
         .service(web::resource("/auth/password/reset").route(web::post().to(identity::reset_password)))
         .service(web::resource("/invitations/accept").route(web::post().to(invitations::accept)))
-        .service(web::resource("/invitations/{token}").route(web::get().to(invitations::preview)))
+        .service(web::resource("/invitations/preview").route(web::post().to(invitations::preview)))
         .service(web::resource("/me").route(web::get().to(identity::me_handler)))
         .service(
             web::resource("/members")

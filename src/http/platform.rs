@@ -66,7 +66,7 @@ pub async fn operator_login(
     let body = body.into_inner();
     check_credentials_shape(&[("email", &body.email), ("password", &body.password)])?;
     let policy = throttle_policy(&state);
-    let account_key = throttle::account_key("platform", &body.email);
+    let account_key = throttle::account_key(throttle::Flow::Operator, "", &body.email);
     let ip_key = meta.ip.as_deref().map(throttle::ip_key);
     let (keys, email) = ((account_key.clone(), ip_key.clone()), body.email.clone());
     let (wait, operator) = state
@@ -415,13 +415,10 @@ pub async fn grant_token(
     let until_grant_ends = grant.expires_at.map_or(0, |e| (e - Utc::now()).num_seconds());
     let ttl =
         i64::try_from(state.settings().auth.break_glass_token_ttl_secs).unwrap_or(900).min(until_grant_ends).max(1);
-    let session_key = state
-        .db()
-        .platform_tx(|conn| async move { operators::find_active(conn, operator_id).await }.scope_boxed())
-        .await?
-        .map(|o| o.session_key);
+    // The key of the session asking, not whatever is current: a token asked for just as
+    // its operator signs out ends with that session.
     let mut token_claims = claims(operator_id, TokenType::BreakGlass, ttl);
-    token_claims.sid = session_key;
+    token_claims.sid = Some(operator.session_key);
     token_claims.firm_id = Some(grant.target_firm_id);
     token_claims.role = Some(crate::domain::memberships::Role::Readonly);
     token_claims.bg = Some(grant.id);

@@ -90,8 +90,10 @@ fn id_in(job: &Job, field: &str) -> Option<Uuid> {
     job.payload.get(field).and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok())
 }
 
+/// The token rides in the fragment: browsers never send it to a server, so it stays out of
+/// access logs and Referer headers; the page reads it and posts it.
 fn link(settings: &MailSettings, page: &str, token: &str) -> String {
-    format!("{}/{page}?token={token}", settings.link_base_url.trim_end_matches('/'))
+    format!("{}/{page}#token={token}", settings.link_base_url.trim_end_matches('/'))
 }
 
 /// `mail.invitation {invitation_id}`: sends the invitation with a fresh token; nothing

@@ -301,10 +301,10 @@ pub fn quoted_printable(text: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// The token of the `page?token=` link in an email.
+/// The token of the `page#token=` link in an email.
 pub fn token_in(mail: &str, page: &str) -> String {
     let joined = quoted_printable(mail);
-    let marker = format!("{page}?token=");
+    let marker = format!("{page}#token=");
     let start = joined.find(&marker).unwrap_or_else(|| panic!("no {page} link in: {mail}")) + marker.len();
     joined[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')).collect()
 }

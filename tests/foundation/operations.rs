@@ -94,7 +94,7 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/members"),
         ("post", "/api/v1/members/invitations/{id}/resend"),
         ("delete", "/api/v1/members/invitations/{id}"),
-        ("get", "/api/v1/invitations/{token}"),
+        ("post", "/api/v1/invitations/preview"),
         ("post", "/api/v1/invitations/accept"),
         ("patch", "/api/v1/members/{user_id}"),
         ("delete", "/api/v1/members/{user_id}"),

@@ -199,3 +199,22 @@ async fn a_session_is_not_renewed_past_its_lifetime() {
     assert_eq!(late.status(), 401);
     assert_eq!(json(late).await["error"]["code"], "invalid_refresh_token");
 }
+
+#[actix_web::test]
+async fn a_firm_cannot_end_the_sessions_of_someone_who_is_not_its_member() {
+    let app = spawn_app().await;
+    let (firm_a, _, _, _) = signed_in_owner(&app).await;
+    let (_, _, b_owner_id, b_owner) = signed_in_owner(&app).await;
+    let firm_a_id = firm_a.firm_id();
+    let ended = app
+        .state
+        .db()
+        .firm_tx(firm_a_id, |conn| {
+            async move { consultantpro::domain::sessions::revoke_everywhere(conn, b_owner_id, None, "attack").await }
+                .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(ended, 0);
+    assert_eq!(app.get_as(&b_owner, "/api/v1/me").await.status(), 200, "firm B's owner is still signed in");
+}

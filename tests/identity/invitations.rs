@@ -133,18 +133,24 @@ async fn invitations_are_single_use_lapse_and_can_be_resent_or_withdrawn() {
     let second = token_in(&mail_to(&email).await, "accept-invitation");
     assert_ne!(first, second);
     // The earlier link stopped working when the new one went out.
-    assert_eq!(app.get(&format!("/api/v1/invitations/{first}")).await.status(), 404);
-    assert_eq!(app.get(&format!("/api/v1/invitations/{second}")).await.status(), 200);
+    assert_eq!(app.post("/api/v1/invitations/preview", &serde_json::json!({ "token": first })).await.status(), 404);
+    assert_eq!(app.post("/api/v1/invitations/preview", &serde_json::json!({ "token": second })).await.status(), 200);
 
     let withdrawn = app.delete_as(&owner, &format!("/api/v1/members/invitations/{id}")).await;
     assert_eq!(withdrawn.status(), 200);
-    assert_eq!(app.get(&format!("/api/v1/invitations/{second}")).await.status(), 404);
+    assert_eq!(app.post("/api/v1/invitations/preview", &serde_json::json!({ "token": second })).await.status(), 404);
     let late =
         app.post("/api/v1/invitations/accept", &serde_json::json!({ "token": second, "password": PASSWORD })).await;
     assert_eq!(late.status(), 404);
     assert_eq!(app.login(&firm.slug, &email, PASSWORD).await.status(), 401);
     for token in ["", "nonsense", "00000000-0000-0000-0000-000000000000.x"] {
-        assert_eq!(app.get(&format!("/api/v1/invitations/{token}x")).await.status(), 404, "{token}");
+        assert_eq!(
+            app.post("/api/v1/invitations/preview", &serde_json::json!({ "token": format!("{token}x") }))
+                .await
+                .status(),
+            404,
+            "{token}"
+        );
     }
     // Another firm cannot resend or withdraw it.
     let (_, _, _, stranger) = signed_in_owner(&app).await;
@@ -185,9 +191,13 @@ async fn emailed_invitation_and_reset_links_stop_working_when_they_lapse() {
     let email = address();
     invite(&app, &owner, &email, "staff").await;
     let token = emailed_token(&app, &firm, &email).await;
-    assert_eq!(app.get(&format!("/api/v1/invitations/{token}")).await.status(), 200, "valid before it lapses");
+    assert_eq!(
+        app.post("/api/v1/invitations/preview", &serde_json::json!({ "token": token })).await.status(),
+        200,
+        "valid before it lapses"
+    );
     lapse(&app, &firm, "invitations").await;
-    assert_eq!(app.get(&format!("/api/v1/invitations/{token}")).await.status(), 404);
+    assert_eq!(app.post("/api/v1/invitations/preview", &serde_json::json!({ "token": token })).await.status(), 404);
     let late =
         app.post("/api/v1/invitations/accept", &serde_json::json!({ "token": token, "password": PASSWORD })).await;
     assert_eq!(late.status(), 404);

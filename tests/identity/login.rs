@@ -281,6 +281,20 @@ async fn forwarded_for_is_read_only_from_trusted_proxies_and_from_the_right() {
     let token = json(response).await["data"]["access_token"].as_str().unwrap().to_owned();
     assert_eq!(audited_ip(&app, &token).await.as_deref(), Some("203.0.113.10"));
 
+    // A client's own left-hand entry that is not even text does not hide the proxy's.
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, Role::Owner).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/auth/login"))
+        .header("x-forwarded-for", reqwest::header::HeaderValue::from_bytes(b"\xff\xfe, 203.0.113.12").unwrap())
+        .json(&serde_json::json!({ "firm": firm.slug, "email": email, "password": PASSWORD }))
+        .send()
+        .await
+        .unwrap();
+    let token = json(response).await["data"]["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(audited_ip(&app, &token).await.as_deref(), Some("203.0.113.12"));
+
     // Behind two proxies: two places from the right.
     let app = spawn_app_with(|s| {
         s.server.trust_forwarded_for = true;

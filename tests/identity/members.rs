@@ -24,7 +24,7 @@ async fn owners_invite_members_who_join_with_a_password_of_their_own() {
     let mail = mail_to(&email).await;
     assert!(mail.contains(&firm.name), "{mail}");
     let token = token_in(&mail, "accept-invitation");
-    let preview = json(app.get(&format!("/api/v1/invitations/{token}")).await).await;
+    let preview = json(app.post("/api/v1/invitations/preview", &serde_json::json!({ "token": token })).await).await;
     let mut keys: Vec<&str> = preview["data"].as_object().unwrap().keys().map(String::as_str).collect();
     keys.sort_unstable();
     assert_eq!(keys, ["firm_name", "role"], "the preview shows the firm and role only");

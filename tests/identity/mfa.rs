@@ -151,3 +151,18 @@ async fn wrong_passwords_and_codes_at_the_mfa_endpoints_are_throttled_like_log_i
     assert_eq!(right.status(), 429);
     assert!(right.headers().contains_key("retry-after"));
 }
+
+#[actix_web::test]
+async fn a_known_password_does_not_buy_unlimited_guesses_at_the_code() {
+    let app = spawn_app().await;
+    let (slug, email, _, codes) = member_with_mfa(&app).await;
+    let tokens = json(login_with(&app, &slug, &email, serde_json::json!({ "recovery_code": codes[0] })).await).await;
+    let token = tokens["data"]["access_token"].as_str().unwrap();
+    let guess = serde_json::json!({ "password": PASSWORD, "code": "000000" });
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(app.post_as(token, "/api/v1/auth/mfa/disable", &guess).await.status().as_u16());
+    }
+    assert!(statuses.contains(&429), "guessing the code was never throttled: {statuses:?}");
+    assert!(statuses.iter().take_while(|s| **s == 401).count() <= 3, "{statuses:?}");
+}
