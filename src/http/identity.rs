@@ -102,6 +102,26 @@ pub(super) fn check_credentials_shape(pairs: &[(&str, &str)]) -> Result<(), ApiE
     }
 }
 
+/// Counts one attempt against an account (and the client's address); 429 when either has
+/// used up its allowance.
+pub(super) async fn take_attempt(
+    state: &AppState,
+    account_key: String,
+    ip_key: Option<String>,
+) -> Result<(), ApiError> {
+    let policy = throttle_policy(state);
+    let wait = state
+        .db()
+        .platform_tx(|conn| {
+            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
+        })
+        .await?;
+    match wait {
+        Some(retry_after) => Err(throttled(retry_after)),
+        None => Ok(()),
+    }
+}
+
 pub(super) fn throttled(retry_after: Duration) -> ApiError {
     ApiError::RateLimited { retry_after_secs: u64::try_from(retry_after.num_seconds().max(1)).unwrap_or(1) }
 }
@@ -355,16 +375,7 @@ async fn prove_password(
     meta: &RequestMeta,
 ) -> Result<(), ApiError> {
     let (account_key, ip_key) = reauth_keys(user, meta);
-    let policy = throttle_policy(state);
-    let wait = state
-        .db()
-        .platform_tx(|conn| {
-            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
-        })
-        .await?;
-    if let Some(retry_after) = wait {
-        return Err(throttled(retry_after));
-    }
+    take_attempt(state, account_key, ip_key).await?;
     if !login::verify_password_off_thread(password.to_owned(), user.password_hash.clone()).await {
         return Err(wrong_credentials());
     }
@@ -394,14 +405,11 @@ fn wrong_credentials() -> ApiError {
 /// Counts a wrong second-factor code against the caller, like a wrong password.
 async fn count_wrong_code(state: &AppState, user: &users::User, meta: &RequestMeta) -> Result<(), ApiError> {
     let (account_key, ip_key) = reauth_keys(user, meta);
-    let policy = throttle_policy(state);
-    state
-        .db()
-        .platform_tx(|conn| {
-            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
-        })
-        .await?;
-    Ok(())
+    // Counted whether or not the allowance is already spent: the answer is a refusal anyway.
+    match take_attempt(state, account_key, ip_key).await {
+        Ok(()) | Err(ApiError::RateLimited { .. }) => Ok(()),
+        Err(other) => Err(other),
+    }
 }
 
 async fn caller(state: &AppState, auth: &FirmAuth) -> Result<users::User, ApiError> {
@@ -692,16 +700,7 @@ pub async fn forgot_password(
         throttle::account_key(throttle::Flow::Reset, &body.firm, &body.email),
         meta.ip.as_deref().map(throttle::ip_key),
     );
-    let policy = throttle_policy(&state);
-    let wait = state
-        .db()
-        .platform_tx(|conn| {
-            async move { throttle::take_attempts(conn, &account_key, ip_key.as_deref(), policy).await }.scope_boxed()
-        })
-        .await?;
-    if let Some(retry_after) = wait {
-        return Err(throttled(retry_after));
-    }
+    take_attempt(&state, account_key, ip_key).await?;
     let (slug, email) = (body.firm, body.email);
     let found = state
         .db()

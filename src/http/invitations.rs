@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
-use super::identity::{check_credentials_shape, throttle_policy, throttled};
+use super::identity::{check_credentials_shape, take_attempt};
 use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::memberships::{self, Role};
 use crate::domain::users::{self, NewUser};
@@ -202,17 +202,7 @@ async fn prove_existing_login(
 ) -> Result<(), ApiError> {
     let (account_key, ip_key) =
         (throttle::account_key(throttle::Flow::Invitation, "", &user.email), meta.ip.as_deref().map(throttle::ip_key));
-    let policy = throttle_policy(state);
-    let keys = (account_key.clone(), ip_key.clone());
-    let wait = state
-        .db()
-        .platform_tx(|conn| {
-            async move { throttle::take_attempts(conn, &keys.0, keys.1.as_deref(), policy).await }.scope_boxed()
-        })
-        .await?;
-    if let Some(retry_after) = wait {
-        return Err(throttled(retry_after));
-    }
+    take_attempt(state, account_key.clone(), ip_key.clone()).await?;
     if !login::verify_password_off_thread(body.password.clone(), user.password_hash.clone()).await {
         return Err(ApiError::unauthorized_as("invalid_credentials", "the email or password is not correct"));
     }
