@@ -8,8 +8,8 @@
 //! email is sent (by the mail job), so nothing usable rests in the database or the queue.
 
 use chrono::{DateTime, Duration, Utc};
-use diesel::QueryableByName;
 use diesel::sql_types::{Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -117,10 +117,9 @@ pub async fn find_open(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> 
     ))
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(id)
-    .load::<Invitation>(conn)
-    .await?
-    .into_iter()
-    .next()
+    .get_result::<Invitation>(conn)
+    .await
+    .optional()?
     .ok_or(DomainError::NotFound("invitation"))
 }
 
@@ -139,10 +138,9 @@ pub async fn renew(
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(id)
     .bind::<diesel::sql_types::BigInt, _>(ttl.num_seconds())
-    .load::<Invitation>(conn)
-    .await?
-    .into_iter()
-    .next()
+    .get_result::<Invitation>(conn)
+    .await
+    .optional()?
     .ok_or(DomainError::NotFound("invitation"))
 }
 
@@ -154,10 +152,9 @@ pub async fn revoke(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Res
     ))
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(id)
-    .load::<Invitation>(conn)
-    .await?
-    .into_iter()
-    .next()
+    .get_result::<Invitation>(conn)
+    .await
+    .optional()?
     .ok_or(DomainError::NotFound("invitation"))
 }
 

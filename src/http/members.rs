@@ -173,13 +173,6 @@ pub async fn add_member(
     Ok(envelope::created(invitation))
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct InvitationList {
-    pub data: Vec<Invitation>,
-    #[schema(value_type = Object)]
-    pub meta: serde_json::Value,
-}
-
 /// Sends an open invitation again with a new link (the earlier one stops working) and a
 /// fresh lifetime.
 #[utoipa::path(

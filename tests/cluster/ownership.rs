@@ -7,7 +7,7 @@ use consultantpro::config::Settings;
 use consultantpro::domain::{FirmId, cluster};
 use scoped_futures::ScopedFutureExt;
 
-use crate::helpers::{TestApp, cli_command, new_firm, spawn_app_from};
+use crate::helpers::{TestApp, cli_command, new_firm, set_firm_status, spawn_app_from};
 use crate::kinds::{
     self, FLAKY, FLAKY_PANICS, FlakyKind, SHY, SHY_FAILURES, STUBBORN, ShyKind, StubbornKind, TICKER, TickerKind,
 };
@@ -428,26 +428,6 @@ async fn the_owner_hears_of_new_work_through_the_database_and_starts_it() {
     assert_eq!(kinds::running(firm, TICKER, "second"), vec![owner_node]);
 }
 
-async fn set_firm_status(app: &TestApp, firm: FirmId, status: &'static str) {
-    app.state
-        .db()
-        .platform_tx(|conn| {
-            async move {
-                diesel_async::RunQueryDsl::execute(
-                    diesel::sql_query("UPDATE firms SET status = $1 WHERE id = $2")
-                        .bind::<diesel::sql_types::Text, _>(status)
-                        .bind::<diesel::sql_types::Uuid, _>(firm.into_uuid()),
-                    conn,
-                )
-                .await
-                .map_err(consultantpro::domain::DomainError::from)
-            }
-            .scope_boxed()
-        })
-        .await
-        .unwrap();
-}
-
 #[actix_web::test]
 async fn a_suspended_firm_is_let_go_and_taken_again_when_reactivated() {
     let name = cluster_name();
@@ -456,7 +436,7 @@ async fn a_suspended_firm_is_let_go_and_taken_again_when_reactivated() {
     require(&app, &name, &[firm]).await;
     running_ticker(&[&app], firm).await;
 
-    set_firm_status(&app, firm, "suspended").await;
+    set_firm_status(&app.db(), firm, "suspended").await;
     let stopped = wait_until(Duration::from_secs(5), || kinds::running(firm, TICKER, "main").is_empty()).await;
     assert!(stopped.is_some(), "a suspended firm's work kept running");
     assert!(!app.state.registry().owns(firm));
@@ -464,7 +444,7 @@ async fn a_suspended_firm_is_let_go_and_taken_again_when_reactivated() {
     tokio::time::sleep(Duration::from_millis(3 * HEARTBEAT_MS)).await;
     assert!(kinds::running(firm, TICKER, "main").is_empty() && !app.state.registry().owns(firm));
 
-    set_firm_status(&app, firm, "active").await;
+    set_firm_status(&app.db(), firm, "active").await;
     let node_id = app.state.registry().node();
     let back = wait_until(Duration::from_secs(5), || {
         kinds::starts(firm, TICKER, "main").len() == 2 && kinds::running(firm, TICKER, "main") == vec![node_id]

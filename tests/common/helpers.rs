@@ -334,3 +334,24 @@ pub async fn invite_and_join(
     assert_eq!(status, 200, "{}", json(accepted).await);
     app.login_ok(&firm.slug, email, PASSWORD).await["access_token"].as_str().unwrap().to_owned()
 }
+
+/// Suspends (`"suspended"`) or reactivates (`"active"`) a firm, as a platform operator's
+/// tooling would.
+pub async fn set_firm_status(db: &Db, firm: consultantpro::domain::FirmId, status: &'static str) {
+    use scoped_futures::ScopedFutureExt;
+    db.platform_tx(|conn| {
+        async move {
+            diesel_async::RunQueryDsl::execute(
+                diesel::sql_query("UPDATE firms SET status = $1 WHERE id = $2")
+                    .bind::<diesel::sql_types::Text, _>(status)
+                    .bind::<diesel::sql_types::Uuid, _>(firm.into_uuid()),
+                conn,
+            )
+            .await
+            .map_err(consultantpro::domain::DomainError::from)
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+}

@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use consultantpro::domain::DomainError;
 use scoped_futures::ScopedFutureExt;
 
-use crate::helpers::{PASSWORD, TestApp, json, signed_in_owner, spawn_app, spawn_app_with};
+use crate::helpers::{PASSWORD, TestApp, json, set_firm_status, signed_in_owner, spawn_app, spawn_app_with};
 
 /// A client with a contact that has portal access and a portal login for it: (client id,
 /// contact id, portal access token, portal refresh token).
@@ -147,26 +146,6 @@ async fn a_portal_user_starts_conversations_with_only_its_own_contact() {
     assert_eq!(theirs["data"].as_array().unwrap().len(), 0);
 }
 
-async fn set_firm_status(app: &TestApp, firm: uuid::Uuid, status: &'static str) {
-    app.state
-        .db()
-        .platform_tx(|conn| {
-            async move {
-                diesel_async::RunQueryDsl::execute(
-                    diesel::sql_query("UPDATE firms SET status = $1 WHERE id = $2")
-                        .bind::<diesel::sql_types::Text, _>(status)
-                        .bind::<diesel::sql_types::Uuid, _>(firm),
-                    conn,
-                )
-                .await
-                .map_err(DomainError::from)
-            }
-            .scope_boxed()
-        })
-        .await
-        .unwrap();
-}
-
 #[actix_web::test]
 async fn a_suspended_firms_sessions_end_at_the_next_request_and_refresh() {
     let app = spawn_app().await;
@@ -174,13 +153,13 @@ async fn a_suspended_firms_sessions_end_at_the_next_request_and_refresh() {
     let tokens = app.login_ok(&firm.slug, &email, PASSWORD).await;
     let (token, refresh) = (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
     assert_eq!(app.get_as(token, "/api/v1/me").await.status(), 200);
-    set_firm_status(&app, firm.id, "suspended").await;
+    set_firm_status(&app.db(), firm.firm_id(), "suspended").await;
     assert_eq!(app.get_as(token, "/api/v1/me").await.status(), 401);
     assert_eq!(app.get_as(token, "/api/v1/clients").await.status(), 401);
     let refreshed = app.post("/api/v1/auth/refresh", &serde_json::json!({ "refresh_token": refresh })).await;
     assert_eq!(refreshed.status(), 401);
     // Reactivated, the same session works again: suspension refuses, it does not revoke.
-    set_firm_status(&app, firm.id, "active").await;
+    set_firm_status(&app.db(), firm.firm_id(), "active").await;
     assert_eq!(app.get_as(token, "/api/v1/me").await.status(), 200);
 }
 

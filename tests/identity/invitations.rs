@@ -217,3 +217,59 @@ async fn emailed_invitation_and_reset_links_stop_working_when_they_lapse() {
     assert_eq!(late.status(), 400);
     app.login_ok(&firm.slug, &owner_email, PASSWORD).await;
 }
+
+#[actix_web::test]
+async fn malformed_input_to_the_new_account_endpoints_is_a_400_in_the_error_format() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let public = [
+        "/api/v1/invitations/preview",
+        "/api/v1/invitations/accept",
+        "/api/v1/auth/password/forgot",
+        "/api/v1/auth/password/reset",
+    ];
+    let signed_in =
+        ["/api/v1/auth/password", "/api/v1/auth/mfa/enroll", "/api/v1/auth/mfa/confirm", "/api/v1/auth/mfa/disable"];
+    let bodies = ["{not json", "[1, 2]", "{\"token\": 5}", "{\"unexpected\": true}", "{}"];
+    for path in public.iter().chain(signed_in.iter()) {
+        for body in bodies {
+            let response = app
+                .client
+                .post(app.url(path))
+                .bearer_auth(&owner)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status();
+            let answer = json(response).await;
+            assert_eq!(status, 400, "{path} {body}: {answer}");
+            assert_eq!(answer["error"]["code"], "validation_error", "{path} {body}");
+        }
+    }
+    // Ids that are not ids, in the invitation management paths.
+    let resend = app.post_as(&owner, "/api/v1/members/invitations/42/resend", &serde_json::json!({})).await;
+    assert_eq!(resend.status(), 400);
+    assert_eq!(app.delete_as(&owner, "/api/v1/members/invitations/42").await.status(), 400);
+}
+
+#[actix_web::test]
+async fn another_firms_invitations_cannot_be_resent_or_withdrawn() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (_, _, _, stranger) = signed_in_owner(&app).await;
+    let email = address();
+    let invitation = invite(&app, &owner, &email, "staff").await;
+    let id = invitation["id"].as_str().unwrap();
+    let resend =
+        app.post_as(&stranger, &format!("/api/v1/members/invitations/{id}/resend"), &serde_json::json!({})).await;
+    assert_eq!(resend.status(), 404);
+    assert_eq!(json(resend).await["error"]["code"], "not_found");
+    assert_eq!(app.delete_as(&stranger, &format!("/api/v1/members/invitations/{id}")).await.status(), 404);
+    // Untouched: still open, and only the one email went out.
+    run_jobs(&app, firm.firm_id()).await;
+    assert_eq!(mails_to(&email), 1);
+    let listed = json(app.get_as(&owner, "/api/v1/members?status=invited").await).await;
+    assert_eq!(listed["data"][0]["id"], id);
+}
