@@ -39,7 +39,30 @@ pub struct Settings {
     pub cluster: ClusterSettings,
     pub mail: MailSettings,
     pub stripe: StripeSettings,
+    pub twilio: TwilioSettings,
+    pub secrets: SecretSettings,
     pub telemetry: TelemetrySettings,
+}
+
+/// Twilio's APIs, at configurable base URLs (tests and `make run` point them at the local
+/// stand-in, `consultantpro twilio-standin`, which speaks the same wire format).
+#[derive(Debug, Clone, Deserialize)]
+pub struct TwilioSettings {
+    /// The REST API (`/2010-04-01/Accounts/{sid}/Messages.json`, `IncomingPhoneNumbers.json`).
+    pub api_base_url: String,
+    /// The Messaging API (`/v1/Services/{sid}`), where Messaging Services are looked up.
+    pub messaging_base_url: String,
+    pub timeout_secs: u64,
+}
+
+/// Keys that seal stored credentials (Twilio auth tokens, later mailbox passwords) with
+/// AES-256-GCM. `keys` is `id:base64key[,id:base64key...]`; new seals use `active_key`,
+/// and any listed key opens what it sealed, so a key is rotated by adding a new one,
+/// making it active, running `consultantpro reseal-secrets`, then removing the old one.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretSettings {
+    pub active_key: String,
+    pub keys: SecretString,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -251,6 +274,7 @@ impl Settings {
             ("database.app_password", &self.database.app_password, &shipped.database.app_password),
             ("database.owner_password", &self.database.owner_password, &shipped.database.owner_password),
             ("auth.jwt_secret", &self.auth.jwt_secret, &shipped.auth.jwt_secret),
+            ("secrets.keys", &self.secrets.keys, &shipped.secrets.keys),
         ];
         let keys: Vec<&str> = pairs
             .iter()

@@ -10,6 +10,8 @@ pub mod error;
 pub mod http;
 pub mod ingest;
 pub mod outbound;
+pub mod secret_box;
+pub mod standins;
 pub mod telemetry;
 pub mod tenant;
 
@@ -65,6 +67,8 @@ impl ApplicationBuilder {
         let ApplicationBuilder { settings, kinds, extra_routes } = self;
         // reqwest is built without a default TLS provider; pick ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // A server that could not open the credentials it stores should not start.
+        secret_box::SecretBox::from_settings(&settings.secrets)?;
         let settings = Arc::new(settings);
         let db = Db::new(&settings.database)?;
         let bus = match settings.redis.url() {

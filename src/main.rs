@@ -12,7 +12,10 @@ use consultantpro::domain::memberships::Role;
 use consultantpro::domain::onboarding::{self, Joiner};
 use consultantpro::domain::operators::{self, NewOperator};
 use consultantpro::domain::users::NewUser;
+use consultantpro::domain::{FirmId, sms};
 use consultantpro::ingest::csv as csv_io;
+use consultantpro::secret_box::SecretBox;
+use consultantpro::standins::twilio::{self as standin_twilio, TwilioStandin};
 use consultantpro::{Application, db, telemetry};
 use rand::Rng;
 use rand::distr::Alphanumeric;
@@ -93,6 +96,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Serve the local stand-in for Twilio's Messaging APIs (the real service cannot be
+    /// reached from here) until interrupted. Point `twilio.api_base_url` and
+    /// `twilio.messaging_base_url` at it.
+    TwilioStandin {
+        #[arg(long, default_value = "127.0.0.1:58090")]
+        listen: String,
+        /// The hub's public base URL, where `POST /standin/inbound` delivers signed messages.
+        #[arg(long)]
+        hub_url: Option<String>,
+        /// Know the demo firm's account (see `consultantpro demo`).
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Re-seal every stored credential under `secrets.active_key` (after adding a new key);
+    /// the old key may be removed afterwards.
+    ResealSecrets,
     /// Export a firm's contacts or leads as CSV (to stdout, or --output FILE).
     Export {
         kind: CsvKind,
@@ -206,6 +225,21 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("operator {} deactivated; their tokens no longer work", operator.email);
         }
         Command::Demo => demo(&settings).await?,
+        Command::TwilioStandin { listen, hub_url, demo } => {
+            let listener = std::net::TcpListener::bind(&listen).with_context(|| format!("binding {listen}"))?;
+            let standin = TwilioStandin::start(listener, hub_url)?;
+            if demo {
+                standin.add_account(standin_twilio::demo_account());
+            }
+            println!("Twilio stand-in on {}", standin.base_url);
+            tokio::signal::ctrl_c().await?;
+        }
+        Command::ResealSecrets => {
+            let db = Db::new(&settings.database)?;
+            let secret_box = SecretBox::from_settings(&settings.secrets)?;
+            let resealed = sms::reseal_all(&db, &secret_box).await?;
+            println!("resealed {resealed} stored credentials under key `{}`", settings.secrets.active_key);
+        }
         Command::Status { json } => status(&settings, json).await?,
         Command::Import { kind, file, firm, skip_invalid } => {
             import(&settings, kind, &file, &firm, skip_invalid).await?
@@ -348,6 +382,9 @@ async fn demo(settings: &Settings) -> anyhow::Result<()> {
         }
         Err(other) => return Err(other.into()),
     };
+    if let Some(number) = demo_sms(settings, &db, firm.firm_id()).await? {
+        println!("demo SMS on {number}, through the Twilio stand-in (see the README)");
+    }
     if onboarding::find_user(&db, DEMO_OWNER_EMAIL).await?.is_some() {
         println!("demo firm `{DEMO_SLUG}` is ready; its owner {DEMO_OWNER_EMAIL} was created earlier");
         return Ok(());
@@ -361,6 +398,41 @@ async fn demo(settings: &Settings) -> anyhow::Result<()> {
     println!("  email:    {DEMO_OWNER_EMAIL}");
     println!("  password: {password}");
     Ok(())
+}
+
+/// Gives the demo firm the stand-in's demo Twilio account and number, once, when Twilio is
+/// the local stand-in (a real account is never touched).
+async fn demo_sms(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Result<Option<String>> {
+    let api = url::Url::parse(&settings.twilio.api_base_url).context("twilio.api_base_url")?;
+    let local = api.host_str().is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    if !local {
+        return Ok(None);
+    }
+    let account = standin_twilio::demo_account();
+    let secret_box = SecretBox::from_settings(&settings.secrets)?;
+    let sealed = secret_box.seal(&account.token, &sms::token_context(firm))?;
+    let public = format!("http://{}:{}", settings.server.host, settings.server.port);
+    let number = account.numbers[0].clone();
+    let added = number.clone();
+    db.firm_tx(firm, |conn| {
+        async move {
+            if sms::settings(conn, firm).await?.is_some() {
+                return Ok(());
+            }
+            let input = sms::SettingsInput {
+                account_sid: account.sid.clone(),
+                auth_token_sealed: Some(sealed),
+                public_base_url: public,
+                help_text: "Demo Consulting: reply STOP to stop, START to start again.".into(),
+            };
+            sms::save_settings(conn, firm, input).await?;
+            let sender = sms::NumberInput { phone_number: Some(added), label: Some("Demo line".into()), ..Default::default() };
+            sms::add_number(conn, firm, sender).await.map(|_| ())
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(Some(number))
 }
 
 fn generate_password() -> String {

@@ -46,3 +46,13 @@ diesel::define_sql_function! {
     /// The role an access token's session still carries, or NULL.
     fn cp_session_role(firm: Uuid, member: Uuid, session: Uuid) -> Nullable<Text>;
 }
+
+diesel::define_sql_function! {
+    /// A message's delivery over its channel (SMS), as JSON; NULL for hub-only messages.
+    fn cp_message_delivery(firm: Uuid, message: Uuid) -> Nullable<Jsonb>;
+}
+
+diesel::define_sql_function! {
+    /// The contact's numbers that opted out of SMS.
+    fn cp_contact_sms_opt_outs(firm: Uuid, contact: Uuid) -> Array<Text>;
+}

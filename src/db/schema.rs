@@ -253,6 +253,7 @@ diesel::table! {
         archived_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        needs_review -> Bool,
     }
 }
 
@@ -531,3 +532,96 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(invoices, payments, credit_notes);
+
+diesel::table! {
+    sms_settings (firm_id) {
+        firm_id -> Uuid,
+        account_sid -> Text,
+        auth_token_sealed -> Text,
+        public_base_url -> Text,
+        help_text -> Text,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sms_numbers (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        phone_number -> Nullable<Text>,
+        messaging_service_sid -> Nullable<Text>,
+        label -> Nullable<Text>,
+        per_second -> Int4,
+        next_slot_at -> Timestamptz,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sms_addresses (address) {
+        address -> Text,
+        routed_firm_id -> Uuid,
+        sms_number_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    sms_opt_outs (firm_id, phone_number) {
+        firm_id -> Uuid,
+        phone_number -> Text,
+        keyword -> Text,
+        opted_out_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sms_threads (firm_id, conversation_id) {
+        firm_id -> Uuid,
+        conversation_id -> Uuid,
+        remote_number -> Text,
+        sms_number_id -> Uuid,
+    }
+}
+
+diesel::table! {
+    sms_messages (firm_id, message_id) {
+        firm_id -> Uuid,
+        message_id -> Uuid,
+        conversation_id -> Uuid,
+        direction -> Text,
+        twilio_sid -> Nullable<Text>,
+        from_number -> Nullable<Text>,
+        to_number -> Text,
+        sms_number_id -> Nullable<Uuid>,
+        messaging_service_sid -> Nullable<Text>,
+        status -> Text,
+        status_rank -> Int2,
+        error_code -> Nullable<Int4>,
+        error_message -> Nullable<Text>,
+        segments -> Nullable<Int4>,
+        media -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sms_status_callbacks (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        twilio_sid -> Text,
+        status -> Text,
+        status_rank -> Int2,
+        error_code -> Nullable<Int4>,
+        received_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    sms_settings,
+    sms_numbers,
+    sms_opt_outs,
+    sms_threads,
+    sms_messages,
+    sms_status_callbacks,
+);

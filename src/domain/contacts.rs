@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_text_key, past_time_key};
 use super::users::normalize_email;
 use super::{DomainError, FieldErrors, FirmId, clients};
-use crate::db::functions::{cp_contact_emails, cp_contact_phones, cp_search_contact_ids};
+use crate::db::functions::{cp_contact_emails, cp_contact_phones, cp_contact_sms_opt_outs, cp_search_contact_ids};
 use crate::db::schema::{contact_emails, contact_phones, contacts};
 
 pub const MAX_EMAILS: usize = 10;
@@ -43,6 +43,7 @@ struct ContactRow {
     archived_at: Option<DateTime<Utc>>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
+    needs_review: bool,
     // Folded into the row's query so a page is one round trip, not three.
     #[diesel(
         select_expression = cp_contact_emails(contacts::firm_id, contacts::id),
@@ -54,6 +55,11 @@ struct ContactRow {
         select_expression_type = cp_contact_phones<contacts::firm_id, contacts::id>
     )]
     phones: Vec<String>,
+    #[diesel(
+        select_expression = cp_contact_sms_opt_outs(contacts::firm_id, contacts::id),
+        select_expression_type = cp_contact_sms_opt_outs<contacts::firm_id, contacts::id>
+    )]
+    sms_opted_out: Vec<String>,
 }
 
 impl From<ContactRow> for Contact {
@@ -67,6 +73,8 @@ impl From<ContactRow> for Contact {
             portal_access: r.portal_access,
             emails: r.emails,
             phones: r.phones,
+            sms_opted_out: r.sms_opted_out,
+            needs_review: r.needs_review,
             archived_at: r.archived_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
@@ -87,6 +95,12 @@ pub struct Contact {
     pub emails: Vec<String>,
     /// E.164; the first is the primary number.
     pub phones: Vec<String>,
+    /// Those of `phones` that replied STOP to the firm's SMS: nothing is sent to them until
+    /// they text START.
+    pub sms_opted_out: Vec<String>,
+    /// Made by the hub from an unknown sender (an SMS from a new number); someone should
+    /// check it and clear the flag.
+    pub needs_review: bool,
     pub archived_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -104,6 +118,7 @@ pub struct ContactInput {
     pub portal_access: Option<bool>,
     pub emails: Option<Vec<String>>,
     pub phones: Option<Vec<String>>,
+    pub needs_review: Option<bool>,
 }
 
 #[derive(AsChangeset, Default)]
@@ -114,6 +129,7 @@ struct ContactChanges {
     title: Option<Option<String>>,
     client_id: Option<Option<Uuid>>,
     portal_access: Option<bool>,
+    needs_review: Option<bool>,
 }
 
 struct Checked {
@@ -175,6 +191,7 @@ fn checked(input: ContactInput, phone_region: &str) -> Result<Checked, DomainErr
             title,
             client_id: input.client_id,
             portal_access: input.portal_access,
+            needs_review: input.needs_review,
         },
         emails,
         phones,
@@ -286,6 +303,7 @@ pub async fn create(
             contacts::title.eq(checked.changes.title.flatten()),
             contacts::client_id.eq(checked.changes.client_id.flatten()),
             contacts::portal_access.eq(checked.changes.portal_access.unwrap_or(false)),
+            contacts::needs_review.eq(checked.changes.needs_review.unwrap_or(false)),
         ))
         .execute(conn)
         .await?;
@@ -333,6 +351,25 @@ pub async fn archive(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Re
 }
 
 /// The contact an address belongs to (for ingestion).
+/// The contact a phone number (E.164) belongs to: the active one first, then the one
+/// that lists it highest, then the oldest.
+pub async fn by_phone(conn: &mut AsyncPgConnection, firm: FirmId, phone: &str) -> Result<Option<Contact>, DomainError> {
+    let row = contacts::table
+        .inner_join(
+            contact_phones::table.on(contact_phones::firm_id
+                .eq(contacts::firm_id)
+                .and(contact_phones::contact_id.eq(contacts::id))),
+        )
+        .filter(contacts::firm_id.eq(firm.into_uuid()))
+        .filter(contact_phones::phone.eq(phone))
+        .order((contacts::archived_at.is_not_null(), contact_phones::position, contacts::created_at))
+        .select(ContactRow::as_select())
+        .first(conn)
+        .await
+        .optional()?;
+    Ok(row.map(Contact::from))
+}
+
 pub async fn by_email(conn: &mut AsyncPgConnection, firm: FirmId, email: &str) -> Result<Option<Uuid>, DomainError> {
     let Ok(email) = normalize_email(email) else { return Ok(None) };
     Ok(contact_emails::table

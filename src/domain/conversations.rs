@@ -6,14 +6,14 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::pagination::{CreatedKey, Page, PageSpec, keyset_comparison, like_contains, past_time_key};
 use super::{DomainError, FieldErrors, FirmId};
-use crate::db::functions::{cp_conversation_contacts, cp_conversation_members};
+use crate::db::functions::{cp_conversation_contacts, cp_conversation_members, cp_message_delivery};
 use crate::db::schema::{
     contacts, conversation_participants, conversation_reads, conversations, memberships, messages,
 };
@@ -174,6 +174,16 @@ pub struct Message {
     pub body: String,
     pub client_msg_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// How the message travels over its channel (an SMS: direction, status, Twilio's error
+    /// code and reason, segments, media); null for messages that stay inside the hub.
+    #[diesel(
+        select_expression = cp_message_delivery(messages::firm_id, messages::id),
+        select_expression_type = cp_message_delivery<messages::firm_id, messages::id>
+    )]
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub delivery: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -558,16 +568,20 @@ pub async fn post_message(
     // statement): senders queue here until the holder commits, and the resend check below
     // then sees a concurrent first copy (each statement reads what was committed before it
     // began), so two copies of one client_msg_id never both get a seq.
-    conversations::table
+    let channel: String = conversations::table
         .filter(conversations::firm_id.eq(firm.into_uuid()))
         .filter(conversations::id.eq(conversation))
         .filter(visible_to(viewer, firm))
-        .select(conversations::last_seq)
+        .select(conversations::channel)
         .for_update()
-        .first::<i64>(conn)
+        .first(conn)
         .await
         .optional()?
         .ok_or(DomainError::NotFound("conversation"))?;
+    let is_sms = channel == Channel::Sms.as_str();
+    if is_sms && viewer.portal_contact.is_some() {
+        return Err(DomainError::Forbidden("SMS conversations are answered by the firm's members".into()));
+    }
     if let Some(client_msg_id) = &input.client_msg_id
         && let Some(first) = by_client_msg_id(conn, firm, conversation, viewer.user_id, client_msg_id).await?
     {
@@ -590,7 +604,7 @@ pub async fn post_message(
                 SET last_read_seq = GREATEST(conversation_reads.last_read_seq, excluded.last_read_seq), \
                     read_at = excluded.read_at \
          ) \
-         SELECT * FROM stored",
+         SELECT stored.*, NULL::jsonb AS delivery FROM stored",
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(conversation)
@@ -603,7 +617,51 @@ pub async fn post_message(
     .bind::<Timestamptz, _>(Utc::now())
     .get_result::<Message>(conn)
     .await?;
+    let mut message = message;
+    if is_sms {
+        // Queued in this transaction: a refusal (opted out, no sender) stores nothing.
+        message.delivery = Some(super::sms::queue_outbound(conn, firm, &message).await?);
+    }
     Ok((message, Stored::New))
+}
+
+/// Stores a message that came from outside (an SMS from a contact) or that the hub itself
+/// writes (`author_contact` None), with the conversation's next seq. No read receipt: no
+/// member wrote it. `reopen` moves a pending or closed conversation back to open.
+pub async fn append_external(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    conversation: Uuid,
+    author_contact: Option<Uuid>,
+    body: &str,
+    reopen: bool,
+) -> Result<Message, DomainError> {
+    if body.chars().count() > MAX_BODY_CHARS {
+        return Err(DomainError::invalid_field("body", "must be at most 20000 characters"));
+    }
+    diesel::sql_query(
+        "WITH next AS ( \
+             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $5, updated_at = $5, \
+                    status = CASE WHEN $6 THEN 'open' ELSE status END \
+              WHERE firm_id = $1 AND id = $2 RETURNING last_seq \
+         ), stored AS ( \
+             INSERT INTO messages (firm_id, conversation_id, seq, id, author_contact_id, body, created_at) \
+             SELECT $1, $2, next.last_seq, $3, $4, $7, $5 FROM next \
+             RETURNING id, conversation_id, seq, author_user_id, author_contact_id, body, client_msg_id, created_at \
+         ) \
+         SELECT stored.*, NULL::jsonb AS delivery FROM stored",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<SqlUuid, _>(conversation)
+    .bind::<SqlUuid, _>(Uuid::now_v7())
+    .bind::<Nullable<SqlUuid>, _>(author_contact)
+    .bind::<Timestamptz, _>(Utc::now())
+    .bind::<Bool, _>(reopen)
+    .bind::<Text, _>(body)
+    .get_result::<Message>(conn)
+    .await
+    .optional()?
+    .ok_or(DomainError::NotFound("conversation"))
 }
 
 /// Messages with `after_seq < seq < before_seq`, oldest first, at most `limit`. Without

@@ -59,6 +59,18 @@ pub async fn enqueue(
     payload: serde_json::Value,
     max_attempts: i32,
 ) -> Result<Uuid, DomainError> {
+    enqueue_at(conn, firm, kind, payload, max_attempts, Utc::now()).await
+}
+
+/// As [`enqueue`], to run no earlier than `run_at` (paced sends).
+pub async fn enqueue_at(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    kind: &str,
+    payload: serde_json::Value,
+    max_attempts: i32,
+    run_at: DateTime<Utc>,
+) -> Result<Uuid, DomainError> {
     let id = Uuid::now_v7();
     diesel::insert_into(jobs::table)
         .values((
@@ -67,6 +79,7 @@ pub async fn enqueue(
             jobs::kind.eq(kind),
             jobs::payload.eq(payload),
             jobs::max_attempts.eq(max_attempts.clamp(1, 100)),
+            jobs::run_at.eq(run_at),
         ))
         .execute(conn)
         .await?;

@@ -24,6 +24,7 @@ pub mod password_resets;
 pub mod permissions;
 pub mod pipeline;
 pub mod proposals;
+pub mod sms;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -268,6 +268,8 @@ pub struct ContactBody {
     pub emails: Option<Vec<String>>,
     /// Replaces the list; any common format, stored as E.164.
     pub phones: Option<Vec<String>>,
+    /// `false` once someone has checked a contact the hub made from an unknown sender.
+    pub needs_review: Option<bool>,
 }
 
 impl From<ContactBody> for ContactInput {
@@ -280,6 +282,7 @@ impl From<ContactBody> for ContactInput {
             portal_access: b.portal_access,
             emails: b.emails,
             phones: b.phones,
+            needs_review: b.needs_review,
         }
     }
 }

@@ -20,6 +20,7 @@ pub mod platform;
 pub mod proposals;
 pub mod realtime;
 pub mod request_id;
+pub mod sms;
 pub mod webhooks;
 
 use actix_web::body::MessageBody;
@@ -228,6 +229,15 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::patch().to(finance::update_settings)),
         )
         .service(web::resource("/stripe/webhook").route(web::post().to(finance::stripe_webhook)))
+        .service(
+            web::resource("/sms/settings").route(web::get().to(sms::get_settings)).route(web::put().to(sms::put_settings)),
+        )
+        .service(
+            web::resource("/sms/numbers").route(web::get().to(sms::list_numbers)).route(web::post().to(sms::add_number)),
+        )
+        .service(web::resource("/sms/numbers/{id}").route(web::delete().to(sms::remove_number)))
+        .service(web::resource("/twilio/sms").route(web::post().to(sms::inbound)))
+        .service(web::resource("/twilio/status/{firm_id}").route(web::post().to(sms::status_callback)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))
         .service(web::resource("/security/break-glass").route(web::get().to(platform::firm_grants)))
         .service(web::resource("/security/break-glass/{id}/revoke").route(web::post().to(platform::owner_revoke_grant)))

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     audit_log, conversations, crm, finance, health, identity, invitations, members, metrics, pipeline, platform,
-    proposals, realtime, webhooks,
+    proposals, realtime, sms, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -113,6 +113,13 @@ use super::{
         finance::get_settings,
         finance::update_settings,
         finance::stripe_webhook,
+        sms::get_settings,
+        sms::put_settings,
+        sms::list_numbers,
+        sms::add_number,
+        sms::remove_number,
+        sms::inbound,
+        sms::status_callback,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(
@@ -137,6 +144,7 @@ use super::{
         (name = "conversations", description = "Conversations with clients and in the team, and their messages"),
         (name = "realtime", description = "Live WebSocket: tickets and the socket itself"),
         (name = "finance", description = "Invoices, payments, credit notes, reports and card payments"),
+        (name = "sms", description = "Two-way SMS through Twilio: settings, senders, and Twilio's signed webhooks"),
     )
 )]
 pub struct ApiDoc;

@@ -119,6 +119,7 @@ pub fn read_contacts<R: Read>(reader: R) -> Result<Rows<ContactInput>, CsvError>
                     portal_access: None,
                     emails: Some(list(&r.emails)),
                     phones: Some(list(&r.phones)),
+                    needs_review: None,
                 },
             ))
         })

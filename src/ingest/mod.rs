@@ -3,3 +3,4 @@
 //! hands its work to the firm's actors or to `domain` inside that firm's transaction.
 
 pub mod csv;
+pub mod twilio;

@@ -1,5 +1,5 @@
 //! What goes out: the job runner that performs queued side effects, outbound webhooks
-//! and email over SMTP (later Twilio). Nothing here is fire-and-forget from memory: every
+//! email over SMTP, and SMS through Twilio. Nothing here is fire-and-forget from memory: every
 //! effect starts as a job row committed with the change that caused it.
 
 pub mod guard;
@@ -7,6 +7,7 @@ pub mod job;
 pub mod mail;
 pub mod runner;
 pub mod stripe;
+pub mod twilio;
 pub mod webhooks;
 
 /// The handler for a job kind: the one place that maps kinds to code.
@@ -15,6 +16,7 @@ pub fn job_handler(kind: &str) -> Option<job::JobHandler> {
         crate::domain::webhooks::DELIVER_JOB => Some(|ctx, job| Box::pin(webhooks::deliver(ctx, job))),
         crate::domain::invitations::SEND_JOB => Some(|ctx, job| Box::pin(mail::send_invitation(ctx, job))),
         crate::domain::password_resets::SEND_JOB => Some(|ctx, job| Box::pin(mail::send_password_reset(ctx, job))),
+        crate::domain::sms::SEND_JOB => Some(|ctx, job| Box::pin(twilio::send(ctx, job))),
         _ => None,
     }
 }

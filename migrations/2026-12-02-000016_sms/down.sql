@@ -1,0 +1,15 @@
+DROP FUNCTION cp_contact_sms_opt_outs(uuid, uuid);
+DROP FUNCTION cp_message_delivery(uuid, uuid);
+DELETE FROM messages WHERE length(body) = 0;
+ALTER TABLE messages DROP CONSTRAINT messages_body_check;
+ALTER TABLE messages ADD CONSTRAINT messages_body_check CHECK (length(body) BETWEEN 1 AND 20000);
+ALTER TABLE contacts DROP COLUMN needs_review;
+DROP TABLE sms_status_callbacks;
+DROP TABLE sms_messages;
+DROP TABLE sms_threads;
+DROP TABLE sms_opt_outs;
+DROP FUNCTION cp_sms_release_number(uuid);
+DROP FUNCTION cp_sms_claim_address(text, uuid);
+DROP TABLE sms_addresses;
+DROP TABLE sms_numbers;
+DROP TABLE sms_settings;
