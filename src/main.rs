@@ -404,7 +404,9 @@ async fn demo(settings: &Settings) -> anyhow::Result<()> {
 /// the local stand-in (a real account is never touched).
 async fn demo_sms(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Result<Option<String>> {
     let api = url::Url::parse(&settings.twilio.api_base_url).context("twilio.api_base_url")?;
-    let local = api.host_str().is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    let local = api
+        .host_str()
+        .is_some_and(|h| h == "localhost" || h.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()));
     if !local {
         return Ok(None);
     }
@@ -426,7 +428,8 @@ async fn demo_sms(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Result<
                 help_text: "Demo Consulting: reply STOP to stop, START to start again.".into(),
             };
             sms::save_settings(conn, firm, input).await?;
-            let sender = sms::NumberInput { phone_number: Some(added), label: Some("Demo line".into()), ..Default::default() };
+            let sender =
+                sms::NumberInput { phone_number: Some(added), label: Some("Demo line".into()), ..Default::default() };
             sms::add_number(conn, firm, sender).await.map(|_| ())
         }
         .scope_boxed()

@@ -356,9 +356,8 @@ pub async fn archive(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Re
 pub async fn by_phone(conn: &mut AsyncPgConnection, firm: FirmId, phone: &str) -> Result<Option<Contact>, DomainError> {
     let row = contacts::table
         .inner_join(
-            contact_phones::table.on(contact_phones::firm_id
-                .eq(contacts::firm_id)
-                .and(contact_phones::contact_id.eq(contacts::id))),
+            contact_phones::table
+                .on(contact_phones::firm_id.eq(contacts::firm_id).and(contact_phones::contact_id.eq(contacts::id))),
         )
         .filter(contacts::firm_id.eq(firm.into_uuid()))
         .filter(contact_phones::phone.eq(phone))

@@ -306,12 +306,13 @@ async fn claim_address(conn: &mut AsyncPgConnection, address: &str, number: Uuid
 /// Adds a sender, already checked with [`check_number`] and proven to belong to the
 /// firm's Twilio account. Its number and service route inbound messages to this firm
 /// alone: one taken already (by any firm) is a conflict.
-pub async fn add_number(conn: &mut AsyncPgConnection, firm: FirmId, input: NumberInput) -> Result<SmsNumber, DomainError> {
-    let count: i64 = sms_numbers::table
-        .filter(sms_numbers::firm_id.eq(firm.into_uuid()))
-        .count()
-        .get_result(conn)
-        .await?;
+pub async fn add_number(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    input: NumberInput,
+) -> Result<SmsNumber, DomainError> {
+    let count: i64 =
+        sms_numbers::table.filter(sms_numbers::firm_id.eq(firm.into_uuid())).count().get_result(conn).await?;
     if count >= MAX_NUMBERS {
         return Err(DomainError::Conflict(format!("a firm has at most {MAX_NUMBERS} SMS senders")));
     }
@@ -576,7 +577,11 @@ async fn thread_for(
 }
 
 /// The contact with this number, or a new one, marked for review, named by the number.
-async fn contact_for(conn: &mut AsyncPgConnection, firm: FirmId, number: &str) -> Result<contacts::Contact, DomainError> {
+async fn contact_for(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    number: &str,
+) -> Result<contacts::Contact, DomainError> {
     if let Some(contact) = contacts::by_phone(conn, firm, number).await? {
         return Ok(contact);
     }
@@ -602,8 +607,7 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
         return Ok(Received::Duplicate);
     }
     let contact = contact_for(conn, firm, &inbound.from).await?;
-    let (conversation, new_conversation) =
-        thread_for(conn, firm, &contact, &inbound.from, inbound.number_id).await?;
+    let (conversation, new_conversation) = thread_for(conn, firm, &contact, &inbound.from, inbound.number_id).await?;
     let mut message =
         conversations::append_external(conn, firm, conversation, Some(contact.id), &inbound.body, true).await?;
     let media = serde_json::to_value(&inbound.media).map_err(|e| DomainError::Internal(e.to_string()))?;
@@ -816,7 +820,11 @@ struct OutgoingRow {
     opted_out: bool,
 }
 
-pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, message: Uuid) -> Result<Option<Outgoing>, DomainError> {
+pub async fn outgoing(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    message: Uuid,
+) -> Result<Option<Outgoing>, DomainError> {
     let row = diesel::sql_query(
         "SELECT s.conversation_id, m.body, s.to_number, s.from_number, s.messaging_service_sid, s.status_rank, \
                 EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.firm_id = s.firm_id AND o.phone_number = s.to_number) \
@@ -884,8 +892,8 @@ impl From<ChangedRow> for StatusChange {
     }
 }
 
-const RETURNING_CHANGE: &str =
-    "RETURNING message_id, conversation_id, status, error_code, error_message, segments";
+const RETURNING_CHANGE: &str = "RETURNING sms_messages.message_id, sms_messages.conversation_id, sms_messages.status, \
+     sms_messages.error_code, sms_messages.error_message, sms_messages.segments";
 
 /// Twilio accepted the message: its sid and first status are recorded, then any status
 /// callbacks that raced ahead of this answer are applied (forward only).
@@ -900,18 +908,20 @@ pub async fn record_accepted(
     let rank = status_rank(status).unwrap_or(1);
     let changed = diesel::sql_query(format!(
         "WITH early AS ( \
-             SELECT status, status_rank, error_code FROM sms_status_callbacks \
+             SELECT status AS early_status, status_rank AS early_rank, error_code AS early_error \
+               FROM sms_status_callbacks \
               WHERE firm_id = $1 AND twilio_sid = $3 ORDER BY status_rank DESC, received_at LIMIT 1 \
          ) \
-         UPDATE sms_messages s SET \
+         UPDATE sms_messages SET \
                 twilio_sid = $3, \
-                segments = COALESCE($6, s.segments), \
-                status = CASE WHEN early.status_rank > $5 THEN early.status ELSE $4 END, \
-                status_rank = GREATEST($5, COALESCE(early.status_rank, 0)), \
-                error_code = CASE WHEN early.status_rank > $5 THEN early.error_code ELSE s.error_code END, \
+                segments = COALESCE($6, sms_messages.segments), \
+                status = CASE WHEN early.early_rank > $5 THEN early.early_status ELSE $4 END, \
+                status_rank = GREATEST($5, COALESCE(early.early_rank, 0)), \
+                error_code = CASE WHEN early.early_rank > $5 THEN early.early_error ELSE sms_messages.error_code END, \
                 updated_at = now() \
            FROM (SELECT 1) AS one LEFT JOIN early ON true \
-          WHERE s.firm_id = $1 AND s.message_id = $2 AND s.status_rank < GREATEST($5, COALESCE(early.status_rank, 0)) \
+          WHERE sms_messages.firm_id = $1 AND sms_messages.message_id = $2 \
+            AND sms_messages.status_rank < GREATEST($5, COALESCE(early.early_rank, 0)) \
          {RETURNING_CHANGE}"
     ))
     .bind::<SqlUuid, _>(firm.into_uuid())
@@ -1025,8 +1035,12 @@ pub async fn reseal_all(db: &crate::db::Db, secret_box: &crate::secret_box::Secr
     use secrecy::ExposeSecret;
     let firms: Vec<Uuid> = db
         .platform_tx(|conn| {
-            async move { Ok::<_, DomainError>(crate::db::schema::firms::table.select(crate::db::schema::firms::id).load(conn).await?) }
-                .scope_boxed()
+            async move {
+                Ok::<_, DomainError>(
+                    crate::db::schema::firms::table.select(crate::db::schema::firms::id).load(conn).await?,
+                )
+            }
+            .scope_boxed()
         })
         .await?;
     let mut resealed = 0;
@@ -1040,7 +1054,9 @@ pub async fn reseal_all(db: &crate::db::Db, secret_box: &crate::secret_box::Secr
                     if !secret_box.needs_reseal(&stored.auth_token_sealed) {
                         return Ok(false);
                     }
-                    let reseal = |e: crate::secret_box::SecretBoxError| DomainError::Internal(format!("firm {}: {e}", firm.into_uuid()));
+                    let reseal = |e: crate::secret_box::SecretBoxError| {
+                        DomainError::Internal(format!("firm {}: {e}", firm.into_uuid()))
+                    };
                     let token = secret_box.open(&stored.auth_token_sealed, &context).map_err(reseal)?;
                     let sealed = secret_box.seal(token.expose_secret(), &context).map_err(reseal)?;
                     replace_sealed_token(conn, firm, &sealed).await?;
@@ -1077,7 +1093,8 @@ mod tests {
 
     #[test]
     fn only_a_whole_keyword_changes_anything() {
-        for word in ["STOP", "stop", "  Stop \n", "STOPALL", "unsubscribe", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"] {
+        for word in ["STOP", "stop", "  Stop \n", "STOPALL", "unsubscribe", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"]
+        {
             assert_eq!(keyword(word), Some(Keyword::OptOut), "{word}");
         }
         for word in ["START", "yes", "Unstop"] {

@@ -230,10 +230,14 @@ fn api_v1() -> actix_web::Scope {
         )
         .service(web::resource("/stripe/webhook").route(web::post().to(finance::stripe_webhook)))
         .service(
-            web::resource("/sms/settings").route(web::get().to(sms::get_settings)).route(web::put().to(sms::put_settings)),
+            web::resource("/sms/settings")
+                .route(web::get().to(sms::get_settings))
+                .route(web::put().to(sms::put_settings)),
         )
         .service(
-            web::resource("/sms/numbers").route(web::get().to(sms::list_numbers)).route(web::post().to(sms::add_number)),
+            web::resource("/sms/numbers")
+                .route(web::get().to(sms::list_numbers))
+                .route(web::post().to(sms::add_number)),
         )
         .service(web::resource("/sms/numbers/{id}").route(web::delete().to(sms::remove_number)))
         .service(web::resource("/twilio/sms").route(web::post().to(sms::inbound)))

@@ -72,7 +72,8 @@ fn view(firm: FirmId, settings: StoredSettings) -> SmsSettingsView {
 pub async fn get_settings(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let firm = auth.firm;
-    let settings = state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
+    let settings =
+        state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
     let settings = settings.ok_or_else(|| ApiError::NotFound("SMS is not set up for this firm".into()))?;
     Ok(envelope::ok(view(firm, settings)))
 }
@@ -117,7 +118,9 @@ pub async fn put_settings(
     let firm = auth.firm;
     let sealed = match token {
         Some(token) => Some(
-            secret_box(&state)?.seal(&token, &sms::token_context(firm)).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
+            secret_box(&state)?
+                .seal(&token, &sms::token_context(firm))
+                .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
         ),
         None => None,
     };
@@ -157,7 +160,8 @@ pub struct SmsNumberList {
 pub async fn list_numbers(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let firm = auth.firm;
-    let numbers = state.db().firm_tx(firm, |conn| async move { sms::list_numbers(conn, firm).await }.scope_boxed()).await?;
+    let numbers =
+        state.db().firm_tx(firm, |conn| async move { sms::list_numbers(conn, firm).await }.scope_boxed()).await?;
     let meta = serde_json::json!({ "count": numbers.len(), "next": null, "previous": null });
     Ok(envelope::with_meta(numbers, meta))
 }
@@ -207,9 +211,9 @@ pub async fn add_number(
         &state.settings().crm.default_phone_region,
     )?;
     let firm = auth.firm;
-    let settings = state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
     let settings =
-        settings.ok_or_else(|| ApiError::Conflict("set up SMS first (PUT /api/v1/sms/settings)".into()))?;
+        state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
+    let settings = settings.ok_or_else(|| ApiError::Conflict("set up SMS first (PUT /api/v1/sms/settings)".into()))?;
     let token = secret_box(&state)?
         .open(&settings.auth_token_sealed, &sms::token_context(firm))
         .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
@@ -305,7 +309,8 @@ async fn verified(
     params: &[(String, String)],
     json_body: Option<&[u8]>,
 ) -> Result<StoredSettings, ApiError> {
-    let settings = state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
+    let settings =
+        state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
     let Some(settings) = settings else {
         tracing::warn!(firm = %firm.into_uuid(), "Twilio webhook for a firm without SMS settings");
         return Err(forbidden_signature());
@@ -393,10 +398,8 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::By
         media: media_of(&params),
         number_id,
     };
-    let received = state
-        .db()
-        .firm_tx(firm, |conn| async move { sms::receive(conn, firm, inbound).await }.scope_boxed())
-        .await?;
+    let received =
+        state.db().firm_tx(firm, |conn| async move { sms::receive(conn, firm, inbound).await }.scope_boxed()).await?;
     // Committed: now the sockets hear of it.
     if let Received::Stored(stored) = received {
         let bus = state.bus();
@@ -463,7 +466,9 @@ pub async fn status_callback(
     };
     let change = state
         .db()
-        .firm_tx(firm, |conn| async move { sms::apply_status(conn, firm, &sid, &status, error_code).await }.scope_boxed())
+        .firm_tx(firm, |conn| {
+            async move { sms::apply_status(conn, firm, &sid, &status, error_code).await }.scope_boxed()
+        })
         .await?;
     if let Some(change) = change {
         live::publish_conversation_event(state.bus(), firm, change.conversation_id, "sms.status", &change).await;

@@ -22,8 +22,8 @@ pub fn compute_signature(auth_token: &str, url: &str, params: &[(String, String)
 }
 
 fn mac(auth_token: &str, url: &str, params: &[(String, String)], dedup: bool) -> Hmac<Sha1> {
-    let mut mac =
-        <Hmac<Sha1> as Mac>::new_from_slice(auth_token.as_bytes()).unwrap_or_else(|_| unreachable!("HMAC takes any key"));
+    let mut mac = <Hmac<Sha1> as Mac>::new_from_slice(auth_token.as_bytes())
+        .unwrap_or_else(|_| unreachable!("HMAC takes any key"));
     mac.update(url.as_bytes());
     let mut sorted: Vec<&(String, String)> = params.iter().collect();
     sorted.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()).then_with(|| a.1.as_bytes().cmp(b.1.as_bytes())));
@@ -78,7 +78,13 @@ fn query_param(url: &str, name: &str) -> Option<String> {
 /// Checks a webhook's signature in constant time. `url` is the public URL Twilio called,
 /// with its query string; `params` the decoded form parameters (empty for a JSON body);
 /// `json_body` the raw body when it was JSON.
-pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], json_body: Option<&[u8]>, signature: &str) -> bool {
+pub fn verify(
+    auth_token: &str,
+    url: &str,
+    params: &[(String, String)],
+    json_body: Option<&[u8]>,
+    signature: &str,
+) -> bool {
     let Ok(expected) = STANDARD.decode(signature.trim()) else { return false };
     if let Some(body) = json_body {
         let Some(claimed) = query_param(url, "bodySHA256").and_then(|h| hex::decode(h).ok()) else {
@@ -86,7 +92,8 @@ pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], json_bod
         };
         let actual = Sha256::digest(body);
         // Both are public values once the signature matches; compared in full anyway.
-        if claimed.len() != actual.len() || claimed.iter().zip(actual.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0
+        if claimed.len() != actual.len()
+            || claimed.iter().zip(actual.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) != 0
         {
             return false;
         }

@@ -13,9 +13,9 @@ use uuid::Uuid;
 use super::job::{JobContext, JobOutcome};
 use crate::bus::live;
 use crate::config::TwilioSettings;
+use crate::domain::FirmId;
 use crate::domain::jobs::Job;
 use crate::domain::sms::{self, StatusChange};
-use crate::domain::FirmId;
 use crate::secret_box::SecretBox;
 
 /// One client per process: Twilio's hosts come from the operator's configuration, not
@@ -23,6 +23,7 @@ use crate::secret_box::SecretBox;
 fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ConsultantPro/", env!("CARGO_PKG_VERSION")))
@@ -126,7 +127,8 @@ pub async fn send_message(
         form.append_pair("StatusCallback", message.status_callback);
         form.finish()
     };
-    let url = format!("{}/2010-04-01/Accounts/{}/Messages.json", settings.api_base_url.trim_end_matches('/'), account.sid);
+    let url =
+        format!("{}/2010-04-01/Accounts/{}/Messages.json", settings.api_base_url.trim_end_matches('/'), account.sid);
     let request = client()
         .post(url)
         .basic_auth(account.sid, Some(account.token.expose_secret()))
@@ -144,7 +146,8 @@ struct NumberList {
 /// Whether the account owns `number` (`IncomingPhoneNumbers.json?PhoneNumber=`), so no
 /// firm can register another's number and have that firm's messages routed to itself.
 pub async fn owns_number(settings: &TwilioSettings, account: &Account<'_>, number: &str) -> Result<bool, TwilioError> {
-    let query: String = url::form_urlencoded::Serializer::new(String::new()).append_pair("PhoneNumber", number).finish();
+    let query: String =
+        url::form_urlencoded::Serializer::new(String::new()).append_pair("PhoneNumber", number).finish();
     let url = format!(
         "{}/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json?{query}",
         settings.api_base_url.trim_end_matches('/'),
@@ -158,7 +161,11 @@ pub async fn owns_number(settings: &TwilioSettings, account: &Account<'_>, numbe
 }
 
 /// Whether the account has the Messaging Service (`GET /v1/Services/{sid}`).
-pub async fn owns_service(settings: &TwilioSettings, account: &Account<'_>, service: &str) -> Result<bool, TwilioError> {
+pub async fn owns_service(
+    settings: &TwilioSettings,
+    account: &Account<'_>,
+    service: &str,
+) -> Result<bool, TwilioError> {
     let url = format!("{}/v1/Services/{service}", settings.messaging_base_url.trim_end_matches('/'));
     let request = client().get(url).basic_auth(account.sid, Some(account.token.expose_secret()));
     match call(request, settings).await {
@@ -207,16 +214,13 @@ async fn fail_message(ctx: &JobContext, firm: FirmId, message: Uuid, code: Optio
 /// final and shown on the message; anything else is retried, and the last attempt's
 /// failure is shown too.
 pub async fn send(ctx: &JobContext, job: &Job) -> JobOutcome {
-    let Some(message_id) =
-        job.payload.get("message_id").and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok())
+    let Some(message_id) = job.payload.get("message_id").and_then(|v| v.as_str()).and_then(|v| Uuid::parse_str(v).ok())
     else {
         return JobOutcome::Fail("job payload has no message_id".into());
     };
     let firm = job.firm();
-    let loaded = ctx
-        .db
-        .firm_tx(firm, |conn| async move { sms::outgoing(conn, firm, message_id).await }.scope_boxed())
-        .await;
+    let loaded =
+        ctx.db.firm_tx(firm, |conn| async move { sms::outgoing(conn, firm, message_id).await }.scope_boxed()).await;
     let outgoing = match loaded {
         Ok(Some(outgoing)) => outgoing,
         Ok(None) => return JobOutcome::Done,
@@ -273,8 +277,14 @@ pub async fn send(ctx: &JobContext, job: &Job) -> JobOutcome {
         }
         Err(TwilioError::Refused { code, message, .. }) => fail_message(ctx, firm, message_id, code, &message).await,
         Err(TwilioError::Retryable(reason)) if job.attempts >= job.max_attempts => {
-            let _ = fail_message(ctx, firm, message_id, None, &format!("not sent after {} attempts: {reason}", job.attempts))
-                .await;
+            let _ = fail_message(
+                ctx,
+                firm,
+                message_id,
+                None,
+                &format!("not sent after {} attempts: {reason}", job.attempts),
+            )
+            .await;
             JobOutcome::Fail(reason)
         }
         Err(TwilioError::Retryable(reason)) => JobOutcome::Retry(reason),

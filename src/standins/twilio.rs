@@ -147,7 +147,9 @@ async fn create_message(
         return twilio_error(400, 21604, "A 'To' phone number and a 'Body' are required.");
     };
     match to.as_str() {
-        "+15005550001" => return twilio_error(400, 21211, &format!("The 'To' number {to} is not a valid phone number.")),
+        "+15005550001" => {
+            return twilio_error(400, 21211, &format!("The 'To' number {to} is not a valid phone number."));
+        }
         "+15005550009" => return twilio_error(400, 21614, &format!("'To' number {to} is not a valid mobile number")),
         _ => {}
     }
@@ -338,6 +340,8 @@ impl TwilioStandin {
     /// where `/standin/inbound` delivers.
     pub fn start(listener: TcpListener, hub_url: Option<String>) -> std::io::Result<Self> {
         let port = listener.local_addr()?.port();
+        // reqwest is built without a default TLS provider; pick ring once per process.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let shared = Shared {
             inner: Arc::new(Mutex::new(Inner {
                 callback_statuses: vec!["sent".into(), "delivered".into()],
