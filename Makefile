@@ -7,6 +7,7 @@ CARGO ?= cargo
 # make run talks to the project's Redis, like a multi-node deployment would; unset it
 # (CP__REDIS__URL=) to run on the in-process bus.
 REDIS_URL ?= redis://127.0.0.1:$(or $(CP_REDIS_PORT),56379)
+TWILIO_STANDIN ?= 127.0.0.1:58090
 
 .PHONY: run test services
 
@@ -19,6 +20,11 @@ services:
 run: services
 	$(CARGO) build --release --locked
 	./target/release/consultantpro migrate
+	@# Twilio cannot be reached from here: its local stand-in (config/development.toml points
+	@# the server at it). One still running from an earlier run keeps serving.
+	mkdir -p "$${CP_DATA_DIR:-.data}"
+	(./target/release/consultantpro twilio-standin --listen $(TWILIO_STANDIN) --demo \
+	  --hub-url "http://127.0.0.1:$${CP__SERVER__PORT:-8080}" >> "$${CP_DATA_DIR:-.data}/twilio-standin.log" 2>&1 &)
 	./target/release/consultantpro demo
 	CP__REDIS__URL=$${CP__REDIS__URL-$(REDIS_URL)} exec ./target/release/consultantpro serve
 

@@ -111,7 +111,11 @@ enum Command {
     },
     /// Re-seal every stored credential under `secrets.active_key` (after adding a new key);
     /// the old key may be removed afterwards.
-    ResealSecrets,
+    ResealSecrets {
+        /// Only this firm's (by slug).
+        #[arg(long)]
+        firm: Option<String>,
+    },
     /// Export a firm's contacts or leads as CSV (to stdout, or --output FILE).
     Export {
         kind: CsvKind,
@@ -234,10 +238,16 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("Twilio stand-in on {}", standin.base_url);
             tokio::signal::ctrl_c().await?;
         }
-        Command::ResealSecrets => {
+        Command::ResealSecrets { firm } => {
             let db = Db::new(&settings.database)?;
             let secret_box = SecretBox::from_settings(&settings.secrets)?;
-            let resealed = sms::reseal_all(&db, &secret_box).await?;
+            let only = match firm {
+                Some(slug) => {
+                    Some(onboarding::find_firm(&db, &slug).await.with_context(|| format!("firm `{slug}`"))?.firm_id())
+                }
+                None => None,
+            };
+            let resealed = sms::reseal_all(&db, &secret_box, only).await?;
             println!("resealed {resealed} stored credentials under key `{}`", settings.secrets.active_key);
         }
         Command::Status { json } => status(&settings, json).await?,

@@ -1,3 +1,4 @@
+DROP FUNCTION cp_sms_receive(uuid, text, text, text, text, uuid, text, integer, jsonb, uuid, uuid, uuid, uuid);
 DROP FUNCTION cp_contact_sms_opt_outs(uuid, uuid);
 DROP FUNCTION cp_message_delivery(uuid, uuid);
 DELETE FROM messages WHERE length(body) = 0;
@@ -8,6 +9,7 @@ DROP TABLE sms_status_callbacks;
 DROP TABLE sms_messages;
 DROP TABLE sms_threads;
 DROP TABLE sms_opt_outs;
+DROP FUNCTION cp_firms_with_sms_settings();
 DROP FUNCTION cp_sms_release_number(uuid);
 DROP FUNCTION cp_sms_claim_address(text, uuid);
 DROP TABLE sms_addresses;

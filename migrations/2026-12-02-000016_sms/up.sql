@@ -80,6 +80,15 @@ $$;
 REVOKE ALL ON FUNCTION cp_sms_release_number(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION cp_sms_release_number(uuid) TO consultantpro_app;
 
+-- The firms that keep a sealed Twilio token (ids only), for `consultantpro reseal-secrets`.
+CREATE FUNCTION cp_firms_with_sms_settings()
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT firm_id FROM sms_settings ORDER BY firm_id
+$$;
+REVOKE ALL ON FUNCTION cp_firms_with_sms_settings() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cp_firms_with_sms_settings() TO consultantpro_app;
+
 -- Numbers that replied STOP (or a synonym): nothing is sent to them until START.
 CREATE TABLE sms_opt_outs (
     firm_id       uuid NOT NULL REFERENCES firms (id),
@@ -171,6 +180,88 @@ LANGUAGE sql STABLE AS $$
                'updated_at', s.updated_at)
       FROM sms_messages s
      WHERE s.firm_id = firm AND s.message_id = message
+$$;
+
+-- Files one inbound message, once per MessageSid: the sender's contact (a new one, marked
+-- for review, when the number is unknown), their open SMS conversation (or a new one),
+-- the message with the conversation's next seq, and its Twilio record. One call, so the
+-- webhook costs one round trip and PL/pgSQL's cached plans rather than a dozen planned
+-- statements. An invoker function: RLS applies to every statement in it. Concurrent
+-- deliveries of one sid queue on the advisory lock; the later ones then see the first
+-- one's row (each statement reads what was committed before it began) and store nothing.
+CREATE FUNCTION cp_sms_receive(
+    p_firm uuid, p_sid text, p_from text, p_to text, p_service text, p_number uuid, p_body text,
+    p_segments integer, p_media jsonb, p_new_contact uuid, p_new_conversation uuid, p_new_participant uuid,
+    p_new_message uuid)
+RETURNS TABLE (stored boolean, message_id uuid, conversation_id uuid, seq bigint, contact_id uuid,
+               new_conversation boolean, created_at timestamptz, delivery jsonb)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_contact uuid;
+    v_client uuid;
+    v_name text;
+    v_conversation uuid;
+    v_new boolean := false;
+    v_seq bigint;
+    v_now timestamptz := now();
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtextextended('sms:' || p_firm::text || ':' || p_sid, 0));
+    IF EXISTS (SELECT 1 FROM sms_messages s WHERE s.firm_id = p_firm AND s.twilio_sid = p_sid) THEN
+        RETURN QUERY SELECT false, NULL::uuid, NULL::uuid, NULL::bigint, NULL::uuid, false, NULL::timestamptz,
+                            NULL::jsonb;
+        RETURN;
+    END IF;
+
+    SELECT c.id, c.client_id, btrim(c.first_name || ' ' || c.last_name) INTO v_contact, v_client, v_name
+      FROM contact_phones p JOIN contacts c ON c.firm_id = p.firm_id AND c.id = p.contact_id
+     WHERE p.firm_id = p_firm AND p.phone = p_from
+     ORDER BY c.archived_at IS NOT NULL, p.position, c.created_at
+     LIMIT 1;
+    IF v_contact IS NULL THEN
+        v_contact := p_new_contact;
+        v_name := p_from;
+        INSERT INTO contacts (firm_id, id, first_name, last_name, needs_review)
+        VALUES (p_firm, v_contact, p_from, '', true);
+        INSERT INTO contact_phones (firm_id, contact_id, phone, position) VALUES (p_firm, v_contact, p_from, 0);
+    END IF;
+
+    SELECT t.conversation_id INTO v_conversation
+      FROM sms_threads t JOIN conversations c ON c.firm_id = t.firm_id AND c.id = t.conversation_id
+     WHERE t.firm_id = p_firm AND t.remote_number = p_from AND c.status <> 'closed'
+     ORDER BY c.last_message_at DESC NULLS LAST, c.created_at DESC
+     LIMIT 1;
+    IF v_conversation IS NULL THEN
+        v_conversation := p_new_conversation;
+        v_new := true;
+        INSERT INTO conversations (firm_id, id, subject, channel, client_id)
+        VALUES (p_firm, v_conversation,
+                left(CASE WHEN v_name = p_from THEN 'SMS with ' || p_from
+                          ELSE 'SMS with ' || v_name || ' (' || p_from || ')' END, 300),
+                'sms', v_client);
+        INSERT INTO conversation_participants (firm_id, conversation_id, id, contact_id)
+        VALUES (p_firm, v_conversation, p_new_participant, v_contact);
+        INSERT INTO sms_threads (firm_id, conversation_id, remote_number, sms_number_id)
+        VALUES (p_firm, v_conversation, p_from, p_number);
+    ELSE
+        -- Replies go from the number they last wrote to.
+        UPDATE sms_threads t SET sms_number_id = p_number
+         WHERE t.firm_id = p_firm AND t.conversation_id = v_conversation AND t.sms_number_id <> p_number;
+    END IF;
+
+    UPDATE conversations c
+       SET last_seq = c.last_seq + 1, last_message_at = v_now, updated_at = v_now, status = 'open'
+     WHERE c.firm_id = p_firm AND c.id = v_conversation
+    RETURNING c.last_seq INTO v_seq;
+    INSERT INTO messages (firm_id, conversation_id, seq, id, author_contact_id, body, created_at)
+    VALUES (p_firm, v_conversation, v_seq, p_new_message, v_contact, p_body, v_now);
+    INSERT INTO sms_messages (firm_id, message_id, conversation_id, direction, twilio_sid, from_number, to_number,
+                              sms_number_id, messaging_service_sid, status, status_rank, segments, media,
+                              created_at, updated_at)
+    VALUES (p_firm, p_new_message, v_conversation, 'inbound', p_sid, p_from, p_to, p_number, p_service,
+            'received', 4, p_segments, p_media, v_now, v_now);
+    RETURN QUERY SELECT true, p_new_message, v_conversation, v_seq, v_contact, v_new, v_now,
+                        cp_message_delivery(p_firm, p_new_message);
+END
 $$;
 
 -- The contact's numbers that opted out of SMS.

@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::audit::{self, ActorType, NewAuditEvent, Outcome};
 use super::conversations::{self, Message};
 use super::{DomainError, FieldErrors, FirmId, contacts, jobs};
-use crate::db::schema::{sms_messages, sms_numbers, sms_opt_outs, sms_settings, sms_threads};
+use crate::db::schema::{sms_addresses, sms_messages, sms_numbers, sms_opt_outs, sms_settings};
 
 /// The job that hands one outbound message to Twilio.
 pub const SEND_JOB: &str = "sms.send";
@@ -349,14 +349,6 @@ pub async fn remove_number(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid)
     Ok(number)
 }
 
-#[derive(QueryableByName)]
-struct Route {
-    #[diesel(sql_type = SqlUuid)]
-    routed_firm_id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    sms_number_id: Uuid,
-}
-
 /// The firm (and sender) an inbound message is for: by the number it was sent to, else by
 /// the Messaging Service it came through, so a number in a service's pool that the firm
 /// registered only as the service is still found. Reads the platform routing table (ids
@@ -366,17 +358,14 @@ pub async fn route(
     to: Option<&str>,
     messaging_service_sid: Option<&str>,
 ) -> Result<Option<(FirmId, Uuid)>, DomainError> {
-    let found = diesel::sql_query(
-        "SELECT routed_firm_id, sms_number_id FROM sms_addresses \
-          WHERE address = $1 OR address = $2 \
-          ORDER BY (address = $1) DESC LIMIT 1",
-    )
-    .bind::<Text, _>(to.unwrap_or_default())
-    .bind::<Text, _>(messaging_service_sid.unwrap_or_default())
-    .get_result::<Route>(conn)
-    .await
-    .optional()?;
-    Ok(found.map(|r| (FirmId(r.routed_firm_id), r.sms_number_id)))
+    let wanted: Vec<&str> = to.into_iter().chain(messaging_service_sid).collect();
+    let found: Vec<(String, Uuid, Uuid)> = sms_addresses::table
+        .filter(sms_addresses::address.eq_any(&wanted))
+        .select((sms_addresses::address, sms_addresses::routed_firm_id, sms_addresses::sms_number_id))
+        .load(conn)
+        .await?;
+    let by = |address: Option<&str>| found.iter().find(|(a, _, _)| Some(a.as_str()) == address);
+    Ok(by(to).or_else(|| by(messaging_service_sid)).map(|(_, firm, number)| (FirmId(*firm), *number)))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -496,145 +485,74 @@ pub struct StoredInbound {
     pub reply: Option<Message>,
 }
 
-async fn lock_key(conn: &mut AsyncPgConnection, key: &str) -> Result<(), DomainError> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-        .bind::<Text, _>(key)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-async fn sid_known(conn: &mut AsyncPgConnection, firm: FirmId, sid: &str) -> Result<bool, DomainError> {
-    Ok(diesel::select(diesel::dsl::exists(
-        sms_messages::table.filter(sms_messages::firm_id.eq(firm.into_uuid())).filter(sms_messages::twilio_sid.eq(sid)),
-    ))
-    .get_result(conn)
-    .await?)
-}
-
 #[derive(QueryableByName)]
-struct OpenThread {
-    #[diesel(sql_type = SqlUuid)]
-    conversation_id: Uuid,
-}
-
-/// The sender's open SMS conversation, or a new one with the contact in it.
-async fn thread_for(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    contact: &contacts::Contact,
-    remote: &str,
-    number_id: Uuid,
-) -> Result<(Uuid, bool), DomainError> {
-    let open = diesel::sql_query(
-        "SELECT t.conversation_id FROM sms_threads t \
-           JOIN conversations c ON c.firm_id = t.firm_id AND c.id = t.conversation_id \
-          WHERE t.firm_id = $1 AND t.remote_number = $2 AND c.status <> 'closed' \
-          ORDER BY c.last_message_at DESC NULLS LAST, c.created_at DESC LIMIT 1",
-    )
-    .bind::<SqlUuid, _>(firm.into_uuid())
-    .bind::<Text, _>(remote)
-    .get_result::<OpenThread>(conn)
-    .await
-    .optional()?;
-    if let Some(open) = open {
-        // Replies go from the number they last wrote to.
-        diesel::update(sms_threads::table)
-            .filter(sms_threads::firm_id.eq(firm.into_uuid()))
-            .filter(sms_threads::conversation_id.eq(open.conversation_id))
-            .set(sms_threads::sms_number_id.eq(number_id))
-            .execute(conn)
-            .await?;
-        return Ok((open.conversation_id, false));
-    }
-    let name = format!("{} {}", contact.first_name, contact.last_name);
-    let name = name.trim();
-    let subject = if name == remote { format!("SMS with {remote}") } else { format!("SMS with {name} ({remote})") };
-    let subject: String = subject.chars().take(300).collect();
-    let id = Uuid::now_v7();
-    diesel::sql_query(
-        "WITH conversation AS ( \
-             INSERT INTO conversations (firm_id, id, subject, channel, client_id) \
-             VALUES ($1, $2, $3, 'sms', $4) RETURNING id \
-         ), participant AS ( \
-             INSERT INTO conversation_participants (firm_id, conversation_id, id, contact_id) \
-             SELECT $1, id, $5, $6 FROM conversation \
-         ) \
-         INSERT INTO sms_threads (firm_id, conversation_id, remote_number, sms_number_id) \
-         SELECT $1, id, $7, $8 FROM conversation",
-    )
-    .bind::<SqlUuid, _>(firm.into_uuid())
-    .bind::<SqlUuid, _>(id)
-    .bind::<Text, _>(&subject)
-    .bind::<Nullable<SqlUuid>, _>(contact.client_id)
-    .bind::<SqlUuid, _>(Uuid::now_v7())
-    .bind::<SqlUuid, _>(contact.id)
-    .bind::<Text, _>(remote)
-    .bind::<SqlUuid, _>(number_id)
-    .execute(conn)
-    .await?;
-    Ok((id, true))
-}
-
-/// The contact with this number, or a new one, marked for review, named by the number.
-async fn contact_for(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    number: &str,
-) -> Result<contacts::Contact, DomainError> {
-    if let Some(contact) = contacts::by_phone(conn, firm, number).await? {
-        return Ok(contact);
-    }
-    let input = contacts::ContactInput {
-        first_name: Some(number.to_owned()),
-        phones: Some(vec![number.to_owned()]),
-        needs_review: Some(true),
-        ..contacts::ContactInput::default()
-    };
-    // The number is E.164 already; the region is never consulted.
-    contacts::create(conn, firm, input, "US").await
+struct Filed {
+    #[diesel(sql_type = Bool)]
+    stored: bool,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    message_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    conversation_id: Option<Uuid>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    seq: Option<i64>,
+    #[diesel(sql_type = Nullable<SqlUuid>)]
+    contact_id: Option<Uuid>,
+    #[diesel(sql_type = Bool)]
+    new_conversation: bool,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    created_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Jsonb>)]
+    delivery: Option<serde_json::Value>,
 }
 
 /// Files an inbound message exactly once (per MessageSid, whatever the concurrency of
 /// Twilio's retries): the sender's contact, their open SMS conversation, the message, its
-/// Twilio record, and what a keyword asks for. The caller commits before answering Twilio.
+/// Twilio record (all in `cp_sms_receive`, one round trip), then what a keyword asks for.
+/// The caller commits before answering Twilio.
 pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inbound) -> Result<Received, DomainError> {
     inbound.check()?;
-    // Concurrent deliveries of one MessageSid queue here; the later ones then see the
-    // first one's row (each statement reads what was committed before it began).
-    lock_key(conn, &format!("sms:{}:{}", firm.into_uuid(), inbound.message_sid)).await?;
-    if sid_known(conn, firm, &inbound.message_sid).await? {
+    let media = serde_json::to_value(&inbound.media).map_err(|e| DomainError::Internal(e.to_string()))?;
+    let filed =
+        diesel::sql_query("SELECT * FROM cp_sms_receive($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+            .bind::<SqlUuid, _>(firm.into_uuid())
+            .bind::<Text, _>(&inbound.message_sid)
+            .bind::<Text, _>(&inbound.from)
+            .bind::<Text, _>(&inbound.to)
+            .bind::<Nullable<Text>, _>(&inbound.messaging_service_sid)
+            .bind::<SqlUuid, _>(inbound.number_id)
+            .bind::<Text, _>(&inbound.body)
+            .bind::<Nullable<Integer>, _>(inbound.segments)
+            .bind::<diesel::sql_types::Jsonb, _>(media)
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .bind::<SqlUuid, _>(Uuid::now_v7())
+            .get_result::<Filed>(conn)
+            .await?;
+    if !filed.stored {
         return Ok(Received::Duplicate);
     }
-    let contact = contact_for(conn, firm, &inbound.from).await?;
-    let (conversation, new_conversation) = thread_for(conn, firm, &contact, &inbound.from, inbound.number_id).await?;
-    let mut message =
-        conversations::append_external(conn, firm, conversation, Some(contact.id), &inbound.body, true).await?;
-    let media = serde_json::to_value(&inbound.media).map_err(|e| DomainError::Internal(e.to_string()))?;
-    diesel::insert_into(sms_messages::table)
-        .values((
-            sms_messages::firm_id.eq(firm.into_uuid()),
-            sms_messages::message_id.eq(message.id),
-            sms_messages::conversation_id.eq(conversation),
-            sms_messages::direction.eq("inbound"),
-            sms_messages::twilio_sid.eq(&inbound.message_sid),
-            sms_messages::from_number.eq(&inbound.from),
-            sms_messages::to_number.eq(&inbound.to),
-            sms_messages::sms_number_id.eq(inbound.number_id),
-            sms_messages::messaging_service_sid.eq(&inbound.messaging_service_sid),
-            sms_messages::status.eq("received"),
-            sms_messages::status_rank.eq(status_rank("received").unwrap_or(4)),
-            sms_messages::segments.eq(inbound.segments),
-            sms_messages::media.eq(media),
-        ))
-        .execute(conn)
-        .await?;
-    message.delivery = delivery_of(conn, firm, message.id).await?;
+    let (Some(id), Some(conversation), Some(seq), Some(contact_id), Some(created_at)) =
+        (filed.message_id, filed.conversation_id, filed.seq, filed.contact_id, filed.created_at)
+    else {
+        return Err(DomainError::Internal("cp_sms_receive stored a message it does not name".into()));
+    };
+    let message = Message {
+        id,
+        conversation_id: conversation,
+        seq,
+        author_user_id: None,
+        author_contact_id: Some(contact_id),
+        body: inbound.body.clone(),
+        client_msg_id: None,
+        created_at,
+        delivery: filed.delivery,
+    };
     let word = inbound.body.trim().to_ascii_uppercase();
     let mut reply = None;
     let opt_change = match keyword(&inbound.body) {
-        Some(Keyword::OptOut) => change_opt(conn, firm, &inbound.from, contact.id, &word, true).await?,
-        Some(Keyword::OptIn) => change_opt(conn, firm, &inbound.from, contact.id, &word, false).await?,
+        Some(Keyword::OptOut) => change_opt(conn, firm, &inbound.from, contact_id, &word, true).await?,
+        Some(Keyword::OptIn) => change_opt(conn, firm, &inbound.from, contact_id, &word, false).await?,
         Some(Keyword::Help) => {
             let help = settings(conn, firm).await?.map(|s| s.help_text).unwrap_or_default();
             if !help.trim().is_empty() && !is_opted_out(conn, firm, &inbound.from).await? {
@@ -648,8 +566,8 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
     };
     Ok(Received::Stored(Box::new(StoredInbound {
         message,
-        contact_id: contact.id,
-        new_conversation,
+        contact_id,
+        new_conversation: filed.new_conversation,
         opt_change,
         reply,
     })))
@@ -1028,21 +946,36 @@ pub async fn apply_status(
     Ok(changed.map(Into::into))
 }
 
-/// Re-seals every firm's stored auth token that another key than the active one sealed;
-/// returns how many changed.
-pub async fn reseal_all(db: &crate::db::Db, secret_box: &crate::secret_box::SecretBox) -> Result<usize, DomainError> {
+#[derive(QueryableByName)]
+struct FirmRow {
+    #[diesel(sql_type = SqlUuid)]
+    firm_id: Uuid,
+}
+
+/// Re-seals the stored auth tokens that another key than the active one sealed, of one
+/// firm or of every firm that has one; returns how many changed.
+pub async fn reseal_all(
+    db: &crate::db::Db,
+    secret_box: &crate::secret_box::SecretBox,
+    only: Option<FirmId>,
+) -> Result<usize, DomainError> {
     use scoped_futures::ScopedFutureExt;
     use secrecy::ExposeSecret;
-    let firms: Vec<Uuid> = db
-        .platform_tx(|conn| {
-            async move {
-                Ok::<_, DomainError>(
-                    crate::db::schema::firms::table.select(crate::db::schema::firms::id).load(conn).await?,
-                )
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let firms: Vec<Uuid> = match only {
+        Some(firm) => vec![firm.into_uuid()],
+        None => {
+            db.platform_tx(|conn| {
+                async move {
+                    let rows = diesel::sql_query("SELECT cp_firms_with_sms_settings() AS firm_id")
+                        .load::<FirmRow>(conn)
+                        .await?;
+                    Ok::<_, DomainError>(rows.into_iter().map(|r| r.firm_id).collect())
+                }
+                .scope_boxed()
+            })
+            .await?
+        }
+    };
     let mut resealed = 0;
     for firm in firms.into_iter().map(FirmId) {
         let context = token_context(firm);

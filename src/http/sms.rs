@@ -32,6 +32,15 @@ fn secret_box(state: &AppState) -> Result<SecretBox, ApiError> {
     })
 }
 
+/// The firm's auth token; a server whose keys do not open it (a key removed before
+/// resealing, nodes with different keys) answers 503 and says why in its log.
+fn open_token(state: &AppState, firm: FirmId, settings: &StoredSettings) -> Result<SecretString, ApiError> {
+    secret_box(state)?.open(&settings.auth_token_sealed, &sms::token_context(firm)).map_err(|err| {
+        tracing::error!(error = %err, firm = %firm.into_uuid(), "a stored Twilio token does not open");
+        ApiError::unavailable("the firm's stored Twilio credentials cannot be opened on this server")
+    })
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SmsSettingsView {
     pub account_sid: String,
@@ -214,9 +223,7 @@ pub async fn add_number(
     let settings =
         state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
     let settings = settings.ok_or_else(|| ApiError::Conflict("set up SMS first (PUT /api/v1/sms/settings)".into()))?;
-    let token = secret_box(&state)?
-        .open(&settings.auth_token_sealed, &sms::token_context(firm))
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let token = open_token(&state, firm, &settings)?;
     let account = Account { sid: &settings.account_sid, token: &token };
     let twilio_settings = &state.settings().twilio;
     let unreachable = |err: TwilioError| {
@@ -315,9 +322,7 @@ async fn verified(
         tracing::warn!(firm = %firm.into_uuid(), "Twilio webhook for a firm without SMS settings");
         return Err(forbidden_signature());
     };
-    let token = secret_box(state)?
-        .open(&settings.auth_token_sealed, &sms::token_context(firm))
-        .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let token = open_token(state, firm, &settings)?;
     let signature = req.headers().get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or_default();
     let path = req.uri().path_and_query().map(|p| p.as_str()).unwrap_or_else(|| req.uri().path());
     let url = format!("{}{path}", settings.public_base_url.trim_end_matches('/'));
@@ -367,6 +372,7 @@ fn media_of(params: &[(String, String)]) -> Vec<Media> {
         (status = 400, description = "Not an inbound message", body = ErrorBody),
         (status = 403, description = "Unknown number, or a signature that does not match", body = ErrorBody),
         (status = 415, description = "Neither a form nor JSON", body = ErrorBody),
+        (status = 503, description = "This server cannot open the firm's stored credentials", body = ErrorBody),
     )
 )]
 pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, ApiError> {
@@ -447,6 +453,7 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::By
         (status = 400, description = "Not a status callback", body = ErrorBody),
         (status = 403, description = "A signature that does not match", body = ErrorBody),
         (status = 415, description = "Neither a form nor JSON", body = ErrorBody),
+        (status = 503, description = "This server cannot open the firm's stored credentials", body = ErrorBody),
     )
 )]
 pub async fn status_callback(

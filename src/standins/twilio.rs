@@ -236,15 +236,18 @@ pub async fn post_signed(
     params: &[(String, String)],
 ) -> Result<reqwest::Response, reqwest::Error> {
     let signature = compute_signature(token, url, params);
-    let mut form = url::form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params {
-        form.append_pair(name, value);
-    }
+    let body = {
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in params {
+            form.append_pair(name, value);
+        }
+        form.finish()
+    };
     http.post(url)
         .header("X-Twilio-Signature", signature)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .header("I-Twilio-Idempotency-Token", Uuid::new_v4().to_string())
-        .body(form.finish())
+        .body(body)
         .timeout(Duration::from_secs(10))
         .send()
         .await

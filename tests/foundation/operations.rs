@@ -171,6 +171,13 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("get", "/api/v1/finance/settings"),
         ("patch", "/api/v1/finance/settings"),
         ("post", "/api/v1/stripe/webhook"),
+        ("get", "/api/v1/sms/settings"),
+        ("put", "/api/v1/sms/settings"),
+        ("get", "/api/v1/sms/numbers"),
+        ("post", "/api/v1/sms/numbers"),
+        ("delete", "/api/v1/sms/numbers/{id}"),
+        ("post", "/api/v1/twilio/sms"),
+        ("post", "/api/v1/twilio/status/{firm_id}"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

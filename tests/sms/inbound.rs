@@ -271,18 +271,7 @@ async fn settings_keep_the_token_to_themselves_and_refuse_bad_input() {
         format!("{}/api/v1/twilio/status/{}", app.address, firm.id().into_uuid())
     );
     // Sealed at rest, too.
-    let firm_id = firm.id();
-    let stored = app
-        .db()
-        .firm_tx(firm_id, |conn| {
-            scoped_futures::ScopedFutureExt::scope_boxed(async move {
-                consultantpro::domain::sms::settings(conn, firm_id).await
-            })
-        })
-        .await
-        .unwrap()
-        .unwrap()
-        .auth_token_sealed;
+    let stored = crate::sealed_token(&app, firm.id()).await;
     assert!(stored.starts_with("v1:"), "{stored}");
     assert!(!stored.contains(&firm.account.token));
 

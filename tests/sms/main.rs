@@ -11,6 +11,7 @@ mod ws;
 
 mod inbound;
 mod outbound;
+mod secrets;
 
 use std::time::Duration;
 
@@ -155,4 +156,18 @@ where
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the jobs did not get there within ten seconds");
+}
+
+/// The firm's auth token as stored: sealed.
+pub async fn sealed_token(app: &TestApp, firm: FirmId) -> String {
+    app.db()
+        .firm_tx(firm, |conn| {
+            scoped_futures::ScopedFutureExt::scope_boxed(async move {
+                consultantpro::domain::sms::settings(conn, firm).await
+            })
+        })
+        .await
+        .unwrap()
+        .unwrap()
+        .auth_token_sealed
 }

@@ -11,6 +11,19 @@ use crate::{
     SmsFirm, messages, random_mobile, run_jobs_until, sms_app, sms_conversations, sms_firm, text_in, webhook, ws,
 };
 
+/// What Twilio posts to a status callback.
+fn status_params(firm: &SmsFirm, sid: String, status: &str, code: Option<&str>) -> Vec<(String, String)> {
+    let mut params = vec![
+        ("AccountSid".to_owned(), firm.account.sid.clone()),
+        ("MessageSid".to_owned(), sid),
+        ("MessageStatus".to_owned(), status.to_owned()),
+    ];
+    if let Some(code) = code {
+        params.push(("ErrorCode".to_owned(), code.to_owned()));
+    }
+    params
+}
+
 /// A conversation someone started by texting in; returns its id.
 async fn conversation_with(app: &TestApp, firm: &SmsFirm, sender: &str) -> String {
     text_in(app, firm, sender, "Hello from the client").await;
@@ -101,17 +114,7 @@ async fn callbacks_in_any_order_end_in_the_right_state() {
     run_jobs_until(&app, firm.id(), || async { standin.sent().len() == 2 }).await;
     let sid_of = |body: &str| standin.sent().into_iter().find(|m| m.body == body).unwrap().sid;
     let path = format!("/api/v1/twilio/status/{}", firm.id().into_uuid());
-    let callback = |sid: String, status: &str, code: Option<&str>| {
-        let mut params = vec![
-            ("AccountSid".to_owned(), firm.account.sid.clone()),
-            ("MessageSid".to_owned(), sid),
-            ("MessageStatus".to_owned(), status.to_owned()),
-        ];
-        if let Some(code) = code {
-            params.push(("ErrorCode".to_owned(), code.to_owned()));
-        }
-        params
-    };
+    let callback = |sid: String, status: &str, code: Option<&str>| status_params(&firm, sid, status, code);
     for status in ["delivered", "sent", "sending", "queued", "sent"] {
         let answer = webhook(&app, &path, &firm.account.token, &callback(sid_of("One"), status, None)).await;
         assert_eq!(answer.status(), 200);
@@ -262,4 +265,40 @@ async fn without_a_sender_or_settings_nothing_is_stored() {
     assert_eq!(answer.status(), 400);
     assert!(messages(&app, &firm.token, &empty).await.is_empty());
     assert_eq!(messages(&app, &firm.token, &conversation).await.len(), before);
+}
+
+/// Every order of four callbacks, one message each: all end `delivered`.
+#[actix_web::test]
+async fn every_order_of_callbacks_ends_delivered() {
+    let (app, standin) = sms_app().await;
+    let firm = sms_firm(&app, &standin).await;
+    standin.report_statuses(&[]);
+    let conversation = conversation_with(&app, &firm, &random_mobile()).await;
+    let statuses = ["queued", "sending", "sent", "delivered"];
+    let mut orders = Vec::new();
+    for n in 0..256usize {
+        let order = [n % 4, n / 4 % 4, n / 16 % 4, n / 64 % 4];
+        if (0..4).all(|step| order.contains(&step)) {
+            orders.push(order);
+        }
+    }
+    assert_eq!(orders.len(), 24);
+    let mut sent = Vec::new();
+    for i in 0..orders.len() {
+        sent.push(reply(&app, &firm, &conversation, &format!("Order {i}")).await);
+    }
+    run_jobs_until(&app, firm.id(), || async { standin.sent().len() == orders.len() }).await;
+    let path = format!("/api/v1/twilio/status/{}", firm.id().into_uuid());
+    let handed = standin.sent();
+    for (i, order) in orders.iter().enumerate() {
+        let sid = handed.iter().find(|m| m.body == format!("Order {i}")).unwrap().sid.clone();
+        for &step in order {
+            let params = status_params(&firm, sid.clone(), statuses[step], None);
+            assert_eq!(webhook(&app, &path, &firm.account.token, &params).await.status(), 200);
+        }
+    }
+    for message in messages(&app, &firm.token, &conversation).await.iter().filter(|m| m["author_user_id"].is_string()) {
+        assert_eq!(message["delivery"]["status"], "delivered", "{message}");
+    }
+    assert_eq!(sent.len(), 24);
 }
