@@ -188,6 +188,38 @@ async fn main() -> anyhow::Result<()> {
     .await;
     floor.print("reference: GET /health/");
 
+    // Reference: storing and publishing a message through the REST API, same concurrency.
+    let login = serde_json::json!({ "firm": firm.slug, "email": email, "password": PASSWORD });
+    let answer: serde_json::Value =
+        client.post(format!("{node}/api/v1/auth/login")).json(&login).send().await?.error_for_status()?.json().await?;
+    let access = answer["data"]["access_token"].as_str().context("no access token")?.to_owned();
+    // As many conversations as the webhooks spread over (up to 100), so neither waits on one
+    // conversation's row lock more than the other.
+    let mut rest_urls = Vec::new();
+    for _ in 0..args.senders.clamp(1, 100) {
+        let created: serde_json::Value = client
+            .post(format!("{node}/api/v1/conversations"))
+            .bearer_auth(&access)
+            .json(&serde_json::json!({ "subject": "REST reference" }))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let internal = created["data"]["id"].as_str().context("the reference conversation")?.to_owned();
+        rest_urls.push(format!("{node}/api/v1/conversations/{internal}/messages"));
+    }
+    let (rest_client, rest_urls, rest_token) = (client.clone(), Arc::new(rest_urls), access.clone());
+    let rest = closed_loop(args.concurrency, args.seconds, move |i| {
+        let request = rest_client
+            .post(&rest_urls[i % rest_urls.len()])
+            .bearer_auth(&rest_token)
+            .json(&serde_json::json!({ "body": format!("Reference message {i}") }));
+        async move { request.send().await.is_ok_and(|r| r.status().is_success()) }
+    })
+    .await;
+    rest.print("reference: POST /conversations/{id}/messages");
+
     // Throughput: every webhook a new message, from one of `senders` numbers.
     let senders: Arc<Vec<String>> =
         Arc::new((0..args.senders.max(1)).map(|i| format!("+1415{:07}", 2_000_000 + i)).collect());
@@ -204,13 +236,12 @@ async fn main() -> anyhow::Result<()> {
     #[allow(clippy::cast_precision_loss)]
     let ratio =
         (inbound.done as f64 / inbound.elapsed.as_secs_f64()) / (floor.done as f64 / floor.elapsed.as_secs_f64());
-    println!("ratio inbound / HTTP floor: {ratio:.3}");
+    #[allow(clippy::cast_precision_loss)]
+    let against_rest =
+        (inbound.done as f64 / inbound.elapsed.as_secs_f64()) / (rest.done as f64 / rest.elapsed.as_secs_f64());
+    println!("ratio inbound / HTTP floor: {ratio:.3}; inbound / REST message post: {against_rest:.2}");
 
     // Latency: one sender's conversation, watched on a socket.
-    let login = serde_json::json!({ "firm": firm.slug, "email": email, "password": PASSWORD });
-    let answer: serde_json::Value =
-        client.post(format!("{node}/api/v1/auth/login")).json(&login).send().await?.error_for_status()?.json().await?;
-    let access = answer["data"]["access_token"].as_str().context("no access token")?.to_owned();
     let watched = "+14155559999";
     let first = inbound_params(&account_sid, &message_sid(), watched, &number, "opening");
     let opened = post_signed(&client, &url, &token, &first).await?;
