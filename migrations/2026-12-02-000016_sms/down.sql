@@ -8,6 +8,7 @@ ALTER TABLE contacts DROP COLUMN needs_review;
 DROP TABLE sms_status_callbacks;
 DROP TABLE sms_messages;
 DROP TABLE sms_threads;
+DROP TABLE sms_help_replies;
 DROP TABLE sms_opt_outs;
 DROP FUNCTION cp_firms_with_sms_settings();
 DROP FUNCTION cp_sms_release_number(uuid);

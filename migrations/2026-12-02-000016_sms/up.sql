@@ -99,6 +99,15 @@ CREATE TABLE sms_opt_outs (
 );
 SELECT cp_fence_tenant_table('sms_opt_outs');
 
+-- When each number was last answered with the help text: once a day at most.
+CREATE TABLE sms_help_replies (
+    firm_id       uuid NOT NULL REFERENCES firms (id),
+    phone_number  text NOT NULL,
+    replied_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (firm_id, phone_number)
+);
+SELECT cp_fence_tenant_table('sms_help_replies');
+
 -- An SMS conversation's two ends: the other party's number and the sender replies go from.
 CREATE TABLE sms_threads (
     firm_id          uuid NOT NULL REFERENCES firms (id),
@@ -275,5 +284,5 @@ LANGUAGE sql STABLE AS $$
 $$;
 
 GRANT SELECT, INSERT, UPDATE ON sms_settings, sms_messages TO consultantpro_app;
-GRANT SELECT, INSERT, UPDATE, DELETE ON sms_numbers, sms_opt_outs, sms_threads TO consultantpro_app;
+GRANT SELECT, INSERT, UPDATE, DELETE ON sms_numbers, sms_opt_outs, sms_threads, sms_help_replies TO consultantpro_app;
 GRANT SELECT, INSERT ON sms_status_callbacks TO consultantpro_app;

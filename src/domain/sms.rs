@@ -150,11 +150,16 @@ pub fn check_settings(
         errors.insert("auth_token".into(), "must be 16 to 128 visible ASCII characters".into());
     }
     match url::Url::parse(public_base_url) {
-        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() && url.query().is_none() => {}
+        Ok(url)
+            if matches!(url.scheme(), "http" | "https")
+                && url.host().is_some()
+                && url.query().is_none()
+                && url.username().is_empty()
+                && url.password().is_none() => {}
         _ => {
             errors.insert(
                 "public_base_url".into(),
-                "must be the http(s) address Twilio reaches this hub at, without a query".into(),
+                "must be the http(s) address Twilio reaches this hub at, without credentials or a query".into(),
             );
         }
     }
@@ -173,6 +178,15 @@ pub async fn save_settings(
     input: SettingsInput,
 ) -> Result<StoredSettings, DomainError> {
     let existing = settings(conn, firm).await?;
+    if let Some(existing) = &existing
+        && existing.account_sid != input.account_sid
+        && !list_numbers(conn, firm).await?.is_empty()
+    {
+        // The senders were proven against the old account; the new one may not own them.
+        return Err(DomainError::Conflict(
+            "remove the SMS senders before changing the Twilio account, then add them again".into(),
+        ));
+    }
     let sealed = match (input.auth_token_sealed, existing) {
         (Some(sealed), _) => sealed,
         (None, Some(existing)) => existing.auth_token_sealed,
@@ -340,7 +354,19 @@ pub async fn add_number(
 pub async fn remove_number(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<SmsNumber, DomainError> {
     let number = find_number(conn, firm, id).await?;
     diesel::sql_query("SELECT cp_sms_release_number($1)").bind::<SqlUuid, _>(id).execute(conn).await?;
-    // Conversations that replied from it pick the firm's first sender at their next send.
+    // Conversations that replied from it go on from the firm's first remaining sender; with
+    // none left, their threads go (the deletion cascades) and a sender is chosen afresh at
+    // the next send.
+    diesel::sql_query(
+        "UPDATE sms_threads SET sms_number_id = next.id \
+           FROM (SELECT n.id FROM sms_numbers n WHERE n.firm_id = $1 AND n.id <> $2 \
+                  ORDER BY n.created_at, n.id LIMIT 1) AS next \
+          WHERE sms_threads.firm_id = $1 AND sms_threads.sms_number_id = $2",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<SqlUuid, _>(id)
+    .execute(conn)
+    .await?;
     diesel::delete(sms_numbers::table)
         .filter(sms_numbers::firm_id.eq(firm.into_uuid()))
         .filter(sms_numbers::id.eq(id))
@@ -555,7 +581,10 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
         Some(Keyword::OptIn) => change_opt(conn, firm, &inbound.from, contact_id, &word, false).await?,
         Some(Keyword::Help) => {
             let help = settings(conn, firm).await?.map(|s| s.help_text).unwrap_or_default();
-            if !help.trim().is_empty() && !is_opted_out(conn, firm, &inbound.from).await? {
+            if !help.trim().is_empty()
+                && !is_opted_out(conn, firm, &inbound.from).await?
+                && help_reply_due(conn, firm, &inbound.from).await?
+            {
                 let mut answer = conversations::append_external(conn, firm, conversation, None, &help, false).await?;
                 answer.delivery = Some(queue_outbound(conn, firm, &answer).await?);
                 reply = Some(answer);
@@ -571,6 +600,21 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
         opt_change,
         reply,
     })))
+}
+
+/// Whether HELP from this number gets an answer now: once a day at most, so nobody can make
+/// the firm send (and pay for) messages in a loop by texting HELP.
+async fn help_reply_due(conn: &mut AsyncPgConnection, firm: FirmId, number: &str) -> Result<bool, DomainError> {
+    let answered = diesel::sql_query(
+        "INSERT INTO sms_help_replies (firm_id, phone_number) VALUES ($1, $2) \
+         ON CONFLICT (firm_id, phone_number) DO UPDATE SET replied_at = now() \
+          WHERE sms_help_replies.replied_at < now() - interval '1 day'",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<Text, _>(number)
+    .execute(conn)
+    .await?;
+    Ok(answered == 1)
 }
 
 async fn delivery_of(
@@ -718,6 +762,9 @@ pub struct Outgoing {
     pub status_rank: i16,
     pub opted_out: bool,
     pub settings: Option<StoredSettings>,
+    /// When the message was stored: a send whose outcome was unknown is looked for at
+    /// Twilio from then on.
+    pub created_at: DateTime<Utc>,
 }
 
 #[derive(QueryableByName)]
@@ -736,6 +783,8 @@ struct OutgoingRow {
     status_rank: i16,
     #[diesel(sql_type = Bool)]
     opted_out: bool,
+    #[diesel(sql_type = Timestamptz)]
+    created_at: DateTime<Utc>,
 }
 
 pub async fn outgoing(
@@ -746,7 +795,7 @@ pub async fn outgoing(
     let row = diesel::sql_query(
         "SELECT s.conversation_id, m.body, s.to_number, s.from_number, s.messaging_service_sid, s.status_rank, \
                 EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.firm_id = s.firm_id AND o.phone_number = s.to_number) \
-                  AS opted_out \
+                  AS opted_out, m.created_at \
            FROM sms_messages s JOIN messages m ON m.firm_id = s.firm_id AND m.id = s.message_id \
           WHERE s.firm_id = $1 AND s.message_id = $2 AND s.direction = 'outbound' \
             FOR UPDATE OF s",
@@ -767,6 +816,7 @@ pub async fn outgoing(
         status_rank: row.status_rank,
         opted_out: row.opted_out,
         settings: settings(conn, firm).await?,
+        created_at: row.created_at,
     }))
 }
 
@@ -810,6 +860,18 @@ impl From<ChangedRow> for StatusChange {
     }
 }
 
+/// Serialises the send that records a sid with the callbacks about it, so a callback that
+/// arrives while the send is committing is either applied by the callback (the sid is
+/// there) or found by the send (the callback row is there), never missed by both. The same
+/// key `cp_sms_receive` takes for an inbound sid.
+async fn lock_sid(conn: &mut AsyncPgConnection, firm: FirmId, sid: &str) -> Result<(), DomainError> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+        .bind::<Text, _>(format!("sms:{}:{sid}", firm.into_uuid()))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 const RETURNING_CHANGE: &str = "RETURNING sms_messages.message_id, sms_messages.conversation_id, sms_messages.status, \
      sms_messages.error_code, sms_messages.error_message, sms_messages.segments";
 
@@ -824,6 +886,7 @@ pub async fn record_accepted(
     segments: Option<i32>,
 ) -> Result<Option<StatusChange>, DomainError> {
     let rank = status_rank(status).unwrap_or(1);
+    lock_sid(conn, firm, sid).await?;
     let changed = diesel::sql_query(format!(
         "WITH early AS ( \
              SELECT status AS early_status, status_rank AS early_rank, error_code AS early_error \
@@ -916,6 +979,7 @@ pub async fn apply_status(
     if !is_sid(sid, "SM") && !is_sid(sid, "MM") {
         return Err(DomainError::invalid_field("MessageSid", "must be a Twilio message SID"));
     }
+    lock_sid(conn, firm, sid).await?;
     diesel::sql_query(
         "INSERT INTO sms_status_callbacks (firm_id, id, twilio_sid, status, status_rank, error_code) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -1001,6 +1065,20 @@ pub async fn reseal_all(
         resealed += usize::from(changed);
     }
     Ok(resealed)
+}
+
+/// Which of these Twilio sids the firm has recorded already.
+pub async fn known_sids(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    sids: &[String],
+) -> Result<Vec<String>, DomainError> {
+    Ok(sms_messages::table
+        .filter(sms_messages::firm_id.eq(firm.into_uuid()))
+        .filter(sms_messages::twilio_sid.eq_any(sids))
+        .select(sms_messages::twilio_sid.assume_not_null())
+        .load(conn)
+        .await?)
 }
 
 #[derive(QueryableByName)]

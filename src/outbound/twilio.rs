@@ -43,11 +43,19 @@ pub enum TwilioError {
     /// Twilio said no, and will say so again: the code and reason are Twilio's.
     #[error("Twilio refused ({status}{}): {message}", code.map(|c| format!(", error {c}")).unwrap_or_default())]
     Refused { status: u16, code: Option<i32>, message: String },
-    /// Worth another attempt: unreachable, timed out, 429, 5xx, or credentials refused
-    /// (which the firm may fix before the next attempt).
+    /// Worth another attempt: unreachable, 429, 5xx, or credentials refused (which the firm
+    /// may fix before the next attempt). Twilio did not take the message.
     #[error("{0}")]
     Retryable(String),
+    /// The request may have reached Twilio (it timed out, or the answer broke off): whether
+    /// the message was taken is unknown until Twilio is asked.
+    #[error("{0}")]
+    Unknown(String),
 }
+
+/// Marks a send whose outcome was unknown, in the job's last error, so the next attempt
+/// asks Twilio before sending again.
+pub const UNKNOWN_OUTCOME: &str = "outcome unknown: ";
 
 #[derive(Deserialize)]
 struct ErrorBody {
@@ -75,13 +83,15 @@ impl SentMessage {
 }
 
 async fn call(request: reqwest::RequestBuilder, settings: &TwilioSettings) -> Result<(u16, bytes::Bytes), TwilioError> {
-    let response = request
-        .timeout(Duration::from_secs(settings.timeout_secs.max(1)))
-        .send()
-        .await
-        .map_err(|e| TwilioError::Retryable(format!("Twilio could not be reached: {e}")))?;
+    let response = request.timeout(Duration::from_secs(settings.timeout_secs.max(1))).send().await.map_err(|e| {
+        if e.is_connect() {
+            TwilioError::Retryable(format!("Twilio could not be reached: {e}"))
+        } else {
+            TwilioError::Unknown(format!("no answer from Twilio: {e}"))
+        }
+    })?;
     let status = response.status().as_u16();
-    let body = response.bytes().await.map_err(|e| TwilioError::Retryable(format!("Twilio's answer broke off: {e}")))?;
+    let body = response.bytes().await.map_err(|e| TwilioError::Unknown(format!("Twilio's answer broke off: {e}")))?;
     if (200..300).contains(&status) {
         return Ok((status, body));
     }
@@ -139,8 +149,66 @@ pub async fn send_message(
 }
 
 #[derive(Deserialize)]
+struct MessageList {
+    messages: Vec<ListedMessage>,
+}
+
+#[derive(Deserialize)]
+struct ListedMessage {
+    sid: String,
+    status: String,
+    body: Option<String>,
+    date_created: Option<String>,
+    num_segments: Option<serde_json::Value>,
+}
+
+/// Messages to `to` with this body created at Twilio since `since` (a minute's slack for
+/// clocks): what a send whose answer was lost may have become.
+pub async fn list_sent(
+    settings: &TwilioSettings,
+    account: &Account<'_>,
+    to: &str,
+    body: &str,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<SentMessage>, TwilioError> {
+    let day_before = since.date_naive().pred_opt().unwrap_or(since.date_naive());
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("To", to)
+        .append_pair("DateSent>", &day_before.to_string())
+        .append_pair("PageSize", "100")
+        .finish();
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Messages.json?{query}",
+        settings.api_base_url.trim_end_matches('/'),
+        account.sid
+    );
+    let request = client().get(url).basic_auth(account.sid, Some(account.token.expose_secret()));
+    let (_, answer) = call(request, settings).await?;
+    let list: MessageList = serde_json::from_slice(&answer)
+        .map_err(|e| TwilioError::Retryable(format!("unexpected answer from Twilio: {e}")))?;
+    let since = since - chrono::Duration::minutes(1);
+    Ok(list
+        .messages
+        .into_iter()
+        .filter(|m| m.body.as_deref() == Some(body))
+        .filter(|m| {
+            m.date_created
+                .as_deref()
+                .and_then(|d| chrono::DateTime::parse_from_rfc2822(d).ok())
+                .is_none_or(|created| created >= since)
+        })
+        .map(|m| SentMessage { sid: m.sid, status: m.status, num_segments: m.num_segments })
+        .collect())
+}
+
+#[derive(Deserialize)]
 struct NumberList {
-    incoming_phone_numbers: Vec<serde_json::Value>,
+    incoming_phone_numbers: Vec<OwnedNumber>,
+}
+
+#[derive(Deserialize)]
+struct OwnedNumber {
+    phone_number: String,
 }
 
 /// Whether the account owns `number` (`IncomingPhoneNumbers.json?PhoneNumber=`), so no
@@ -157,7 +225,10 @@ pub async fn owns_number(settings: &TwilioSettings, account: &Account<'_>, numbe
     let (_, body) = call(request, settings).await?;
     let list: NumberList = serde_json::from_slice(&body)
         .map_err(|e| TwilioError::Retryable(format!("unexpected answer from Twilio: {e}")))?;
-    Ok(!list.incoming_phone_numbers.is_empty())
+    // Twilio's filter also matches numbers that merely contain the one asked for (in
+    // numbering plans of varying length one number can begin another): only an exact entry
+    // proves ownership.
+    Ok(list.incoming_phone_numbers.iter().any(|owned| owned.phone_number == number))
 }
 
 /// Whether the account has the Messaging Service (`GET /v1/Services/{sid}`).
@@ -251,7 +322,18 @@ pub async fn send(ctx: &JobContext, job: &Job) -> JobOutcome {
         status_callback: &callback,
     };
     let account = Account { sid: &settings.account_sid, token: &token };
-    match send_message(&ctx.settings.twilio, &account, &request).await {
+    let unknown_before = job.last_error.as_deref().is_some_and(|e| e.starts_with(UNKNOWN_OUTCOME));
+    let result = if unknown_before {
+        // The last attempt may have reached Twilio: ask before sending again.
+        match already_sent(ctx, firm, &account, &outgoing).await {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => send_message(&ctx.settings.twilio, &account, &request).await,
+            Err(err) => Err(TwilioError::Unknown(err.to_string())),
+        }
+    } else {
+        send_message(&ctx.settings.twilio, &account, &request).await
+    };
+    match result {
         Ok(sent) => {
             let segments = sent.segments();
             let recorded = ctx
@@ -277,16 +359,40 @@ pub async fn send(ctx: &JobContext, job: &Job) -> JobOutcome {
         }
         Err(TwilioError::Refused { code, message, .. }) => fail_message(ctx, firm, message_id, code, &message).await,
         Err(TwilioError::Retryable(reason)) if job.attempts >= job.max_attempts => {
-            let _ = fail_message(
-                ctx,
-                firm,
-                message_id,
-                None,
-                &format!("not sent after {} attempts: {reason}", job.attempts),
-            )
-            .await;
+            // Everyone in the conversation sees the reason (portal users too): the details,
+            // which name the hub's Twilio endpoint and account, stay in the log and the job.
+            tracing::warn!(%message_id, %reason, "giving up on an SMS");
+            let shown = format!("not sent: Twilio could not take it after {} attempts", job.attempts);
+            let _ = fail_message(ctx, firm, message_id, None, &shown).await;
+            JobOutcome::Fail(reason)
+        }
+        Err(TwilioError::Unknown(reason)) if job.attempts >= job.max_attempts => {
+            tracing::warn!(%message_id, %reason, "giving up on an SMS whose sending is unconfirmed");
+            let shown =
+                format!("not confirmed: Twilio did not answer after {} attempts; it may have been sent", job.attempts);
+            let _ = fail_message(ctx, firm, message_id, None, &shown).await;
             JobOutcome::Fail(reason)
         }
         Err(TwilioError::Retryable(reason)) => JobOutcome::Retry(reason),
+        Err(TwilioError::Unknown(reason)) => JobOutcome::Retry(format!("{UNKNOWN_OUTCOME}{reason}")),
     }
+}
+
+/// The message Twilio made of an earlier attempt, if any: one to the same number with the
+/// same body, since the message was stored, whose sid no other message of the firm has.
+async fn already_sent(
+    ctx: &JobContext,
+    firm: FirmId,
+    account: &Account<'_>,
+    outgoing: &sms::Outgoing,
+) -> Result<Option<SentMessage>, TwilioError> {
+    let candidates =
+        list_sent(&ctx.settings.twilio, account, &outgoing.to, &outgoing.body, outgoing.created_at).await?;
+    let sids: Vec<String> = candidates.iter().map(|c| c.sid.clone()).collect();
+    let known = ctx
+        .db
+        .firm_tx(firm, |conn| async move { sms::known_sids(conn, firm, &sids).await }.scope_boxed())
+        .await
+        .map_err(|e| TwilioError::Retryable(format!("checking recorded sids: {e}")))?;
+    Ok(candidates.into_iter().find(|c| !known.contains(&c.sid)))
 }

@@ -71,6 +71,8 @@ pub struct SentRecord {
     pub messaging_service_sid: Option<String>,
     pub body: String,
     pub status_callback: Option<String>,
+    pub created: chrono::DateTime<chrono::Utc>,
+    pub segments: i32,
 }
 
 #[derive(Default)]
@@ -83,6 +85,8 @@ struct Inner {
     attempts: usize,
     /// Statuses reported to each message's callback after acceptance.
     callback_statuses: Vec<String>,
+    /// The next sends are taken, then answered only after this long (a lost answer).
+    stalls: VecDeque<Duration>,
 }
 
 #[derive(Clone)]
@@ -130,10 +134,10 @@ async fn create_message(
     body: web::Bytes,
 ) -> HttpResponse {
     let account_sid = path.into_inner();
-    let forced = {
+    let (forced, stall) = {
         let mut inner = shared.lock();
         inner.attempts += 1;
-        inner.failures.pop_front()
+        (inner.failures.pop_front(), inner.stalls.pop_front())
     };
     let Some(account) = authenticate(&shared, &req, &account_sid) else {
         return twilio_error(401, 20003, "Authenticate");
@@ -177,6 +181,8 @@ async fn create_message(
         messaging_service_sid: service.clone(),
         body: text.clone(),
         status_callback: field("StatusCallback"),
+        created: chrono::Utc::now(),
+        segments: segments(&text),
     };
     let statuses = {
         let mut inner = shared.lock();
@@ -184,7 +190,7 @@ async fn create_message(
         inner.callback_statuses.clone()
     };
     let status = if service.is_some() { "accepted" } else { "queued" };
-    if let Some(callback) = record.status_callback.clone() {
+    if let Some(callback) = record.status_callback.clone().filter(|url| is_loopback_url(url)) {
         let shared = shared.get_ref().clone();
         let (token, sender) = (account.token.clone(), sender.clone());
         actix_web::rt::spawn(async move {
@@ -210,6 +216,9 @@ async fn create_message(
             }
         });
     }
+    if let Some(stall) = stall {
+        actix_web::rt::time::sleep(stall).await;
+    }
     HttpResponse::Created().json(json!({
         "sid": sid,
         "account_sid": account.sid,
@@ -226,6 +235,44 @@ async fn create_message(
         "error_message": null,
         "uri": format!("/2010-04-01/Accounts/{}/Messages/{sid}.json", account.sid),
     }))
+}
+
+/// The stand-in calls back only to this machine: it serves development and tests, and a
+/// callback URL comes from a firm's settings.
+fn is_loopback_url(url: &str) -> bool {
+    url::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())).is_some_and(|host| match host {
+        url::Host::Domain(name) => name == "localhost",
+        url::Host::Ipv4(ip) => ip.is_loopback(),
+        url::Host::Ipv6(ip) => ip.is_loopback(),
+    })
+}
+
+/// `GET .../Messages.json?To=`: the account's messages to a number, newest first.
+async fn list_messages(
+    shared: web::Data<Shared>,
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+) -> HttpResponse {
+    let Some(account) = authenticate(&shared, &req, &path.into_inner()) else {
+        return twilio_error(401, 20003, "Authenticate");
+    };
+    let to = query.get("To");
+    let mut messages: Vec<_> = shared
+        .lock()
+        .sent
+        .iter()
+        .filter(|m| m.account_sid == account.sid && to.is_none_or(|t| *t == m.to))
+        .map(|m| {
+            json!({
+                "sid": m.sid, "to": m.to, "from": m.from, "body": m.body, "status": "sent",
+                "direction": "outbound-api", "num_segments": m.segments.to_string(),
+                "date_created": m.created.to_rfc2822(),
+            })
+        })
+        .collect();
+    messages.reverse();
+    HttpResponse::Ok().json(json!({ "messages": messages, "page": 0 }))
 }
 
 /// Posts a form to `url` signed as Twilio signs webhooks.
@@ -266,7 +313,8 @@ async fn incoming_numbers(
     let numbers: Vec<_> = account
         .numbers
         .iter()
-        .filter(|n| wanted.is_none_or(|w| w == *n))
+        // Twilio's filter matches numbers that contain the one asked for, not only equal ones.
+        .filter(|n| wanted.is_none_or(|w| n.contains(w.as_str())))
         .map(|n| json!({ "sid": format!("PN{}", Uuid::new_v4().simple()), "phone_number": n }))
         .collect();
     HttpResponse::Ok().json(json!({ "incoming_phone_numbers": numbers, "page": 0 }))
@@ -342,7 +390,14 @@ impl TwilioStandin {
     /// Serves on `listener` (port 0 for any), on the current actix runtime. `hub_url` is
     /// where `/standin/inbound` delivers.
     pub fn start(listener: TcpListener, hub_url: Option<String>) -> std::io::Result<Self> {
-        let port = listener.local_addr()?.port();
+        let local = listener.local_addr()?;
+        if !local.ip().is_loopback() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the Twilio stand-in listens on loopback only (it signs whatever it is asked to)",
+            ));
+        }
+        let port = local.port();
         // reqwest is built without a default TLS provider; pick ring once per process.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let shared = Shared {
@@ -350,7 +405,7 @@ impl TwilioStandin {
                 callback_statuses: vec!["sent".into(), "delivered".into()],
                 ..Inner::default()
             })),
-            http: reqwest::Client::builder().build().unwrap_or_default(),
+            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap_or_default(),
             hub_url,
         };
         let data = web::Data::new(shared.clone());
@@ -358,6 +413,7 @@ impl TwilioStandin {
             App::new()
                 .app_data(data.clone())
                 .route("/2010-04-01/Accounts/{sid}/Messages.json", web::post().to(create_message))
+                .route("/2010-04-01/Accounts/{sid}/Messages.json", web::get().to(list_messages))
                 .route("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json", web::get().to(incoming_numbers))
                 .route("/v1/Services/{sid}", web::get().to(service))
                 .route("/standin/inbound", web::post().to(deliver_inbound))
@@ -383,6 +439,12 @@ impl TwilioStandin {
     /// `delivered`).
     pub fn report_statuses(&self, statuses: &[&str]) {
         self.shared.lock().callback_statuses = statuses.iter().map(|s| (*s).to_owned()).collect();
+    }
+
+    /// The next sends are taken but answered only after `delay` each (longer than the hub
+    /// waits: the answer is lost, the message sent).
+    pub fn stall_next(&self, count: usize, delay: Duration) {
+        self.shared.lock().stalls.extend(std::iter::repeat_n(delay, count));
     }
 
     /// Messages accepted so far.

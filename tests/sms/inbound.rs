@@ -314,10 +314,13 @@ async fn another_firm_sees_and_takes_nothing() {
     assert_eq!(b_numbers["data"].as_array().unwrap().len(), 1);
     assert_eq!(app.delete_as(&b.token, &format!("/api/v1/sms/numbers/{}", a.number_id)).await.status(), 404);
 
-    // B's account does not own A's number; and were it to claim it, the number is taken.
+    // B's account does not own A's number — not even with a longer number that begins with
+    // it, which Twilio's own filter would list — and were it to own it, the number is taken.
+    let mut b_account = b.account.clone();
+    b_account.numbers.push(format!("{}5", a.number));
+    standin.add_account(b_account.clone());
     let taken = app.post_as(&b.token, "/api/v1/sms/numbers", &json!({ "phone_number": a.number })).await;
     assert_eq!(taken.status(), 400);
-    let mut b_account = b.account.clone();
     b_account.numbers.push(a.number.clone());
     standin.add_account(b_account);
     let taken = app.post_as(&b.token, "/api/v1/sms/numbers", &json!({ "phone_number": a.number })).await;
@@ -336,8 +339,11 @@ async fn another_firm_sees_and_takes_nothing() {
     assert_eq!(count_messages(&app, &a).await, 1);
 
     // A firm's settings can hold another account, but its token opens only in its own row.
+    // (The account changes only once its senders, proven against the old one, are gone.)
     let mut copied = StandinAccount::generate(&random_mobile());
     copied.sid = a.account.sid.clone();
+    assert_eq!(configure(&app, &b.token, &copied, "").await.status(), 409);
+    assert_eq!(app.delete_as(&b.token, &format!("/api/v1/sms/numbers/{}", b.number_id)).await.status(), 200);
     assert_eq!(configure(&app, &b.token, &copied, "").await.status(), 200);
     let params = inbound_params(&a.account.sid, &message_sid(), &random_mobile(), &a.number, "Still A's");
     assert_eq!(webhook(&app, "/api/v1/twilio/sms", &copied.token, &params).await.status(), 403);
@@ -382,10 +388,12 @@ async fn keywords_opt_out_opt_in_and_ask_for_help() {
     let audit = json(app.get_as(&firm.token, "/api/v1/audit-events?action=sms.opted_in").await).await;
     assert_eq!(audit["data"].as_array().unwrap().len(), 1, "{audit}");
 
-    // HELP is answered with the firm's help text, as a message of the conversation.
+    // HELP is answered with the firm's help text, as a message of the conversation — once a
+    // day, however often it is asked.
     text_in(&app, &firm, &sender, "help").await;
+    text_in(&app, &firm, &sender, "HELP").await;
     let all = messages(&app, &firm.token, &id).await;
-    let help = all.last().unwrap();
+    let help = &all[all.len() - 2];
     assert_eq!(help["body"], "Test Firm: reply STOP to opt out.");
     assert!(help["author_user_id"].is_null() && help["author_contact_id"].is_null());
     assert_eq!(help["delivery"]["direction"], "outbound");
@@ -397,6 +405,8 @@ async fn keywords_opt_out_opt_in_and_ask_for_help() {
     let bodies: Vec<_> = all.iter().map(|m| m["body"].as_str().unwrap().to_owned()).collect();
     assert_eq!(
         bodies,
-        ["Hello", "STOP PLEASE", "  Stop ", "START", "Welcome back", "help", help["body"].as_str().unwrap()]
+        ["Hello", "STOP PLEASE", "  Stop ", "START", "Welcome back", "help", help["body"].as_str().unwrap(), "HELP"]
     );
+    let helped = standin.sent().iter().filter(|m| m.body == "Test Firm: reply STOP to opt out.").count();
+    assert_eq!(helped, 1);
 }

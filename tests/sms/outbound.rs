@@ -302,3 +302,35 @@ async fn every_order_of_callbacks_ends_delivered() {
     }
     assert_eq!(sent.len(), 24);
 }
+
+#[actix_web::test]
+async fn a_send_whose_answer_was_lost_is_looked_up_at_twilio_not_repeated() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let standin = consultantpro::standins::twilio::TwilioStandin::start(listener, None).unwrap();
+    let base = standin.base_url.clone();
+    let app = crate::helpers::spawn_app_with(move |settings| {
+        settings.twilio.api_base_url = base.clone();
+        settings.twilio.messaging_base_url = base;
+        settings.twilio.timeout_secs = 1;
+    })
+    .await;
+    let firm = sms_firm(&app, &standin).await;
+    let conversation = conversation_with(&app, &firm, &random_mobile()).await;
+    // Twilio takes the message but its answer never arrives in time.
+    standin.stall_next(1, std::time::Duration::from_secs(3));
+    let sent = reply(&app, &firm, &conversation, "Sent exactly once").await;
+    let id = sent["id"].as_str().unwrap().to_owned();
+    run_jobs_until(&app, firm.id(), || async {
+        delivery(&app, &firm, &conversation, &id).await["status"] == "delivered"
+    })
+    .await;
+    assert_eq!(standin.attempts(), 1, "the retry asked Twilio instead of sending again");
+    assert_eq!(standin.sent().len(), 1);
+    let shown = delivery(&app, &firm, &conversation, &id).await;
+    assert_eq!(shown["segments"], 1);
+    // Another message with the same words is sent in its own right.
+    let again = reply(&app, &firm, &conversation, "Sent exactly once").await;
+    let again_id = again["id"].as_str().unwrap().to_owned();
+    run_jobs_until(&app, firm.id(), || async { standin.sent().len() == 2 }).await;
+    wait_for_status(&app, &firm, &conversation, &again_id, "delivered").await;
+}
