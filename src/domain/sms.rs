@@ -1081,23 +1081,6 @@ pub async fn known_sids(
         .await?)
 }
 
-#[derive(QueryableByName)]
-struct Backlog {
-    #[diesel(sql_type = BigInt)]
-    waiting: i64,
-}
-
-/// Outbound messages not yet handed to Twilio.
-pub async fn backlog(conn: &mut AsyncPgConnection, firm: FirmId) -> Result<i64, DomainError> {
-    Ok(diesel::sql_query(
-        "SELECT count(*) AS waiting FROM sms_messages WHERE firm_id = $1 AND direction = 'outbound' AND status_rank = 0",
-    )
-    .bind::<SqlUuid, _>(firm.into_uuid())
-    .get_result::<Backlog>(conn)
-    .await?
-    .waiting)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -222,9 +222,15 @@ pub fn cli_command() -> std::process::Command {
 }
 
 /// Where the project's SMTP sink writes each message it receives (a maildir).
+/// `CP_MAIL_DIR`, else `mail/` in `CP_DATA_DIR` (where `scripts/services.sh` puts it), else
+/// `.data/mail`.
 pub fn mail_dir() -> PathBuf {
-    std::env::var("CP_MAIL_DIR")
-        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data/mail"), PathBuf::from)
+    if let Ok(dir) = std::env::var("CP_MAIL_DIR") {
+        return PathBuf::from(dir);
+    }
+    std::env::var("CP_DATA_DIR")
+        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data"), PathBuf::from)
+        .join("mail")
 }
 
 /// Runs the firm's queued jobs (test servers run no job runner of their own), until none

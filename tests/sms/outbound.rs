@@ -334,3 +334,44 @@ async fn a_send_whose_answer_was_lost_is_looked_up_at_twilio_not_repeated() {
     run_jobs_until(&app, firm.id(), || async { standin.sent().len() == 2 }).await;
     wait_for_status(&app, &firm, &conversation, &again_id, "delivered").await;
 }
+
+#[actix_web::test]
+async fn members_reply_over_the_socket_and_portal_logins_cannot_text() {
+    let (app, standin) = sms_app().await;
+    let firm = sms_firm(&app, &standin).await;
+    let conversation = conversation_with(&app, &firm, &random_mobile()).await;
+    let mut socket = ws::connect(&app, &firm.token).await;
+    socket.subscribe(&conversation, None).await;
+    let frame =
+        json!({ "type": "send", "conversation_id": conversation, "client_msg_id": "sms-1", "body": "Over the socket" });
+    socket.send(frame).await;
+    assert_eq!(socket.next_of("ack").await["seq"], 2);
+    run_jobs_until(&app, firm.id(), || async { standin.sent().iter().any(|m| m.body == "Over the socket") }).await;
+
+    // The texter's contact gets a portal login: it reads the conversation, but the firm's
+    // number is not its to text from.
+    let listed = sms_conversations(&app, &firm.token).await;
+    let contact_id = listed[0]["participants"]["contacts"][0].as_str().unwrap().to_owned();
+    let email = format!("portal-{}@example.com", uuid::Uuid::now_v7().simple());
+    let changed = app
+        .patch_as(
+            &firm.token,
+            &format!("/api/v1/contacts/{contact_id}"),
+            &json!({ "portal_access": true, "emails": [email] }),
+        )
+        .await;
+    assert_eq!(changed.status(), 200);
+    let portal =
+        crate::helpers::invite_and_join(&app, &firm.token, &firm.firm, &email, "client", Some(&contact_id)).await;
+    assert_eq!(app.get_as(&portal, &format!("/api/v1/conversations/{conversation}")).await.status(), 200);
+    let refused = app
+        .post_as(
+            &portal,
+            &format!("/api/v1/conversations/{conversation}/messages"),
+            &json!({ "body": "From the portal" }),
+        )
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(json(refused).await["error"]["code"], "forbidden");
+    assert_eq!(standin.sent().len(), 1);
+}
