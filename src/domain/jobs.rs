@@ -213,6 +213,27 @@ pub async fn fail(
     })
 }
 
+/// Puts a leased job back in the queue to run after `wait`, without counting the attempt
+/// and keeping its last error (a waiting job has not failed). False when the lease was lost.
+pub async fn defer(conn: &mut AsyncPgConnection, job: &Job, worker: &str, wait: Duration) -> Result<bool, DomainError> {
+    let changed = diesel::update(jobs::table)
+        .filter(jobs::firm_id.eq(job.firm_id))
+        .filter(jobs::id.eq(job.id))
+        .filter(jobs::state.eq("running"))
+        .filter(jobs::lease_owner.eq(worker))
+        .set((
+            jobs::state.eq("queued"),
+            jobs::run_at.eq(Utc::now() + wait),
+            jobs::attempts.eq((job.attempts - 1).max(0)),
+            jobs::lease_owner.eq(None::<String>),
+            jobs::lease_expires_at.eq(None::<DateTime<Utc>>),
+            jobs::updated_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(changed == 1)
+}
+
 /// Sort key of job lists (newest change first).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct JobKey {

@@ -765,6 +765,9 @@ pub struct Outgoing {
     /// When the message was stored: a send whose outcome was unknown is looked for at
     /// Twilio from then on.
     pub created_at: DateTime<Utc>,
+    /// An earlier message of the same conversation has not gone to Twilio yet: this one
+    /// waits, so a conversation's messages leave in the order they were written.
+    pub waiting_behind: bool,
 }
 
 #[derive(QueryableByName)]
@@ -785,6 +788,8 @@ struct OutgoingRow {
     opted_out: bool,
     #[diesel(sql_type = Timestamptz)]
     created_at: DateTime<Utc>,
+    #[diesel(sql_type = Bool)]
+    waiting_behind: bool,
 }
 
 pub async fn outgoing(
@@ -795,7 +800,11 @@ pub async fn outgoing(
     let row = diesel::sql_query(
         "SELECT s.conversation_id, m.body, s.to_number, s.from_number, s.messaging_service_sid, s.status_rank, \
                 EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.firm_id = s.firm_id AND o.phone_number = s.to_number) \
-                  AS opted_out, m.created_at \
+                  AS opted_out, m.created_at, \
+                EXISTS (SELECT 1 FROM sms_messages e \
+                         WHERE e.firm_id = s.firm_id AND e.conversation_id = s.conversation_id \
+                           AND e.direction = 'outbound' AND e.status_rank = 0 \
+                           AND (e.created_at, e.message_id) < (s.created_at, s.message_id)) AS waiting_behind \
            FROM sms_messages s JOIN messages m ON m.firm_id = s.firm_id AND m.id = s.message_id \
           WHERE s.firm_id = $1 AND s.message_id = $2 AND s.direction = 'outbound' \
             FOR UPDATE OF s",
@@ -817,6 +826,7 @@ pub async fn outgoing(
         opted_out: row.opted_out,
         settings: settings(conn, firm).await?,
         created_at: row.created_at,
+        waiting_behind: row.waiting_behind,
     }))
 }
 

@@ -20,6 +20,9 @@ pub enum JobOutcome {
     Retry(String),
     /// Will never work (malformed job, refused address): straight to the dead-letter queue.
     Fail(String),
+    /// Not yet: something must happen first (an earlier message of the same conversation
+    /// must go out). Runs again after this long; the attempt is not counted.
+    Defer(Duration),
 }
 
 /// What handlers may use.

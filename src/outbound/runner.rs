@@ -106,6 +106,7 @@ impl JobRunner {
             JobOutcome::Done => "done",
             JobOutcome::Retry(_) => "retry",
             JobOutcome::Fail(_) => "failed",
+            JobOutcome::Defer(_) => "deferred",
         };
         metrics::counter!("jobs_processed_total", "kind" => job.kind.clone(), "outcome" => label).increment(1);
         metrics::histogram!("job_duration_seconds", "kind" => job.kind.clone()).record(started.elapsed().as_secs_f64());
@@ -135,6 +136,11 @@ impl JobRunner {
                         }
                         JobOutcome::Fail(error) => {
                             jobs::fail(conn, job, &worker, &error, true, base, cap).await.map(Some)
+                        }
+                        JobOutcome::Defer(wait) => {
+                            let wait = ChronoDuration::from_std(wait).unwrap_or(ChronoDuration::seconds(1));
+                            jobs::defer(conn, job, &worker, wait).await?;
+                            Ok(None)
                         }
                     }
                 }

@@ -300,6 +300,9 @@ pub async fn send(ctx: &JobContext, job: &Job) -> JobOutcome {
     if outgoing.status_rank > 0 {
         return JobOutcome::Done;
     }
+    if outgoing.waiting_behind {
+        return JobOutcome::Defer(std::time::Duration::from_millis(100));
+    }
     if outgoing.opted_out {
         let reason = "not sent: the recipient opted out (replied STOP) after the message was queued";
         return fail_message(ctx, firm, message_id, None, reason).await;
