@@ -625,3 +625,17 @@ diesel::allow_tables_to_appear_in_same_query!(
     sms_messages,
     sms_status_callbacks,
 );
+
+diesel::table! {
+    business_calendars (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        name -> Text,
+        time_zone -> Text,
+        always_open -> Bool,
+        windows -> Jsonb,
+        holidays -> Jsonb,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}

@@ -90,7 +90,10 @@ impl BusinessCalendar {
                 .iter()
                 .map(|w| {
                     let end_date = if w.end <= w.start { next } else { date };
-                    (instant(self.zone, date.and_time(w.start), false), instant(self.zone, end_date.and_time(w.end), true))
+                    (
+                        instant(self.zone, date.and_time(w.start), false),
+                        instant(self.zone, end_date.and_time(w.end), true),
+                    )
                 })
                 .filter(|(start, end)| start < end)
                 .collect(),
@@ -102,8 +105,9 @@ impl BusinessCalendar {
         let mut cursor = start;
         while cursor < end {
             let local_date = cursor.with_timezone(&self.zone).date_naive();
-            let day_end = instant(self.zone, local_date.succ_opt().unwrap_or(local_date).and_time(NaiveTime::MIN), false)
-                .min(end);
+            let day_end =
+                instant(self.zone, local_date.succ_opt().unwrap_or(local_date).and_time(NaiveTime::MIN), false)
+                    .min(end);
             if day_end <= cursor {
                 break;
             }
@@ -228,7 +232,10 @@ mod tests {
         // Friday 4 Dec 16:00 EST: one hour on Friday, three on Monday 7 Dec from 09:00.
         let due = office.add(utc("2026-12-04T16:00:00-05:00"), Duration::hours(4));
         assert_eq!(due, Some(utc("2026-12-07T12:00:00-05:00")));
-        assert_eq!(office.elapsed(utc("2026-12-04T16:00:00-05:00"), utc("2026-12-07T12:00:00-05:00")), Duration::hours(4));
+        assert_eq!(
+            office.elapsed(utc("2026-12-04T16:00:00-05:00"), utc("2026-12-07T12:00:00-05:00")),
+            Duration::hours(4)
+        );
         // Asked at night, the clock starts at the next opening.
         let due = office.add(utc("2026-12-08T20:00:00-05:00"), Duration::minutes(30));
         assert_eq!(due, Some(utc("2026-12-09T09:30:00-05:00")));
@@ -241,18 +248,33 @@ mod tests {
     fn a_window_across_midnight_counts_on_both_sides() {
         let night = every_day(NEW_YORK, &[window("22:00", "06:00")]);
         // Tuesday 1 Dec 21:00: opens at 22:00, three hours later is 01:00 Wednesday.
-        assert_eq!(night.add(utc("2026-12-01T21:00:00-05:00"), Duration::hours(3)), Some(utc("2026-12-02T01:00:00-05:00")));
-        assert_eq!(night.elapsed(utc("2026-12-01T23:00:00-05:00"), utc("2026-12-02T05:00:00-05:00")), Duration::hours(6));
+        assert_eq!(
+            night.add(utc("2026-12-01T21:00:00-05:00"), Duration::hours(3)),
+            Some(utc("2026-12-02T01:00:00-05:00"))
+        );
+        assert_eq!(
+            night.elapsed(utc("2026-12-01T23:00:00-05:00"), utc("2026-12-02T05:00:00-05:00")),
+            Duration::hours(6)
+        );
         // From 05:00 with two hours to go: one hour before 06:00, the other from 22:00.
-        assert_eq!(night.add(utc("2026-12-02T05:00:00-05:00"), Duration::hours(2)), Some(utc("2026-12-02T23:00:00-05:00")));
+        assert_eq!(
+            night.add(utc("2026-12-02T05:00:00-05:00"), Duration::hours(2)),
+            Some(utc("2026-12-02T23:00:00-05:00"))
+        );
     }
 
     #[test]
     fn a_split_shift_skips_lunch() {
         let office = weekdays(NEW_YORK, &[window("09:00", "12:00"), window("13:00", "17:00")]);
         // Monday 7 Dec 11:00 + 2 h: 11–12, then 13–14.
-        assert_eq!(office.add(utc("2026-12-07T11:00:00-05:00"), Duration::hours(2)), Some(utc("2026-12-07T14:00:00-05:00")));
-        assert_eq!(office.elapsed(utc("2026-12-07T08:00:00-05:00"), utc("2026-12-07T18:00:00-05:00")), Duration::hours(7));
+        assert_eq!(
+            office.add(utc("2026-12-07T11:00:00-05:00"), Duration::hours(2)),
+            Some(utc("2026-12-07T14:00:00-05:00"))
+        );
+        assert_eq!(
+            office.elapsed(utc("2026-12-07T08:00:00-05:00"), utc("2026-12-07T18:00:00-05:00")),
+            Duration::hours(7)
+        );
         assert!(!office.is_open(utc("2026-12-07T12:30:00-05:00")));
     }
 
@@ -260,33 +282,63 @@ mod tests {
     fn spring_forward_day_is_an_hour_short() {
         let always = BusinessCalendar::always(NEW_YORK);
         // Saturday 7 March 12:00 EST + 24 h of real time = Sunday 13:00 EDT (17:00 UTC both).
-        assert_eq!(always.add(utc("2026-03-07T12:00:00-05:00"), Duration::hours(24)), Some(utc("2026-03-08T13:00:00-04:00")));
+        assert_eq!(
+            always.add(utc("2026-03-07T12:00:00-05:00"), Duration::hours(24)),
+            Some(utc("2026-03-08T13:00:00-04:00"))
+        );
         // The local day of 8 March holds 23 hours.
-        assert_eq!(always.elapsed(utc("2026-03-08T00:00:00-05:00"), utc("2026-03-09T00:00:00-04:00")), Duration::hours(23));
+        assert_eq!(
+            always.elapsed(utc("2026-03-08T00:00:00-05:00"), utc("2026-03-09T00:00:00-04:00")),
+            Duration::hours(23)
+        );
         // 01:00–05:00 on that day is three real hours (01:00 EST = 06:00Z to 05:00 EDT = 09:00Z).
         let early = every_day(NEW_YORK, &[window("01:00", "05:00")]);
-        assert_eq!(early.elapsed(utc("2026-03-08T00:00:00-05:00"), utc("2026-03-08T12:00:00-04:00")), Duration::hours(3));
+        assert_eq!(
+            early.elapsed(utc("2026-03-08T00:00:00-05:00"), utc("2026-03-08T12:00:00-04:00")),
+            Duration::hours(3)
+        );
         // A window starting at 02:30, which does not exist that day, starts when the clocks
         // resume at 03:00 EDT.
         let skipped = every_day(NEW_YORK, &[window("02:30", "04:00")]);
-        assert_eq!(skipped.add(utc("2026-03-08T00:00:00-05:00"), Duration::minutes(10)), Some(utc("2026-03-08T03:10:00-04:00")));
-        assert_eq!(skipped.elapsed(utc("2026-03-08T00:00:00-05:00"), utc("2026-03-08T12:00:00-04:00")), Duration::hours(1));
+        assert_eq!(
+            skipped.add(utc("2026-03-08T00:00:00-05:00"), Duration::minutes(10)),
+            Some(utc("2026-03-08T03:10:00-04:00"))
+        );
+        assert_eq!(
+            skipped.elapsed(utc("2026-03-08T00:00:00-05:00"), utc("2026-03-08T12:00:00-04:00")),
+            Duration::hours(1)
+        );
         // On an ordinary day it is an hour and a half.
-        assert_eq!(skipped.elapsed(utc("2026-03-09T00:00:00-04:00"), utc("2026-03-09T12:00:00-04:00")), Duration::minutes(90));
+        assert_eq!(
+            skipped.elapsed(utc("2026-03-09T00:00:00-04:00"), utc("2026-03-09T12:00:00-04:00")),
+            Duration::minutes(90)
+        );
     }
 
     #[test]
     fn fall_back_day_is_an_hour_long() {
         let always = BusinessCalendar::always(NEW_YORK);
-        assert_eq!(always.elapsed(utc("2026-11-01T00:00:00-04:00"), utc("2026-11-02T00:00:00-05:00")), Duration::hours(25));
+        assert_eq!(
+            always.elapsed(utc("2026-11-01T00:00:00-04:00"), utc("2026-11-02T00:00:00-05:00")),
+            Duration::hours(25)
+        );
         // 01:00–03:00 holds the repeated hour: 01:00 EDT (05:00Z) to 03:00 EST (08:00Z).
         let early = every_day(NEW_YORK, &[window("01:00", "03:00")]);
-        assert_eq!(early.elapsed(utc("2026-11-01T00:00:00-04:00"), utc("2026-11-01T12:00:00-05:00")), Duration::hours(3));
+        assert_eq!(
+            early.elapsed(utc("2026-11-01T00:00:00-04:00"), utc("2026-11-01T12:00:00-05:00")),
+            Duration::hours(3)
+        );
         // Two and a half hours from 01:00 EDT: through both 01:xx hours, then 02:00–02:30 EST.
-        assert_eq!(early.add(utc("2026-11-01T01:00:00-04:00"), Duration::minutes(150)), Some(utc("2026-11-01T02:30:00-05:00")));
+        assert_eq!(
+            early.add(utc("2026-11-01T01:00:00-04:00"), Duration::minutes(150)),
+            Some(utc("2026-11-01T02:30:00-05:00"))
+        );
         // Business hours the next day are unaffected: Monday 2 Nov 09:00 EST.
         let office = weekdays(NEW_YORK, &[window("09:00", "17:00")]);
-        assert_eq!(office.add(utc("2026-10-30T16:00:00-04:00"), Duration::hours(2)), Some(utc("2026-11-02T10:00:00-05:00")));
+        assert_eq!(
+            office.add(utc("2026-10-30T16:00:00-04:00"), Duration::hours(2)),
+            Some(utc("2026-11-02T10:00:00-05:00"))
+        );
     }
 
     #[test]
@@ -294,13 +346,22 @@ mod tests {
         let mut office = weekdays(NEW_YORK, &[window("09:00", "17:00")]);
         office.closed.push((date("2026-12-07"), date("2026-12-07")));
         // Friday 4 Dec 16:00 + 4 h: one hour Friday, Monday closed, three hours Tuesday.
-        assert_eq!(office.add(utc("2026-12-04T16:00:00-05:00"), Duration::hours(4)), Some(utc("2026-12-08T12:00:00-05:00")));
+        assert_eq!(
+            office.add(utc("2026-12-04T16:00:00-05:00"), Duration::hours(4)),
+            Some(utc("2026-12-08T12:00:00-05:00"))
+        );
         // Around the clock but closed 24–26 December: 48 hours from 23 Dec 12:00 are 12 on the
         // 23rd and 36 from the 27th at 00:00, so 28 Dec 12:00 — not six days later.
         let mut always = BusinessCalendar::always(NEW_YORK);
         always.closed.push((date("2026-12-24"), date("2026-12-26")));
-        assert_eq!(always.add(utc("2026-12-23T12:00:00-05:00"), Duration::hours(48)), Some(utc("2026-12-28T12:00:00-05:00")));
-        assert_eq!(always.elapsed(utc("2026-12-23T00:00:00-05:00"), utc("2026-12-28T00:00:00-05:00")), Duration::hours(48));
+        assert_eq!(
+            always.add(utc("2026-12-23T12:00:00-05:00"), Duration::hours(48)),
+            Some(utc("2026-12-28T12:00:00-05:00"))
+        );
+        assert_eq!(
+            always.elapsed(utc("2026-12-23T00:00:00-05:00"), utc("2026-12-28T00:00:00-05:00")),
+            Duration::hours(48)
+        );
     }
 
     #[test]
@@ -309,19 +370,34 @@ mod tests {
         night.closed.push((date("2026-12-02"), date("2026-12-02")));
         // Tuesday 1 Dec 22:00 + 3 h: 22:00–24:00 Tuesday, Wednesday is closed (both its early
         // hours and its evening), then Thursday 00:00–01:00.
-        assert_eq!(night.add(utc("2026-12-01T22:00:00-05:00"), Duration::hours(3)), Some(utc("2026-12-03T01:00:00-05:00")));
+        assert_eq!(
+            night.add(utc("2026-12-01T22:00:00-05:00"), Duration::hours(3)),
+            Some(utc("2026-12-03T01:00:00-05:00"))
+        );
     }
 
     #[test]
     fn around_the_clock_has_no_gap_at_midnight() {
         let always = BusinessCalendar::always(NEW_YORK);
         assert!(always.is_open(utc("2026-12-02T00:00:00-05:00")));
-        assert_eq!(always.add(utc("2026-12-01T23:30:00-05:00"), Duration::hours(1)), Some(utc("2026-12-02T00:30:00-05:00")));
-        assert_eq!(always.elapsed(utc("2026-12-01T23:00:00-05:00"), utc("2026-12-02T01:00:00-05:00")), Duration::hours(2));
+        assert_eq!(
+            always.add(utc("2026-12-01T23:30:00-05:00"), Duration::hours(1)),
+            Some(utc("2026-12-02T00:30:00-05:00"))
+        );
+        assert_eq!(
+            always.elapsed(utc("2026-12-01T23:00:00-05:00"), utc("2026-12-02T01:00:00-05:00")),
+            Duration::hours(2)
+        );
         // The same with a whole-day window every day.
         let whole_days = every_day(NEW_YORK, &[window("00:00", "00:00")]);
-        assert_eq!(whole_days.elapsed(utc("2026-12-01T23:00:00-05:00"), utc("2026-12-02T01:00:00-05:00")), Duration::hours(2));
-        assert_eq!(whole_days.add(utc("2026-12-01T23:30:00-05:00"), Duration::days(3)), Some(utc("2026-12-04T23:30:00-05:00")));
+        assert_eq!(
+            whole_days.elapsed(utc("2026-12-01T23:00:00-05:00"), utc("2026-12-02T01:00:00-05:00")),
+            Duration::hours(2)
+        );
+        assert_eq!(
+            whole_days.add(utc("2026-12-01T23:30:00-05:00"), Duration::days(3)),
+            Some(utc("2026-12-04T23:30:00-05:00"))
+        );
     }
 
     #[test]

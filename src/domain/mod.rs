@@ -4,6 +4,8 @@
 
 pub mod audit;
 pub mod break_glass;
+pub mod business_calendars;
+pub mod business_time;
 pub mod clients;
 pub mod cluster;
 pub mod contacts;

@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod auth;
+pub mod business_calendars;
 pub mod conversations;
 pub mod crm;
 pub mod envelope;
@@ -240,6 +241,23 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::post().to(sms::add_number)),
         )
         .service(web::resource("/sms/numbers/{id}").route(web::delete().to(sms::remove_number)))
+        .service(
+            web::resource("/business-calendars")
+                .route(web::get().to(business_calendars::list_calendars))
+                .route(web::post().to(business_calendars::create_calendar)),
+        )
+        .service(
+            web::resource("/business-calendars/{id}")
+                .route(web::get().to(business_calendars::get_calendar))
+                .route(web::patch().to(business_calendars::update_calendar))
+                .route(web::delete().to(business_calendars::delete_calendar)),
+        )
+        .service(
+            web::resource("/business-calendars/{id}/holidays/import")
+                .route(web::post().to(business_calendars::import_holidays)),
+        )
+        .service(web::resource("/business-calendars/{id}/due").route(web::get().to(business_calendars::due)))
+        .service(web::resource("/business-calendars/{id}/elapsed").route(web::get().to(business_calendars::elapsed)))
         .service(web::resource("/twilio/sms").route(web::post().to(sms::inbound)))
         .service(web::resource("/twilio/status/{firm_id}").route(web::post().to(sms::status_callback)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))

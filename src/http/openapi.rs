@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit_log, conversations, crm, finance, health, identity, invitations, members, metrics, pipeline, platform,
-    proposals, realtime, sms, webhooks,
+    audit_log, business_calendars, conversations, crm, finance, health, identity, invitations, members, metrics,
+    pipeline, platform, proposals, realtime, sms, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -120,6 +120,14 @@ use super::{
         sms::remove_number,
         sms::inbound,
         sms::status_callback,
+        business_calendars::create_calendar,
+        business_calendars::list_calendars,
+        business_calendars::get_calendar,
+        business_calendars::update_calendar,
+        business_calendars::delete_calendar,
+        business_calendars::import_holidays,
+        business_calendars::due,
+        business_calendars::elapsed,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(
@@ -144,6 +152,7 @@ use super::{
         (name = "conversations", description = "Conversations with clients and in the team, and their messages"),
         (name = "realtime", description = "Live WebSocket: tickets and the socket itself"),
         (name = "finance", description = "Invoices, payments, credit notes, reports and card payments"),
+        (name = "support", description = "Support: business calendars (tickets and SLA policies as they arrive)"),
         (name = "sms", description = "Two-way SMS through Twilio: settings, senders, and Twilio's signed webhooks"),
     )
 )]

@@ -178,6 +178,14 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("delete", "/api/v1/sms/numbers/{id}"),
         ("post", "/api/v1/twilio/sms"),
         ("post", "/api/v1/twilio/status/{firm_id}"),
+        ("get", "/api/v1/business-calendars"),
+        ("post", "/api/v1/business-calendars"),
+        ("get", "/api/v1/business-calendars/{id}"),
+        ("patch", "/api/v1/business-calendars/{id}"),
+        ("delete", "/api/v1/business-calendars/{id}"),
+        ("post", "/api/v1/business-calendars/{id}/holidays/import"),
+        ("get", "/api/v1/business-calendars/{id}/due"),
+        ("get", "/api/v1/business-calendars/{id}/elapsed"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

@@ -1,0 +1,343 @@
+//! `/business-calendars`: when the firm is open, for support SLA clocks. Every member
+//! reads them; owners and admins change them. `due` and `elapsed` show the arithmetic the
+//! clocks use, so a calendar can be checked before a policy relies on it.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use scoped_futures::ScopedFutureExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::FirmAuth;
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, double_option, envelope};
+use crate::domain::audit::{self, Outcome};
+use crate::domain::business_calendars::{self, BusinessCalendarView, CalendarInput, HolidaySpec, WindowSpec};
+use crate::domain::permissions::Permission;
+use crate::domain::{DomainError, RequestMeta};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCalendarBody {
+    pub name: String,
+    /// IANA zone, e.g. `Europe/Paris`.
+    pub time_zone: String,
+    #[serde(default)]
+    pub always_open: bool,
+    #[serde(default)]
+    pub windows: Vec<WindowSpec>,
+    #[serde(default)]
+    pub holidays: Vec<HolidaySpec>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CalendarChanges {
+    pub name: Option<String>,
+    pub time_zone: Option<String>,
+    pub always_open: Option<bool>,
+    /// Replaces the list.
+    pub windows: Option<Vec<WindowSpec>>,
+    /// Replaces the list.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<HolidaySpec>>)]
+    pub holidays: Option<Option<Vec<HolidaySpec>>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarList {
+    pub data: Vec<BusinessCalendarView>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// Starts a calendar.
+#[utoipa::path(
+    post, path = "/api/v1/business-calendars", tag = "support", security(("bearer" = [])),
+    request_body = NewCalendarBody,
+    responses(
+        (status = 201, description = "Created", body = BusinessCalendarView),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 409, description = "Too many calendars", body = ErrorBody),
+    )
+)]
+pub async fn create_calendar(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<NewCalendarBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let body = body.into_inner();
+    let input = CalendarInput {
+        name: Some(body.name),
+        time_zone: Some(body.time_zone),
+        always_open: Some(body.always_open),
+        windows: Some(body.windows),
+        holidays: Some(body.holidays),
+    };
+    let firm = auth.firm;
+    let event = auth.audit("business_calendar.created", Outcome::Success, &meta);
+    let calendar = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let calendar = business_calendars::create(conn, firm, input).await?;
+                audit::record(conn, &event.with_target("business_calendar", calendar.id)).await?;
+                Ok::<_, DomainError>(calendar)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::created(calendar))
+}
+
+/// The firm's calendars, oldest first.
+#[utoipa::path(
+    get, path = "/api/v1/business-calendars", tag = "support", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Calendars", body = CalendarList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+    )
+)]
+pub async fn list_calendars(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let firm = auth.firm;
+    let calendars = state
+        .db()
+        .firm_tx(firm, |conn| async move { business_calendars::list(conn, firm).await }.scope_boxed())
+        .await?;
+    let meta = serde_json::json!({ "count": calendars.len(), "next": null, "previous": null });
+    Ok(envelope::with_meta(calendars, meta))
+}
+
+/// One calendar.
+#[utoipa::path(
+    get, path = "/api/v1/business-calendars/{id}", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Calendar id")),
+    responses(
+        (status = 200, description = "The calendar", body = BusinessCalendarView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+    )
+)]
+pub async fn get_calendar(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let calendar = state
+        .db()
+        .firm_tx(firm, |conn| async move { business_calendars::find(conn, firm, id).await }.scope_boxed())
+        .await?;
+    Ok(envelope::ok(calendar))
+}
+
+/// Changes a calendar: only the fields given; `windows` and `holidays` replace their lists.
+#[utoipa::path(
+    patch, path = "/api/v1/business-calendars/{id}", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Calendar id")),
+    request_body = CalendarChanges,
+    responses(
+        (status = 200, description = "Changed", body = BusinessCalendarView),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+    )
+)]
+pub async fn update_calendar(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+    body: web::Json<CalendarChanges>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let body = body.into_inner();
+    let input = CalendarInput {
+        name: body.name,
+        time_zone: body.time_zone,
+        always_open: body.always_open,
+        windows: body.windows,
+        holidays: body.holidays.map(Option::unwrap_or_default),
+    };
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("business_calendar.updated", Outcome::Success, &meta).with_target("business_calendar", id);
+    let calendar = audit::audited(state.db(), firm, event, |conn| {
+        async move { business_calendars::update(conn, firm, id, input).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(calendar))
+}
+
+/// Deletes a calendar.
+#[utoipa::path(
+    delete, path = "/api/v1/business-calendars/{id}", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Calendar id")),
+    responses(
+        (status = 200, description = "Deleted", body = BusinessCalendarView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+    )
+)]
+pub async fn delete_calendar(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("business_calendar.deleted", Outcome::Success, &meta).with_target("business_calendar", id);
+    let calendar = audit::audited(state.db(), firm, event, |conn| {
+        async move { business_calendars::delete(conn, firm, id).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(calendar))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportedHolidays {
+    pub calendar: BusinessCalendarView,
+    /// Closed dates added (ones the calendar had already are skipped).
+    pub added: usize,
+}
+
+/// Adds the all-day events of an iCalendar file (a public-holiday feed) as closed dates.
+#[utoipa::path(
+    post, path = "/api/v1/business-calendars/{id}/holidays/import", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Calendar id")),
+    request_body(content = String, content_type = "text/calendar", description = "An iCalendar file"),
+    responses(
+        (status = 200, description = "Imported", body = ImportedHolidays),
+        (status = 400, description = "Not an iCalendar file, or too many dates", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+        (status = 415, description = "Not text/calendar", body = ErrorBody),
+    )
+)]
+pub async fn import_holidays(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    req: HttpRequest,
+    path: web::Path<Uuid>,
+    body: web::Bytes,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !content_type.trim_start().to_ascii_lowercase().starts_with("text/calendar") {
+        return Err(ApiError::UnsupportedMediaType("send the iCalendar file as text/calendar".into()));
+    }
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid_field("body", "must be UTF-8"))?;
+    let holidays = business_calendars::holidays_from_ical(text)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("business_calendar.updated", Outcome::Success, &meta).with_target("business_calendar", id);
+    let (calendar, added) = audit::audited(state.db(), firm, event, |conn| {
+        async move { business_calendars::add_holidays(conn, firm, id, holidays).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(ImportedHolidays { calendar, added }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct DueQuery {
+    /// RFC 3339.
+    pub from: DateTime<Utc>,
+    /// Open minutes to add (0 to 5,256,000, ten years).
+    pub minutes: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Due {
+    /// When `minutes` of open time have passed after `from`; null when the calendar is not
+    /// open that long within three years.
+    pub due: Option<DateTime<Utc>>,
+}
+
+async fn calendar_of(state: &AppState, auth: &FirmAuth, id: Uuid) -> Result<BusinessCalendarView, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let firm = auth.firm;
+    Ok(state
+        .db()
+        .firm_tx(firm, |conn| async move { business_calendars::find(conn, firm, id).await }.scope_boxed())
+        .await?)
+}
+
+/// The moment a span of open time ends, as SLA clocks compute it.
+#[utoipa::path(
+    get, path = "/api/v1/business-calendars/{id}/due", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Calendar id"), DueQuery),
+    responses(
+        (status = 200, description = "The due moment", body = Due),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+    )
+)]
+pub async fn due(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+    query: web::Query<DueQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if !(0..=5_256_000).contains(&query.minutes) {
+        return Err(ApiError::invalid_field("minutes", "must be between 0 and 5256000"));
+    }
+    let calendar = calendar_of(&state, &auth, path.into_inner()).await?.calendar()?;
+    Ok(envelope::ok(Due { due: calendar.add(query.from, Duration::minutes(query.minutes)) }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ElapsedQuery {
+    /// RFC 3339.
+    pub from: DateTime<Utc>,
+    /// RFC 3339; at most ten years after `from`.
+    pub to: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Elapsed {
+    /// Open time between `from` and `to`, in seconds.
+    pub seconds: i64,
+}
+
+/// Open time between two moments, as SLA clocks count it.
+#[utoipa::path(
+    get, path = "/api/v1/business-calendars/{id}/elapsed", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Calendar id"), ElapsedQuery),
+    responses(
+        (status = 200, description = "Open time", body = Elapsed),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+    )
+)]
+pub async fn elapsed(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+    query: web::Query<ElapsedQuery>,
+) -> Result<HttpResponse, ApiError> {
+    if query.to - query.from > Duration::days(3653) {
+        return Err(ApiError::invalid_field("to", "must be at most ten years after `from`"));
+    }
+    let calendar = calendar_of(&state, &auth, path.into_inner()).await?.calendar()?;
+    Ok(envelope::ok(Elapsed { seconds: calendar.elapsed(query.from, query.to).num_seconds() }))
+}

@@ -1,0 +1,7 @@
+//! Support: business calendars (tickets and SLA policies will join them here).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "../common/helpers.rs"]
+mod helpers;
+
+mod calendars;
