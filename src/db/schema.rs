@@ -639,3 +639,41 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    tickets (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        subject -> Text,
+        status -> Text,
+        priority -> Text,
+        assignee_user_id -> Nullable<Uuid>,
+        team -> Nullable<Text>,
+        tags -> Array<Text>,
+        requester_contact_id -> Nullable<Uuid>,
+        conversation_id -> Nullable<Uuid>,
+        created_by -> Nullable<Uuid>,
+        first_response_at -> Nullable<Timestamptz>,
+        last_customer_message_at -> Nullable<Timestamptz>,
+        last_agent_response_at -> Nullable<Timestamptz>,
+        solved_at -> Nullable<Timestamptz>,
+        closed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    ticket_events (firm_id, ticket_id, id) {
+        firm_id -> Uuid,
+        ticket_id -> Uuid,
+        id -> Uuid,
+        kind -> Text,
+        actor_type -> Text,
+        actor_id -> Nullable<Uuid>,
+        detail -> Jsonb,
+        at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(tickets, ticket_events);

@@ -618,6 +618,11 @@ pub async fn post_message(
     .get_result::<Message>(conn)
     .await?;
     let mut message = message;
+    let turn = match viewer.portal_contact {
+        Some(contact) => super::tickets::Turn::Customer(Some(contact)),
+        None => super::tickets::Turn::Agent(viewer.user_id),
+    };
+    super::tickets::on_message(conn, firm, conversation, turn, message.created_at).await?;
     if is_sms {
         // Queued in this transaction: a refusal (opted out, no sender) stores nothing.
         message.delivery = Some(super::sms::queue_outbound(conn, firm, &message).await?);

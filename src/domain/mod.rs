@@ -29,6 +29,7 @@ pub mod proposals;
 pub mod sessions;
 pub mod sms;
 pub mod throttle;
+pub mod tickets;
 pub mod users;
 pub mod webhooks;
 

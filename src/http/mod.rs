@@ -22,6 +22,7 @@ pub mod proposals;
 pub mod realtime;
 pub mod request_id;
 pub mod sms;
+pub mod tickets;
 pub mod webhooks;
 
 use actix_web::body::MessageBody;
@@ -258,6 +259,17 @@ fn api_v1() -> actix_web::Scope {
         )
         .service(web::resource("/business-calendars/{id}/due").route(web::get().to(business_calendars::due)))
         .service(web::resource("/business-calendars/{id}/elapsed").route(web::get().to(business_calendars::elapsed)))
+        .service(
+            web::resource("/tickets")
+                .route(web::get().to(tickets::list_tickets))
+                .route(web::post().to(tickets::create_ticket)),
+        )
+        .service(
+            web::resource("/tickets/{id}")
+                .route(web::get().to(tickets::get_ticket))
+                .route(web::patch().to(tickets::update_ticket)),
+        )
+        .service(web::resource("/tickets/{id}/activity").route(web::get().to(tickets::ticket_activity)))
         .service(web::resource("/twilio/sms").route(web::post().to(sms::inbound)))
         .service(web::resource("/twilio/status/{firm_id}").route(web::post().to(sms::status_callback)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))

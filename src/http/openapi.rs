@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     audit_log, business_calendars, conversations, crm, finance, health, identity, invitations, members, metrics,
-    pipeline, platform, proposals, realtime, sms, webhooks,
+    pipeline, platform, proposals, realtime, sms, tickets, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -128,6 +128,11 @@ use super::{
         business_calendars::import_holidays,
         business_calendars::due,
         business_calendars::elapsed,
+        tickets::create_ticket,
+        tickets::list_tickets,
+        tickets::get_ticket,
+        tickets::update_ticket,
+        tickets::ticket_activity,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(
@@ -152,7 +157,7 @@ use super::{
         (name = "conversations", description = "Conversations with clients and in the team, and their messages"),
         (name = "realtime", description = "Live WebSocket: tickets and the socket itself"),
         (name = "finance", description = "Invoices, payments, credit notes, reports and card payments"),
-        (name = "support", description = "Support: business calendars (tickets and SLA policies as they arrive)"),
+        (name = "support", description = "Support: tickets and business calendars (SLA policies as they arrive)"),
         (name = "sms", description = "Two-way SMS through Twilio: settings, senders, and Twilio's signed webhooks"),
     )
 )]

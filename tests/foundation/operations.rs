@@ -186,6 +186,11 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/business-calendars/{id}/holidays/import"),
         ("get", "/api/v1/business-calendars/{id}/due"),
         ("get", "/api/v1/business-calendars/{id}/elapsed"),
+        ("get", "/api/v1/tickets"),
+        ("post", "/api/v1/tickets"),
+        ("get", "/api/v1/tickets/{id}"),
+        ("patch", "/api/v1/tickets/{id}"),
+        ("get", "/api/v1/tickets/{id}/activity"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

@@ -1,0 +1,2 @@
+DROP TABLE ticket_events;
+DROP TABLE tickets;
