@@ -677,3 +677,23 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(tickets, ticket_events);
+
+diesel::table! {
+    sla_policies (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        name -> Text,
+        position -> Int4,
+        active -> Bool,
+        conditions -> Jsonb,
+        targets -> Jsonb,
+        business_calendar_id -> Nullable<Uuid>,
+        pause_statuses -> Array<Text>,
+        warning_percent -> Int4,
+        restart_resolution_on_reopen -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(sla_policies, business_calendars);

@@ -286,6 +286,9 @@ pub async fn update(
 
 pub async fn delete(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<BusinessCalendarView, DomainError> {
     let calendar = find(conn, firm, id).await?;
+    if super::sla_policies::calendar_in_use(conn, firm, id).await? {
+        return Err(DomainError::Conflict("an SLA policy counts in this calendar; change the policy first".into()));
+    }
     diesel::delete(business_calendars::table)
         .filter(business_calendars::firm_id.eq(firm.into_uuid()))
         .filter(business_calendars::id.eq(id))

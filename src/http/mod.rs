@@ -21,6 +21,7 @@ pub mod platform;
 pub mod proposals;
 pub mod realtime;
 pub mod request_id;
+pub mod sla_policies;
 pub mod sms;
 pub mod tickets;
 pub mod webhooks;
@@ -270,6 +271,18 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::patch().to(tickets::update_ticket)),
         )
         .service(web::resource("/tickets/{id}/activity").route(web::get().to(tickets::ticket_activity)))
+        .service(web::resource("/tickets/{id}/sla-policy").route(web::get().to(sla_policies::ticket_policy)))
+        .service(
+            web::resource("/sla-policies")
+                .route(web::get().to(sla_policies::list_policies))
+                .route(web::post().to(sla_policies::create_policy)),
+        )
+        .service(
+            web::resource("/sla-policies/{id}")
+                .route(web::get().to(sla_policies::get_policy))
+                .route(web::patch().to(sla_policies::update_policy))
+                .route(web::delete().to(sla_policies::delete_policy)),
+        )
         .service(web::resource("/twilio/sms").route(web::post().to(sms::inbound)))
         .service(web::resource("/twilio/status/{firm_id}").route(web::post().to(sms::status_callback)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))

@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
     audit_log, business_calendars, conversations, crm, finance, health, identity, invitations, members, metrics,
-    pipeline, platform, proposals, realtime, sms, tickets, webhooks,
+    pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -133,6 +133,12 @@ use super::{
         tickets::get_ticket,
         tickets::update_ticket,
         tickets::ticket_activity,
+        sla_policies::create_policy,
+        sla_policies::list_policies,
+        sla_policies::get_policy,
+        sla_policies::update_policy,
+        sla_policies::delete_policy,
+        sla_policies::ticket_policy,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(
@@ -157,7 +163,7 @@ use super::{
         (name = "conversations", description = "Conversations with clients and in the team, and their messages"),
         (name = "realtime", description = "Live WebSocket: tickets and the socket itself"),
         (name = "finance", description = "Invoices, payments, credit notes, reports and card payments"),
-        (name = "support", description = "Support: tickets and business calendars (SLA policies as they arrive)"),
+        (name = "support", description = "Support: tickets, SLA policies and business calendars"),
         (name = "sms", description = "Two-way SMS through Twilio: settings, senders, and Twilio's signed webhooks"),
     )
 )]

@@ -191,6 +191,12 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("get", "/api/v1/tickets/{id}"),
         ("patch", "/api/v1/tickets/{id}"),
         ("get", "/api/v1/tickets/{id}/activity"),
+        ("get", "/api/v1/tickets/{id}/sla-policy"),
+        ("get", "/api/v1/sla-policies"),
+        ("post", "/api/v1/sla-policies"),
+        ("get", "/api/v1/sla-policies/{id}"),
+        ("patch", "/api/v1/sla-policies/{id}"),
+        ("delete", "/api/v1/sla-policies/{id}"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

@@ -1,8 +1,9 @@
-//! Support: business calendars and tickets (SLA policies will join them here).
+//! Support: business calendars, tickets and SLA policies.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "../common/helpers.rs"]
 mod helpers;
 
 mod calendars;
+mod policies;
 mod tickets;

@@ -1,0 +1,257 @@
+//! `/sla-policies`: which tickets a policy covers and its targets. Members read them;
+//! owners and admins change them. `GET /tickets/{id}/sla-policy` says which one covers a
+//! ticket now.
+
+use actix_web::{HttpResponse, web};
+use scoped_futures::ScopedFutureExt;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::FirmAuth;
+use super::error::{ApiError, ErrorBody};
+use super::{AppState, double_option, envelope};
+use crate::domain::audit::{self, Outcome};
+use crate::domain::permissions::Permission;
+use crate::domain::sla_policies::{self, Conditions, PolicyInput, SlaPolicy, Targets};
+use crate::domain::tickets::{self, TicketStatus};
+use crate::domain::{DomainError, RequestMeta};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewPolicyBody {
+    pub name: String,
+    /// Tried from the lowest; default: after the existing ones.
+    pub position: Option<i32>,
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub conditions: Conditions,
+    pub targets: Targets,
+    pub business_calendar_id: Option<Uuid>,
+    /// Default `["pending", "on_hold"]`.
+    pub pause_statuses: Option<Vec<TicketStatus>>,
+    /// Default 75.
+    pub warning_percent: Option<i32>,
+    #[serde(default)]
+    pub restart_resolution_on_reopen: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyChanges {
+    pub name: Option<String>,
+    pub position: Option<i32>,
+    pub active: Option<bool>,
+    pub conditions: Option<Conditions>,
+    pub targets: Option<Targets>,
+    /// A calendar, or null to count around the clock.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
+    pub business_calendar_id: Option<Option<Uuid>>,
+    pub pause_statuses: Option<Vec<TicketStatus>>,
+    pub warning_percent: Option<i32>,
+    pub restart_resolution_on_reopen: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyList {
+    pub data: Vec<SlaPolicy>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// Adds a policy.
+#[utoipa::path(
+    post, path = "/api/v1/sla-policies", tag = "support", security(("bearer" = [])),
+    request_body = NewPolicyBody,
+    responses(
+        (status = 201, description = "Added", body = SlaPolicy),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 409, description = "Too many policies", body = ErrorBody),
+    )
+)]
+pub async fn create_policy(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<NewPolicyBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let body = body.into_inner();
+    let input = PolicyInput {
+        name: Some(body.name),
+        position: body.position,
+        active: body.active,
+        conditions: Some(body.conditions),
+        targets: Some(body.targets),
+        business_calendar_id: Some(body.business_calendar_id),
+        pause_statuses: body.pause_statuses,
+        warning_percent: body.warning_percent,
+        restart_resolution_on_reopen: Some(body.restart_resolution_on_reopen),
+    };
+    let firm = auth.firm;
+    let event = auth.audit("sla_policy.created", Outcome::Success, &meta);
+    let policy = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let policy = sla_policies::create(conn, firm, input).await?;
+                audit::record(conn, &event.with_target("sla_policy", policy.id)).await?;
+                Ok::<_, DomainError>(policy)
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::created(policy))
+}
+
+/// The firm's policies in the order they are tried.
+#[utoipa::path(
+    get, path = "/api/v1/sla-policies", tag = "support", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Policies", body = PolicyList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+    )
+)]
+pub async fn list_policies(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let firm = auth.firm;
+    let policies =
+        state.db().firm_tx(firm, |conn| async move { sla_policies::list(conn, firm).await }.scope_boxed()).await?;
+    let meta = serde_json::json!({ "count": policies.len(), "next": null, "previous": null });
+    Ok(envelope::with_meta(policies, meta))
+}
+
+/// One policy.
+#[utoipa::path(
+    get, path = "/api/v1/sla-policies/{id}", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Policy id")),
+    responses(
+        (status = 200, description = "The policy", body = SlaPolicy),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No such policy in this firm", body = ErrorBody),
+    )
+)]
+pub async fn get_policy(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let policy =
+        state.db().firm_tx(firm, |conn| async move { sla_policies::find(conn, firm, id).await }.scope_boxed()).await?;
+    Ok(envelope::ok(policy))
+}
+
+/// Changes a policy: only the fields given.
+#[utoipa::path(
+    patch, path = "/api/v1/sla-policies/{id}", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Policy id")),
+    request_body = PolicyChanges,
+    responses(
+        (status = 200, description = "Changed", body = SlaPolicy),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such policy in this firm", body = ErrorBody),
+    )
+)]
+pub async fn update_policy(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+    body: web::Json<PolicyChanges>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let body = body.into_inner();
+    let input = PolicyInput {
+        name: body.name,
+        position: body.position,
+        active: body.active,
+        conditions: body.conditions,
+        targets: body.targets,
+        business_calendar_id: body.business_calendar_id,
+        pause_statuses: body.pause_statuses,
+        warning_percent: body.warning_percent,
+        restart_resolution_on_reopen: body.restart_resolution_on_reopen,
+    };
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("sla_policy.updated", Outcome::Success, &meta).with_target("sla_policy", id);
+    let policy = audit::audited(state.db(), firm, event, |conn| {
+        async move { sla_policies::update(conn, firm, id, input).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(policy))
+}
+
+/// Deletes a policy.
+#[utoipa::path(
+    delete, path = "/api/v1/sla-policies/{id}", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Policy id")),
+    responses(
+        (status = 200, description = "Deleted", body = SlaPolicy),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such policy in this firm", body = ErrorBody),
+    )
+)]
+pub async fn delete_policy(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("sla_policy.deleted", Outcome::Success, &meta).with_target("sla_policy", id);
+    let policy = audit::audited(state.db(), firm, event, |conn| {
+        async move { sla_policies::delete(conn, firm, id).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(policy))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CoveringPolicy {
+    /// The policy that covers the ticket now; null when none does.
+    pub policy: Option<SlaPolicy>,
+}
+
+/// Which policy covers a ticket now.
+#[utoipa::path(
+    get, path = "/api/v1/tickets/{id}/sla-policy", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The covering policy, if any", body = CoveringPolicy),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No such ticket in this firm", body = ErrorBody),
+    )
+)]
+pub async fn ticket_policy(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let policy = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let ticket = tickets::find(conn, firm, id).await?;
+                let facts = sla_policies::facts(conn, firm, &ticket).await?;
+                let policies = sla_policies::list(conn, firm).await?;
+                Ok::<_, DomainError>(sla_policies::choose(&policies, &facts).cloned())
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(CoveringPolicy { policy }))
+}
