@@ -150,6 +150,31 @@ where
     .await
 }
 
+/// As [`audited`], for a creation: the event's target is what was created, known only
+/// once it is.
+pub async fn audited_creation<'a, R, F>(
+    db: &Db,
+    firm: FirmId,
+    event: NewAuditEvent,
+    target_type: &'static str,
+    target_id: fn(&R) -> Uuid,
+    create: F,
+) -> Result<R, DomainError>
+where
+    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, DomainError>> + Send + 'a,
+    R: Send + 'a,
+{
+    db.firm_tx(firm, |conn| {
+        async move {
+            let created = create(conn).await?;
+            record(conn, &event.with_target(target_type, target_id(&created))).await?;
+            Ok(created)
+        }
+        .scope_boxed()
+    })
+    .await
+}
+
 /// Narrows an audit listing; every field is optional.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

@@ -15,7 +15,7 @@ use super::{AppState, double_option, envelope};
 use crate::domain::audit::{self, Outcome};
 use crate::domain::business_calendars::{self, BusinessCalendarView, CalendarInput, HolidaySpec, WindowSpec};
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, RequestMeta};
+use crate::domain::RequestMeta;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,17 +81,15 @@ pub async fn create_calendar(
     };
     let firm = auth.firm;
     let event = auth.audit("business_calendar.created", Outcome::Success, &meta);
-    let calendar = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let calendar = business_calendars::create(conn, firm, input).await?;
-                audit::record(conn, &event.with_target("business_calendar", calendar.id)).await?;
-                Ok::<_, DomainError>(calendar)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let calendar = audit::audited_creation(
+        state.db(),
+        firm,
+        event,
+        "business_calendar",
+        |c: &BusinessCalendarView| c.id,
+        |conn| async move { business_calendars::create(conn, firm, input).await }.scope_boxed(),
+    )
+    .await?;
     Ok(envelope::created(calendar))
 }
 

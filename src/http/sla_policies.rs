@@ -93,17 +93,15 @@ pub async fn create_policy(
     };
     let firm = auth.firm;
     let event = auth.audit("sla_policy.created", Outcome::Success, &meta);
-    let policy = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let policy = sla_policies::create(conn, firm, input).await?;
-                audit::record(conn, &event.with_target("sla_policy", policy.id)).await?;
-                Ok::<_, DomainError>(policy)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let policy = audit::audited_creation(
+        state.db(),
+        firm,
+        event,
+        "sla_policy",
+        |p: &SlaPolicy| p.id,
+        |conn| async move { sla_policies::create(conn, firm, input).await }.scope_boxed(),
+    )
+    .await?;
     Ok(envelope::created(policy))
 }
 

@@ -20,7 +20,7 @@ use crate::bus::live;
 use crate::domain::audit::{self, Outcome};
 use crate::domain::permissions::Permission;
 use crate::domain::sms::{self, Inbound, Media, NumberInput, Received, SettingsInput, SmsNumber, StoredSettings};
-use crate::domain::{DomainError, FirmId, RequestMeta};
+use crate::domain::{FirmId, RequestMeta};
 use crate::ingest::twilio::{self as signatures, param};
 use crate::outbound::twilio::{self, Account, TwilioError};
 use crate::secret_box::SecretBox;
@@ -244,17 +244,15 @@ pub async fn add_number(
         ));
     }
     let event = auth.audit("sms.number_added", Outcome::Success, &meta);
-    let number = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let number = sms::add_number(conn, firm, input).await?;
-                audit::record(conn, &event.with_target("sms_number", number.id)).await?;
-                Ok::<_, DomainError>(number)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let number = audit::audited_creation(
+        state.db(),
+        firm,
+        event,
+        "sms_number",
+        |n: &SmsNumber| n.id,
+        |conn| async move { sms::add_number(conn, firm, input).await }.scope_boxed(),
+    )
+    .await?;
     Ok(envelope::created(number))
 }
 

@@ -17,7 +17,7 @@ use crate::domain::permissions::Permission;
 use crate::domain::tickets::{
     self, NewTicket, Priority, Ticket, TicketChanges, TicketEvent, TicketFilter, TicketStatus,
 };
-use crate::domain::{DomainError, RequestMeta};
+use crate::domain::RequestMeta;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -69,17 +69,15 @@ pub async fn create_ticket(
     };
     let firm = auth.firm;
     let event = auth.audit("ticket.created", Outcome::Success, &meta);
-    let ticket = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let ticket = tickets::create(conn, firm, user, input).await?;
-                audit::record(conn, &event.with_target("ticket", ticket.id)).await?;
-                Ok::<_, DomainError>(ticket)
-            }
-            .scope_boxed()
-        })
-        .await?;
+    let ticket = audit::audited_creation(
+        state.db(),
+        firm,
+        event,
+        "ticket",
+        |t: &Ticket| t.id,
+        |conn| async move { tickets::create(conn, firm, user, input).await }.scope_boxed(),
+    )
+    .await?;
     live::publish_event(state.bus(), firm, "ticket.created", serde_json::json!({ "ticket_id": ticket.id })).await;
     Ok(envelope::created(ticket))
 }
