@@ -12,10 +12,10 @@ use uuid::Uuid;
 use super::auth::FirmAuth;
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, double_option, envelope};
+use crate::domain::RequestMeta;
 use crate::domain::audit::{self, Outcome};
 use crate::domain::business_calendars::{self, BusinessCalendarView, CalendarInput, HolidaySpec, WindowSpec};
 use crate::domain::permissions::Permission;
-use crate::domain::RequestMeta;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

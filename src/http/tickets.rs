@@ -12,12 +12,12 @@ use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
 use super::{AppState, double_option, envelope};
 use crate::bus::live;
+use crate::domain::RequestMeta;
 use crate::domain::audit::{self, Outcome};
 use crate::domain::permissions::Permission;
 use crate::domain::tickets::{
     self, NewTicket, Priority, Ticket, TicketChanges, TicketEvent, TicketFilter, TicketStatus,
 };
-use crate::domain::RequestMeta;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
