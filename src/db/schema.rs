@@ -697,3 +697,25 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(sla_policies, business_calendars);
+
+diesel::table! {
+    sla_clocks (firm_id, ticket_id, metric) {
+        firm_id -> Uuid,
+        ticket_id -> Uuid,
+        metric -> Text,
+        policy_id -> Nullable<Uuid>,
+        target_seconds -> Int8,
+        elapsed_seconds -> Int8,
+        running_since -> Nullable<Timestamptz>,
+        paused_seconds -> Int8,
+        paused_since -> Nullable<Timestamptz>,
+        state -> Text,
+        breached_at -> Nullable<Timestamptz>,
+        ended_at -> Nullable<Timestamptz>,
+        due_at -> Nullable<Timestamptz>,
+        warn_at -> Nullable<Timestamptz>,
+        warned_at -> Nullable<Timestamptz>,
+        started_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}

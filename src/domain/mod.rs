@@ -27,6 +27,7 @@ pub mod permissions;
 pub mod pipeline;
 pub mod proposals;
 pub mod sessions;
+pub mod sla;
 pub mod sla_clock;
 pub mod sla_policies;
 pub mod sms;

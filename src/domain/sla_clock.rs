@@ -157,6 +157,23 @@ impl Clock {
         self.ended_at = Some(at);
     }
 
+    /// Runs an ended clock on from where it stopped (a reopened ticket whose policy keeps
+    /// the resolution time it had): the time counted and any breach stay.
+    pub fn carry_on(&mut self, at: DateTime<Utc>) {
+        if !self.is_over() {
+            return;
+        }
+        self.state = if self.breached_at.is_some() { ClockState::Breached } else { ClockState::Running };
+        self.ended_at = None;
+        self.paused_since = None;
+        self.running_since = Some(at);
+    }
+
+    /// Whether the clock has ended (met or stopped).
+    pub fn is_ended(&self) -> bool {
+        self.is_over()
+    }
+
     /// Ends the clock without meeting it (the ticket was solved; a next-response clock that
     /// a solution made moot).
     pub fn stop(&mut self, at: DateTime<Utc>, calendar: &BusinessCalendar) {

@@ -12,6 +12,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::pagination::{CreatedKey, Page, PageSpec, keyset_comparison, past_time_key};
+use super::sla::TicketChange;
 use super::{DomainError, FieldErrors, FirmId};
 use crate::db::schema::{conversation_participants, conversations, memberships, ticket_events, tickets};
 
@@ -284,6 +285,7 @@ pub async fn create(
         .await
         .map_err(DomainError::conflict_on_unique("this conversation already has a ticket that is not closed"))?;
     record(conn, firm, id, "created", Actor::User(by), json!({ "priority": ticket.priority })).await?;
+    super::sla::on_ticket(conn, firm, &ticket, TicketChange::Opened, ticket.created_at).await?;
     Ok(ticket)
 }
 
@@ -438,10 +440,20 @@ pub async fn update(
         .execute(conn)
         .await
         .map_err(DomainError::conflict_on_unique("this conversation already has a ticket that is not closed"))?;
+    let retarget = ["priority", "tags", "team"].iter().any(|field| detail.contains_key(*field));
+    let status_change = detail.contains_key("status");
     if !detail.is_empty() {
         record(conn, firm, id, "changed", Actor::User(by), serde_json::Value::Object(detail)).await?;
     }
-    find(conn, firm, id).await
+    let after = find(conn, firm, id).await?;
+    if status_change {
+        let change = TicketChange::Status { from: before.status.clone(), to: after.status.clone() };
+        super::sla::on_ticket(conn, firm, &after, change, now).await?;
+    }
+    if retarget {
+        super::sla::on_ticket(conn, firm, &after, TicketChange::Retarget, now).await?;
+    }
+    Ok(after)
 }
 
 /// The ticket's activity, oldest first.
@@ -503,10 +515,14 @@ pub async fn on_message(
                 .await?;
             let actor = contact.map_or(Actor::System, Actor::Contact);
             record(conn, firm, ticket.id, "customer_message", actor, json!({})).await?;
+            let after = find(conn, firm, ticket.id).await?;
             if reopen {
                 record(conn, firm, ticket.id, "reopened", actor, json!({ "from": ticket.status, "to": "open" }))
                     .await?;
+                let change = TicketChange::Status { from: ticket.status.clone(), to: "open".into() };
+                super::sla::on_ticket(conn, firm, &after, change, at).await?;
             }
+            super::sla::on_ticket(conn, firm, &after, TicketChange::CustomerMessage, at).await?;
         }
         Turn::Agent(user) => {
             let first = ticket.first_response_at.is_none();
@@ -522,6 +538,12 @@ pub async fn on_message(
                 .execute(conn)
                 .await?;
             record(conn, firm, ticket.id, "agent_response", Actor::User(user), json!({ "first": first })).await?;
+            let after = find(conn, firm, ticket.id).await?;
+            super::sla::on_ticket(conn, firm, &after, TicketChange::AgentResponse, at).await?;
+            if ticket.status == "new" {
+                let change = TicketChange::Status { from: "new".into(), to: "open".into() };
+                super::sla::on_ticket(conn, firm, &after, change, at).await?;
+            }
         }
     }
     find(conn, firm, ticket.id).await.map(Some)

@@ -133,6 +133,7 @@ use super::{
         tickets::get_ticket,
         tickets::update_ticket,
         tickets::ticket_activity,
+        tickets::ticket_sla,
         sla_policies::create_policy,
         sla_policies::list_policies,
         sla_policies::get_policy,

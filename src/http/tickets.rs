@@ -261,3 +261,45 @@ pub async fn ticket_activity(
     let meta = serde_json::json!({ "count": events.len() });
     Ok(envelope::with_meta(events, meta))
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct TicketClocks {
+    pub data: Vec<crate::domain::sla::ClockView>,
+    /// `count`, and `as_of`: the moment the figures are for.
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// The ticket's SLA clocks now: per target, its state, due moment, open time counted and
+/// time paused.
+#[utoipa::path(
+    get, path = "/api/v1/tickets/{id}/sla", tag = "support", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Ticket id")),
+    responses(
+        (status = 200, description = "The clocks", body = TicketClocks),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No such ticket in this firm", body = ErrorBody),
+    )
+)]
+pub async fn ticket_sla(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let now = chrono::Utc::now();
+    let clocks = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let ticket = tickets::find(conn, firm, id).await?;
+                crate::domain::sla::clocks(conn, firm, &ticket, now).await
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let meta = serde_json::json!({ "count": clocks.len(), "as_of": now });
+    Ok(envelope::with_meta(clocks, meta))
+}

@@ -192,6 +192,7 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("patch", "/api/v1/tickets/{id}"),
         ("get", "/api/v1/tickets/{id}/activity"),
         ("get", "/api/v1/tickets/{id}/sla-policy"),
+        ("get", "/api/v1/tickets/{id}/sla"),
         ("get", "/api/v1/sla-policies"),
         ("post", "/api/v1/sla-policies"),
         ("get", "/api/v1/sla-policies/{id}"),

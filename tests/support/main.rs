@@ -5,5 +5,6 @@
 mod helpers;
 
 mod calendars;
+mod clocks;
 mod policies;
 mod tickets;

@@ -1,0 +1,376 @@
+//! A ticket's SLA clocks kept in step with the ticket, in the transaction that changes it:
+//! the covering policy sets the targets (for the ticket's priority) and the calendar whose
+//! open time counts; the ticket's events move the clocks (`domain::sla_clock` has the
+//! rules of one clock).
+//!
+//! - Opening starts first response and resolution.
+//! - An agent's response meets first response and the running next response; each
+//!   customer message starts next response afresh.
+//! - Entering a pause status of the policy pauses every clock; leaving it resumes them.
+//! - Solving or closing meets resolution and stops the others; reopening carries the
+//!   resolution clock on from where it stopped, or starts it again when the policy says so.
+//! - A change of priority, tags, team or anything else that changes the covering policy or
+//!   its targets applies the new targets to the time already counted.
+
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+use uuid::Uuid;
+
+use super::business_time::BusinessCalendar;
+use super::sla_clock::{Clock, ClockState};
+use super::sla_policies::{self, SlaPolicy, Target};
+use super::tickets::{Priority, Ticket};
+use super::{DomainError, FirmId, business_calendars};
+use crate::db::schema::sla_clocks;
+
+pub const METRICS: [&str; 3] = ["first_response", "next_response", "resolution"];
+
+/// What happened to a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketChange {
+    Opened,
+    /// The status moved (`from` and `to` are status names).
+    Status {
+        from: String,
+        to: String,
+    },
+    /// Priority, tags, team or requester changed: the covering policy may have.
+    Retarget,
+    AgentResponse,
+    CustomerMessage,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = sla_clocks)]
+struct Row {
+    metric: String,
+    target_seconds: i64,
+    elapsed_seconds: i64,
+    running_since: Option<DateTime<Utc>>,
+    paused_seconds: i64,
+    paused_since: Option<DateTime<Utc>>,
+    state: String,
+    breached_at: Option<DateTime<Utc>>,
+    ended_at: Option<DateTime<Utc>>,
+    due_at: Option<DateTime<Utc>>,
+    warned_at: Option<DateTime<Utc>>,
+    started_at: DateTime<Utc>,
+}
+
+fn state_of(text: &str) -> ClockState {
+    match text {
+        "paused" => ClockState::Paused,
+        "met" => ClockState::Met,
+        "breached" => ClockState::Breached,
+        "stopped" => ClockState::Stopped,
+        _ => ClockState::Running,
+    }
+}
+
+fn state_name(state: ClockState) -> &'static str {
+    match state {
+        ClockState::Running => "running",
+        ClockState::Paused => "paused",
+        ClockState::Met => "met",
+        ClockState::Breached => "breached",
+        ClockState::Stopped => "stopped",
+    }
+}
+
+impl Row {
+    fn clock(&self) -> Clock {
+        Clock {
+            target: Duration::seconds(self.target_seconds),
+            elapsed: Duration::seconds(self.elapsed_seconds),
+            running_since: self.running_since,
+            paused: Duration::seconds(self.paused_seconds),
+            paused_since: self.paused_since,
+            state: state_of(&self.state),
+            breached_at: self.breached_at,
+            ended_at: self.ended_at,
+        }
+    }
+}
+
+fn target_of(target: Option<&Target>, metric: &str) -> Option<Duration> {
+    let target = target?;
+    let minutes = match metric {
+        "first_response" => target.first_response_minutes,
+        "next_response" => target.next_response_minutes,
+        _ => target.resolution_minutes,
+    }?;
+    Some(Duration::minutes(i64::from(minutes)))
+}
+
+fn priority_of(ticket: &Ticket) -> Priority {
+    match ticket.priority.as_str() {
+        "low" => Priority::Low,
+        "high" => Priority::High,
+        "urgent" => Priority::Urgent,
+        _ => Priority::Normal,
+    }
+}
+
+/// The covering policy and the calendar its targets count in.
+async fn covering(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ticket: &Ticket,
+) -> Result<Option<(SlaPolicy, BusinessCalendar)>, DomainError> {
+    let policies = sla_policies::list(conn, firm).await?;
+    if policies.iter().all(|p| !p.active) {
+        return Ok(None);
+    }
+    let facts = sla_policies::facts(conn, firm, ticket).await?;
+    let Some(policy) = sla_policies::choose(&policies, &facts).cloned() else { return Ok(None) };
+    let calendar = match policy.business_calendar_id {
+        Some(id) => business_calendars::find(conn, firm, id).await?.calendar()?,
+        None => BusinessCalendar::always(chrono_tz::UTC),
+    };
+    Ok(Some((policy, calendar)))
+}
+
+/// Moves the ticket's clocks for what happened, in the caller's transaction.
+pub async fn on_ticket(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ticket: &Ticket,
+    change: TicketChange,
+    at: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let rows: Vec<Row> = sla_clocks::table
+        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
+        .filter(sla_clocks::ticket_id.eq(ticket.id))
+        .select(Row::as_select())
+        .for_update()
+        .load(conn)
+        .await?;
+    let Some((policy, calendar)) = covering(conn, firm, ticket).await? else {
+        // No policy covers it (any more): whatever runs stops where it is.
+        for row in rows {
+            let mut clock = row.clock();
+            clock.stop(at, &BusinessCalendar::always(chrono_tz::UTC));
+            let times = Moments { started_at: row.started_at, due_at: None, warn_at: None, warned_at: row.warned_at };
+            save(conn, firm, ticket.id, &row.metric, None, &clock, &times).await?;
+        }
+        return Ok(());
+    };
+    let targets = policy.targets.for_priority(priority_of(ticket));
+    let paused_status = |status: &str| policy.pause_statuses.iter().any(|s| s == status);
+    let mut clocks: Vec<Tracked> = rows
+        .iter()
+        .map(|r| Tracked {
+            metric: r.metric.clone(),
+            clock: r.clock(),
+            started_at: r.started_at,
+            warned_at: r.warned_at,
+        })
+        .collect();
+    let start = |clocks: &mut Vec<Tracked>, metric: &str| {
+        if let Some(target) = target_of(targets, metric) {
+            clocks.retain(|t| t.metric != metric);
+            clocks.push(Tracked {
+                metric: metric.to_owned(),
+                clock: Clock::start(target, at),
+                started_at: at,
+                warned_at: None,
+            });
+        }
+    };
+    match &change {
+        TicketChange::Opened => {
+            start(&mut clocks, "first_response");
+            start(&mut clocks, "resolution");
+        }
+        TicketChange::AgentResponse => {
+            for tracked in clocks.iter_mut().filter(|t| t.metric != "resolution") {
+                tracked.clock.meet(at, &calendar);
+            }
+        }
+        TicketChange::CustomerMessage => {
+            if !matches!(ticket.status.as_str(), "solved" | "closed") {
+                start(&mut clocks, "next_response");
+                if paused_status(&ticket.status)
+                    && let Some(tracked) = clocks.iter_mut().find(|t| t.metric == "next_response")
+                {
+                    tracked.clock.pause(at, &calendar);
+                }
+            }
+        }
+        TicketChange::Status { from, to } => {
+            let ending = matches!(to.as_str(), "solved" | "closed");
+            let reopening = matches!(from.as_str(), "solved") && !ending;
+            for tracked in &mut clocks {
+                if ending {
+                    if tracked.metric == "resolution" {
+                        tracked.clock.meet(at, &calendar);
+                    } else {
+                        tracked.clock.stop(at, &calendar);
+                    }
+                } else if reopening && tracked.metric == "resolution" {
+                    if policy.restart_resolution_on_reopen {
+                        if let Some(target) = target_of(targets, "resolution") {
+                            *tracked = Tracked {
+                                metric: tracked.metric.clone(),
+                                clock: Clock::start(target, at),
+                                started_at: at,
+                                warned_at: None,
+                            };
+                        }
+                    } else {
+                        tracked.clock.carry_on(at);
+                    }
+                }
+                if !ending && !tracked.clock.is_ended() {
+                    if paused_status(to) {
+                        tracked.clock.pause(at, &calendar);
+                    } else {
+                        tracked.clock.resume(at);
+                    }
+                }
+            }
+        }
+        TicketChange::Retarget => {
+            for tracked in &mut clocks {
+                match target_of(targets, &tracked.metric) {
+                    Some(target) => tracked.clock.retarget(target),
+                    None => tracked.clock.stop(at, &calendar),
+                }
+            }
+        }
+    }
+    for tracked in &clocks {
+        let times = Moments {
+            started_at: tracked.started_at,
+            due_at: tracked.clock.due_at(&calendar),
+            warn_at: tracked.clock.share_at(policy.warning_percent, &calendar),
+            warned_at: tracked.warned_at,
+        };
+        save(conn, firm, ticket.id, &tracked.metric, Some(policy.id), &tracked.clock, &times).await?;
+    }
+    Ok(())
+}
+
+/// A clock of the ticket being moved.
+struct Tracked {
+    metric: String,
+    clock: Clock,
+    started_at: DateTime<Utc>,
+    warned_at: Option<DateTime<Utc>>,
+}
+
+/// A clock's moments besides its value: when it started, and when its target and warning
+/// share are reached if it keeps running (for the timers).
+#[derive(Clone, Copy)]
+struct Moments {
+    started_at: DateTime<Utc>,
+    due_at: Option<DateTime<Utc>>,
+    warn_at: Option<DateTime<Utc>>,
+    warned_at: Option<DateTime<Utc>>,
+}
+
+async fn save(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ticket: Uuid,
+    metric: &str,
+    policy: Option<Uuid>,
+    clock: &Clock,
+    times: &Moments,
+) -> Result<(), DomainError> {
+    let Moments { started_at, due_at, warn_at, warned_at } = *times;
+    let values = (
+        sla_clocks::firm_id.eq(firm.into_uuid()),
+        sla_clocks::ticket_id.eq(ticket),
+        sla_clocks::metric.eq(metric),
+        sla_clocks::policy_id.eq(policy),
+        sla_clocks::target_seconds.eq(clock.target.num_seconds().max(1)),
+        sla_clocks::elapsed_seconds.eq(clock.elapsed.num_seconds().max(0)),
+        sla_clocks::running_since.eq(clock.running_since),
+        sla_clocks::paused_seconds.eq(clock.paused.num_seconds().max(0)),
+        sla_clocks::paused_since.eq(clock.paused_since),
+        sla_clocks::state.eq(state_name(clock.state)),
+        sla_clocks::breached_at.eq(clock.breached_at),
+        sla_clocks::ended_at.eq(clock.ended_at),
+        sla_clocks::due_at.eq(due_at),
+        sla_clocks::warn_at.eq(warn_at),
+        sla_clocks::warned_at.eq(warned_at),
+        sla_clocks::started_at.eq(started_at),
+        sla_clocks::updated_at.eq(Utc::now()),
+    );
+    diesel::insert_into(sla_clocks::table)
+        .values(values)
+        .on_conflict((sla_clocks::firm_id, sla_clocks::ticket_id, sla_clocks::metric))
+        .do_update()
+        .set(values)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A clock as the API shows it, at a moment.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClockView {
+    /// `first_response`, `next_response` or `resolution`.
+    pub metric: String,
+    /// `running`, `paused`, `met` or `breached` (a clock whose time is up, met late or not
+    /// yet met), or `stopped`.
+    #[schema(value_type = ClockState)]
+    pub state: ClockState,
+    pub target_seconds: i64,
+    /// Open time counted so far.
+    pub elapsed_seconds: i64,
+    /// Calendar time spent paused.
+    pub paused_seconds: i64,
+    /// When the target is reached if the clock keeps running; null while paused or ended.
+    pub due_at: Option<DateTime<Utc>>,
+    pub breached_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+}
+
+/// The ticket's clocks as of `now` (a running clock past its target shows `breached`
+/// even before the timer has recorded it).
+pub async fn clocks(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ticket: &Ticket,
+    now: DateTime<Utc>,
+) -> Result<Vec<ClockView>, DomainError> {
+    let rows: Vec<Row> = sla_clocks::table
+        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
+        .filter(sla_clocks::ticket_id.eq(ticket.id))
+        .select(Row::as_select())
+        .load(conn)
+        .await?;
+    let calendar = match covering(conn, firm, ticket).await? {
+        Some((_, calendar)) => calendar,
+        None => BusinessCalendar::always(chrono_tz::UTC),
+    };
+    let mut views: Vec<ClockView> = rows
+        .into_iter()
+        .map(|row| {
+            let clock = row.clock();
+            let elapsed = clock.elapsed_at(now, &calendar);
+            let late = clock.running_since.is_some() && elapsed >= clock.target;
+            let state = if late && clock.state == ClockState::Running { ClockState::Breached } else { clock.state };
+            let state =
+                if state == ClockState::Met && clock.breached_at.is_some() { ClockState::Breached } else { state };
+            ClockView {
+                metric: row.metric,
+                state,
+                target_seconds: row.target_seconds,
+                elapsed_seconds: elapsed.num_seconds(),
+                paused_seconds: clock.paused_at(now).num_seconds(),
+                due_at: row.due_at.filter(|_| clock.running_since.is_some()),
+                breached_at: clock.breached_at,
+                ended_at: clock.ended_at,
+                started_at: row.started_at,
+            }
+        })
+        .collect();
+    views.sort_by_key(|v| METRICS.iter().position(|m| *m == v.metric));
+    Ok(views)
+}

@@ -1,0 +1,119 @@
+//! A ticket's SLA clocks follow the ticket: started on opening, met by responses and
+//! solutions, restarted by customer messages, paused in pause statuses, carried on when
+//! reopened, and retargeted (keeping their time) when the priority changes.
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, json, signed_in_owner, spawn_app};
+
+async fn clocks(app: &TestApp, token: &str, ticket: &str) -> Vec<Value> {
+    json(app.get_as(token, &format!("/api/v1/tickets/{ticket}/sla")).await).await["data"].as_array().unwrap().clone()
+}
+
+fn clock<'a>(all: &'a [Value], metric: &str) -> &'a Value {
+    all.iter().find(|c| c["metric"] == metric).unwrap_or_else(|| panic!("no {metric} clock in {all:?}"))
+}
+
+fn moment(value: &Value) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(value.as_str().unwrap()).unwrap().with_timezone(&Utc)
+}
+
+async fn patch(app: &TestApp, token: &str, ticket: &str, body: Value) {
+    let answer = app.patch_as(token, &format!("/api/v1/tickets/{ticket}"), &body).await;
+    assert_eq!(answer.status(), 200, "{}", answer.text().await.unwrap());
+}
+
+#[actix_web::test]
+async fn clocks_follow_the_ticket() {
+    let app = spawn_app().await;
+    let (_, _, _, token) = signed_in_owner(&app).await;
+    let targets = json!({
+        "normal": { "first_response_minutes": 60, "next_response_minutes": 30, "resolution_minutes": 480 },
+        "urgent": { "first_response_minutes": 15, "next_response_minutes": 10, "resolution_minutes": 120 },
+    });
+    let policy =
+        app.post_as(&token, "/api/v1/sla-policies", &json!({ "name": "Around the clock", "targets": targets })).await;
+    assert_eq!(policy.status(), 201);
+    let contact =
+        json(app.post_as(&token, "/api/v1/contacts", &json!({ "first_name": "Cy", "last_name": "Client" })).await)
+            .await["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let conversation = json(
+        app.post_as(
+            &token,
+            "/api/v1/conversations",
+            &json!({ "subject": "Help", "participants": { "contacts": [contact] } }),
+        )
+        .await,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ticket = json(app.post_as(&token, "/api/v1/tickets", &json!({ "conversation_id": conversation })).await).await
+        ["data"]
+        .clone();
+    let id = ticket["id"].as_str().unwrap().to_owned();
+    let opened = moment(&ticket["created_at"]);
+
+    // Opening starts first response (60 min) and resolution (480 min), around the clock.
+    let all = clocks(&app, &token, &id).await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(clock(&all, "first_response")["state"], "running");
+    assert_eq!(moment(&clock(&all, "first_response")["due_at"]), opened + Duration::minutes(60));
+    assert_eq!(moment(&clock(&all, "resolution")["due_at"]), opened + Duration::minutes(480));
+
+    // Waiting on the client pauses every clock.
+    patch(&app, &token, &id, json!({ "status": "pending" })).await;
+    let all = clocks(&app, &token, &id).await;
+    assert_eq!(clock(&all, "resolution")["state"], "paused");
+    assert!(clock(&all, "resolution")["due_at"].is_null());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    patch(&app, &token, &id, json!({ "status": "open" })).await;
+    let all = clocks(&app, &token, &id).await;
+    let resolution = clock(&all, "resolution");
+    assert_eq!(resolution["state"], "running");
+    assert!(resolution["paused_seconds"].as_i64().unwrap() >= 1, "{resolution}");
+    assert!(moment(&resolution["due_at"]) > opened + Duration::minutes(480), "the pause moved the due moment");
+
+    // The agent's reply meets first response.
+    let post = app
+        .post_as(&token, &format!("/api/v1/conversations/{conversation}/messages"), &json!({ "body": "On it" }))
+        .await;
+    assert_eq!(post.status(), 201);
+    assert_eq!(clock(&clocks(&app, &token, &id).await, "first_response")["state"], "met");
+
+    // Raised to urgent: the new targets apply to the time already counted.
+    let before = clock(&clocks(&app, &token, &id).await, "resolution").clone();
+    patch(&app, &token, &id, json!({ "priority": "urgent" })).await;
+    let after = clock(&clocks(&app, &token, &id).await, "resolution").clone();
+    assert_eq!(after["target_seconds"], 120 * 60);
+    assert!(after["elapsed_seconds"].as_i64() >= before["elapsed_seconds"].as_i64());
+    assert!(moment(&after["due_at"]) < moment(&before["due_at"]));
+    assert_eq!(clock(&clocks(&app, &token, &id).await, "first_response")["state"], "met", "met stays met");
+
+    // Solved: resolution met; then reopened, it carries on from where it stopped.
+    patch(&app, &token, &id, json!({ "status": "solved" })).await;
+    let solved = clock(&clocks(&app, &token, &id).await, "resolution").clone();
+    assert_eq!(solved["state"], "met");
+    patch(&app, &token, &id, json!({ "status": "open" })).await;
+    let reopened = clock(&clocks(&app, &token, &id).await, "resolution").clone();
+    assert_eq!(reopened["state"], "running");
+    assert!(reopened["elapsed_seconds"].as_i64() >= solved["elapsed_seconds"].as_i64());
+    assert_eq!(reopened["started_at"], before["started_at"], "the same clock, not a new one");
+}
+
+#[actix_web::test]
+async fn without_a_covering_policy_there_are_no_clocks() {
+    let app = spawn_app().await;
+    let (_, _, _, token) = signed_in_owner(&app).await;
+    let ticket =
+        json(app.post_as(&token, "/api/v1/tickets", &json!({ "subject": "Uncovered" })).await).await["data"].clone();
+    assert!(clocks(&app, &token, ticket["id"].as_str().unwrap()).await.is_empty());
+    let (_, _, _, other) = signed_in_owner(&app).await;
+    let path = format!("/api/v1/tickets/{}/sla", ticket["id"].as_str().unwrap());
+    assert_eq!(app.get_as(&other, &path).await.status(), 404);
+}
