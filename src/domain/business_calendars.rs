@@ -302,6 +302,20 @@ pub async fn delete(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Res
 /// closures and are skipped. A file that does not parse is a validation error.
 pub fn holidays_from_ical(text: &str) -> Result<Vec<HolidaySpec>, DomainError> {
     use icalendar::{Component, DatePerhapsTime};
+    // The parser recurses once per nesting level: a hostile file nested thousands deep
+    // would exhaust the stack. Calendars nest three deep (VCALENDAR, VEVENT, VALARM).
+    let mut depth = 0usize;
+    for line in text.lines() {
+        let starts = |prefix: &str| line.get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix));
+        if starts("BEGIN:") {
+            depth += 1;
+            if depth > 4 {
+                return Err(DomainError::invalid_field("body", "components nest deeper than an iCalendar file does"));
+            }
+        } else if starts("END:") {
+            depth = depth.saturating_sub(1);
+        }
+    }
     let calendar: icalendar::Calendar =
         text.parse().map_err(|e: String| DomainError::invalid_field("body", format!("not an iCalendar file: {e}")))?;
     let mut found = Vec::new();
@@ -323,13 +337,16 @@ pub async fn add_holidays(
     id: Uuid,
     new: Vec<HolidaySpec>,
 ) -> Result<(BusinessCalendarView, usize), DomainError> {
+    if new.len() > MAX_HOLIDAYS {
+        return Err(DomainError::invalid_field("body", format!("at most {MAX_HOLIDAYS} closed dates")));
+    }
     let calendar = find(conn, firm, id).await?;
     let mut holidays = calendar.holidays.clone();
+    let key = |h: &HolidaySpec| (h.from, h.to.unwrap_or(h.from));
+    let mut known: std::collections::HashSet<_> = holidays.iter().map(key).collect();
     let mut added = 0;
     for holiday in new {
-        let same =
-            |h: &HolidaySpec| h.from == holiday.from && h.to.unwrap_or(h.from) == holiday.to.unwrap_or(holiday.from);
-        if !holidays.iter().any(same) {
+        if known.insert(key(&holiday)) {
             holidays.push(holiday);
             added += 1;
         }

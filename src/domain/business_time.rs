@@ -59,7 +59,8 @@ fn instant(zone: Tz, local: NaiveDateTime, later: bool) -> DateTime<Utc> {
             // clocks resumed (gaps start and end on whole minutes, and last hours at most).
             let mut probe = local.with_second(0).unwrap_or(local).with_nanosecond(0).unwrap_or(local);
             for _ in 0..(48 * 60) {
-                probe += Duration::minutes(1);
+                let Some(next) = probe.checked_add_signed(Duration::minutes(1)) else { break };
+                probe = next;
                 if let Some(at) = zone.from_local_datetime(&probe).earliest() {
                     return at.with_timezone(&Utc);
                 }
@@ -125,7 +126,8 @@ impl BusinessCalendar {
     /// no earlier than `from`.
     fn open_intervals(&self, from: DateTime<Utc>, days: i64) -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
         // A window from the day before may still be open at `from`.
-        let first = from.with_timezone(&self.zone).date_naive() - Duration::days(1);
+        let local = from.with_timezone(&self.zone).date_naive();
+        let first = local.checked_sub_signed(Duration::days(1)).unwrap_or(local);
         let mut raw: Vec<_> = (0..=days + 1)
             .filter_map(|offset| first.checked_add_signed(Duration::days(offset)))
             .flat_map(|date| self.raw_intervals(date))
@@ -166,7 +168,8 @@ impl BusinessCalendar {
                 from = open_to;
             }
             searched += 31;
-            from = from.max(start + Duration::days(searched));
+            let Some(next) = start.checked_add_signed(Duration::days(searched)) else { return None };
+            from = from.max(next);
         }
         None
     }

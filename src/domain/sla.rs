@@ -46,6 +46,7 @@ pub enum TicketChange {
 #[diesel(table_name = sla_clocks)]
 struct Row {
     metric: String,
+    policy_id: Option<Uuid>,
     target_seconds: i64,
     elapsed_seconds: i64,
     running_since: Option<DateTime<Utc>>,
@@ -113,6 +114,45 @@ fn priority_of(ticket: &Ticket) -> Priority {
     }
 }
 
+/// The calendar a policy counts in (around the clock without one, or once it is gone).
+async fn calendar_of(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    policy: Option<Uuid>,
+) -> Result<BusinessCalendar, DomainError> {
+    let around_the_clock = BusinessCalendar::always(chrono_tz::UTC);
+    let Some(policy) = policy else { return Ok(around_the_clock) };
+    let calendar = match sla_policies::find(conn, firm, policy).await {
+        Ok(policy) => policy.business_calendar_id,
+        Err(DomainError::NotFound(_)) => None,
+        Err(other) => return Err(other),
+    };
+    match calendar {
+        Some(id) => match business_calendars::find(conn, firm, id).await {
+            Ok(calendar) => calendar.calendar(),
+            Err(DomainError::NotFound(_)) => Ok(around_the_clock),
+            Err(other) => Err(other),
+        },
+        None => Ok(around_the_clock),
+    }
+}
+
+/// Whether the ticket still waits for what a metric measures.
+fn awaiting(ticket: &Ticket, metric: &str) -> bool {
+    if matches!(ticket.status.as_str(), "solved" | "closed") {
+        return false;
+    }
+    match metric {
+        "first_response" => ticket.first_response_at.is_none(),
+        "next_response" => match (ticket.last_customer_message_at, ticket.last_agent_response_at) {
+            (Some(customer), Some(agent)) => customer > agent,
+            (Some(_), None) => true,
+            _ => false,
+        },
+        _ => true,
+    }
+}
+
 /// The covering policy and the calendar its targets count in.
 async fn covering(
     conn: &mut AsyncPgConnection,
@@ -147,11 +187,14 @@ pub async fn on_ticket(
         .for_update()
         .load(conn)
         .await?;
+    // The calendar the clocks have been counting in, for the time up to now.
+    let counted_in = calendar_of(conn, firm, rows.iter().find_map(|r| r.policy_id)).await?;
     let Some((policy, calendar)) = covering(conn, firm, ticket).await? else {
-        // No policy covers it (any more): whatever runs stops where it is.
+        // No policy covers it (any more): whatever runs stops where it is; a policy that
+        // covers it again starts afresh what the ticket still waits for.
         for row in rows {
             let mut clock = row.clock();
-            clock.stop(at, &BusinessCalendar::always(chrono_tz::UTC));
+            clock.stop(at, &counted_in);
             let times = Moments { started_at: row.started_at, due_at: None, warn_at: None, warned_at: row.warned_at };
             save(conn, firm, ticket.id, &row.metric, None, &clock, &times).await?;
         }
@@ -168,6 +211,12 @@ pub async fn on_ticket(
             warned_at: r.warned_at,
         })
         .collect();
+    if rows.iter().any(|r| r.policy_id != Some(policy.id)) {
+        // From here on the new policy's calendar counts; what ran so far stays as counted.
+        for tracked in &mut clocks {
+            tracked.clock.checkpoint(at, &counted_in);
+        }
+    }
     let start = |clocks: &mut Vec<Tracked>, metric: &str| {
         if let Some(target) = target_of(targets, metric) {
             clocks.retain(|t| t.metric != metric);
@@ -190,7 +239,10 @@ pub async fn on_ticket(
             }
         }
         TicketChange::CustomerMessage => {
-            if !matches!(ticket.status.as_str(), "solved" | "closed") {
+            // A follow-up before anyone answered leaves the running clock alone: the
+            // first unanswered message is what the response is owed for.
+            let waiting = clocks.iter().any(|t| t.metric == "next_response" && !t.clock.is_ended());
+            if !matches!(ticket.status.as_str(), "solved" | "closed") && !waiting {
                 start(&mut clocks, "next_response");
                 if paused_status(&ticket.status)
                     && let Some(tracked) = clocks.iter_mut().find(|t| t.metric == "next_response")
@@ -237,6 +289,21 @@ pub async fn on_ticket(
                 match target_of(targets, &tracked.metric) {
                     Some(target) => tracked.clock.retarget(target),
                     None => tracked.clock.stop(at, &calendar),
+                }
+            }
+            // Targets the new policy adds, or brings back, for what the ticket still waits for.
+            for metric in METRICS {
+                let stopped_or_missing =
+                    clocks.iter().find(|t| t.metric == metric).is_none_or(|t| t.clock.state == ClockState::Stopped);
+                if stopped_or_missing && awaiting(ticket, metric) {
+                    start(&mut clocks, metric);
+                }
+            }
+            for tracked in clocks.iter_mut().filter(|t| !t.clock.is_ended()) {
+                if paused_status(&ticket.status) {
+                    tracked.clock.pause(at, &calendar);
+                } else {
+                    tracked.clock.resume(at);
                 }
             }
         }

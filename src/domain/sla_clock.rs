@@ -120,6 +120,17 @@ impl Clock {
         }
     }
 
+    /// Counts what has run up to `at` in `calendar` and goes on from there: before the
+    /// clock starts counting in another calendar (the covering policy changed).
+    pub fn checkpoint(&mut self, at: DateTime<Utc>, calendar: &BusinessCalendar) {
+        if let Some(since) = self.running_since
+            && at > since
+        {
+            self.elapsed += calendar.elapsed(since, at);
+            self.running_since = Some(at);
+        }
+    }
+
     /// A new target for the time already elapsed (a policy or priority change).
     pub fn retarget(&mut self, target: Duration) {
         if !self.is_over() {
@@ -147,6 +158,7 @@ impl Clock {
             return;
         }
         self.elapsed = self.elapsed_at(at, calendar);
+        self.paused = self.paused_at(at);
         if self.breached_at.is_none() && self.elapsed > self.target {
             // Ran out while nobody was watching (no node owned the firm): late all the same.
             self.breached_at = Some(at);
@@ -181,6 +193,7 @@ impl Clock {
             return;
         }
         self.elapsed = self.elapsed_at(at, calendar);
+        self.paused = self.paused_at(at);
         self.running_since = None;
         self.paused_since = None;
         self.state = ClockState::Stopped;

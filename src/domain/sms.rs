@@ -574,8 +574,11 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
         created_at,
         delivery: filed.delivery,
     };
-    super::tickets::on_message(conn, firm, conversation, super::tickets::Turn::Customer(Some(contact_id)), created_at)
-        .await?;
+    // A keyword talks to the hub (opt out, opt in, help), not to the firm's agents.
+    if keyword(&inbound.body).is_none() {
+        let turn = super::tickets::Turn::Customer(Some(contact_id));
+        super::tickets::on_message(conn, firm, conversation, turn, created_at).await?;
+    }
     let word = inbound.body.trim().to_ascii_uppercase();
     let mut reply = None;
     let opt_change = match keyword(&inbound.body) {

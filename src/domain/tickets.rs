@@ -421,7 +421,8 @@ pub async fn update(
         // The subject is content: the timeline says it changed, not to what.
         detail.insert("subject".into(), json!({ "changed": true }));
     }
-    let leaving_solved = status.is_some_and(|s| s != "solved" && before.status == "solved");
+    // Reopened (not closed) from solved: the solution no longer stands.
+    let leaving_solved = status.is_some_and(|s| s != "solved" && s != "closed" && before.status == "solved");
     diesel::update(tickets::table)
         .filter(tickets::firm_id.eq(firm.into_uuid()))
         .filter(tickets::id.eq(id))

@@ -203,6 +203,9 @@ pub async fn delete_calendar(
     Ok(envelope::ok(calendar))
 }
 
+/// A holiday feed is small: years of public holidays fit in a few dozen kilobytes.
+const MAX_ICAL_BYTES: usize = 256 * 1024;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ImportedHolidays {
     pub calendar: BusinessCalendarView,
@@ -221,6 +224,7 @@ pub struct ImportedHolidays {
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+        (status = 413, description = "Larger than 256 KiB", body = ErrorBody),
         (status = 415, description = "Not text/calendar", body = ErrorBody),
     )
 )]
@@ -236,6 +240,9 @@ pub async fn import_holidays(
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.trim_start().to_ascii_lowercase().starts_with("text/calendar") {
         return Err(ApiError::UnsupportedMediaType("send the iCalendar file as text/calendar".into()));
+    }
+    if body.len() > MAX_ICAL_BYTES {
+        return Err(ApiError::PayloadTooLarge(format!("an iCalendar file here is at most {MAX_ICAL_BYTES} bytes")));
     }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid_field("body", "must be UTF-8"))?;
     let holidays = business_calendars::holidays_from_ical(text)?;
@@ -254,7 +261,7 @@ pub async fn import_holidays(
 pub struct DueQuery {
     /// RFC 3339.
     pub from: DateTime<Utc>,
-    /// Open minutes to add (0 to 5,256,000, ten years).
+    /// Open minutes to add (0 to 1,576,800: three years, the furthest the arithmetic looks).
     pub minutes: i64,
 }
 
@@ -263,6 +270,20 @@ pub struct Due {
     /// When `minutes` of open time have passed after `from`; null when the calendar is not
     /// open that long within three years.
     pub due: Option<DateTime<Utc>>,
+}
+
+/// Three years of minutes: the furthest the arithmetic looks ahead.
+const MAX_MINUTES: i64 = 3 * 365 * 24 * 60;
+
+/// Moments are taken between 1900 and 2200: the arithmetic has no use for others, and
+/// the extremes of the calendar cannot be stepped across.
+fn check_moment(field: &str, at: DateTime<Utc>) -> Result<(), ApiError> {
+    let year = chrono::Datelike::year(&at);
+    if (1900..=2200).contains(&year) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid_field(field, "must be between the years 1900 and 2200"))
+    }
 }
 
 async fn calendar_of(state: &AppState, auth: &FirmAuth, id: Uuid) -> Result<BusinessCalendarView, ApiError> {
@@ -292,8 +313,9 @@ pub async fn due(
     path: web::Path<Uuid>,
     query: web::Query<DueQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if !(0..=5_256_000).contains(&query.minutes) {
-        return Err(ApiError::invalid_field("minutes", "must be between 0 and 5256000"));
+    check_moment("from", query.from)?;
+    if !(0..=MAX_MINUTES).contains(&query.minutes) {
+        return Err(ApiError::invalid_field("minutes", "must be between 0 and 1576800 (three years)"));
     }
     let calendar = calendar_of(&state, &auth, path.into_inner()).await?.calendar()?;
     Ok(envelope::ok(Due { due: calendar.add(query.from, Duration::minutes(query.minutes)) }))
@@ -305,7 +327,7 @@ pub async fn due(
 pub struct ElapsedQuery {
     /// RFC 3339.
     pub from: DateTime<Utc>,
-    /// RFC 3339; at most ten years after `from`.
+    /// RFC 3339; at most three years after `from`.
     pub to: DateTime<Utc>,
 }
 
@@ -333,8 +355,10 @@ pub async fn elapsed(
     path: web::Path<Uuid>,
     query: web::Query<ElapsedQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    if query.to - query.from > Duration::days(3653) {
-        return Err(ApiError::invalid_field("to", "must be at most ten years after `from`"));
+    check_moment("from", query.from)?;
+    check_moment("to", query.to)?;
+    if query.to - query.from > Duration::days(3 * 366) {
+        return Err(ApiError::invalid_field("to", "must be at most three years after `from`"));
     }
     let calendar = calendar_of(&state, &auth, path.into_inner()).await?.calendar()?;
     Ok(envelope::ok(Elapsed { seconds: calendar.elapsed(query.from, query.to).num_seconds() }))

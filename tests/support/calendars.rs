@@ -110,8 +110,33 @@ async fn bad_input_is_refused_field_by_field() {
     }
     let calendar = create(&app, &token, &office_hours()).await;
     let id = calendar["id"].as_str().unwrap();
-    for query in ["from=yesterday&minutes=5", "from=2026-12-01T00:00:00Z&minutes=-1", "from=2026-12-01T00:00:00Z"] {
+    // A file nested far deeper than any calendar is refused before it is parsed.
+    let bomb = format!("BEGIN:VCALENDAR\r\n{}", "BEGIN:VEVENT\r\n".repeat(5000));
+    let answer = app
+        .client
+        .post(app.url(&format!("/api/v1/business-calendars/{id}/holidays/import")))
+        .bearer_auth(&token)
+        .header("Content-Type", "text/calendar")
+        .body(bomb)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    for query in [
+        "from=yesterday&minutes=5",
+        "from=2026-12-01T00:00:00Z&minutes=-1",
+        "from=2026-12-01T00:00:00Z",
+        "from=2026-12-01T00:00:00Z&minutes=99999999",
+        "from=1800-01-01T00:00:00Z&minutes=5",
+        "from=-262144-01-01T00:00:00Z&minutes=5",
+    ] {
         let answer = app.get_as(&token, &format!("/api/v1/business-calendars/{id}/due?{query}")).await;
+        assert_eq!(answer.status(), 400, "{query}");
+    }
+    for query in
+        ["from=2026-12-01T00:00:00Z&to=2300-01-01T00:00:00Z", "from=2026-12-01T00:00:00Z&to=2031-01-01T00:00:00Z"]
+    {
+        let answer = app.get_as(&token, &format!("/api/v1/business-calendars/{id}/elapsed?{query}")).await;
         assert_eq!(answer.status(), 400, "{query}");
     }
     // Nothing bad was stored along the way.

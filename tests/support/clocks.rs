@@ -86,6 +86,16 @@ async fn clocks_follow_the_ticket() {
     assert_eq!(post.status(), 201);
     assert_eq!(clock(&clocks(&app, &token, &id).await, "first_response")["state"], "met");
 
+    // Lowered to a priority the policy sets no targets for, the clocks stop; raised back,
+    // what the ticket still waits for starts again (resolution), what it got does not
+    // (first response).
+    patch(&app, &token, &id, json!({ "priority": "low" })).await;
+    assert!(clocks(&app, &token, &id).await.iter().all(|c| c["state"] != "running"));
+    patch(&app, &token, &id, json!({ "priority": "normal" })).await;
+    let all = clocks(&app, &token, &id).await;
+    assert_eq!(clock(&all, "resolution")["state"], "running");
+    assert_eq!(clock(&all, "first_response")["state"], "met");
+
     // Raised to urgent: the new targets apply to the time already counted.
     let before = clock(&clocks(&app, &token, &id).await, "resolution").clone();
     patch(&app, &token, &id, json!({ "priority": "urgent" })).await;

@@ -49,14 +49,16 @@ async fn tickets_change_with_a_timeline_and_a_closed_one_stays_closed() {
     let reopened = json(app.patch_as(&token, &path, &json!({ "status": "open", "team": null })).await).await;
     assert!(reopened["data"]["solved_at"].is_null());
     assert!(reopened["data"]["team"].is_null());
+    json(app.patch_as(&token, &path, &json!({ "status": "solved" })).await).await;
     let closed = json(app.patch_as(&token, &path, &json!({ "status": "closed" })).await).await;
     assert!(closed["data"]["closed_at"].is_string());
+    assert!(closed["data"]["solved_at"].is_string(), "closing keeps when it was solved");
     let refused = app.patch_as(&token, &path, &json!({ "priority": "low" })).await;
     assert_eq!(refused.status(), 409);
 
     let timeline = activity(&app, &token, &id).await;
     let kinds: Vec<_> = timeline.iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["created", "changed", "changed", "changed", "changed"]);
+    assert_eq!(kinds, ["created", "changed", "changed", "changed", "changed", "changed"]);
     assert_eq!(timeline[1]["detail"]["status"], json!({ "from": "new", "to": "pending" }));
     assert_eq!(timeline[1]["detail"]["assignee_user_id"]["to"], staff_id.to_string());
     assert_eq!(timeline[3]["detail"]["team"], json!({ "from": "Billing", "to": null }));
