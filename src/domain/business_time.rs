@@ -168,7 +168,7 @@ impl BusinessCalendar {
                 from = open_to;
             }
             searched += 31;
-            let Some(next) = start.checked_add_signed(Duration::days(searched)) else { return None };
+            let next = start.checked_add_signed(Duration::days(searched))?;
             from = from.max(next);
         }
         None
