@@ -441,3 +441,81 @@ pub async fn clocks(
     views.sort_by_key(|v| METRICS.iter().position(|m| *m == v.metric));
     Ok(views)
 }
+
+/// How report rows are grouped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportGroup {
+    Policy,
+    Team,
+    Agent,
+}
+
+/// One group's figures for one metric, over the tickets opened in the period.
+#[derive(Debug, Clone, Serialize, diesel::QueryableByName, utoipa::ToSchema)]
+pub struct ReportRow {
+    /// The policy id, team name or assignee's user id (null: none).
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub group: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub metric: String,
+    /// Met within target.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub met: i64,
+    /// Breached (met late, or past due when the timer recorded it).
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub breached: i64,
+    /// Still running and already past due.
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub overdue: i64,
+    /// met / (met + breached), when there is any.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub met_rate: Option<f64>,
+    /// Business seconds to meet the target (met clocks, late or not): percentiles.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub p50_seconds: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub p90_seconds: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Double>)]
+    pub p99_seconds: Option<f64>,
+}
+
+/// Met, breached and overdue counts and time-to-target percentiles (in the policy's
+/// business time) per group and metric, for the tickets opened in `[from, to)`.
+pub async fn report(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    group: ReportGroup,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> Result<Vec<ReportRow>, DomainError> {
+    let key = match group {
+        ReportGroup::Policy => "c.policy_id::text",
+        ReportGroup::Team => "t.team",
+        ReportGroup::Agent => "t.assignee_user_id::text",
+    };
+    let sql = format!(
+        "SELECT {key} AS \"group\", c.metric, \
+                count(*) FILTER (WHERE c.state = 'met' AND c.breached_at IS NULL) AS met, \
+                count(*) FILTER (WHERE c.breached_at IS NOT NULL) AS breached, \
+                count(*) FILTER (WHERE c.running_since IS NOT NULL AND c.breached_at IS NULL AND c.due_at < now()) \
+                  AS overdue, \
+                (count(*) FILTER (WHERE c.state = 'met' AND c.breached_at IS NULL))::float8 \
+                  / NULLIF(count(*) FILTER (WHERE c.state = 'met' OR c.breached_at IS NOT NULL), 0) AS met_rate, \
+                percentile_cont(0.5) WITHIN GROUP (ORDER BY c.elapsed_seconds) FILTER (WHERE c.state = 'met') \
+                  AS p50_seconds, \
+                percentile_cont(0.9) WITHIN GROUP (ORDER BY c.elapsed_seconds) FILTER (WHERE c.state = 'met') \
+                  AS p90_seconds, \
+                percentile_cont(0.99) WITHIN GROUP (ORDER BY c.elapsed_seconds) FILTER (WHERE c.state = 'met') \
+                  AS p99_seconds \
+           FROM sla_clocks c JOIN tickets t ON t.firm_id = c.firm_id AND t.id = c.ticket_id \
+          WHERE c.firm_id = $1 AND t.created_at >= $2 AND t.created_at < $3 \
+          GROUP BY 1, 2 ORDER BY 1 NULLS LAST, 2"
+    );
+    Ok(diesel::sql_query(sql)
+        .bind::<diesel::sql_types::Uuid, _>(firm.into_uuid())
+        .bind::<diesel::sql_types::Timestamptz, _>(from)
+        .bind::<diesel::sql_types::Timestamptz, _>(to)
+        .load::<ReportRow>(conn)
+        .await?)
+}

@@ -273,6 +273,7 @@ fn api_v1() -> actix_web::Scope {
         .service(web::resource("/tickets/{id}/activity").route(web::get().to(tickets::ticket_activity)))
         .service(web::resource("/tickets/{id}/sla-policy").route(web::get().to(sla_policies::ticket_policy)))
         .service(web::resource("/tickets/{id}/sla").route(web::get().to(tickets::ticket_sla)))
+        .service(web::resource("/sla/report").route(web::get().to(sla_policies::sla_report)))
         .service(
             web::resource("/sla-policies")
                 .route(web::get().to(sla_policies::list_policies))

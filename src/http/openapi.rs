@@ -140,6 +140,7 @@ use super::{
         sla_policies::update_policy,
         sla_policies::delete_policy,
         sla_policies::ticket_policy,
+        sla_policies::sla_report,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(
@@ -148,6 +149,7 @@ use super::{
         crate::domain::clients::ClientSort,
         crate::domain::contacts::ContactSort,
         crate::domain::pipeline::CreatedSort,
+        crate::domain::sla::ReportGroup,
         members::ListedStatus
     )),
     modifiers(&BearerAuth),

@@ -253,3 +253,90 @@ pub async fn ticket_policy(
         .await?;
     Ok(envelope::ok(CoveringPolicy { policy }))
 }
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct ReportQuery {
+    /// `policy`, `team` or `agent`.
+    pub group_by: crate::domain::sla::ReportGroup,
+    /// Tickets opened from (RFC 3339, inclusive).
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// Tickets opened before (RFC 3339); at most three years after `from`.
+    pub to: chrono::DateTime<chrono::Utc>,
+    /// `json` (default) or `csv`.
+    pub format: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SlaReport {
+    pub data: Vec<crate::domain::sla::ReportRow>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// SLA figures per policy, team or agent for the tickets opened in a period: met,
+/// breached and overdue counts, the met rate, and time-to-target percentiles in business
+/// seconds. `format=csv` answers a CSV file with the same columns.
+#[utoipa::path(
+    get, path = "/api/v1/sla/report", tag = "support", security(("bearer" = [])),
+    params(ReportQuery),
+    responses(
+        (status = 200, description = "The report (JSON, or text/csv)", body = SlaReport),
+        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+    )
+)]
+pub async fn sla_report(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    query: web::Query<ReportQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let query = query.into_inner();
+    if query.to <= query.from || query.to - query.from > chrono::Duration::days(3 * 366) {
+        return Err(ApiError::invalid_field("to", "must be after `from`, at most three years"));
+    }
+    let csv = match query.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiError::invalid_field("format", "must be json or csv")),
+    };
+    let (firm, group, from, to) = (auth.firm, query.group_by, query.from, query.to);
+    let rows = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move { crate::domain::sla::report(conn, firm, group, from, to).await }.scope_boxed()
+        })
+        .await?;
+    if !csv {
+        let meta = serde_json::json!({ "count": rows.len(), "from": from, "to": to });
+        return Ok(envelope::with_meta(rows, meta));
+    }
+    let mut out = ::csv::Writer::from_writer(Vec::new());
+    let header =
+        ["group", "metric", "met", "breached", "overdue", "met_rate", "p50_seconds", "p90_seconds", "p99_seconds"];
+    let written = out.write_record(header).and_then(|()| {
+        let number = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
+        rows.iter().try_for_each(|r| {
+            out.write_record([
+                r.group.clone().unwrap_or_default(),
+                r.metric.clone(),
+                r.met.to_string(),
+                r.breached.to_string(),
+                r.overdue.to_string(),
+                r.met_rate.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                number(r.p50_seconds),
+                number(r.p90_seconds),
+                number(r.p99_seconds),
+            ])
+        })
+    });
+    written.map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;
+    let body = out.into_inner().map_err(|e| ApiError::internal(anyhow::anyhow!(e.to_string())))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header(("Content-Disposition", "attachment; filename=\"sla-report.csv\""))
+        .body(body))
+}

@@ -193,6 +193,7 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("get", "/api/v1/tickets/{id}/activity"),
         ("get", "/api/v1/tickets/{id}/sla-policy"),
         ("get", "/api/v1/tickets/{id}/sla"),
+        ("get", "/api/v1/sla/report"),
         ("get", "/api/v1/sla-policies"),
         ("post", "/api/v1/sla-policies"),
         ("get", "/api/v1/sla-policies/{id}"),

@@ -127,3 +127,73 @@ async fn without_a_covering_policy_there_are_no_clocks() {
     let path = format!("/api/v1/tickets/{}/sla", ticket["id"].as_str().unwrap());
     assert_eq!(app.get_as(&other, &path).await.status(), 404);
 }
+
+#[actix_web::test]
+async fn the_report_counts_met_and_open_targets_per_group_in_json_and_csv() {
+    let app = spawn_app().await;
+    let (_, _, _, token) = signed_in_owner(&app).await;
+    let targets = json!({ "normal": { "first_response_minutes": 60, "resolution_minutes": 480 } });
+    let policy =
+        json(app.post_as(&token, "/api/v1/sla-policies", &json!({ "name": "Standard", "targets": targets })).await)
+            .await["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let conversation =
+        json(app.post_as(&token, "/api/v1/conversations", &json!({ "subject": "Q" })).await).await["data"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let answered = json(
+        app.post_as(&token, "/api/v1/tickets", &json!({ "conversation_id": conversation, "team": "Tier 1" })).await,
+    )
+    .await["data"]
+        .clone();
+    json(app.post_as(&token, "/api/v1/tickets", &json!({ "subject": "Waiting", "team": "Tier 1" })).await).await;
+    let reply =
+        app.post_as(&token, &format!("/api/v1/conversations/{conversation}/messages"), &json!({ "body": "Hi" })).await;
+    assert_eq!(reply.status(), 201);
+    assert!(answered["id"].is_string());
+
+    let period = "from=2000-01-01T00:00:00Z&to=2002-01-01T00:00:00Z";
+    let empty = json(app.get_as(&token, &format!("/api/v1/sla/report?group_by=policy&{period}")).await).await;
+    assert!(empty["data"].as_array().unwrap().is_empty(), "tickets outside the period do not count");
+    let now = Utc::now();
+    let period = format!(
+        "from={}&to={}",
+        (now - Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        (now + Duration::days(1)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
+    let report = json(app.get_as(&token, &format!("/api/v1/sla/report?group_by=policy&{period}")).await).await;
+    let rows = report["data"].as_array().unwrap();
+    let first = rows.iter().find(|r| r["metric"] == "first_response").unwrap();
+    assert_eq!(first["group"], policy.as_str());
+    assert_eq!((first["met"].as_i64(), first["breached"].as_i64()), (Some(1), Some(0)));
+    assert_eq!(first["met_rate"], 1.0);
+    assert!(first["p50_seconds"].as_f64().unwrap() < 600.0);
+    let resolution = rows.iter().find(|r| r["metric"] == "resolution").unwrap();
+    assert_eq!((resolution["met"].as_i64(), resolution["overdue"].as_i64()), (Some(0), Some(0)));
+    assert!(resolution["met_rate"].is_null());
+
+    let by_team = json(app.get_as(&token, &format!("/api/v1/sla/report?group_by=team&{period}")).await).await;
+    assert!(by_team["data"].as_array().unwrap().iter().all(|r| r["group"] == "Tier 1"));
+    let csv = app.get_as(&token, &format!("/api/v1/sla/report?group_by=agent&format=csv&{period}")).await;
+    assert_eq!(csv.status(), 200);
+    assert!(csv.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
+    let text = csv.text().await.unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("group,metric,met,breached,overdue,met_rate,p50_seconds,p90_seconds,p99_seconds"));
+    assert_eq!(lines.count(), 2, "{text}");
+
+    for query in [
+        "group_by=colour",
+        "group_by=team&format=xml",
+        "group_by=team&from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+    ] {
+        let query = if query.contains("from=") { query.to_owned() } else { format!("{query}&{period}") };
+        assert_eq!(app.get_as(&token, &format!("/api/v1/sla/report?{query}")).await.status(), 400, "{query}");
+    }
+    let (_, _, _, other) = signed_in_owner(&app).await;
+    let theirs = json(app.get_as(&other, &format!("/api/v1/sla/report?group_by=policy&{period}")).await).await;
+    assert!(theirs["data"].as_array().unwrap().is_empty());
+}
