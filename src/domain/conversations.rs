@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use diesel::dsl::sql;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -630,28 +630,25 @@ pub async fn post_message(
     Ok((message, Stored::New))
 }
 
-/// Stores a message that came from outside (an SMS from a contact) or that the hub itself
-/// writes (`author_contact` None), with the conversation's next seq. No read receipt: no
-/// member wrote it. `reopen` moves a pending or closed conversation back to open.
-pub async fn append_external(
+/// Stores a message the hub itself writes (an automatic answer such as the SMS help text),
+/// with no author and the conversation's next seq. No read receipt: no member wrote it.
+/// (Inbound SMS are filed by `cp_sms_receive`, in one round trip.)
+pub async fn append_hub_message(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     conversation: Uuid,
-    author_contact: Option<Uuid>,
     body: &str,
-    reopen: bool,
 ) -> Result<Message, DomainError> {
     if body.chars().count() > MAX_BODY_CHARS {
         return Err(DomainError::invalid_field("body", "must be at most 20000 characters"));
     }
     diesel::sql_query(
         "WITH next AS ( \
-             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $5, updated_at = $5, \
-                    status = CASE WHEN $6 THEN 'open' ELSE status END \
+             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $4, updated_at = $4 \
               WHERE firm_id = $1 AND id = $2 RETURNING last_seq \
          ), stored AS ( \
-             INSERT INTO messages (firm_id, conversation_id, seq, id, author_contact_id, body, created_at) \
-             SELECT $1, $2, next.last_seq, $3, $4, $7, $5 FROM next \
+             INSERT INTO messages (firm_id, conversation_id, seq, id, body, created_at) \
+             SELECT $1, $2, next.last_seq, $3, $5, $4 FROM next \
              RETURNING id, conversation_id, seq, author_user_id, author_contact_id, body, client_msg_id, created_at \
          ) \
          SELECT stored.*, NULL::jsonb AS delivery FROM stored",
@@ -659,9 +656,7 @@ pub async fn append_external(
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(conversation)
     .bind::<SqlUuid, _>(Uuid::now_v7())
-    .bind::<Nullable<SqlUuid>, _>(author_contact)
     .bind::<Timestamptz, _>(Utc::now())
-    .bind::<Bool, _>(reopen)
     .bind::<Text, _>(body)
     .get_result::<Message>(conn)
     .await

@@ -590,7 +590,7 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
                 && !is_opted_out(conn, firm, &inbound.from).await?
                 && help_reply_due(conn, firm, &inbound.from).await?
             {
-                let mut answer = conversations::append_external(conn, firm, conversation, None, &help, false).await?;
+                let mut answer = conversations::append_hub_message(conn, firm, conversation, &help).await?;
                 answer.delivery = Some(queue_outbound(conn, firm, &answer).await?);
                 reply = Some(answer);
             }

@@ -500,10 +500,10 @@ pub async fn on_message(
     else {
         return Ok(None);
     };
-    match turn {
+    let after = match turn {
         Turn::Customer(contact) => {
             let reopen = ticket.status == "pending" || ticket.status == "solved";
-            diesel::update(tickets::table)
+            let after: Ticket = diesel::update(tickets::table)
                 .filter(tickets::firm_id.eq(firm.into_uuid()))
                 .filter(tickets::id.eq(ticket.id))
                 .set((
@@ -512,11 +512,11 @@ pub async fn on_message(
                     reopen.then(|| tickets::solved_at.eq(None::<DateTime<Utc>>)),
                     tickets::updated_at.eq(at),
                 ))
-                .execute(conn)
+                .returning(Ticket::as_returning())
+                .get_result(conn)
                 .await?;
             let actor = contact.map_or(Actor::System, Actor::Contact);
             record(conn, firm, ticket.id, "customer_message", actor, json!({})).await?;
-            let after = find(conn, firm, ticket.id).await?;
             if reopen {
                 record(conn, firm, ticket.id, "reopened", actor, json!({ "from": ticket.status, "to": "open" }))
                     .await?;
@@ -524,10 +524,11 @@ pub async fn on_message(
                 super::sla::on_ticket(conn, firm, &after, change, at).await?;
             }
             super::sla::on_ticket(conn, firm, &after, TicketChange::CustomerMessage, at).await?;
+            after
         }
         Turn::Agent(user) => {
             let first = ticket.first_response_at.is_none();
-            diesel::update(tickets::table)
+            let after: Ticket = diesel::update(tickets::table)
                 .filter(tickets::firm_id.eq(firm.into_uuid()))
                 .filter(tickets::id.eq(ticket.id))
                 .set((
@@ -536,16 +537,17 @@ pub async fn on_message(
                     (ticket.status == "new").then(|| tickets::status.eq("open")),
                     tickets::updated_at.eq(at),
                 ))
-                .execute(conn)
+                .returning(Ticket::as_returning())
+                .get_result(conn)
                 .await?;
             record(conn, firm, ticket.id, "agent_response", Actor::User(user), json!({ "first": first })).await?;
-            let after = find(conn, firm, ticket.id).await?;
             super::sla::on_ticket(conn, firm, &after, TicketChange::AgentResponse, at).await?;
             if ticket.status == "new" {
                 let change = TicketChange::Status { from: "new".into(), to: "open".into() };
                 super::sla::on_ticket(conn, firm, &after, change, at).await?;
             }
+            after
         }
-    }
-    find(conn, firm, ticket.id).await.map(Some)
+    };
+    Ok(Some(after))
 }

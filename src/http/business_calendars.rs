@@ -109,8 +109,7 @@ pub async fn list_calendars(state: web::Data<AppState>, auth: FirmAuth) -> Resul
         .db()
         .firm_tx(firm, |conn| async move { business_calendars::list(conn, firm).await }.scope_boxed())
         .await?;
-    let meta = serde_json::json!({ "count": calendars.len(), "next": null, "previous": null });
-    Ok(envelope::with_meta(calendars, meta))
+    Ok(envelope::whole_list(calendars))
 }
 
 /// One calendar.
@@ -185,6 +184,7 @@ pub async fn update_calendar(
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
+        (status = 409, description = "An SLA policy counts in this calendar", body = ErrorBody),
     )
 )]
 pub async fn delete_calendar(

@@ -22,6 +22,12 @@ pub fn created<T: Serialize>(data: T) -> HttpResponse {
     HttpResponse::Created().json(Envelope { data, meta: Value::Object(Map::new()) })
 }
 
+/// 200 with a whole list (not paged): `meta` has `count`, and `next` and `previous` null.
+pub fn whole_list<T: Serialize>(items: Vec<T>) -> HttpResponse {
+    let meta = serde_json::json!({ "count": items.len(), "next": null, "previous": null });
+    with_meta(items, meta)
+}
+
 /// 200 with `data` and the given `meta` (list pages carry count, limit, next, previous).
 pub fn with_meta<T: Serialize>(data: T, meta: Value) -> HttpResponse {
     HttpResponse::Ok().json(Envelope { data, meta })

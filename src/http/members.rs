@@ -73,8 +73,7 @@ pub async fn list_members(
             .firm_tx(firm, |conn| async move { invitations::list_open(conn, firm).await }.scope_boxed())
             .await?;
         let open: Vec<Invitation> = open.into_iter().filter(|i| role.is_none_or(|r| i.role == r)).collect();
-        let count = open.len();
-        return Ok(envelope::with_meta(open, serde_json::json!({ "count": count, "next": null, "previous": null })));
+        return Ok(envelope::whole_list(open));
     }
     let status = match query.status {
         Some(ListedStatus::Active) => Some(MemberStatus::Active),

@@ -215,8 +215,7 @@ pub struct FirmList {
 pub async fn list_firms(state: web::Data<AppState>, _operator: OperatorAuth) -> Result<HttpResponse, ApiError> {
     let firms =
         state.db().platform_tx(|conn| async move { operators::firm_summaries(conn).await }.scope_boxed()).await?;
-    let meta = serde_json::json!({ "count": firms.len(), "next": null, "previous": null });
-    Ok(envelope::with_meta(firms, meta))
+    Ok(envelope::whole_list(firms))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -314,8 +313,7 @@ pub struct GrantList {
 
 fn grant_list(grants: Vec<Grant>) -> HttpResponse {
     let views: Vec<GrantView> = grants.into_iter().map(GrantView::from).collect();
-    let meta = serde_json::json!({ "count": views.len(), "next": null, "previous": null });
-    envelope::with_meta(views, meta)
+    envelope::whole_list(views)
 }
 
 /// The latest 100 grants on every firm.

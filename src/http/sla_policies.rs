@@ -119,8 +119,7 @@ pub async fn list_policies(state: web::Data<AppState>, auth: FirmAuth) -> Result
     let firm = auth.firm;
     let policies =
         state.db().firm_tx(firm, |conn| async move { sla_policies::list(conn, firm).await }.scope_boxed()).await?;
-    let meta = serde_json::json!({ "count": policies.len(), "next": null, "previous": null });
-    Ok(envelope::with_meta(policies, meta))
+    Ok(envelope::whole_list(policies))
 }
 
 /// One policy.

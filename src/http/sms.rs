@@ -111,6 +111,7 @@ pub struct SmsSettingsBody {
         (status = 400, description = "Invalid field", body = ErrorBody),
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 409, description = "A new account SID while senders proven against the old one remain", body = ErrorBody),
         (status = 503, description = "No secrets key configured on the server", body = ErrorBody),
     )
 )]
@@ -171,8 +172,7 @@ pub async fn list_numbers(state: web::Data<AppState>, auth: FirmAuth) -> Result<
     let firm = auth.firm;
     let numbers =
         state.db().firm_tx(firm, |conn| async move { sms::list_numbers(conn, firm).await }.scope_boxed()).await?;
-    let meta = serde_json::json!({ "count": numbers.len(), "next": null, "previous": null });
-    Ok(envelope::with_meta(numbers, meta))
+    Ok(envelope::whole_list(numbers))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

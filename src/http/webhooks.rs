@@ -136,8 +136,7 @@ pub async fn list_endpoints(state: web::Data<AppState>, auth: FirmAuth) -> Resul
     let firm = auth.firm;
     let endpoints =
         state.db().firm_tx(firm, |conn| async move { webhooks::list(conn, firm).await }.scope_boxed()).await?;
-    let meta = serde_json::json!({ "count": endpoints.len(), "next": null, "previous": null });
-    Ok(envelope::with_meta(endpoints, meta))
+    Ok(envelope::whole_list(endpoints))
 }
 
 /// One endpoint.

@@ -118,13 +118,18 @@ fn twilio_error(status: u16, code: i32, message: &str) -> HttpResponse {
     }))
 }
 
-/// The account whose SID is in the path, if the request's Basic credentials are its own.
-fn authenticate(shared: &Shared, req: &HttpRequest, account_sid: &str) -> Option<StandinAccount> {
+/// The account whose HTTP Basic credentials the request carries, if they are right.
+fn authenticated(shared: &Shared, req: &HttpRequest) -> Option<StandinAccount> {
     let header = req.headers().get("authorization")?.to_str().ok()?;
     let decoded = STANDARD.decode(header.strip_prefix("Basic ")?).ok()?;
     let (user, password) = std::str::from_utf8(&decoded).ok()?.split_once(':')?.to_owned();
     let account = shared.lock().accounts.get(user)?.clone();
-    (account.sid == account_sid && account.token == password).then_some(account)
+    (account.token == password).then_some(account)
+}
+
+/// As [`authenticated`], and the account must be the one the path names.
+fn authenticate(shared: &Shared, req: &HttpRequest, account_sid: &str) -> Option<StandinAccount> {
+    authenticated(shared, req).filter(|account| account.sid == account_sid)
 }
 
 async fn create_message(
@@ -321,16 +326,7 @@ async fn incoming_numbers(
 }
 
 async fn service(shared: web::Data<Shared>, req: HttpRequest, path: web::Path<String>) -> HttpResponse {
-    let header_account = req
-        .headers()
-        .get("authorization")
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Basic "))
-        .and_then(|h| STANDARD.decode(h).ok())
-        .and_then(|d| String::from_utf8(d).ok())
-        .and_then(|d| d.split_once(':').map(|(user, _)| user.to_owned()))
-        .unwrap_or_default();
-    let Some(account) = authenticate(&shared, &req, &header_account) else {
+    let Some(account) = authenticated(&shared, &req) else {
         return twilio_error(401, 20003, "Authenticate");
     };
     let sid = path.into_inner();

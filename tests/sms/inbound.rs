@@ -288,6 +288,25 @@ async fn settings_keep_the_token_to_themselves_and_refuse_bad_input() {
         app.client.put(app.url("/api/v1/sms/settings")).bearer_auth(&firm.token).json(&unknown).send().await.unwrap();
     assert_eq!(answer.status(), 400);
 
+    // Senders are checked field by field before Twilio is asked anything.
+    for (body, field) in [
+        (json!({}), "phone_number"),
+        (json!({ "phone_number": "not a number" }), "phone_number"),
+        (json!({ "messaging_service_sid": "MG123" }), "messaging_service_sid"),
+        (json!({ "phone_number": random_mobile(), "per_second": 0 }), "per_second"),
+        (json!({ "phone_number": random_mobile(), "label": "x".repeat(101) }), "label"),
+    ] {
+        let answer = app.post_as(&firm.token, "/api/v1/sms/numbers", &body).await;
+        assert_eq!(answer.status(), 400, "{body}");
+        assert!(json(answer).await["error"]["details"]["fields"][field].is_string(), "{field}");
+    }
+    let unknown =
+        app.post_as(&firm.token, "/api/v1/sms/numbers", &json!({ "phone_number": "+447400000000", "colour": 1 })).await;
+    assert_eq!(unknown.status(), 400);
+    let missing = app.delete_as(&firm.token, &format!("/api/v1/sms/numbers/{}", uuid::Uuid::now_v7())).await;
+    assert_eq!(missing.status(), 404);
+    assert_eq!(json(app.get_as(&firm.token, "/api/v1/sms/numbers").await).await["data"].as_array().unwrap().len(), 1);
+
     // Staff send messages but do not manage the firm's Twilio account.
     let (email, _) = add_member(&app.db(), &firm.firm, consultantpro::domain::memberships::Role::Staff).await;
     let staff = app.login_ok(&firm.firm.slug, &email, crate::helpers::PASSWORD).await;
