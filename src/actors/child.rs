@@ -58,6 +58,14 @@ pub trait ChildKind: Send + Sync + 'static {
     /// Starts one child, on the calling arbiter. Use [`spawn_child`] so the child's log
     /// lines carry the firm, kind and key.
     fn start(&self, ctx: ChildContext) -> Box<dyn ChildHandle>;
+
+    /// Passes a notice to a running child of this kind (its address, as
+    /// [`ChildHandle::address`] gives it): `Some(what)` from
+    /// [`crate::domain::cluster::notify_children`], or `None` when notices may have been
+    /// lost (the node's listening connection was down) and the child should look afresh.
+    fn on_notice(&self, address: &(dyn Any + Send), what: Option<&str>) {
+        let _ = (address, what);
+    }
 }
 
 /// Asks a child to stop; every child actor handles it (usually with `ctx.stop()`).

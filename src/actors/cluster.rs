@@ -177,6 +177,7 @@ impl Looper {
             let wake = self.fence_at.map_or(next_tick, |at| at.min(next_tick));
             let woken = {
                 let cluster = self.cluster.clone();
+                let registry = self.live.registry().clone();
                 let notified = async {
                     let Some(conn) = self.conn.as_mut() else { return std::future::pending().await };
                     let mut notifications = std::pin::pin!(conn.notifications_stream());
@@ -188,6 +189,11 @@ impl Looper {
                                 && let Ok(firm) = firm.parse::<Uuid>()
                             {
                                 return Wake::Refresh(FirmId(firm));
+                            }
+                        } else if notification.channel == cluster::NOTICE_CHANNEL {
+                            // Handed on at once; the owner's children act on it.
+                            if let Some((kind, firm, what)) = cluster::parse_notice(&notification.payload) {
+                                registry.notice(firm, kind, what);
                             }
                         } else if notification.payload == cluster {
                             return Wake::Tick;
@@ -234,9 +240,18 @@ impl Looper {
                 return None;
             }
         };
-        let listen = format!("LISTEN {}; LISTEN {}", cluster::WAKE_CHANNEL, cluster::REFRESH_CHANNEL);
+        let listen = format!(
+            "LISTEN {}; LISTEN {}; LISTEN {}",
+            cluster::WAKE_CHANNEL,
+            cluster::REFRESH_CHANNEL,
+            cluster::NOTICE_CHANNEL
+        );
         match diesel_async::SimpleAsyncConnection::batch_execute(&mut conn, &listen).await {
-            Ok(()) => Some(conn),
+            Ok(()) => {
+                // Notices sent while no connection listened are gone: children look afresh.
+                self.live.registry().notices_lost();
+                Some(conn)
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "cluster LISTEN failed");
                 None

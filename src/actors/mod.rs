@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod hub;
 pub mod registry;
 pub mod session;
+pub mod sla_timers;
 pub mod supervisor;
 
 use std::sync::Arc;
@@ -60,5 +61,5 @@ impl LiveContext {
 /// The child kinds every node runs. Channels (mailboxes, SMS, SLA timers, calendars) add
 /// theirs here; tests add their own through [`crate::ApplicationBuilder::child_kind`].
 pub fn default_kinds() -> Vec<Arc<dyn ChildKind>> {
-    vec![Arc::new(hub::ConversationHubKind)]
+    vec![Arc::new(hub::ConversationHubKind), Arc::new(sla_timers::SlaTimersKind)]
 }

@@ -16,7 +16,7 @@ use super::LiveContext;
 use super::board::{Board, ChildReport};
 use super::child::{ChildKey, ChildKind, Placement};
 use super::hub::{ConversationHub, Counts, HUB_KEY, HUB_KIND, HubCounts};
-use super::supervisor::{Backoff, Ensure, FirmSupervisor, Refresh, ReleaseOwnership, TakeOwnership};
+use super::supervisor::{Backoff, Ensure, FirmSupervisor, Notice, Refresh, ReleaseOwnership, TakeOwnership};
 use crate::bus::Bus;
 use crate::config::Settings;
 use crate::db::Db;
@@ -246,6 +246,22 @@ impl FirmRegistry {
             && let Some(supervisor) = self.existing(firm)
         {
             supervisor.do_send(Refresh);
+        }
+    }
+
+    /// Passes `what` to `firm`'s running children of `kind` on this node, if any.
+    pub fn notice(&self, firm: FirmId, kind: &str, what: &str) {
+        if let Some(supervisor) = self.existing(firm) {
+            supervisor.do_send(Notice { kind: Some(kind.to_owned()), what: Some(what.to_owned()) });
+        }
+    }
+
+    /// Tells every running child on this node that notices may have been lost.
+    pub fn notices_lost(&self) {
+        let supervisors: Vec<Addr<FirmSupervisor>> =
+            self.inner.supervisors.lock().unwrap_or_else(PoisonError::into_inner).values().cloned().collect();
+        for supervisor in supervisors.into_iter().filter(|s| s.connected()) {
+            supervisor.do_send(Notice { kind: None, what: None });
         }
     }
 

@@ -362,6 +362,29 @@ impl Handler<Refresh> for FirmSupervisor {
     }
 }
 
+/// A notice for the running children of one kind (all kinds with `kind: None`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Notice {
+    pub kind: Option<String>,
+    pub what: Option<String>,
+}
+
+impl Handler<Notice> for FirmSupervisor {
+    type Result = ();
+
+    fn handle(&mut self, notice: Notice, _ctx: &mut Self::Context) {
+        for ((name, _), slot) in &self.children {
+            if notice.kind.as_deref().is_some_and(|kind| kind != *name) || slot.stopping {
+                continue;
+            }
+            if let Some(handle) = &slot.handle {
+                slot.kind.on_notice(handle.address().as_ref(), notice.what.as_deref());
+            }
+        }
+    }
+}
+
 impl Handler<ChildExited> for FirmSupervisor {
     type Result = ();
 

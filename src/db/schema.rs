@@ -660,6 +660,7 @@ diesel::table! {
         closed_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        sla_breached_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -693,6 +694,7 @@ diesel::table! {
         restart_resolution_on_reopen -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        notice_calendar_id -> Nullable<Uuid>,
     }
 }
 

@@ -187,6 +187,20 @@ impl BusinessCalendar {
             .fold(Duration::zero(), |sum, part| sum + part)
     }
 
+    /// `at` when the calendar is open then, else the moment it next opens; `None` when it
+    /// does not open within three years.
+    pub fn next_open(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let mut searched = 0;
+        while searched < HORIZON_DAYS {
+            let from = at.checked_add_signed(Duration::days(searched))?;
+            if let Some((start, _)) = self.open_intervals(from, 31).first() {
+                return Some((*start).max(at));
+            }
+            searched += 31;
+        }
+        None
+    }
+
     /// Whether the calendar is open at `at`.
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {
         self.open_intervals(at, 1).first().is_some_and(|(start, end)| *start <= at && at < *end)
@@ -245,6 +259,17 @@ mod tests {
         assert!(!office.is_open(utc("2026-12-05T12:00:00-05:00")), "Saturday");
         assert!(office.is_open(utc("2026-12-04T09:00:00-05:00")));
         assert!(!office.is_open(utc("2026-12-04T17:00:00-05:00")), "a window's end is not in it");
+    }
+
+    #[test]
+    fn the_next_opening_is_now_while_open_and_monday_morning_from_friday_evening() {
+        let office = weekdays(NEW_YORK, &[window("09:00", "17:00")]);
+        let open = utc("2026-12-04T10:15:00-05:00");
+        assert_eq!(office.next_open(open), Some(open));
+        assert_eq!(office.next_open(utc("2026-12-04T17:00:00-05:00")), Some(utc("2026-12-07T09:00:00-05:00")));
+        assert_eq!(office.next_open(utc("2026-12-05T23:59:00-05:00")), Some(utc("2026-12-07T09:00:00-05:00")));
+        let never = weekdays(NEW_YORK, &[]);
+        assert_eq!(never.next_open(open), None);
     }
 
     #[test]

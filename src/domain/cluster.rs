@@ -16,6 +16,9 @@ use crate::tenant::FirmId;
 pub const WAKE_CHANNEL: &str = "cp_cluster";
 /// Tells the owner of a firm to look again at its owned children; payload `"{cluster} {firm id}"`.
 pub const REFRESH_CHANNEL: &str = "cp_cluster_refresh";
+/// Tells a firm's owned children of one kind that something of theirs changed; payload
+/// `"{kind} {firm id} {what}"`. Firm ids are unique across clusters, so no cluster name.
+pub const NOTICE_CHANNEL: &str = "cp_child_notice";
 
 #[derive(QueryableByName)]
 struct LiveNodes {
@@ -202,6 +205,31 @@ pub async fn request_refresh(conn: &mut AsyncPgConnection, cluster: &str, firm: 
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Tells the firm's owned children of `kind`, on whichever node runs them, that `what`
+/// changed: call it in the transaction that changes it; the notice goes out on commit, and
+/// identical notices of one transaction go out once.
+pub async fn notify_children(
+    conn: &mut AsyncPgConnection,
+    kind: &str,
+    firm: FirmId,
+    what: &str,
+) -> Result<(), DomainError> {
+    diesel::sql_query("SELECT pg_notify($1, $2)")
+        .bind::<Text, _>(NOTICE_CHANNEL)
+        .bind::<Text, _>(format!("{kind} {firm} {what}"))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A notice as [`notify_children`] sent it: kind, firm and what changed.
+pub fn parse_notice(payload: &str) -> Option<(&str, FirmId, &str)> {
+    let mut parts = payload.splitn(3, ' ');
+    let kind = parts.next()?;
+    let firm = parts.next()?.parse::<Uuid>().ok()?;
+    Some((kind, FirmId(firm), parts.next().unwrap_or("")))
 }
 
 #[derive(Debug, Clone, Serialize, QueryableByName)]

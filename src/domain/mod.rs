@@ -30,6 +30,7 @@ pub mod sessions;
 pub mod sla;
 pub mod sla_clock;
 pub mod sla_policies;
+pub mod sla_timers;
 pub mod sms;
 pub mod throttle;
 pub mod tickets;

@@ -56,8 +56,17 @@ struct Row {
     breached_at: Option<DateTime<Utc>>,
     ended_at: Option<DateTime<Utc>>,
     due_at: Option<DateTime<Utc>>,
+    warn_at: Option<DateTime<Utc>>,
     warned_at: Option<DateTime<Utc>>,
     started_at: DateTime<Utc>,
+}
+
+impl Row {
+    /// The moments the timers wait for: due, and warning until it is given.
+    fn awaited(&self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let running = self.running_since.is_some() && self.breached_at.is_none();
+        (self.due_at.filter(|_| running), self.warn_at.filter(|_| running && self.warned_at.is_none()))
+    }
 }
 
 fn state_of(text: &str) -> ClockState {
@@ -189,14 +198,18 @@ pub async fn on_ticket(
         .await?;
     // The calendar the clocks have been counting in, for the time up to now.
     let counted_in = calendar_of(conn, firm, rows.iter().find_map(|r| r.policy_id)).await?;
+    let awaited_before: Vec<_> = rows.iter().map(|r| (r.metric.clone(), r.awaited())).collect();
     let Some((policy, calendar)) = covering(conn, firm, ticket).await? else {
         // No policy covers it (any more): whatever runs stops where it is; a policy that
         // covers it again starts afresh what the ticket still waits for.
-        for row in rows {
+        for row in &rows {
             let mut clock = row.clock();
             clock.stop(at, &counted_in);
             let times = Moments { started_at: row.started_at, due_at: None, warn_at: None, warned_at: row.warned_at };
             save(conn, firm, ticket.id, &row.metric, None, &clock, &times).await?;
+        }
+        if awaited_before.iter().any(|(_, (due, warn))| due.is_some() || warn.is_some()) {
+            super::sla_timers::ticket_moved(conn, firm, ticket.id).await?;
         }
         return Ok(());
     };
@@ -308,6 +321,7 @@ pub async fn on_ticket(
             }
         }
     }
+    let mut moved = false;
     for tracked in &clocks {
         let times = Moments {
             started_at: tracked.started_at,
@@ -315,7 +329,52 @@ pub async fn on_ticket(
             warn_at: tracked.clock.share_at(policy.warning_percent, &calendar),
             warned_at: tracked.warned_at,
         };
+        let waiting = tracked.clock.running_since.is_some() && tracked.clock.breached_at.is_none();
+        let awaited_now =
+            (times.due_at.filter(|_| waiting), times.warn_at.filter(|_| waiting && tracked.warned_at.is_none()));
+        let awaited_then = awaited_before.iter().find(|(m, _)| *m == tracked.metric).map(|(_, a)| *a);
+        moved |= awaited_then.unwrap_or((None, None)) != awaited_now;
         save(conn, firm, ticket.id, &tracked.metric, Some(policy.id), &tracked.clock, &times).await?;
+    }
+    if moved {
+        // The owner's timers re-read this ticket's moments once the change commits.
+        super::sla_timers::ticket_moved(conn, firm, ticket.id).await?;
+    }
+    Ok(())
+}
+
+/// Counts the ticket's running clocks up to `at` in the calendar they have been counting
+/// in, and runs them on from there (before the rules they count by are edited).
+pub async fn checkpoint(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ticket: Uuid,
+    at: DateTime<Utc>,
+) -> Result<(), DomainError> {
+    let rows: Vec<Row> = sla_clocks::table
+        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
+        .filter(sla_clocks::ticket_id.eq(ticket))
+        .filter(sla_clocks::running_since.is_not_null())
+        .select(Row::as_select())
+        .for_update()
+        .load(conn)
+        .await?;
+    let Some(policy) = rows.iter().find_map(|r| r.policy_id) else { return Ok(()) };
+    let calendar = calendar_of(conn, firm, Some(policy)).await?;
+    for row in rows {
+        let mut clock = row.clock();
+        clock.checkpoint(at, &calendar);
+        diesel::update(sla_clocks::table)
+            .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
+            .filter(sla_clocks::ticket_id.eq(ticket))
+            .filter(sla_clocks::metric.eq(&row.metric))
+            .set((
+                sla_clocks::elapsed_seconds.eq(clock.elapsed.num_seconds().max(0)),
+                sla_clocks::running_since.eq(clock.running_since),
+                sla_clocks::updated_at.eq(Utc::now()),
+            ))
+            .execute(conn)
+            .await?;
     }
     Ok(())
 }

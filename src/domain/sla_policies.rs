@@ -96,6 +96,10 @@ pub struct SlaPolicy {
     /// Whether reopening a solved ticket starts its resolution clock again (otherwise it
     /// goes on from where it stopped).
     pub restart_resolution_on_reopen: bool,
+    /// Escalation notices (`sla.warning` and `sla.breached` webhooks) wait until this
+    /// calendar is open; null sends them the moment the timer fires. The clocks and the
+    /// ticket's events are not held.
+    pub notice_calendar_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -113,6 +117,7 @@ struct Row {
     pause_statuses: Vec<String>,
     warning_percent: i32,
     restart_resolution_on_reopen: bool,
+    notice_calendar_id: Option<Uuid>,
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
@@ -131,6 +136,7 @@ impl Row {
             pause_statuses: self.pause_statuses,
             warning_percent: self.warning_percent,
             restart_resolution_on_reopen: self.restart_resolution_on_reopen,
+            notice_calendar_id: self.notice_calendar_id,
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -148,6 +154,7 @@ pub struct PolicyInput {
     pub pause_statuses: Option<Vec<TicketStatus>>,
     pub warning_percent: Option<i32>,
     pub restart_resolution_on_reopen: Option<bool>,
+    pub notice_calendar_id: Option<Option<Uuid>>,
 }
 
 fn check(input: &mut PolicyInput, errors: &mut FieldErrors) {
@@ -191,7 +198,12 @@ fn check(input: &mut PolicyInput, errors: &mut FieldErrors) {
     }
 }
 
-async fn check_calendar(conn: &mut AsyncPgConnection, firm: FirmId, calendar: Option<Uuid>) -> Result<(), DomainError> {
+async fn check_calendar(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    field: &str,
+    calendar: Option<Uuid>,
+) -> Result<(), DomainError> {
     let Some(calendar) = calendar else { return Ok(()) };
     let exists: bool = diesel::select(diesel::dsl::exists(
         business_calendars::table
@@ -200,7 +212,7 @@ async fn check_calendar(conn: &mut AsyncPgConnection, firm: FirmId, calendar: Op
     ))
     .get_result(conn)
     .await?;
-    if exists { Ok(()) } else { Err(DomainError::invalid_field("business_calendar_id", "no such business calendar")) }
+    if exists { Ok(()) } else { Err(DomainError::invalid_field(field, "no such business calendar")) }
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, DomainError> {
@@ -225,7 +237,8 @@ pub async fn create(
     }
     check(&mut input, &mut errors);
     DomainError::check(errors)?;
-    check_calendar(conn, firm, input.business_calendar_id.flatten()).await?;
+    check_calendar(conn, firm, "business_calendar_id", input.business_calendar_id.flatten()).await?;
+    check_calendar(conn, firm, "notice_calendar_id", input.notice_calendar_id.flatten()).await?;
     let count: i64 =
         sla_policies::table.filter(sla_policies::firm_id.eq(firm.into_uuid())).count().get_result(conn).await?;
     if count >= MAX_POLICIES {
@@ -246,6 +259,7 @@ pub async fn create(
             sla_policies::pause_statuses.eq(pause),
             sla_policies::warning_percent.eq(input.warning_percent.unwrap_or(75)),
             sla_policies::restart_resolution_on_reopen.eq(input.restart_resolution_on_reopen.unwrap_or(false)),
+            sla_policies::notice_calendar_id.eq(input.notice_calendar_id.flatten()),
         ))
         .returning(Row::as_returning())
         .get_result(conn)
@@ -289,7 +303,10 @@ pub async fn update(
     DomainError::check(errors)?;
     find(conn, firm, id).await?;
     if let Some(calendar) = input.business_calendar_id {
-        check_calendar(conn, firm, calendar).await?;
+        check_calendar(conn, firm, "business_calendar_id", calendar).await?;
+    }
+    if let Some(calendar) = input.notice_calendar_id {
+        check_calendar(conn, firm, "notice_calendar_id", calendar).await?;
     }
     let conditions = input.conditions.as_ref().map(to_json).transpose()?;
     let targets = input.targets.as_ref().map(to_json).transpose()?;
@@ -306,6 +323,7 @@ pub async fn update(
             input.pause_statuses.as_deref().map(|p| sla_policies::pause_statuses.eq(statuses(p))),
             input.warning_percent.map(|w| sla_policies::warning_percent.eq(w)),
             input.restart_resolution_on_reopen.map(|r| sla_policies::restart_resolution_on_reopen.eq(r)),
+            input.notice_calendar_id.map(|c| sla_policies::notice_calendar_id.eq(c)),
             sla_policies::updated_at.eq(Utc::now()),
         ))
         .execute(conn)
@@ -323,12 +341,13 @@ pub async fn delete(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Res
     Ok(policy)
 }
 
-/// Whether any policy counts in this calendar (it cannot be deleted while one does).
+/// Whether any policy counts in this calendar or holds its notices to it (it cannot be
+/// deleted while one does).
 pub async fn calendar_in_use(conn: &mut AsyncPgConnection, firm: FirmId, calendar: Uuid) -> Result<bool, DomainError> {
     Ok(diesel::select(diesel::dsl::exists(
         sla_policies::table
             .filter(sla_policies::firm_id.eq(firm.into_uuid()))
-            .filter(sla_policies::business_calendar_id.eq(calendar)),
+            .filter(sla_policies::business_calendar_id.eq(calendar).or(sla_policies::notice_calendar_id.eq(calendar))),
     ))
     .get_result(conn)
     .await?)
@@ -409,6 +428,7 @@ mod tests {
             pause_statuses: vec![],
             warning_percent: 75,
             restart_resolution_on_reopen: false,
+            notice_calendar_id: None,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         }

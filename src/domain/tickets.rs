@@ -86,13 +86,16 @@ pub struct Ticket {
     pub closed_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When any of its SLA targets was first breached, as the timers recorded it.
+    pub sla_breached_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = ticket_events)]
 pub struct TicketEvent {
     pub id: Uuid,
-    /// `created`, `changed`, `customer_message`, `agent_response`, `reopened`.
+    /// `created`, `changed`, `customer_message`, `agent_response`, `reopened`, or the SLA
+    /// timers' `sla_warning` and `sla_breached` (detail: metric, due moment, target, policy).
     pub kind: String,
     /// `user`, `contact` or `system`.
     pub actor_type: String,
@@ -374,15 +377,7 @@ pub async fn update(
     id: Uuid,
     changes: TicketChanges,
 ) -> Result<Ticket, DomainError> {
-    let before = tickets::table
-        .filter(tickets::firm_id.eq(firm.into_uuid()))
-        .filter(tickets::id.eq(id))
-        .select(Ticket::as_select())
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(DomainError::NotFound("ticket"))?;
+    let before = lock(conn, firm, id).await?;
     if before.status == TicketStatus::Closed.as_str() {
         return Err(DomainError::Conflict("a closed ticket no longer changes; open a new one".into()));
     }
@@ -455,6 +450,19 @@ pub async fn update(
         super::sla::on_ticket(conn, firm, &after, TicketChange::Retarget, now).await?;
     }
     Ok(after)
+}
+
+/// The ticket, locked for the rest of the transaction.
+pub async fn lock(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Ticket, DomainError> {
+    tickets::table
+        .filter(tickets::firm_id.eq(firm.into_uuid()))
+        .filter(tickets::id.eq(id))
+        .select(Ticket::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("ticket"))
 }
 
 /// The ticket's activity, oldest first.

@@ -33,6 +33,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "client.created",
     "invoice.sent",
     "payment.received",
+    "sla.warning",
+    "sla.breached",
 ];
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
@@ -302,6 +304,19 @@ pub async fn enqueue_delivery(
     data: serde_json::Value,
     max_attempts: i32,
 ) -> Result<Uuid, DomainError> {
+    enqueue_delivery_at(conn, firm, endpoint_id, event_type, data, max_attempts, Utc::now()).await
+}
+
+/// As [`enqueue_delivery`], sent no earlier than `send_at` (a notice held to business hours).
+async fn enqueue_delivery_at(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    endpoint_id: Uuid,
+    event_type: &str,
+    data: serde_json::Value,
+    max_attempts: i32,
+    send_at: DateTime<Utc>,
+) -> Result<Uuid, DomainError> {
     let id = Uuid::now_v7();
     let payload = serde_json::json!({
         "id": id,
@@ -320,7 +335,7 @@ pub async fn enqueue_delivery(
         ))
         .execute(conn)
         .await?;
-    jobs::enqueue(conn, firm, DELIVER_JOB, serde_json::json!({ "delivery_id": id }), max_attempts).await?;
+    jobs::enqueue_at(conn, firm, DELIVER_JOB, serde_json::json!({ "delivery_id": id }), max_attempts, send_at).await?;
     Ok(id)
 }
 
@@ -332,6 +347,18 @@ pub async fn emit(
     event_type: &str,
     data: serde_json::Value,
     max_attempts: i32,
+) -> Result<usize, DomainError> {
+    emit_at(conn, firm, event_type, data, max_attempts, Utc::now()).await
+}
+
+/// As [`emit`], the deliveries sent no earlier than `send_at`.
+pub async fn emit_at(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    event_type: &str,
+    data: serde_json::Value,
+    max_attempts: i32,
+    send_at: DateTime<Utc>,
 ) -> Result<usize, DomainError> {
     let endpoints: Vec<Uuid> = webhook_endpoints::table
         .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
@@ -346,7 +373,7 @@ pub async fn emit(
         .load(conn)
         .await?;
     for endpoint in &endpoints {
-        enqueue_delivery(conn, firm, *endpoint, event_type, data.clone(), max_attempts).await?;
+        enqueue_delivery_at(conn, firm, *endpoint, event_type, data.clone(), max_attempts, send_at).await?;
     }
     Ok(endpoints.len())
 }

@@ -16,6 +16,7 @@ use crate::domain::RequestMeta;
 use crate::domain::audit::{self, Outcome};
 use crate::domain::business_calendars::{self, BusinessCalendarView, CalendarInput, HolidaySpec, WindowSpec};
 use crate::domain::permissions::Permission;
+use crate::domain::sla_timers;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -166,10 +167,16 @@ pub async fn update_calendar(
         windows: body.windows,
         holidays: body.holidays.map(Option::unwrap_or_default),
     };
-    let (firm, id) = (auth.firm, path.into_inner());
+    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
     let event = auth.audit("business_calendar.updated", Outcome::Success, &meta).with_target("business_calendar", id);
     let calendar = audit::audited(state.db(), firm, event, |conn| {
-        async move { business_calendars::update(conn, firm, id, input).await }.scope_boxed()
+        async move {
+            sla_timers::calendar_edit(conn, firm, id, &cluster, |conn| {
+                async move { business_calendars::update(conn, firm, id, input).await }.scope_boxed()
+            })
+            .await
+        }
+        .scope_boxed()
     })
     .await?;
     Ok(envelope::ok(calendar))
@@ -246,10 +253,16 @@ pub async fn import_holidays(
     }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid_field("body", "must be UTF-8"))?;
     let holidays = business_calendars::holidays_from_ical(text)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
     let event = auth.audit("business_calendar.updated", Outcome::Success, &meta).with_target("business_calendar", id);
     let (calendar, added) = audit::audited(state.db(), firm, event, |conn| {
-        async move { business_calendars::add_holidays(conn, firm, id, holidays).await }.scope_boxed()
+        async move {
+            sla_timers::calendar_edit(conn, firm, id, &cluster, |conn| {
+                async move { business_calendars::add_holidays(conn, firm, id, holidays).await }.scope_boxed()
+            })
+            .await
+        }
+        .scope_boxed()
     })
     .await?;
     Ok(envelope::ok(ImportedHolidays { calendar, added }))

@@ -3,6 +3,7 @@
 //! ticket now.
 
 use actix_web::{HttpResponse, web};
+use chrono::Utc;
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -14,6 +15,7 @@ use super::{AppState, double_option, envelope};
 use crate::domain::audit::{self, Outcome};
 use crate::domain::permissions::Permission;
 use crate::domain::sla_policies::{self, Conditions, PolicyInput, SlaPolicy, Targets};
+use crate::domain::sla_timers;
 use crate::domain::tickets::{self, TicketStatus};
 use crate::domain::{DomainError, RequestMeta};
 
@@ -34,6 +36,8 @@ pub struct NewPolicyBody {
     pub warning_percent: Option<i32>,
     #[serde(default)]
     pub restart_resolution_on_reopen: bool,
+    /// Hold escalation notices (webhooks) until this calendar is open.
+    pub notice_calendar_id: Option<Uuid>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -51,6 +55,10 @@ pub struct PolicyChanges {
     pub pause_statuses: Option<Vec<TicketStatus>>,
     pub warning_percent: Option<i32>,
     pub restart_resolution_on_reopen: Option<bool>,
+    /// A calendar to hold escalation notices to, or null to send them at once.
+    #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Uuid>)]
+    pub notice_calendar_id: Option<Option<Uuid>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,8 +98,9 @@ pub async fn create_policy(
         pause_statuses: body.pause_statuses,
         warning_percent: body.warning_percent,
         restart_resolution_on_reopen: Some(body.restart_resolution_on_reopen),
+        notice_calendar_id: Some(body.notice_calendar_id),
     };
-    let firm = auth.firm;
+    let (firm, cluster) = (auth.firm, state.settings().cluster.name.clone());
     let event = auth.audit("sla_policy.created", Outcome::Success, &meta);
     let policy = audit::audited_creation(
         state.db(),
@@ -99,7 +108,18 @@ pub async fn create_policy(
         event,
         "sla_policy",
         |p: &SlaPolicy| p.id,
-        |conn| async move { sla_policies::create(conn, firm, input).await }.scope_boxed(),
+        |conn| {
+            async move {
+                let now = Utc::now();
+                // Tickets no policy covered may be covered now, and those covered by a
+                // later one may move to this one.
+                sla_timers::before_rules_change(conn, firm, None, now).await?;
+                let policy = sla_policies::create(conn, firm, input).await?;
+                sla_timers::after_rules_change(conn, firm, &cluster, now).await?;
+                Ok(policy)
+            }
+            .scope_boxed()
+        },
     )
     .await?;
     Ok(envelope::created(policy))
@@ -177,11 +197,22 @@ pub async fn update_policy(
         pause_statuses: body.pause_statuses,
         warning_percent: body.warning_percent,
         restart_resolution_on_reopen: body.restart_resolution_on_reopen,
+        notice_calendar_id: body.notice_calendar_id,
     };
-    let (firm, id) = (auth.firm, path.into_inner());
+    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
     let event = auth.audit("sla_policy.updated", Outcome::Success, &meta).with_target("sla_policy", id);
     let policy = audit::audited(state.db(), firm, event, |conn| {
-        async move { sla_policies::update(conn, firm, id, input).await }.scope_boxed()
+        async move {
+            let now = Utc::now();
+            // Conditions, order and activity decide which policy covers which ticket, so
+            // every running clock is closed under the old rules first.
+            sla_policies::find(conn, firm, id).await?;
+            sla_timers::before_rules_change(conn, firm, None, now).await?;
+            let policy = sla_policies::update(conn, firm, id, input).await?;
+            sla_timers::after_rules_change(conn, firm, &cluster, now).await?;
+            Ok(policy)
+        }
+        .scope_boxed()
     })
     .await?;
     Ok(envelope::ok(policy))
@@ -205,10 +236,18 @@ pub async fn delete_policy(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
     let event = auth.audit("sla_policy.deleted", Outcome::Success, &meta).with_target("sla_policy", id);
     let policy = audit::audited(state.db(), firm, event, |conn| {
-        async move { sla_policies::delete(conn, firm, id).await }.scope_boxed()
+        async move {
+            let now = Utc::now();
+            sla_policies::find(conn, firm, id).await?;
+            sla_timers::before_rules_change(conn, firm, None, now).await?;
+            let policy = sla_policies::delete(conn, firm, id).await?;
+            sla_timers::after_rules_change(conn, firm, &cluster, now).await?;
+            Ok(policy)
+        }
+        .scope_boxed()
     })
     .await?;
     Ok(envelope::ok(policy))

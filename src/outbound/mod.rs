@@ -6,6 +6,7 @@ pub mod guard;
 pub mod job;
 pub mod mail;
 pub mod runner;
+pub mod sla;
 pub mod stripe;
 pub mod twilio;
 pub mod webhooks;
@@ -17,6 +18,7 @@ pub fn job_handler(kind: &str) -> Option<job::JobHandler> {
         crate::domain::invitations::SEND_JOB => Some(|ctx, job| Box::pin(mail::send_invitation(ctx, job))),
         crate::domain::password_resets::SEND_JOB => Some(|ctx, job| Box::pin(mail::send_password_reset(ctx, job))),
         crate::domain::sms::SEND_JOB => Some(|ctx, job| Box::pin(twilio::send(ctx, job))),
+        crate::domain::sla_timers::RECOMPUTE_JOB => Some(|ctx, job| Box::pin(sla::recompute(ctx, job))),
         _ => None,
     }
 }
