@@ -8,3 +8,4 @@ mod helpers;
 mod kinds;
 mod ownership;
 mod proxy;
+mod sla;

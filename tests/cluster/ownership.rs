@@ -18,7 +18,7 @@ const LEASE_MS: u64 = 1000;
 
 /// The failover bound these settings promise (lease + one heartbeat), plus room for a
 /// loaded test machine.
-fn failover_bound() -> Duration {
+pub(crate) fn failover_bound() -> Duration {
     Duration::from_millis(LEASE_MS + HEARTBEAT_MS) + Duration::from_secs(2)
 }
 
@@ -29,7 +29,7 @@ fn fast(settings: &mut Settings, cluster_name: &str) {
     settings.realtime.child_restart_base_ms = 100;
 }
 
-fn cluster_name() -> String {
+pub(crate) fn cluster_name() -> String {
     format!("test-cluster-{}", uuid::Uuid::now_v7().simple())
 }
 
@@ -41,7 +41,7 @@ async fn node(name: &str, with_ticker: bool) -> TestApp {
 
 /// Two nodes of one cluster that have seen each other, so the firms given to them next
 /// stay where they first land.
-async fn node_pair(name: &str, with_ticker: bool) -> (TestApp, TestApp) {
+pub(crate) async fn node_pair(name: &str, with_ticker: bool) -> (TestApp, TestApp) {
     let (a, b) = (node(name, with_ticker).await, node(name, with_ticker).await);
     let met = wait_until(Duration::from_secs(10), || a.cluster.live_nodes() == 2 && b.cluster.live_nodes() == 2).await;
     assert!(met.is_some(), "the nodes never saw each other");
@@ -76,7 +76,7 @@ async fn require(app: &TestApp, cluster_name: &str, firms: &[FirmId]) {
 }
 
 /// Polls `condition` every 5 ms; how long it took, or `None` after `limit`.
-async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
+pub(crate) async fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
     let started = Instant::now();
     while started.elapsed() < limit {
         if condition() {

@@ -361,3 +361,32 @@ pub async fn set_firm_status(db: &Db, firm: consultantpro::domain::FirmId, statu
     .await
     .unwrap();
 }
+
+/// Moves a ticket's SLA clocks `by` into the past, as if it had been opened that much
+/// earlier (time passing, for the timers), and tells the firm's timers as a change of the
+/// ticket would.
+pub async fn age_sla_clocks(db: &Db, firm: consultantpro::domain::FirmId, ticket: &str, by: chrono::Duration) {
+    use consultantpro::db::schema::sla_clocks::dsl as c;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use scoped_futures::ScopedFutureExt;
+    let ticket = uuid::Uuid::parse_str(ticket).unwrap();
+    db.firm_tx(firm, |conn| {
+        async move {
+            diesel::update(c::sla_clocks.filter(c::firm_id.eq(firm.into_uuid())).filter(c::ticket_id.eq(ticket)))
+                .set((
+                    c::started_at.eq(c::started_at - by),
+                    c::running_since.eq(c::running_since - by),
+                    c::due_at.eq(c::due_at - by),
+                    c::warn_at.eq(c::warn_at - by),
+                ))
+                .execute(conn)
+                .await?;
+            consultantpro::domain::sla_timers::ticket_moved(conn, firm, ticket).await?;
+            Ok::<_, consultantpro::domain::DomainError>(())
+        }
+        .scope_boxed()
+    })
+    .await
+    .unwrap();
+}

@@ -14,7 +14,7 @@ use scoped_futures::ScopedFutureExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, json, run_jobs, signed_in_owner, spawn_app};
+use crate::helpers::{TestApp, age_sla_clocks, json, run_jobs, signed_in_owner, spawn_app};
 use crate::receiver::Receiver;
 use crate::ws;
 
@@ -46,30 +46,8 @@ async fn ticket(app: &TestApp, token: &str) -> String {
     id_of(&json(answer).await)
 }
 
-/// Moves the ticket's running clocks `by` into the past, as if it had been opened that
-/// much earlier, and tells the timers as a change of the ticket would.
 async fn age(app: &TestApp, firm: FirmId, ticket: &str, by: Duration) {
-    use consultantpro::db::schema::sla_clocks::dsl as c;
-    let ticket = Uuid::parse_str(ticket).unwrap();
-    app.db()
-        .firm_tx(firm, |conn| {
-            async move {
-                diesel::update(c::sla_clocks.filter(c::firm_id.eq(firm.into_uuid())).filter(c::ticket_id.eq(ticket)))
-                    .set((
-                        c::started_at.eq(c::started_at - by),
-                        c::running_since.eq(c::running_since - by),
-                        c::due_at.eq(c::due_at - by),
-                        c::warn_at.eq(c::warn_at - by),
-                    ))
-                    .execute(conn)
-                    .await?;
-                sla_timers::ticket_moved(conn, firm, ticket).await?;
-                Ok::<_, DomainError>(())
-            }
-            .scope_boxed()
-        })
-        .await
-        .unwrap();
+    age_sla_clocks(&app.db(), firm, ticket, by).await;
 }
 
 async fn activity(app: &TestApp, token: &str, ticket: &str) -> Vec<Value> {
