@@ -12,7 +12,6 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use scoped_futures::ScopedFutureExt;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::helpers::{TestApp, age_sla_clocks, json, run_jobs, signed_in_owner, spawn_app};
 use crate::receiver::Receiver;
