@@ -12,8 +12,9 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use scoped_futures::ScopedFutureExt;
 use serde_json::{Value, json};
+use uuid::Uuid;
 
-use crate::helpers::{TestApp, age_sla_clocks, json, run_jobs, signed_in_owner, spawn_app};
+use crate::helpers::{TestApp, age_sla_clocks, invite_and_join, json, run_jobs, signed_in_owner, spawn_app};
 use crate::receiver::Receiver;
 use crate::ws;
 
@@ -287,4 +288,74 @@ async fn escalation_notices_wait_for_the_notice_calendar_while_the_timeline_does
     // A calendar a policy holds its notices to cannot be deleted.
     let delete = app.delete_as(&token, &format!("/api/v1/business-calendars/{calendar}")).await;
     assert_eq!(delete.status(), 409);
+}
+
+#[actix_web::test]
+async fn next_response_starts_with_each_customer_message_and_solving_stops_it_for_good() {
+    let app = spawn_app().await;
+    let (firm, _, _, token) = signed_in_owner(&app).await;
+    let targets =
+        json!({ "normal": { "first_response_minutes": 60, "next_response_minutes": 30, "resolution_minutes": 600 } });
+    let answer = app.post_as(&token, "/api/v1/sla-policies", &json!({ "name": "Replies", "targets": targets })).await;
+    assert_eq!(answer.status(), 201);
+    timers_running(&app, firm.firm_id()).await;
+    let email = format!("client-{}@example.com", Uuid::now_v7().simple());
+    let contact = json(
+        app.post_as(
+            &token,
+            "/api/v1/contacts",
+            &json!({ "first_name": "Nell", "last_name": "Next", "emails": [email], "portal_access": true }),
+        )
+        .await,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let conversation = json(
+        app.post_as(
+            &token,
+            "/api/v1/conversations",
+            &json!({ "subject": "Payroll", "channel": "portal", "participants": { "contacts": [contact] } }),
+        )
+        .await,
+    )
+    .await;
+    let conversation = id_of(&conversation);
+    let opened = app.post_as(&token, "/api/v1/tickets", &json!({ "conversation_id": conversation })).await;
+    let id = id_of(&json(opened).await);
+    let portal = invite_and_join(&app, &token, &firm, &email, "client", Some(&contact)).await;
+    let say = |who: String, body: &'static str| {
+        let path = format!("/api/v1/conversations/{conversation}/messages");
+        let app = &app;
+        async move { assert_eq!(app.post_as(&who, &path, &json!({ "body": body })).await.status(), 201) }
+    };
+    let next_response = || async {
+        let clocks = json(app.get_as(&token, &format!("/api/v1/tickets/{id}/sla")).await).await;
+        clocks["data"].as_array().unwrap().iter().find(|c| c["metric"] == "next_response").cloned()
+    };
+
+    say(token.clone(), "Hello").await;
+    assert!(next_response().await.is_none(), "no customer message yet, no next-response clock");
+    say(portal.clone(), "Question one").await;
+    let first = next_response().await.unwrap();
+    assert_eq!(first["state"], "running");
+    say(token.clone(), "Answer one").await;
+    assert_eq!(next_response().await.unwrap()["state"], "met");
+    tokio::time::sleep(StdDuration::from_millis(20)).await;
+    say(portal.clone(), "Question two").await;
+    let second = next_response().await.unwrap();
+    assert_eq!(second["state"], "running");
+    assert!(moment(&second["started_at"]) > moment(&first["started_at"]), "a fresh clock for the new message");
+
+    // Solving stops it (and meets resolution); two hours later nothing has fired.
+    let solved = app.patch_as(&token, &format!("/api/v1/tickets/{id}"), &json!({ "status": "solved" })).await;
+    assert_eq!(solved.status(), 200);
+    let stopped = next_response().await.unwrap();
+    assert_eq!(stopped["state"], "stopped");
+    assert!(stopped["due_at"].is_null());
+    age(&app, firm.firm_id(), &id, Duration::hours(2)).await;
+    tokio::time::sleep(StdDuration::from_millis(1500)).await;
+    let events = activity(&app, &token, &id).await;
+    assert!(of_kind(&events, "sla_breached").is_empty() && of_kind(&events, "sla_warning").is_empty(), "{events:?}");
 }
