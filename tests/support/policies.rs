@@ -115,6 +115,7 @@ async fn policies_are_checked_field_by_field_and_calendars_they_use_stay() {
         (json!({ "name": "x", "targets": targets(), "pause_statuses": ["open"] }), "pause_statuses"),
         (json!({ "name": "x", "targets": targets(), "warning_percent": 100 }), "warning_percent"),
         (json!({ "name": "x", "targets": targets(), "business_calendar_id": theirs["id"] }), "business_calendar_id"),
+        (json!({ "name": "x", "targets": targets(), "notice_calendar_id": theirs["id"] }), "notice_calendar_id"),
     ] {
         let answer = app.post_as(&token, "/api/v1/sla-policies", &body).await;
         assert_eq!(answer.status(), 400, "{body}");
