@@ -16,7 +16,7 @@ use super::LiveContext;
 use super::board::{Board, ChildReport};
 use super::child::{ChildKey, ChildKind, Placement};
 use super::hub::{ConversationHub, Counts, HUB_KEY, HUB_KIND, HubCounts};
-use super::supervisor::{Backoff, Ensure, FirmSupervisor, Notice, Refresh, ReleaseOwnership, TakeOwnership};
+use super::supervisor::{Backoff, Ensure, FirmSupervisor, Lookup, Notice, Refresh, ReleaseOwnership, TakeOwnership};
 use crate::bus::Bus;
 use crate::config::Settings;
 use crate::db::Db;
@@ -247,6 +247,13 @@ impl FirmRegistry {
         {
             supervisor.do_send(Refresh);
         }
+    }
+
+    /// The address of a child running here (owned or not), without starting one.
+    pub async fn running_child<A: Actor>(&self, firm: FirmId, kind: &'static str, key: &str) -> Option<Addr<A>> {
+        let supervisor = self.existing(firm)?;
+        let address = supervisor.send(Lookup { kind, key: key.to_owned() }).await.ok()??;
+        address.downcast::<Addr<A>>().ok().map(|a| *a)
     }
 
     /// Passes `what` to `firm`'s running children of `kind` on this node, if any.

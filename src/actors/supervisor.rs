@@ -300,6 +300,23 @@ impl Handler<Ensure> for FirmSupervisor {
     }
 }
 
+/// A running child's address, whatever its placement (`None` when it does not run here).
+#[derive(Message)]
+#[rtype(result = "Option<Box<dyn std::any::Any + Send>>")]
+pub struct Lookup {
+    pub kind: &'static str,
+    pub key: ChildKey,
+}
+
+impl Handler<Lookup> for FirmSupervisor {
+    type Result = Option<Box<dyn std::any::Any + Send>>;
+
+    fn handle(&mut self, lookup: Lookup, _ctx: &mut Self::Context) -> Self::Result {
+        let slot = self.children.get(&(lookup.kind, lookup.key))?;
+        slot.handle.as_ref().filter(|_| !slot.stopping).map(|h| h.address())
+    }
+}
+
 /// This node now owns the firm, under `fencing_token`.
 #[derive(Message)]
 #[rtype(result = "()")]
