@@ -395,6 +395,7 @@ async fn demo(settings: &Settings) -> anyhow::Result<()> {
     if let Some(number) = demo_sms(settings, &db, firm.firm_id()).await? {
         println!("demo SMS on {number}, through the Twilio stand-in (see the README)");
     }
+    demo_support(settings, &db, firm.firm_id()).await?;
     if onboarding::find_user(&db, DEMO_OWNER_EMAIL).await?.is_some() {
         println!("demo firm `{DEMO_SLUG}` is ready; its owner {DEMO_OWNER_EMAIL} was created earlier");
         return Ok(());
@@ -446,6 +447,59 @@ async fn demo_sms(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Result<
     })
     .await?;
     Ok(Some(number))
+}
+
+/// Gives the demo firm office hours and a support policy counted in them, once.
+async fn demo_support(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Result<()> {
+    use consultantpro::domain::business_calendars::{self, CalendarInput, Weekday, WindowSpec};
+    use consultantpro::domain::sla_policies::{self, PolicyInput, Target, Targets};
+    let cluster_name = settings.cluster.name.clone();
+    db.firm_tx(firm, |conn| {
+        async move {
+            // Once: a firm that has set up its own support rules keeps them.
+            let configured = !sla_policies::list(conn, firm).await?.is_empty()
+                || !business_calendars::list(conn, firm).await?.is_empty();
+            if configured {
+                return Ok(());
+            }
+            let weekdays = [Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday];
+            let windows = weekdays
+                .into_iter()
+                .map(|weekday| WindowSpec { weekday, start: "09:00".into(), end: "17:00".into() })
+                .collect();
+            let office = CalendarInput {
+                name: Some("Office hours".into()),
+                time_zone: Some("America/New_York".into()),
+                always_open: Some(false),
+                windows: Some(windows),
+                holidays: Some(Vec::new()),
+            };
+            let calendar = business_calendars::create(conn, firm, office).await?;
+            let target = |first, resolution| Target {
+                first_response_minutes: Some(first),
+                next_response_minutes: Some(first),
+                resolution_minutes: Some(resolution),
+            };
+            let targets = Targets {
+                low: Some(target(480, 4800)),
+                normal: Some(target(240, 2400)),
+                high: Some(target(120, 960)),
+                urgent: Some(target(60, 480)),
+            };
+            let policy = PolicyInput {
+                name: Some("Standard support".into()),
+                targets: Some(targets),
+                business_calendar_id: Some(Some(calendar.id)),
+                notice_calendar_id: Some(Some(calendar.id)),
+                ..PolicyInput::default()
+            };
+            sla_policies::create(conn, firm, policy).await?;
+            cluster::require_owner(conn, &cluster_name, firm).await
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(())
 }
 
 fn generate_password() -> String {

@@ -1,4 +1,4 @@
-DROP FUNCTION cp_sla_fire(uuid, timestamptz, integer);
+DROP FUNCTION cp_sla_fire(uuid, timestamptz, integer, uuid);
 ALTER TABLE sla_policies DROP CONSTRAINT sla_policies_notice_calendar_fkey;
 ALTER TABLE sla_policies DROP COLUMN notice_calendar_id;
 ALTER TABLE tickets DROP COLUMN sla_breached_at;

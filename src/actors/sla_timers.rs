@@ -161,6 +161,8 @@ pub struct SlaTimers {
     reloading: bool,
     /// A failed sweep asks for another this soon.
     retry_at: Option<i64>,
+    /// Notices were lost while a load ran that may have read before them: load again.
+    reload_again: bool,
 }
 
 impl SlaTimers {
@@ -174,6 +176,7 @@ impl SlaTimers {
             moved: HashSet::new(),
             reloading: false,
             retry_at: None,
+            reload_again: false,
         }
     }
 
@@ -215,6 +218,12 @@ impl SlaTimers {
                         );
                         metrics::histogram!("cp_sla_timers_load_seconds").record(started.elapsed().as_secs_f64());
                         timers.schedule = schedule;
+                        if std::mem::take(&mut timers.reload_again) {
+                            timers.load(ctx);
+                            return;
+                        }
+                        // Tickets that moved while the load ran may have been read before.
+                        timers.reload_moved(ctx);
                         timers.arm(ctx);
                     }
                     Err(err) => {
@@ -271,7 +280,6 @@ impl SlaTimers {
         let (live, firm) = (self.ctx.live.clone(), self.ctx.firm);
         let token = self.ctx.fencing_token.unwrap_or(-1);
         let cluster_name = live.settings().cluster.name.clone();
-        let attempts = i32::try_from(live.settings().jobs.max_attempts).unwrap_or(8);
         ctx.spawn(
             async move {
                 let mut all: Vec<(Fired, DateTime<Utc>)> = Vec::new();
@@ -280,21 +288,20 @@ impl SlaTimers {
                     let fired = live
                         .db()
                         .firm_tx(firm, |conn| {
-                            async move {
-                                sla_timers::fire_due(conn, firm, &cluster_name, token, now, FIRE_BATCH, attempts).await
-                            }
-                            .scope_boxed()
+                            async move { sla_timers::fire_due(conn, firm, &cluster_name, token, now, FIRE_BATCH).await }
+                                .scope_boxed()
                         })
                         .await?;
                     let Some(fired) = fired else { return Ok(None) };
                     let fired_at = Utc::now();
-                    let full = fired.iter().filter(|f| f.alarm() == Alarm::Breach).count() >= FIRE_BATCH as usize
-                        || fired.iter().filter(|f| f.alarm() == Alarm::Warning).count() >= FIRE_BATCH as usize;
+                    // Until a round finds nothing: a clock met meanwhile makes a round short
+                    // without meaning that nothing is left.
+                    let done = fired.is_empty();
                     for fire in &fired {
                         live::publish_event(live.bus(), firm, fire.alarm().event_type(), fire.payload(now)).await;
                     }
                     all.extend(fired.into_iter().map(|f| (f, fired_at)));
-                    if !full {
+                    if done {
                         return Ok::<_, DomainError>(Some(all));
                     }
                 }
@@ -414,6 +421,7 @@ impl Handler<Reload> for SlaTimers {
 
     fn handle(&mut self, _: Reload, ctx: &mut Self::Context) {
         if self.loading {
+            self.reload_again = true;
             return;
         }
         if let Some((_, handle)) = self.wake.take() {

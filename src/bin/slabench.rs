@@ -175,7 +175,8 @@ async fn main() -> anyhow::Result<()> {
 
     let cleanup = format!(
         "DELETE FROM ticket_events WHERE firm_id = '{firm}'; DELETE FROM sla_clocks WHERE firm_id = '{firm}';
-         DELETE FROM tickets WHERE firm_id = '{firm}'; DELETE FROM jobs WHERE firm_id = '{firm}';"
+         DELETE FROM tickets WHERE firm_id = '{firm}'; DELETE FROM jobs WHERE firm_id = '{firm}';
+         DELETE FROM sla_policies WHERE firm_id = '{firm}'; DELETE FROM firm_ownership WHERE owned_firm_id = '{firm}';"
     );
     owner_conn.batch_execute(&cleanup).await.context("removing the bench firm's data")?;
     result

@@ -189,6 +189,9 @@ pub async fn on_ticket(
     change: TicketChange,
     at: DateTime<Utc>,
 ) -> Result<(), DomainError> {
+    // What came due before this change is a breach (or warning) first, recorded as the
+    // timer would have, even when the change lands before the timer does.
+    super::sla_timers::fire_ticket(conn, firm, ticket.id, at).await?;
     let rows: Vec<Row> = sla_clocks::table
         .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
         .filter(sla_clocks::ticket_id.eq(ticket.id))
@@ -343,40 +346,75 @@ pub async fn on_ticket(
     Ok(())
 }
 
-/// Counts the ticket's running clocks up to `at` in the calendar they have been counting
-/// in, and runs them on from there (before the rules they count by are edited).
-pub async fn checkpoint(
+#[derive(QueryableByName)]
+struct RunningClock {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    ticket_id: Uuid,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    metric: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Uuid>)]
+    policy_id: Option<Uuid>,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    elapsed_seconds: i64,
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    running_since: DateTime<Utc>,
+}
+
+/// Counts the running clocks of `policies` (all when `None`) up to `at`, each in the
+/// calendar its policy counted in (`calendars`, taken before an edit of the rules), runs
+/// them on from `at`, and clears their due and warning moments until they are set by the
+/// new rules. Their tickets are locked first, in id order, as every ticket change locks.
+/// Three statements, however many clocks.
+pub async fn close_counted_time(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
-    ticket: Uuid,
+    calendars: &std::collections::HashMap<Uuid, BusinessCalendar>,
+    policies: Option<&[Uuid]>,
     at: DateTime<Utc>,
-) -> Result<(), DomainError> {
-    let rows: Vec<Row> = sla_clocks::table
-        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
-        .filter(sla_clocks::ticket_id.eq(ticket))
-        .filter(sla_clocks::running_since.is_not_null())
-        .select(Row::as_select())
-        .for_update()
-        .load(conn)
-        .await?;
-    let Some(policy) = rows.iter().find_map(|r| r.policy_id) else { return Ok(()) };
-    let calendar = calendar_of(conn, firm, Some(policy)).await?;
-    for row in rows {
-        let mut clock = row.clock();
-        clock.checkpoint(at, &calendar);
-        diesel::update(sla_clocks::table)
-            .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
-            .filter(sla_clocks::ticket_id.eq(ticket))
-            .filter(sla_clocks::metric.eq(&row.metric))
-            .set((
-                sla_clocks::elapsed_seconds.eq(clock.elapsed.num_seconds().max(0)),
-                sla_clocks::running_since.eq(clock.running_since),
-                sla_clocks::updated_at.eq(Utc::now()),
-            ))
-            .execute(conn)
-            .await?;
+) -> Result<usize, DomainError> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+    let policies: Option<Vec<Uuid>> = policies.map(<[Uuid]>::to_vec);
+    let running = "FROM sla_clocks c WHERE c.firm_id = $1 AND c.running_since IS NOT NULL \
+                   AND ($2::uuid[] IS NULL OR c.policy_id = ANY ($2))";
+    diesel::sql_query(format!(
+        "SELECT 1 FROM tickets t WHERE t.firm_id = $1 AND t.id IN (SELECT c.ticket_id {running}) \
+          ORDER BY t.id FOR UPDATE"
+    ))
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<Nullable<Array<SqlUuid>>, _>(policies.clone())
+    .execute(conn)
+    .await?;
+    let clocks: Vec<RunningClock> = diesel::sql_query(format!(
+        "SELECT c.ticket_id, c.metric, c.policy_id, c.elapsed_seconds, c.running_since {running}"
+    ))
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<Nullable<Array<SqlUuid>>, _>(policies)
+    .load(conn)
+    .await?;
+    let around_the_clock = BusinessCalendar::always(chrono_tz::UTC);
+    let (mut tickets, mut metrics, mut elapsed) = (Vec::new(), Vec::new(), Vec::new());
+    for clock in &clocks {
+        let calendar = clock.policy_id.and_then(|p| calendars.get(&p)).unwrap_or(&around_the_clock);
+        let counted = calendar.elapsed(clock.running_since, at).num_seconds().max(0);
+        tickets.push(clock.ticket_id);
+        metrics.push(clock.metric.clone());
+        elapsed.push(clock.elapsed_seconds.saturating_add(counted));
     }
-    Ok(())
+    diesel::sql_query(
+        "UPDATE sla_clocks c \
+            SET elapsed_seconds = v.elapsed, running_since = GREATEST(c.running_since, $5), \
+                due_at = NULL, warn_at = NULL, updated_at = now() \
+           FROM unnest($2::uuid[], $3::text[], $4::bigint[]) AS v(ticket_id, metric, elapsed) \
+          WHERE c.firm_id = $1 AND c.ticket_id = v.ticket_id AND c.metric = v.metric",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<Array<SqlUuid>, _>(tickets)
+    .bind::<Array<Text>, _>(metrics)
+    .bind::<Array<BigInt>, _>(elapsed)
+    .bind::<Timestamptz, _>(at)
+    .execute(conn)
+    .await?;
+    Ok(clocks.len())
 }
 
 /// A clock of the ticket being moved.

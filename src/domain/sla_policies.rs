@@ -157,6 +157,21 @@ pub struct PolicyInput {
     pub notice_calendar_id: Option<Option<Uuid>>,
 }
 
+impl PolicyInput {
+    /// Whether applying it can change which policy covers a ticket, or how its clocks run
+    /// (a name or a notice calendar changes neither).
+    pub fn changes_rules(&self) -> bool {
+        self.position.is_some()
+            || self.active.is_some()
+            || self.conditions.is_some()
+            || self.targets.is_some()
+            || self.business_calendar_id.is_some()
+            || self.pause_statuses.is_some()
+            || self.warning_percent.is_some()
+            || self.restart_resolution_on_reopen.is_some()
+    }
+}
+
 fn check(input: &mut PolicyInput, errors: &mut FieldErrors) {
     if let Some(name) = &input.name
         && (name.trim().is_empty() || name.chars().count() > 100)

@@ -5,9 +5,11 @@
 //! warned once, whichever node, whatever restarts (`cp_sla_fire`).
 //!
 //! Edits of a policy or a calendar move due moments of tickets nobody touched: the time
-//! counted so far is closed under the old rules in the edit's transaction
-//! ([`before_rules_change`]), and a job ([`RECOMPUTE_JOB`]) then walks the open tickets and
-//! sets their clocks by the new rules ([`recompute_page`]).
+//! counted so far is closed under the old rules in the edit's transaction and the moments
+//! are cleared ([`rules_changed`]), and a job ([`RECOMPUTE_JOB`]) then walks the open
+//! tickets and sets their clocks by the new rules ([`recompute_page`]).
+
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -19,8 +21,8 @@ use uuid::Uuid;
 
 use super::business_time::BusinessCalendar;
 use super::sla::{self, METRICS, TicketChange};
-use super::{DomainError, FirmId, business_calendars, cluster, jobs, tickets, webhooks};
-use crate::db::schema::{sla_clocks, sla_policies as policies_table, tickets as tickets_table};
+use super::{DomainError, FirmId, business_calendars, cluster, jobs, sla_policies, tickets, webhooks};
+use crate::db::schema::{jobs as jobs_table, sla_clocks, sla_policies as policies_table, tickets as tickets_table};
 
 /// The child kind that keeps a firm's SLA timers, and the notices it listens to.
 pub const TIMERS_KIND: &str = "sla_timers";
@@ -28,6 +30,8 @@ pub const TIMERS_KIND: &str = "sla_timers";
 pub const TIMERS_KEY: &str = "timers";
 /// The job that sets open tickets' clocks by edited rules.
 pub const RECOMPUTE_JOB: &str = "sla.recompute";
+/// Attempts for an escalation notice's webhook delivery.
+pub const NOTICE_ATTEMPTS: i32 = 8;
 /// Tickets set per transaction by the recompute job.
 pub const RECOMPUTE_PAGE: i64 = 200;
 
@@ -88,6 +92,28 @@ fn pending_of(rows: &[PendingRow]) -> Vec<PendingTimer> {
     timers
 }
 
+type PendingQuery<'a> = sla_clocks::BoxedQuery<
+    'a,
+    diesel::pg::Pg,
+    (diesel::sql_types::Uuid, Text, Nullable<Timestamptz>, Nullable<Timestamptz>, Nullable<Timestamptz>),
+>;
+
+/// The firm's clocks that wait for a moment: running and not yet breached.
+fn pending_clocks<'a>(firm: FirmId) -> PendingQuery<'a> {
+    sla_clocks::table
+        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
+        .filter(sla_clocks::running_since.is_not_null())
+        .filter(sla_clocks::breached_at.is_null())
+        .select((
+            sla_clocks::ticket_id,
+            sla_clocks::metric,
+            sla_clocks::warn_at,
+            sla_clocks::warned_at,
+            sla_clocks::due_at,
+        ))
+        .into_boxed()
+}
+
 /// A page of the firm's pending timers in clock order, after the clock `after`; with the
 /// last clock of the page, to ask for the next (`None` once done).
 pub async fn pending_page(
@@ -96,20 +122,7 @@ pub async fn pending_page(
     after: Option<(Uuid, String)>,
     limit: i64,
 ) -> Result<(Vec<PendingTimer>, Option<(Uuid, String)>), DomainError> {
-    let mut query = sla_clocks::table
-        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
-        .filter(sla_clocks::running_since.is_not_null())
-        .filter(sla_clocks::breached_at.is_null())
-        .order((sla_clocks::ticket_id, sla_clocks::metric))
-        .select((
-            sla_clocks::ticket_id,
-            sla_clocks::metric,
-            sla_clocks::warn_at,
-            sla_clocks::warned_at,
-            sla_clocks::due_at,
-        ))
-        .limit(limit)
-        .into_boxed();
+    let mut query = pending_clocks(firm).order((sla_clocks::ticket_id, sla_clocks::metric)).limit(limit);
     if let Some((ticket, metric)) = after {
         query = query.filter(
             sla_clocks::ticket_id.gt(ticket).or(sla_clocks::ticket_id.eq(ticket).and(sla_clocks::metric.gt(metric))),
@@ -130,20 +143,7 @@ pub async fn pending_for(
     firm: FirmId,
     tickets: &[Uuid],
 ) -> Result<Vec<PendingTimer>, DomainError> {
-    let rows: Vec<PendingRow> = sla_clocks::table
-        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
-        .filter(sla_clocks::ticket_id.eq_any(tickets))
-        .filter(sla_clocks::running_since.is_not_null())
-        .filter(sla_clocks::breached_at.is_null())
-        .select((
-            sla_clocks::ticket_id,
-            sla_clocks::metric,
-            sla_clocks::warn_at,
-            sla_clocks::warned_at,
-            sla_clocks::due_at,
-        ))
-        .load(conn)
-        .await?;
+    let rows: Vec<PendingRow> = pending_clocks(firm).filter(sla_clocks::ticket_id.eq_any(tickets)).load(conn).await?;
     Ok(pending_of(&rows))
 }
 
@@ -207,7 +207,7 @@ impl Fired {
     }
 }
 
-/// Fires what is due by `now` (at most `limit` breaches and `limit` warnings), while
+/// Fires what is due by `now` (about `limit` breaches and `limit` warnings at most), while
 /// `fencing_token` still holds the firm in `cluster`: the events, the ticket marks and the
 /// webhook notices are written in this transaction. `None` when the token no longer holds
 /// (another node owns the firm now, or is about to).
@@ -218,36 +218,58 @@ pub async fn fire_due(
     fencing_token: i64,
     now: DateTime<Utc>,
     limit: i32,
-    webhook_attempts: i32,
 ) -> Result<Option<Vec<Fired>>, DomainError> {
     if !cluster::holds(conn, cluster_name, firm, fencing_token).await? {
         return Ok(None);
     }
-    let fired: Vec<Fired> = diesel::sql_query("SELECT * FROM cp_sla_fire($1, $2, $3)")
+    fire(conn, firm, None, now, limit).await.map(Some)
+}
+
+/// Fires what of one ticket's clocks is due by `now`, in the transaction of a change to the
+/// ticket (whose row the caller has locked), before the change is applied: a reply that
+/// lands after the due moment but before the timer still leaves the breach recorded, with
+/// its event and notices. Any node may: the clock's guards keep it to once.
+pub async fn fire_ticket(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ticket: Uuid,
+    now: DateTime<Utc>,
+) -> Result<Vec<Fired>, DomainError> {
+    fire(conn, firm, Some(ticket), now, i32::try_from(METRICS.len()).unwrap_or(3)).await
+}
+
+async fn fire(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ticket: Option<Uuid>,
+    now: DateTime<Utc>,
+    limit: i32,
+) -> Result<Vec<Fired>, DomainError> {
+    let fired: Vec<Fired> = diesel::sql_query("SELECT * FROM cp_sla_fire($1, $2, $3, $4)")
         .bind::<SqlUuid, _>(firm.into_uuid())
         .bind::<Timestamptz, _>(now)
         .bind::<Integer, _>(limit)
+        .bind::<Nullable<SqlUuid>, _>(ticket)
         .load(conn)
         .await?;
-    let mut held: Vec<(Uuid, Option<BusinessCalendar>)> = Vec::new();
+    // When each policy's notices may go out: now, or when its notice calendar next opens.
+    let mut send_at: HashMap<Option<Uuid>, DateTime<Utc>> = HashMap::new();
     for fire in &fired {
-        let send_at = match fire.policy_id {
-            Some(policy) => {
-                let calendar = match held.iter().find(|(id, _)| *id == policy) {
-                    Some((_, calendar)) => calendar.clone(),
-                    None => {
-                        let calendar = notice_calendar(conn, firm, policy).await?;
-                        held.push((policy, calendar.clone()));
-                        calendar
-                    }
+        let at = match send_at.get(&fire.policy_id) {
+            Some(at) => *at,
+            None => {
+                let opens = match fire.policy_id {
+                    Some(policy) => notice_calendar(conn, firm, policy).await?.and_then(|c| c.next_open(now)),
+                    None => None,
                 };
-                calendar.and_then(|c| c.next_open(now)).unwrap_or(now)
+                let at = opens.unwrap_or(now);
+                send_at.insert(fire.policy_id, at);
+                at
             }
-            None => now,
         };
-        webhooks::emit_at(conn, firm, fire.alarm().event_type(), fire.payload(now), webhook_attempts, send_at).await?;
+        webhooks::emit_at(conn, firm, fire.alarm().event_type(), fire.payload(now), NOTICE_ATTEMPTS, at).await?;
     }
-    Ok(Some(fired))
+    Ok(fired)
 }
 
 /// The calendar a policy holds its escalation notices to, if any.
@@ -273,50 +295,64 @@ async fn notice_calendar(
     }
 }
 
-/// Closes the time counted so far under the current rules, for the running clocks of
-/// `policies` (all when `None`): call it in an edit's transaction before the edit, so what
-/// ran before it stays counted in the calendar it ran in.
-pub async fn before_rules_change(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    policies: Option<&[Uuid]>,
-    at: DateTime<Utc>,
-) -> Result<usize, DomainError> {
-    let mut query = sla_clocks::table
-        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
-        .filter(sla_clocks::running_since.is_not_null())
-        .select((sla_clocks::ticket_id, sla_clocks::metric, sla_clocks::policy_id))
-        .into_boxed();
-    if let Some(policies) = policies {
-        query = query.filter(sla_clocks::policy_id.eq_any(policies.to_vec()));
-    }
-    // Each ticket's clocks are locked as it is counted (`sla::checkpoint`).
-    let running: Vec<(Uuid, String, Option<Uuid>)> = query.load(conn).await?;
-    let mut tickets: Vec<Uuid> = running.iter().map(|(ticket, ..)| *ticket).collect();
-    tickets.sort_unstable();
-    tickets.dedup();
-    for ticket in &tickets {
-        sla::checkpoint(conn, firm, *ticket, at).await?;
-    }
-    Ok(tickets.len())
+/// The calendar each of the firm's policies counts in, taken before an edit of the rules
+/// so the time counted up to the edit is closed under them.
+pub struct RulesBefore {
+    calendars: HashMap<Uuid, BusinessCalendar>,
 }
 
-/// After an edit of policies or calendars: the firm needs an owner for its timers, and
-/// the open tickets' clocks are set by the new rules by a job.
-pub async fn after_rules_change(
+pub async fn rules_before(conn: &mut AsyncPgConnection, firm: FirmId) -> Result<RulesBefore, DomainError> {
+    let mut calendars = HashMap::new();
+    let mut loaded: HashMap<Uuid, BusinessCalendar> = HashMap::new();
+    for policy in sla_policies::list(conn, firm).await? {
+        let calendar = match policy.business_calendar_id {
+            Some(id) => match loaded.get(&id) {
+                Some(calendar) => calendar.clone(),
+                None => {
+                    let calendar = business_calendars::find(conn, firm, id).await?.calendar()?;
+                    loaded.insert(id, calendar.clone());
+                    calendar
+                }
+            },
+            None => BusinessCalendar::always(chrono_tz::UTC),
+        };
+        calendars.insert(policy.id, calendar);
+    }
+    Ok(RulesBefore { calendars })
+}
+
+/// After an edit of the rules (in its transaction): the running clocks of `policies` (all
+/// when `None`) close the time counted up to `at` under the rules as they were, and wait
+/// with no due moment until the recompute job sets them by the new rules — so no timer
+/// fires by a moment the edit made wrong. The firm needs an owner for its timers from now.
+pub async fn rules_changed(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     cluster_name: &str,
     at: DateTime<Utc>,
+    before: &RulesBefore,
+    policies: Option<&[Uuid]>,
 ) -> Result<(), DomainError> {
+    sla::close_counted_time(conn, firm, &before.calendars, policies, at).await?;
     cluster::require_owner(conn, cluster_name, firm).await?;
     cluster::request_refresh(conn, cluster_name, firm).await?;
-    jobs::enqueue(conn, firm, RECOMPUTE_JOB, serde_json::json!({ "as_of": at }), 8).await?;
+    // One queued recompute covers every edit made before it runs: it reads the rules then.
+    let queued: bool = diesel::select(diesel::dsl::exists(
+        jobs_table::table
+            .filter(jobs_table::firm_id.eq(firm.into_uuid()))
+            .filter(jobs_table::kind.eq(RECOMPUTE_JOB))
+            .filter(jobs_table::state.eq("queued")),
+    ))
+    .get_result(conn)
+    .await?;
+    if !queued {
+        jobs::enqueue(conn, firm, RECOMPUTE_JOB, serde_json::json!({ "edited_at": at }), 8).await?;
+    }
     Ok(())
 }
 
-/// Runs `edit` of a business calendar between [`before_rules_change`] and
-/// [`after_rules_change`] for the policies that count in it (just `edit` when none does).
+/// Runs `edit` of a business calendar and, when policies count in it, closes their
+/// clocks' counted time under the calendar as it was ([`rules_changed`]).
 pub async fn calendar_edit<'a, T, F>(
     conn: &'a mut AsyncPgConnection,
     firm: FirmId,
@@ -337,10 +373,9 @@ where
     if counting.is_empty() {
         return edit(conn).await;
     }
-    let now = Utc::now();
-    before_rules_change(conn, firm, Some(&counting), now).await?;
+    let before = rules_before(conn, firm).await?;
     let edited = edit(conn).await?;
-    after_rules_change(conn, firm, cluster_name, now).await?;
+    rules_changed(conn, firm, cluster_name, Utc::now(), &before, Some(&counting)).await?;
     Ok(edited)
 }
 

@@ -110,12 +110,11 @@ pub async fn create_policy(
         |p: &SlaPolicy| p.id,
         |conn| {
             async move {
-                let now = Utc::now();
                 // Tickets no policy covered may be covered now, and those covered by a
                 // later one may move to this one.
-                sla_timers::before_rules_change(conn, firm, None, now).await?;
+                let before = sla_timers::rules_before(conn, firm).await?;
                 let policy = sla_policies::create(conn, firm, input).await?;
-                sla_timers::after_rules_change(conn, firm, &cluster, now).await?;
+                sla_timers::rules_changed(conn, firm, &cluster, Utc::now(), &before, None).await?;
                 Ok(policy)
             }
             .scope_boxed()
@@ -203,13 +202,15 @@ pub async fn update_policy(
     let event = auth.audit("sla_policy.updated", Outcome::Success, &meta).with_target("sla_policy", id);
     let policy = audit::audited(state.db(), firm, event, |conn| {
         async move {
-            let now = Utc::now();
-            // Conditions, order and activity decide which policy covers which ticket, so
-            // every running clock is closed under the old rules first.
-            sla_policies::find(conn, firm, id).await?;
-            sla_timers::before_rules_change(conn, firm, None, now).await?;
+            // Conditions, order and activity decide which policy covers which ticket, so a
+            // change of the rules closes every running clock under the old ones; a new name
+            // or notice calendar changes no clock.
+            let changes_rules = input.changes_rules();
+            let before = sla_timers::rules_before(conn, firm).await?;
             let policy = sla_policies::update(conn, firm, id, input).await?;
-            sla_timers::after_rules_change(conn, firm, &cluster, now).await?;
+            if changes_rules {
+                sla_timers::rules_changed(conn, firm, &cluster, Utc::now(), &before, None).await?;
+            }
             Ok(policy)
         }
         .scope_boxed()
@@ -240,11 +241,9 @@ pub async fn delete_policy(
     let event = auth.audit("sla_policy.deleted", Outcome::Success, &meta).with_target("sla_policy", id);
     let policy = audit::audited(state.db(), firm, event, |conn| {
         async move {
-            let now = Utc::now();
-            sla_policies::find(conn, firm, id).await?;
-            sla_timers::before_rules_change(conn, firm, None, now).await?;
+            let before = sla_timers::rules_before(conn, firm).await?;
             let policy = sla_policies::delete(conn, firm, id).await?;
-            sla_timers::after_rules_change(conn, firm, &cluster, now).await?;
+            sla_timers::rules_changed(conn, firm, &cluster, Utc::now(), &before, None).await?;
             Ok(policy)
         }
         .scope_boxed()

@@ -154,8 +154,7 @@ async fn no_timer_fires_on_two_nodes_when_the_firm_moves_or_callers_race() {
     let stale = db
         .firm_tx(firm, |conn| {
             let name = name.clone();
-            async move { sla_timers::fire_due(conn, firm, &name, token_now - 1, Utc::now(), 500, 1).await }
-                .scope_boxed()
+            async move { sla_timers::fire_due(conn, firm, &name, token_now - 1, Utc::now(), 500).await }.scope_boxed()
         })
         .await
         .unwrap();
@@ -165,7 +164,7 @@ async fn no_timer_fires_on_two_nodes_when_the_firm_moves_or_callers_race() {
     }
     let race = |db: consultantpro::db::Db, name: String| async move {
         db.firm_tx(firm, |conn| {
-            async move { sla_timers::fire_due(conn, firm, &name, token_now, Utc::now(), 500, 1).await }.scope_boxed()
+            async move { sla_timers::fire_due(conn, firm, &name, token_now, Utc::now(), 500).await }.scope_boxed()
         })
         .await
         .unwrap()

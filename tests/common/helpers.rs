@@ -366,6 +366,18 @@ pub async fn set_firm_status(db: &Db, firm: consultantpro::domain::FirmId, statu
 /// earlier (time passing, for the timers), and tells the firm's timers as a change of the
 /// ticket would.
 pub async fn age_sla_clocks(db: &Db, firm: consultantpro::domain::FirmId, ticket: &str, by: chrono::Duration) {
+    age_sla_clocks_telling(db, firm, ticket, by, true).await;
+}
+
+/// As [`age_sla_clocks`]; without telling the timers when `tell_timers` is false, so they
+/// keep waiting for the old moments.
+pub async fn age_sla_clocks_telling(
+    db: &Db,
+    firm: consultantpro::domain::FirmId,
+    ticket: &str,
+    by: chrono::Duration,
+    tell_timers: bool,
+) {
     use consultantpro::db::schema::sla_clocks::dsl as c;
     use diesel::prelude::*;
     use diesel_async::RunQueryDsl;
@@ -382,7 +394,9 @@ pub async fn age_sla_clocks(db: &Db, firm: consultantpro::domain::FirmId, ticket
                 ))
                 .execute(conn)
                 .await?;
-            consultantpro::domain::sla_timers::ticket_moved(conn, firm, ticket).await?;
+            if tell_timers {
+                consultantpro::domain::sla_timers::ticket_moved(conn, firm, ticket).await?;
+            }
             Ok::<_, consultantpro::domain::DomainError>(())
         }
         .scope_boxed()

@@ -35,24 +35,8 @@ async fn clocks_follow_the_ticket() {
     let policy =
         app.post_as(&token, "/api/v1/sla-policies", &json!({ "name": "Around the clock", "targets": targets })).await;
     assert_eq!(policy.status(), 201);
-    let contact =
-        json(app.post_as(&token, "/api/v1/contacts", &json!({ "first_name": "Cy", "last_name": "Client" })).await)
-            .await["data"]["id"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let conversation = json(
-        app.post_as(
-            &token,
-            "/api/v1/conversations",
-            &json!({ "subject": "Help", "participants": { "contacts": [contact] } }),
-        )
-        .await,
-    )
-    .await["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let email = format!("cy-{}@example.com", uuid::Uuid::now_v7().simple());
+    let (_, conversation) = crate::portal_conversation(&app, &token, &email, "Help").await;
     let ticket = json(app.post_as(&token, "/api/v1/tickets", &json!({ "conversation_id": conversation })).await).await
         ["data"]
         .clone();
@@ -196,4 +180,43 @@ async fn the_report_counts_met_and_open_targets_per_group_in_json_and_csv() {
     let (_, _, _, other) = signed_in_owner(&app).await;
     let theirs = json(app.get_as(&other, &format!("/api/v1/sla/report?group_by=policy&{period}")).await).await;
     assert!(theirs["data"].as_array().unwrap().is_empty());
+}
+
+#[actix_web::test]
+async fn a_priority_change_while_paused_keeps_the_pause_and_the_time_already_counted() {
+    let app = spawn_app().await;
+    let (_, _, _, token) = signed_in_owner(&app).await;
+    let targets = json!({
+        "normal": { "first_response_minutes": 60, "resolution_minutes": 480 },
+        "urgent": { "first_response_minutes": 15, "resolution_minutes": 120 },
+    });
+    let policy = app.post_as(&token, "/api/v1/sla-policies", &json!({ "name": "Tiers", "targets": targets })).await;
+    assert_eq!(policy.status(), 201);
+    let ticket = json(app.post_as(&token, "/api/v1/tickets", &json!({ "subject": "Audit letter" })).await).await;
+    let id = ticket["data"]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    patch(&app, &token, &id, json!({ "status": "on_hold" })).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let before = clock(&clocks(&app, &token, &id).await, "resolution").clone();
+    assert_eq!(before["state"], "paused");
+
+    // Raised to urgent while on hold: still paused, nothing counted or lost meanwhile,
+    // the new target in place.
+    patch(&app, &token, &id, json!({ "priority": "urgent" })).await;
+    let during = clock(&clocks(&app, &token, &id).await, "resolution").clone();
+    assert_eq!(during["state"], "paused");
+    assert_eq!(during["target_seconds"], 120 * 60);
+    assert!(during["due_at"].is_null());
+    assert_eq!(during["elapsed_seconds"], before["elapsed_seconds"]);
+    assert!(during["elapsed_seconds"].as_i64().unwrap() >= 1);
+    assert!(during["paused_seconds"].as_i64() >= before["paused_seconds"].as_i64());
+
+    // Back to open: it runs on from what it had, the pause kept, due by the new target.
+    patch(&app, &token, &id, json!({ "status": "open" })).await;
+    let after = clock(&clocks(&app, &token, &id).await, "resolution").clone();
+    assert_eq!(after["state"], "running");
+    assert!(after["paused_seconds"].as_i64().unwrap() >= 1, "{after}");
+    let left = 120 * 60 - after["elapsed_seconds"].as_i64().unwrap();
+    let expected = Utc::now() + Duration::seconds(left);
+    assert!((moment(&after["due_at"]) - expected).num_seconds().abs() <= 2, "{after}");
 }

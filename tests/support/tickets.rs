@@ -95,30 +95,7 @@ async fn a_ticket_from_a_conversation_takes_its_turns() {
     let app = spawn_app().await;
     let (firm, _, _, token) = signed_in_owner(&app).await;
     let email = format!("client-{}@example.com", uuid::Uuid::now_v7().simple());
-    let contact = json(
-        app.post_as(
-            &token,
-            "/api/v1/contacts",
-            &json!({ "first_name": "Cleo", "last_name": "Client", "emails": [email], "portal_access": true }),
-        )
-        .await,
-    )
-    .await["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let conversation = json(
-        app.post_as(
-            &token,
-            "/api/v1/conversations",
-            &json!({ "subject": "Year-end questions", "channel": "portal", "participants": { "contacts": [contact] } }),
-        )
-        .await,
-    )
-    .await["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (contact, conversation) = crate::portal_conversation(&app, &token, &email, "Year-end questions").await;
     let ticket = open(&app, &token, json!({ "conversation_id": conversation })).await;
     let id = ticket["id"].as_str().unwrap().to_owned();
     assert_eq!(ticket["subject"], "Year-end questions");

@@ -14,7 +14,9 @@ use scoped_futures::ScopedFutureExt;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::helpers::{TestApp, age_sla_clocks, invite_and_join, json, run_jobs, signed_in_owner, spawn_app};
+use crate::helpers::{
+    TestApp, age_sla_clocks, age_sla_clocks_telling, invite_and_join, json, run_jobs, signed_in_owner, spawn_app,
+};
 use crate::receiver::Receiver;
 use crate::ws;
 
@@ -300,28 +302,7 @@ async fn next_response_starts_with_each_customer_message_and_solving_stops_it_fo
     assert_eq!(answer.status(), 201);
     timers_running(&app, firm.firm_id()).await;
     let email = format!("client-{}@example.com", Uuid::now_v7().simple());
-    let contact = json(
-        app.post_as(
-            &token,
-            "/api/v1/contacts",
-            &json!({ "first_name": "Nell", "last_name": "Next", "emails": [email], "portal_access": true }),
-        )
-        .await,
-    )
-    .await["data"]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let conversation = json(
-        app.post_as(
-            &token,
-            "/api/v1/conversations",
-            &json!({ "subject": "Payroll", "channel": "portal", "participants": { "contacts": [contact] } }),
-        )
-        .await,
-    )
-    .await;
-    let conversation = id_of(&conversation);
+    let (contact, conversation) = crate::portal_conversation(&app, &token, &email, "Payroll").await;
     let opened = app.post_as(&token, "/api/v1/tickets", &json!({ "conversation_id": conversation })).await;
     let id = id_of(&json(opened).await);
     let portal = invite_and_join(&app, &token, &firm, &email, "client", Some(&contact)).await;
@@ -358,4 +339,50 @@ async fn next_response_starts_with_each_customer_message_and_solving_stops_it_fo
     tokio::time::sleep(StdDuration::from_millis(1500)).await;
     let events = activity(&app, &token, &id).await;
     assert!(of_kind(&events, "sla_breached").is_empty() && of_kind(&events, "sla_warning").is_empty(), "{events:?}");
+}
+
+#[actix_web::test]
+async fn a_change_landing_after_the_due_moment_but_before_the_timer_still_records_the_breach() {
+    let app = spawn_app().await;
+    let (firm, _, _, token) = signed_in_owner(&app).await;
+    policy(&app, &token, 60, 600, json!({ "warning_percent": 99 })).await;
+    timers_running(&app, firm.firm_id()).await;
+    let id = ticket(&app, &token).await;
+    // Due a minute ago, but the timers were not told: they wait for the old moment.
+    age_sla_clocks_telling(&app.db(), firm.firm_id(), &id, Duration::minutes(61), false).await;
+    let solved = app.patch_as(&token, &format!("/api/v1/tickets/{id}"), &json!({ "status": "solved" })).await;
+    assert_eq!(solved.status(), 200);
+    let events = activity(&app, &token, &id).await;
+    let breaches = of_kind(&events, "sla_breached");
+    assert_eq!(breaches.len(), 1, "{events:?}");
+    assert_eq!(breaches[0]["detail"]["metric"], "first_response");
+    let shown = json(app.get_as(&token, &format!("/api/v1/tickets/{id}")).await).await;
+    assert_eq!(moment(&shown["data"]["sla_breached_at"]), moment(&breaches[0]["detail"]["due_at"]));
+    let clocks = json(app.get_as(&token, &format!("/api/v1/tickets/{id}/sla")).await).await;
+    let first = clocks["data"].as_array().unwrap().iter().find(|c| c["metric"] == "first_response").unwrap().clone();
+    assert_eq!(moment(&first["breached_at"]), moment(&breaches[0]["detail"]["due_at"]), "breached at its moment");
+}
+
+#[actix_web::test]
+async fn a_target_raised_before_its_moment_fires_nothing_by_the_old_moment() {
+    let app = spawn_app().await;
+    let (firm, _, _, token) = signed_in_owner(&app).await;
+    let policy_id = policy(&app, &token, 60, 600, json!({ "warning_percent": 99 })).await;
+    run_jobs(&app, firm.firm_id()).await;
+    timers_running(&app, firm.firm_id()).await;
+    let id = ticket(&app, &token).await;
+    age(&app, firm.firm_id(), &id, Duration::seconds(59 * 60 + 58)).await;
+    // Two seconds before the hour is up, the target becomes two hours.
+    let targets = json!({ "normal": { "first_response_minutes": 120, "resolution_minutes": 600 } });
+    let edit = app.patch_as(&token, &format!("/api/v1/sla-policies/{policy_id}"), &json!({ "targets": targets })).await;
+    assert_eq!(edit.status(), 200);
+    tokio::time::sleep(StdDuration::from_millis(3000)).await;
+    assert!(of_kind(&activity(&app, &token, &id).await, "sla_breached").is_empty(), "fired by the old target");
+    // The recompute sets the new moment: an hour on.
+    run_jobs(&app, firm.firm_id()).await;
+    let clocks = json(app.get_as(&token, &format!("/api/v1/tickets/{id}/sla")).await).await;
+    let first = clocks["data"].as_array().unwrap().iter().find(|c| c["metric"] == "first_response").unwrap().clone();
+    assert_eq!(first["state"], "running");
+    let left = moment(&first["due_at"]) - Utc::now();
+    assert!(left > Duration::minutes(59) && left < Duration::minutes(61), "{first}");
 }
