@@ -26,8 +26,6 @@ use crate::bus::live;
 use crate::domain::sla_timers::{self, Alarm, Fired, PendingTimer, TIMERS_KEY, TIMERS_KIND};
 use crate::domain::{DomainError, FirmId};
 
-/// Clocks read per transaction while loading.
-const LOAD_PAGE: i64 = 20_000;
 /// Fires per kind per transaction; a sweep repeats until one comes back short.
 const FIRE_BATCH: i32 = 500;
 /// Tickets re-read together after notices.
@@ -180,31 +178,23 @@ impl SlaTimers {
         }
     }
 
-    /// Reads every pending moment of the firm, page by page, into a new schedule.
+    /// Reads every pending moment of the firm, streamed from one query, into a new schedule.
     fn load(&mut self, ctx: &mut Context<Self>) {
         self.loading = true;
         let (live, firm) = (self.ctx.live.clone(), self.ctx.firm);
         let started = Instant::now();
         ctx.spawn(
             async move {
-                let mut schedule = Schedule::default();
-                let mut after = None;
-                loop {
-                    let cursor = after.take();
-                    let (timers, next) = live
-                        .db()
-                        .firm_tx(firm, |conn| {
-                            async move { sla_timers::pending_page(conn, firm, cursor, LOAD_PAGE).await }.scope_boxed()
-                        })
-                        .await?;
-                    for timer in &timers {
-                        schedule.insert(timer);
-                    }
-                    match next {
-                        Some(next) => after = Some(next),
-                        None => return Ok::<_, DomainError>(schedule),
-                    }
-                }
+                live.db()
+                    .firm_tx(firm, |conn| {
+                        async move {
+                            let mut schedule = Schedule::default();
+                            sla_timers::each_pending(conn, firm, |timer| schedule.insert(&timer)).await?;
+                            Ok::<_, DomainError>(schedule)
+                        }
+                        .scope_boxed()
+                    })
+                    .await
             }
             .into_actor(self)
             .map(move |loaded, timers, ctx| {

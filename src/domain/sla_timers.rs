@@ -114,27 +114,23 @@ fn pending_clocks<'a>(firm: FirmId) -> PendingQuery<'a> {
         .into_boxed()
 }
 
-/// A page of the firm's pending timers in clock order, after the clock `after`; with the
-/// last clock of the page, to ask for the next (`None` once done).
-pub async fn pending_page(
+/// Every pending timer of the firm, handed to `visit` as the rows stream in (one query;
+/// the rows are never all in memory at once).
+pub async fn each_pending(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
-    after: Option<(Uuid, String)>,
-    limit: i64,
-) -> Result<(Vec<PendingTimer>, Option<(Uuid, String)>), DomainError> {
-    let mut query = pending_clocks(firm).order((sla_clocks::ticket_id, sla_clocks::metric)).limit(limit);
-    if let Some((ticket, metric)) = after {
-        query = query.filter(
-            sla_clocks::ticket_id.gt(ticket).or(sla_clocks::ticket_id.eq(ticket).and(sla_clocks::metric.gt(metric))),
-        );
+    mut visit: impl FnMut(PendingTimer) + Send,
+) -> Result<usize, DomainError> {
+    use futures_util::TryStreamExt;
+    let mut rows = pending_clocks(firm).load_stream::<PendingRow>(conn).await?;
+    let mut count = 0;
+    while let Some(row) = rows.try_next().await? {
+        for timer in pending_of(std::slice::from_ref(&row)) {
+            visit(timer);
+            count += 1;
+        }
     }
-    let rows: Vec<PendingRow> = query.load(conn).await?;
-    let next = if i64::try_from(rows.len()).unwrap_or(i64::MAX) < limit {
-        None
-    } else {
-        rows.last().map(|(ticket, metric, ..)| (*ticket, metric.clone()))
-    };
-    Ok((pending_of(&rows), next))
+    Ok(count)
 }
 
 /// The pending timers of some tickets (they changed).
