@@ -32,7 +32,7 @@ pub enum Weekday {
 }
 
 impl Weekday {
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
@@ -104,7 +104,7 @@ impl Row {
     }
 }
 
-fn parse_time(text: &str, allow_24: bool) -> Option<NaiveTime> {
+pub(crate) fn parse_time(text: &str, allow_24: bool) -> Option<NaiveTime> {
     if allow_24 && text == "24:00" {
         return Some(NaiveTime::MIN);
     }

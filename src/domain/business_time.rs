@@ -50,7 +50,7 @@ pub struct BusinessCalendar {
 /// The instant a local date and time names in `zone`: the first of two in a repeated hour
 /// (`later` false) or the second (`later` true); for a time the clocks skipped, the moment
 /// they resume.
-fn instant(zone: Tz, local: NaiveDateTime, later: bool) -> DateTime<Utc> {
+pub(crate) fn instant(zone: Tz, local: NaiveDateTime, later: bool) -> DateTime<Utc> {
     match zone.from_local_datetime(&local) {
         LocalResult::Single(at) => at.with_timezone(&Utc),
         LocalResult::Ambiguous(first, second) => if later { second } else { first }.with_timezone(&Utc),

@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod break_glass;
 pub mod business_calendars;
+pub mod booking_slots;
 pub mod business_time;
 pub mod clients;
 pub mod cluster;
