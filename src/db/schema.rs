@@ -721,3 +721,60 @@ diesel::table! {
         updated_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    availability_schedules (firm_id, user_id) {
+        firm_id -> Uuid,
+        user_id -> Uuid,
+        time_zone -> Text,
+        windows -> Jsonb,
+        overrides -> Jsonb,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    booking_links (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        slug -> Text,
+        title -> Text,
+        member_ids -> Array<Uuid>,
+        assignment -> Text,
+        duration_minutes -> Int4,
+        buffer_before_minutes -> Int4,
+        buffer_after_minutes -> Int4,
+        min_notice_minutes -> Int4,
+        window_days -> Int4,
+        slot_interval_minutes -> Int4,
+        questions -> Jsonb,
+        requires_confirmation -> Bool,
+        active -> Bool,
+        created_by -> Nullable<Uuid>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    bookings (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        link_id -> Uuid,
+        member_user_id -> Uuid,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        status -> Text,
+        invitee_name -> Text,
+        invitee_email -> Text,
+        invitee_time_zone -> Text,
+        answers -> Jsonb,
+        ical_uid -> Text,
+        ical_sequence -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        cancelled_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(bookings, booking_links);

@@ -191,10 +191,8 @@ mod tests {
         // 02:30, 03:00 and 03:30 at +11:00 (15:30Z, 16:00Z, 16:30Z); 02:00 does not exist.
         let island = every_day(chrono_tz::Australia::Lord_Howe, &[window("01:00", "04:00")]);
         let found = day_slots(&island, &rules(30, 30), "2026-10-03T14:00:00Z", "2026-10-03T18:00:00Z");
-        let expected: Vec<_> = ["14:30", "15:00", "15:30", "16:00", "16:30"]
-            .iter()
-            .map(|t| at(&format!("2026-10-03T{t}:00Z")))
-            .collect();
+        let expected: Vec<_> =
+            ["14:30", "15:00", "15:30", "16:00", "16:30"].iter().map(|t| at(&format!("2026-10-03T{t}:00Z"))).collect();
         assert_eq!(found, expected);
     }
 

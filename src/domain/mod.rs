@@ -3,9 +3,10 @@
 //! runs inside whichever transaction the caller opened (`firm_tx` for tenant data).
 
 pub mod audit;
+pub mod booking_slots;
+pub mod bookings;
 pub mod break_glass;
 pub mod business_calendars;
-pub mod booking_slots;
 pub mod business_time;
 pub mod clients;
 pub mod cluster;

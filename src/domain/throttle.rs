@@ -71,6 +71,12 @@ pub fn ip_key(ip: &str) -> String {
     sha256_hex(&format!("ip|{}", address_bucket(ip)))
 }
 
+/// The key for a client address in a flow of its own (public booking pages), so its
+/// allowance is apart from sign-in's.
+pub fn scoped_ip_key(scope: &str, ip: &str) -> String {
+    sha256_hex(&format!("{scope}|ip|{}", address_bucket(ip)))
+}
+
 fn address_bucket(ip: &str) -> String {
     match ip.trim().parse::<IpAddr>() {
         Ok(IpAddr::V4(v4)) => v4.to_string(),

@@ -35,6 +35,8 @@ pub const EVENT_TYPES: &[&str] = &[
     "payment.received",
     "sla.warning",
     "sla.breached",
+    "booking.created",
+    "booking.cancelled",
 ];
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::auth::{Actor, FirmAuth};
 use super::error::{ApiError, ErrorBody};
+use super::once::Once;
 use super::pagination::{PageParams, page_meta};
 use super::{AppState, double_option, envelope};
 use crate::bus::live;
@@ -34,29 +35,6 @@ fn actor_id(auth: &FirmAuth) -> Option<Uuid> {
     match auth.actor {
         Actor::Member { user_id, .. } => Some(user_id),
         Actor::BreakGlass { .. } => None,
-    }
-}
-
-/// A creation's `Idempotency-Key` (if sent), scope and request fingerprint.
-struct Once {
-    key: Option<String>,
-    scope: String,
-    hash: String,
-}
-
-impl Once {
-    fn of(req: &HttpRequest, scope: String, body: &impl Serialize) -> Result<Self, ApiError> {
-        let key = match req.headers().get("idempotency-key") {
-            None => None,
-            Some(value) => {
-                let key =
-                    value.to_str().map_err(|_| ApiError::invalid_field("Idempotency-Key", "must be visible ASCII"))?;
-                idempotency::check_key(key)?;
-                Some(key.to_owned())
-            }
-        };
-        let hash = idempotency::request_hash(&serde_json::to_value(body).unwrap_or_default());
-        Ok(Once { key, scope, hash })
     }
 }
 

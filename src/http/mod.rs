@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod auth;
+pub mod bookings;
 pub mod business_calendars;
 pub mod conversations;
 pub mod crm;
@@ -14,6 +15,7 @@ pub mod identity;
 pub mod invitations;
 pub mod members;
 pub mod metrics;
+pub mod once;
 pub mod openapi;
 pub mod pagination;
 pub mod pipeline;
@@ -285,6 +287,26 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::patch().to(sla_policies::update_policy))
                 .route(web::delete().to(sla_policies::delete_policy)),
         )
+        .service(
+            web::resource("/calendar/availability")
+                .route(web::get().to(bookings::get_availability))
+                .route(web::put().to(bookings::set_availability)),
+        )
+        .service(
+            web::resource("/booking-links")
+                .route(web::get().to(bookings::list_links))
+                .route(web::post().to(bookings::create_link)),
+        )
+        .service(
+            web::resource("/booking-links/{id}")
+                .route(web::get().to(bookings::get_link))
+                .route(web::patch().to(bookings::update_link)),
+        )
+        .service(web::resource("/bookings").route(web::get().to(bookings::list_bookings)))
+        .service(web::resource("/bookings/{id}/cancel").route(web::post().to(bookings::cancel_booking)))
+        .service(web::resource("/public/booking-links/{slug}").route(web::get().to(bookings::public_page)))
+        .service(web::resource("/public/booking-links/{slug}/slots").route(web::get().to(bookings::public_slots)))
+        .service(web::resource("/public/booking-links/{slug}/bookings").route(web::post().to(bookings::public_book)))
         .service(web::resource("/twilio/sms").route(web::post().to(sms::inbound)))
         .service(web::resource("/twilio/status/{firm_id}").route(web::post().to(sms::status_callback)))
         .service(web::resource("/audit-events").route(web::get().to(audit_log::list_audit_events)))

@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit_log, business_calendars, conversations, crm, finance, health, identity, invitations, members, metrics,
-    pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
+    audit_log, bookings, business_calendars, conversations, crm, finance, health, identity, invitations, members,
+    metrics, pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -141,6 +141,17 @@ use super::{
         sla_policies::delete_policy,
         sla_policies::ticket_policy,
         sla_policies::sla_report,
+        bookings::get_availability,
+        bookings::set_availability,
+        bookings::create_link,
+        bookings::list_links,
+        bookings::get_link,
+        bookings::update_link,
+        bookings::list_bookings,
+        bookings::cancel_booking,
+        bookings::public_page,
+        bookings::public_slots,
+        bookings::public_book,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(
@@ -150,6 +161,7 @@ use super::{
         crate::domain::contacts::ContactSort,
         crate::domain::pipeline::CreatedSort,
         crate::domain::sla::ReportGroup,
+        crate::domain::bookings::Assignment,
         members::ListedStatus
     )),
     modifiers(&BearerAuth),
@@ -168,6 +180,7 @@ use super::{
         (name = "finance", description = "Invoices, payments, credit notes, reports and card payments"),
         (name = "support", description = "Support: tickets, SLA policies and business calendars"),
         (name = "sms", description = "Two-way SMS through Twilio: settings, senders, and Twilio's signed webhooks"),
+        (name = "bookings", description = "Bookable hours, booking links, bookings and the public booking pages"),
     )
 )]
 pub struct ApiDoc;

@@ -199,6 +199,17 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("get", "/api/v1/sla-policies/{id}"),
         ("patch", "/api/v1/sla-policies/{id}"),
         ("delete", "/api/v1/sla-policies/{id}"),
+        ("get", "/api/v1/calendar/availability"),
+        ("put", "/api/v1/calendar/availability"),
+        ("get", "/api/v1/booking-links"),
+        ("post", "/api/v1/booking-links"),
+        ("get", "/api/v1/booking-links/{id}"),
+        ("patch", "/api/v1/booking-links/{id}"),
+        ("get", "/api/v1/bookings"),
+        ("post", "/api/v1/bookings/{id}/cancel"),
+        ("get", "/api/v1/public/booking-links/{slug}"),
+        ("get", "/api/v1/public/booking-links/{slug}/slots"),
+        ("post", "/api/v1/public/booking-links/{slug}/bookings"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

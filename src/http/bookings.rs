@@ -1,0 +1,515 @@
+//! Calendars and bookings: a member's bookable hours (`/calendar/availability`), booking
+//! links (`/booking-links`), the firm's bookings (`/bookings`), and the public pages an
+//! invitee books through (`/public/booking-links/{slug}`: no sign-in, limited per address).
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Duration, Utc};
+use scoped_futures::ScopedFutureExt;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::FirmAuth;
+use super::error::{ApiError, ErrorBody};
+use super::identity::throttled;
+use super::once::Once;
+use super::{AppState, envelope};
+use crate::bus::live;
+use crate::domain::audit::{self, Outcome};
+use crate::domain::bookings::{
+    self, AvailabilityInput, AvailabilityView, Booking, BookingLink, BookingRequest, LinkInput, Question,
+};
+use crate::domain::idempotency::{self, Replay};
+use crate::domain::permissions::Permission;
+use crate::domain::{DomainError, FirmId, RequestMeta, throttle, webhooks};
+
+/// Public slot listings per address per minute.
+const SLOT_LISTINGS_PER_MINUTE: u32 = 120;
+/// Public booking attempts per address per ten minutes.
+const BOOKINGS_PER_TEN_MINUTES: u32 = 30;
+
+/// The signed-in member's bookable hours.
+#[utoipa::path(
+    get, path = "/api/v1/calendar/availability", tag = "bookings", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The hours", body = AvailabilityView),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No hours set yet", body = ErrorBody),
+    )
+)]
+pub async fn get_availability(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (user, _) = auth.member()?;
+    let firm = auth.firm;
+    let hours = state
+        .db()
+        .firm_tx(firm, |conn| async move { bookings::availability(conn, firm, user).await }.scope_boxed())
+        .await?
+        .ok_or_else(|| ApiError::NotFound("no bookable hours set yet".into()))?;
+    Ok(envelope::ok(hours))
+}
+
+/// Sets the signed-in member's bookable hours: a zone, weekly windows, date overrides.
+#[utoipa::path(
+    put, path = "/api/v1/calendar/availability", tag = "bookings", security(("bearer" = [])),
+    request_body = AvailabilityInput,
+    responses(
+        (status = 200, description = "Set", body = AvailabilityView),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+    )
+)]
+pub async fn set_availability(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<AvailabilityInput>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (user, _) = auth.member()?;
+    let (firm, input) = (auth.firm, body.into_inner());
+    let event = auth.audit("availability.updated", Outcome::Success, &meta).with_target("user", user);
+    let hours = audit::audited(state.db(), firm, event, |conn| {
+        async move { bookings::set_availability(conn, firm, user, input).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(hours))
+}
+
+/// Adds a booking link for one member or several (round robin).
+#[utoipa::path(
+    post, path = "/api/v1/booking-links", tag = "bookings", security(("bearer" = [])),
+    request_body = LinkInput,
+    responses(
+        (status = 201, description = "Added", body = BookingLink),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Role may not write content", body = ErrorBody),
+        (status = 409, description = "The slug is taken", body = ErrorBody),
+    )
+)]
+pub async fn create_link(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<LinkInput>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentWrite)?;
+    let (user, _) = auth.member()?;
+    let (firm, input) = (auth.firm, body.into_inner());
+    let event = auth.audit("booking_link.created", Outcome::Success, &meta);
+    let link = audit::audited_creation(
+        state.db(),
+        firm,
+        event,
+        "booking_link",
+        |l: &BookingLink| l.id,
+        |conn| async move { bookings::create_link(conn, firm, user, input).await }.scope_boxed(),
+    )
+    .await?;
+    Ok(envelope::created(link))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LinkList {
+    pub data: Vec<BookingLink>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// The firm's booking links.
+#[utoipa::path(
+    get, path = "/api/v1/booking-links", tag = "bookings", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Links", body = LinkList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+    )
+)]
+pub async fn list_links(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let firm = auth.firm;
+    let links =
+        state.db().firm_tx(firm, |conn| async move { bookings::list_links(conn, firm).await }.scope_boxed()).await?;
+    Ok(envelope::whole_list(links))
+}
+
+/// One booking link.
+#[utoipa::path(
+    get, path = "/api/v1/booking-links/{id}", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    responses(
+        (status = 200, description = "The link", body = BookingLink),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+        (status = 404, description = "No such link in this firm", body = ErrorBody),
+    )
+)]
+pub async fn get_link(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let link =
+        state.db().firm_tx(firm, |conn| async move { bookings::find_link(conn, firm, id).await }.scope_boxed()).await?;
+    Ok(envelope::ok(link))
+}
+
+/// Changes a booking link (`active: false` takes its public page down).
+#[utoipa::path(
+    patch, path = "/api/v1/booking-links/{id}", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Link id")),
+    request_body = LinkInput,
+    responses(
+        (status = 200, description = "Changed", body = BookingLink),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Role may not write content", body = ErrorBody),
+        (status = 404, description = "No such link in this firm", body = ErrorBody),
+        (status = 409, description = "The slug is taken", body = ErrorBody),
+    )
+)]
+pub async fn update_link(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+    body: web::Json<LinkInput>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentWrite)?;
+    let (firm, id, input) = (auth.firm, path.into_inner(), body.into_inner());
+    let event = auth.audit("booking_link.updated", Outcome::Success, &meta).with_target("booking_link", id);
+    let link = audit::audited(state.db(), firm, event, |conn| {
+        async move { bookings::update_link(conn, firm, id, input).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(link))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct BookingsQuery {
+    /// One member's bookings only.
+    pub member_user_id: Option<Uuid>,
+    /// Default: now.
+    pub from: Option<DateTime<Utc>>,
+    /// Default: 62 days after `from`.
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BookingList {
+    pub data: Vec<Booking>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// The firm's bookings starting in a period, in order (at most 1,000).
+#[utoipa::path(
+    get, path = "/api/v1/bookings", tag = "bookings", security(("bearer" = [])),
+    params(BookingsQuery),
+    responses(
+        (status = 200, description = "Bookings", body = BookingList),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members only", body = ErrorBody),
+    )
+)]
+pub async fn list_bookings(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    query: web::Query<BookingsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let query = query.into_inner();
+    let from = query.from.unwrap_or_else(Utc::now);
+    let to = query.to.unwrap_or(from + Duration::days(bookings::MAX_LISTING_DAYS));
+    let (firm, member) = (auth.firm, query.member_user_id);
+    let found = state
+        .db()
+        .firm_tx(firm, |conn| async move { bookings::list(conn, firm, member, from, to).await }.scope_boxed())
+        .await?;
+    Ok(envelope::whole_list(found))
+}
+
+/// What sockets and webhooks hear of a booking: ids and times, not the invitee's answers.
+fn booking_event(booking: &Booking) -> serde_json::Value {
+    serde_json::json!({
+        "booking_id": booking.id,
+        "link_id": booking.link_id,
+        "member_user_id": booking.member_user_id,
+        "starts_at": booking.starts_at,
+        "ends_at": booking.ends_at,
+        "status": booking.status,
+    })
+}
+
+/// Cancels a booking; its time is free again.
+#[utoipa::path(
+    post, path = "/api/v1/bookings/{id}/cancel", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "Cancelled (or already was)", body = Booking),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Role may not write content", body = ErrorBody),
+        (status = 404, description = "No such booking in this firm", body = ErrorBody),
+    )
+)]
+pub async fn cancel_booking(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentWrite)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let event = auth.audit("booking.cancelled", Outcome::Success, &meta).with_target("booking", id);
+    let (booking, changed) = audit::audited(state.db(), firm, event, |conn| {
+        async move {
+            let (booking, changed) = bookings::cancel(conn, firm, id).await?;
+            if changed {
+                webhooks::emit(conn, firm, "booking.cancelled", booking_event(&booking), attempts).await?;
+            }
+            Ok::<_, DomainError>((booking, changed))
+        }
+        .scope_boxed()
+    })
+    .await?;
+    if changed {
+        live::publish_event(state.bus(), firm, "booking.cancelled", booking_event(&booking)).await;
+    }
+    Ok(envelope::ok(booking))
+}
+
+/// Counts a public request against the client's address in `scope`; 429 past `max`.
+async fn public_allowance(
+    state: &AppState,
+    meta: &RequestMeta,
+    scope: &str,
+    max: u32,
+    window: Duration,
+) -> Result<(), ApiError> {
+    let Some(ip) = meta.ip.as_deref() else { return Ok(()) };
+    let key = throttle::scoped_ip_key(scope, ip);
+    let wait = state
+        .db()
+        .platform_tx(|conn| async move { throttle::take_attempt(conn, &key, max, window).await }.scope_boxed())
+        .await?;
+    match wait {
+        Some(retry_after) => Err(throttled(retry_after)),
+        None => Ok(()),
+    }
+}
+
+/// The firm of an active link, by slug; 404 for any other.
+async fn public_link(state: &AppState, slug: &str) -> Result<(FirmId, BookingLink), ApiError> {
+    let missing = || ApiError::NotFound("no such booking page".into());
+    if slug.len() > 63 {
+        return Err(missing());
+    }
+    let lookup = slug.to_owned();
+    let firm = state
+        .db()
+        .platform_tx(|conn| async move { bookings::firm_of_slug(conn, &lookup).await }.scope_boxed())
+        .await?
+        .ok_or_else(missing)?;
+    let slug = slug.to_owned();
+    let link = state
+        .db()
+        .firm_tx(firm, |conn| async move { bookings::find_by_slug(conn, firm, &slug).await }.scope_boxed())
+        .await
+        .map_err(|err| match err {
+            DomainError::NotFound(_) => missing(),
+            other => other.into(),
+        })?;
+    Ok((firm, link))
+}
+
+/// A booking page as the invitee sees it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PublicLink {
+    pub slug: String,
+    pub title: String,
+    pub duration_minutes: i32,
+    pub questions: Vec<Question>,
+    pub requires_confirmation: bool,
+}
+
+/// A booking page: its title, length and questions.
+#[utoipa::path(
+    get, path = "/api/v1/public/booking-links/{slug}", tag = "bookings",
+    params(("slug" = String, Path, description = "The page's slug")),
+    responses(
+        (status = 200, description = "The page", body = PublicLink),
+        (status = 404, description = "No such active page", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    )
+)]
+pub async fn public_page(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    public_allowance(&state, &meta, "booking-page", SLOT_LISTINGS_PER_MINUTE, Duration::minutes(1)).await?;
+    let (_, link) = public_link(&state, &path.into_inner()).await?;
+    Ok(envelope::ok(PublicLink {
+        slug: link.slug,
+        title: link.title,
+        duration_minutes: link.duration_minutes,
+        questions: link.questions,
+        requires_confirmation: link.requires_confirmation,
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SlotsQuery {
+    /// RFC 3339; default now.
+    pub from: Option<DateTime<Utc>>,
+    /// RFC 3339; at most 62 days after `from`; default 7 days after it.
+    pub to: Option<DateTime<Utc>>,
+    /// The invitee's IANA zone, for `local_start`; default UTC.
+    pub tz: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Slot {
+    pub start: DateTime<Utc>,
+    /// The same moment in the invitee's zone, with its offset.
+    #[schema(example = "2026-03-09T09:30:00-04:00")]
+    pub local_start: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SlotList {
+    pub time_zone: String,
+    pub slots: Vec<Slot>,
+}
+
+fn invitee_zone(tz: Option<&str>) -> Result<chrono_tz::Tz, ApiError> {
+    match tz {
+        None => Ok(chrono_tz::UTC),
+        Some(name) => {
+            name.parse::<chrono_tz::Tz>().map_err(|_| ApiError::invalid_field("tz", "must be an IANA time zone"))
+        }
+    }
+}
+
+/// The page's open slots in a period, each in the invitee's zone too.
+#[utoipa::path(
+    get, path = "/api/v1/public/booking-links/{slug}/slots", tag = "bookings",
+    params(("slug" = String, Path, description = "The page's slug"), SlotsQuery),
+    responses(
+        (status = 200, description = "Open slots", body = SlotList),
+        (status = 400, description = "Invalid period or zone", body = ErrorBody),
+        (status = 404, description = "No such active page", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    )
+)]
+pub async fn public_slots(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+    query: web::Query<SlotsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    public_allowance(&state, &meta, "booking-page", SLOT_LISTINGS_PER_MINUTE, Duration::minutes(1)).await?;
+    let query = query.into_inner();
+    let zone = invitee_zone(query.tz.as_deref())?;
+    let now = Utc::now();
+    let from = query.from.unwrap_or(now);
+    let to = query.to.unwrap_or(from + Duration::days(7));
+    let (firm, link) = public_link(&state, &path.into_inner()).await?;
+    let starts = state
+        .db()
+        .firm_tx(firm, |conn| async move { bookings::link_slots(conn, firm, &link, now, from, to).await }.scope_boxed())
+        .await?;
+    let slots =
+        starts.into_iter().map(|start| Slot { start, local_start: start.with_timezone(&zone).to_rfc3339() }).collect();
+    Ok(envelope::ok(SlotList { time_zone: zone.name().to_owned(), slots }))
+}
+
+/// A booking as the invitee sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PublicBooking {
+    pub id: Uuid,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    /// The start in the invitee's zone.
+    pub local_start: String,
+    /// `confirmed`, or `pending` while the page asks a member to confirm.
+    pub status: String,
+}
+
+/// Books a slot. Send an `Idempotency-Key` to retry safely: the same key and body return
+/// the first answer.
+#[utoipa::path(
+    post, path = "/api/v1/public/booking-links/{slug}/bookings", tag = "bookings",
+    params(
+        ("slug" = String, Path, description = "The page's slug"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Repeat-safe key, 1 to 200 visible ASCII characters"),
+    ),
+    request_body = BookingRequest,
+    responses(
+        (status = 201, description = "Booked", body = PublicBooking),
+        (status = 400, description = "Invalid field, or not a slot the page offers now", body = ErrorBody),
+        (status = 404, description = "No such active page", body = ErrorBody),
+        (status = 409, description = "The slot was just taken, or the key was used with another body", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    )
+)]
+pub async fn public_book(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    req: HttpRequest,
+    path: web::Path<String>,
+    body: web::Json<BookingRequest>,
+) -> Result<HttpResponse, ApiError> {
+    public_allowance(&state, &meta, "booking", BOOKINGS_PER_TEN_MINUTES, Duration::minutes(10)).await?;
+    let request = body.into_inner();
+    let (firm, link) = public_link(&state, &path.into_inner()).await?;
+    let once = Once::of(&req, format!("booking:{}", link.id), &request)?;
+    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let answer = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let Once { key, scope, hash } = once;
+                if let Some(key) = &key
+                    && let Some(replay) = idempotency::replay(conn, firm, &scope, key, &hash).await?
+                {
+                    return Ok((replay, None));
+                }
+                let booking = bookings::book(conn, firm, &link, &request, Utc::now()).await?;
+                webhooks::emit(conn, firm, "booking.created", booking_event(&booking), attempts).await?;
+                let zone = request.tz.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
+                let shown = PublicBooking {
+                    id: booking.id,
+                    start: booking.starts_at,
+                    end: booking.ends_at,
+                    local_start: booking.starts_at.with_timezone(&zone).to_rfc3339(),
+                    status: booking.status.clone(),
+                };
+                let body = serde_json::json!({ "data": shown, "meta": {} });
+                let first = Replay { status: 201, body };
+                if let Some(key) = &key {
+                    idempotency::remember(conn, firm, &scope, key, &first).await?;
+                }
+                Ok::<_, DomainError>((first, Some(booking)))
+            }
+            .scope_boxed()
+        })
+        .await?;
+    let (replay, fresh) = answer;
+    if let Some(booking) = fresh {
+        live::publish_event(state.bus(), firm, "booking.created", booking_event(&booking)).await;
+    }
+    Ok(HttpResponse::build(StatusCode::from_u16(replay.status).unwrap_or(StatusCode::CREATED)).json(replay.body))
+}
