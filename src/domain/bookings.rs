@@ -606,7 +606,7 @@ pub async fn link_slots(
     if to <= from || to - from > Duration::days(MAX_LISTING_DAYS) {
         return Err(DomainError::invalid_field(
             "to",
-            &format!("must be after `from`, at most {MAX_LISTING_DAYS} days"),
+            format!("must be after `from`, at most {MAX_LISTING_DAYS} days"),
         ));
     }
     let mut all = Vec::new();
