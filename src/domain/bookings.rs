@@ -604,10 +604,7 @@ pub async fn link_slots(
     to: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, DomainError> {
     if to <= from || to - from > Duration::days(MAX_LISTING_DAYS) {
-        return Err(DomainError::invalid_field(
-            "to",
-            format!("must be after `from`, at most {MAX_LISTING_DAYS} days"),
-        ));
+        return Err(DomainError::invalid_field("to", format!("must be after `from`, at most {MAX_LISTING_DAYS} days")));
     }
     let mut all = Vec::new();
     for member in &link.member_ids {
