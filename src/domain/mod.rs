@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod contacts;
 pub mod conversations;
 pub mod firms;
+pub mod ical;
 pub mod idempotency;
 pub mod invitations;
 pub mod invoices;
