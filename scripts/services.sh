@@ -96,6 +96,7 @@ ensure_packages() {
   command -v redis-server >/dev/null || missing+=(redis-server)
   command -v runuser >/dev/null || missing+=(util-linux)
   /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
+  /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
   pg_bin_dir >/dev/null || die "PostgreSQL binaries not found after install"
 }
@@ -240,6 +241,20 @@ start_smtp_sink() {
   die "the SMTP sink did not start; see $DATA_DIR/smtp-sink.log"
 }
 
+# The tests read back every iCalendar invitation the hub sends with an independent parser
+# (Python's `icalendar`, pinned), in a virtualenv of its own under the data directory.
+ICALENDAR_VERSION=7.3.2
+ensure_ical_checker() {
+  local venv=$DATA_DIR/pyenv
+  if "$venv/bin/python" -c "import icalendar, sys; sys.exit(icalendar.__version__ != '$ICALENDAR_VERSION')" 2>/dev/null; then
+    return
+  fi
+  log "virtualenv with icalendar $ICALENDAR_VERSION in $venv"
+  mkdir -p "$DATA_DIR"
+  /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "icalendar==$ICALENDAR_VERSION" >/dev/null
+}
+
 stop_all() {
   local bin root
   if bin=$(pg_bin_dir) && [ -d /usr/lib/postgresql ]; then
@@ -268,6 +283,7 @@ case "${1:-up}" in
     create_roles_and_databases
     start_redis
     start_smtp_sink
+    ensure_ical_checker
     ;;
   down) stop_all ;;
   *) die "usage: $0 [up|down]" ;;

@@ -552,25 +552,38 @@ struct BusyRange {
     ends: DateTime<Utc>,
 }
 
-/// A member's busy time meeting `[from, to)`, sorted by start.
+/// A member's busy time meeting `[from, to)` (but for booking `except`), sorted by start.
 async fn busy(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     member: Uuid,
-    from: DateTime<Utc>,
-    to: DateTime<Utc>,
+    (from, to): (DateTime<Utc>, DateTime<Utc>),
+    except: Option<Uuid>,
 ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, DomainError> {
     let rows = diesel::sql_query(
         "SELECT lower(during) AS starts, upper(during) AS ends FROM calendar_busy \
-          WHERE firm_id = $1 AND user_id = $2 AND during && tstzrange($3, $4, '[)') ORDER BY lower(during)",
+          WHERE firm_id = $1 AND user_id = $2 AND during && tstzrange($3, $4, '[)') \
+            AND booking_id IS DISTINCT FROM $5 ORDER BY lower(during)",
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(member)
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(to)
+    .bind::<diesel::sql_types::Nullable<SqlUuid>, _>(except)
     .load::<BusyRange>(conn)
     .await?;
     Ok(rows.into_iter().map(|r| (r.starts, r.ends)).collect())
+}
+
+/// Whose busy time a slot must keep clear of.
+#[derive(Debug, Clone, Copy)]
+enum BusyCheck {
+    /// None: is the start offered at all?
+    Ignore,
+    /// All of the member's.
+    All,
+    /// All but this booking's own (it is being moved).
+    AllBut(Uuid),
 }
 
 /// One member's slots of the link in `[from, to)`; none without hours set.
@@ -581,15 +594,15 @@ async fn member_slots(
     member: Uuid,
     now: DateTime<Utc>,
     (from, to): (DateTime<Utc>, DateTime<Utc>),
-    with_busy: bool,
+    check: BusyCheck,
 ) -> Result<Vec<DateTime<Utc>>, DomainError> {
     let Some(hours) = availability(conn, firm, member).await? else { return Ok(Vec::new()) };
     let rules = link.rules();
-    let busy = if with_busy {
-        busy(conn, firm, member, from - rules.buffer_before - rules.duration, to + rules.duration + rules.buffer_after)
-            .await?
-    } else {
-        Vec::new()
+    let around = (from - rules.buffer_before - rules.duration, to + rules.duration + rules.buffer_after);
+    let busy = match check {
+        BusyCheck::Ignore => Vec::new(),
+        BusyCheck::All => busy(conn, firm, member, around, None).await?,
+        BusyCheck::AllBut(booking) => busy(conn, firm, member, around, Some(booking)).await?,
     };
     Ok(booking_slots::slots(&hours.availability()?, &rules, &busy, now, from, to))
 }
@@ -608,7 +621,7 @@ pub async fn link_slots(
     }
     let mut all = Vec::new();
     for member in &link.member_ids {
-        all.extend(member_slots(conn, firm, link, *member, now, (from, to), true).await?);
+        all.extend(member_slots(conn, firm, link, *member, now, (from, to), BusyCheck::All).await?);
     }
     all.sort_unstable();
     all.dedup();
@@ -729,11 +742,11 @@ pub async fn book(
     let probe = (start, start + Duration::seconds(1));
     let mut offered = false;
     for member in members_in_turn(conn, firm, link, now).await? {
-        if !member_slots(conn, firm, link, member, now, probe, false).await?.contains(&start) {
+        if !member_slots(conn, firm, link, member, now, probe, BusyCheck::Ignore).await?.contains(&start) {
             continue;
         }
         offered = true;
-        if !member_slots(conn, firm, link, member, now, probe, true).await?.contains(&start) {
+        if !member_slots(conn, firm, link, member, now, probe, BusyCheck::All).await?.contains(&start) {
             continue;
         }
         match insert_booking(conn, firm, link, member, request).await {
@@ -863,4 +876,167 @@ pub async fn cancel(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Res
         .get_result(conn)
         .await?;
     Ok((cancelled, true))
+}
+
+/// A booking of the firm, locked for the rest of the transaction.
+pub async fn lock(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Booking, DomainError> {
+    bookings::table
+        .filter(bookings::firm_id.eq(firm.into_uuid()))
+        .filter(bookings::id.eq(id))
+        .select(Booking::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("booking"))
+}
+
+/// Moves a booking to `start`, with the same member: the new time must be a slot the link
+/// offers that member now (the booking's own current time aside), and the exclusion
+/// constraint has the last word as for a new booking. The invitation's UID stays; its
+/// sequence rises.
+pub async fn reschedule(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    id: Uuid,
+    start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Booking, DomainError> {
+    let booking = lock(conn, firm, id).await?;
+    if booking.status == "cancelled" {
+        return Err(DomainError::Conflict("a cancelled booking cannot be moved; book again".into()));
+    }
+    let link = find_link(conn, firm, booking.link_id).await?;
+    let probe = (start, start + Duration::seconds(1));
+    let member = booking.member_user_id;
+    if !member_slots(conn, firm, &link, member, now, probe, BusyCheck::Ignore).await?.contains(&start) {
+        return Err(DomainError::invalid_field("start", "is not a slot this link offers now"));
+    }
+    if !member_slots(conn, firm, &link, member, now, probe, BusyCheck::AllBut(id)).await?.contains(&start) {
+        return Err(DomainError::Conflict("that time was just booked; choose another slot".into()));
+    }
+    let rules = link.rules();
+    let (blocked_from, blocked_to) = rules.blocked(start);
+    let moved = conn
+        .transaction::<_, diesel::result::Error, _>(async move |conn| {
+            diesel::sql_query(
+                "UPDATE calendar_busy SET during = tstzrange($3, $4, '[)') WHERE firm_id = $1 AND booking_id = $2",
+            )
+            .bind::<SqlUuid, _>(firm.into_uuid())
+            .bind::<SqlUuid, _>(id)
+            .bind::<Timestamptz, _>(blocked_from)
+            .bind::<Timestamptz, _>(blocked_to)
+            .execute(conn)
+            .await?;
+            diesel::update(bookings::table)
+                .filter(bookings::firm_id.eq(firm.into_uuid()))
+                .filter(bookings::id.eq(id))
+                .set((
+                    bookings::starts_at.eq(start),
+                    bookings::ends_at.eq(start + rules.duration),
+                    bookings::ical_sequence.eq(bookings::ical_sequence + 1),
+                    bookings::updated_at.eq(Utc::now()),
+                ))
+                .returning(Booking::as_returning())
+                .get_result(conn)
+                .await
+        })
+        .await;
+    match moved {
+        Ok(booking) => Ok(booking),
+        Err(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::ExclusionViolation, _)) => {
+            Err(DomainError::Conflict("that time was just booked".into()))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+fn manage_mac(secret: &[u8], firm: FirmId, booking: Uuid) -> Option<HmacSha256> {
+    use hmac::Mac;
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).ok()?;
+    mac.update(b"booking-manage|");
+    mac.update(firm.into_uuid().as_bytes());
+    mac.update(booking.as_bytes());
+    Some(mac)
+}
+
+/// The invitee's link to cancel or move a booking: the firm and booking, signed with the
+/// server's key, so nothing is stored and nothing can be guessed. Base64url, 64 characters.
+pub fn manage_token(secret: &[u8], firm: FirmId, booking: Uuid) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut bytes = Vec::with_capacity(48);
+    bytes.extend_from_slice(firm.into_uuid().as_bytes());
+    bytes.extend_from_slice(booking.as_bytes());
+    if let Some(mac) = manage_mac(secret, firm, booking) {
+        bytes.extend_from_slice(&mac.finalize().into_bytes()[..16]);
+    }
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The firm and booking a manage token names, when its signature holds.
+pub fn parse_manage_token(secret: &[u8], token: &str) -> Option<(FirmId, Uuid)> {
+    use base64::Engine;
+    use hmac::Mac;
+    if token.len() != 64 {
+        return None;
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.as_bytes()).ok()?;
+    if bytes.len() != 48 {
+        return None;
+    }
+    let firm = FirmId(Uuid::from_slice(&bytes[..16]).ok()?);
+    let booking = Uuid::from_slice(&bytes[16..32]).ok()?;
+    manage_mac(secret, firm, booking)?.verify_truncated_left(&bytes[32..]).ok()?;
+    Some((firm, booking))
+}
+
+/// The job that emails a booking's invitation or cancellation to one side.
+pub const NOTIFY_JOB: &str = "booking.notify";
+
+/// Queues the invitation (or cancellation) for the invitee and the member, as the booking
+/// stands now, in the caller's transaction.
+pub async fn queue_notices(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    booking: &Booking,
+    attempts: i32,
+) -> Result<(), DomainError> {
+    let method = if booking.status == "cancelled" { "CANCEL" } else { "REQUEST" };
+    for recipient in ["invitee", "member"] {
+        let payload = serde_json::json!({
+            "booking_id": booking.id,
+            "recipient": recipient,
+            "method": method,
+            "sequence": booking.ical_sequence,
+            "starts_at": booking.starts_at,
+            "ends_at": booking.ends_at,
+        });
+        super::jobs::enqueue(conn, firm, NOTIFY_JOB, payload, attempts).await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manage_token_names_its_booking_and_nothing_else() {
+        let (firm, booking) = (FirmId(Uuid::now_v7()), Uuid::now_v7());
+        let token = manage_token(b"a key of the server", firm, booking);
+        assert_eq!(token.len(), 64);
+        assert_eq!(parse_manage_token(b"a key of the server", &token), Some((firm, booking)));
+        assert_eq!(parse_manage_token(b"another key", &token), None);
+        // Another booking in the same token's place, or one character changed: refused.
+        let forged = manage_token(b"a key of the server", firm, Uuid::now_v7());
+        let spliced = format!("{}{}", &forged[..43], &token[43..]);
+        assert_eq!(parse_manage_token(b"a key of the server", &spliced), None);
+        let mut flipped = token.clone().into_bytes();
+        flipped[60] = if flipped[60] == b'A' { b'B' } else { b'A' };
+        assert_eq!(parse_manage_token(b"a key of the server", &String::from_utf8(flipped).unwrap()), None);
+        assert_eq!(parse_manage_token(b"a key of the server", "short"), None);
+    }
 }

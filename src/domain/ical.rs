@@ -205,10 +205,7 @@ pub fn invitation(invite: &Invitation) -> String {
     if !invite.description.is_empty() {
         fold(&format!("DESCRIPTION:{}", text(&invite.description)), &mut out);
     }
-    fold(
-        &format!("ORGANIZER;CN={}:mailto:{}", param(&invite.organizer.name), invite.organizer.email.trim()),
-        &mut out,
-    );
+    fold(&format!("ORGANIZER;CN={}:mailto:{}", param(&invite.organizer.name), invite.organizer.email.trim()), &mut out);
     fold(
         &format!(
             "ATTENDEE;CN={};ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=FALSE:mailto:{}",
@@ -262,8 +259,12 @@ mod tests {
         assert!(ics.contains("\r\nTZID:Europe/London\r\n"));
         // 28 March 2027, 01:00 GMT: clocks go to 02:00 BST; the meeting starts at 00:30
         // GMT and ends at 02:30 BST, an hour later in real time.
-        assert!(ics.contains("BEGIN:DAYLIGHT\r\nDTSTART:20270328T010000\r\nTZOFFSETFROM:+0000\r\nTZOFFSETTO:+0100\r\nTZNAME:BST\r\n"));
-        assert!(ics.contains("BEGIN:STANDARD\r\nDTSTART:20271031T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\n"));
+        assert!(ics.contains(
+            "BEGIN:DAYLIGHT\r\nDTSTART:20270328T010000\r\nTZOFFSETFROM:+0000\r\nTZOFFSETTO:+0100\r\nTZNAME:BST\r\n"
+        ));
+        assert!(
+            ics.contains("BEGIN:STANDARD\r\nDTSTART:20271031T020000\r\nTZOFFSETFROM:+0100\r\nTZOFFSETTO:+0000\r\n")
+        );
         assert!(ics.contains("\r\nDTSTART;TZID=Europe/London:20270328T003000\r\n"));
         assert!(ics.contains("\r\nDTEND;TZID=Europe/London:20270328T023000\r\n"));
         assert!(ics.contains("\r\nSEQUENCE:2\r\n"));
@@ -281,7 +282,9 @@ mod tests {
         assert!(ics.contains("\r\nUID:0193@consultantpro\r\n"));
         assert!(ics.contains("\r\nSTATUS:CANCELLED\r\n"));
         // No changes in Kolkata: one fixed observance.
-        assert!(ics.contains("BEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+0530\r\nTZOFFSETTO:+0530\r\n"));
+        assert!(
+            ics.contains("BEGIN:STANDARD\r\nDTSTART:19700101T000000\r\nTZOFFSETFROM:+0530\r\nTZOFFSETTO:+0530\r\n")
+        );
         assert!(ics.contains("\r\nDTSTART;TZID=Asia/Kolkata:20270328T060000\r\n"));
     }
 

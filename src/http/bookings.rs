@@ -276,6 +276,7 @@ pub async fn cancel_booking(
             let (booking, changed) = bookings::cancel(conn, firm, id).await?;
             if changed {
                 webhooks::emit(conn, firm, "booking.cancelled", booking_event(&booking), attempts).await?;
+                bookings::queue_notices(conn, firm, &booking, attempts).await?;
             }
             Ok::<_, DomainError>((booking, changed))
         }
@@ -444,8 +445,25 @@ pub struct PublicBooking {
     pub end: DateTime<Utc>,
     /// The start in the invitee's zone.
     pub local_start: String,
-    /// `confirmed`, or `pending` while the page asks a member to confirm.
+    /// `confirmed`, `pending` while the page asks a member to confirm, or `cancelled`.
     pub status: String,
+    /// Cancels or moves this booking through `/public/bookings/{cancel,reschedule}`; also
+    /// in the invitee's email. Keep it private.
+    pub manage_token: String,
+}
+
+impl PublicBooking {
+    fn of(booking: &Booking, secret: &[u8], firm: FirmId) -> Self {
+        let zone = booking.invitee_time_zone.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
+        PublicBooking {
+            id: booking.id,
+            start: booking.starts_at,
+            end: booking.ends_at,
+            local_start: booking.starts_at.with_timezone(&zone).to_rfc3339(),
+            status: booking.status.clone(),
+            manage_token: bookings::manage_token(secret, firm, booking.id),
+        }
+    }
 }
 
 /// Books a slot. Send an `Idempotency-Key` to retry safely: the same key and body return
@@ -477,6 +495,7 @@ pub async fn public_book(
     let (firm, link) = public_link(&state, &path.into_inner()).await?;
     let once = Once::of(&req, format!("booking:{}", link.id), &request)?;
     let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let secret = manage_secret(&state);
     let answer = state
         .db()
         .firm_tx(firm, |conn| {
@@ -489,14 +508,8 @@ pub async fn public_book(
                 }
                 let booking = bookings::book(conn, firm, &link, &request, Utc::now()).await?;
                 webhooks::emit(conn, firm, "booking.created", booking_event(&booking), attempts).await?;
-                let zone = request.tz.parse::<chrono_tz::Tz>().unwrap_or(chrono_tz::UTC);
-                let shown = PublicBooking {
-                    id: booking.id,
-                    start: booking.starts_at,
-                    end: booking.ends_at,
-                    local_start: booking.starts_at.with_timezone(&zone).to_rfc3339(),
-                    status: booking.status.clone(),
-                };
+                bookings::queue_notices(conn, firm, &booking, attempts).await?;
+                let shown = PublicBooking::of(&booking, &secret, firm);
                 let body = serde_json::json!({ "data": shown, "meta": {} });
                 let first = Replay { status: 201, body };
                 if let Some(key) = &key {
@@ -512,4 +525,132 @@ pub async fn public_book(
         live::publish_event(state.bus(), firm, "booking.created", booking_event(&booking)).await;
     }
     Ok(HttpResponse::build(StatusCode::from_u16(replay.status).unwrap_or(StatusCode::CREATED)).json(replay.body))
+}
+
+fn manage_secret(state: &AppState) -> Vec<u8> {
+    use secrecy::ExposeSecret;
+    state.settings().auth.jwt_secret.expose_secret().as_bytes().to_vec()
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ManageBody {
+    /// The booking's manage token.
+    pub token: String,
+    /// For a reschedule: the new start, one of the slots the page offers.
+    pub start: Option<DateTime<Utc>>,
+}
+
+/// The booking a manage token names, checked; 404 for any token that does not hold.
+async fn managed<T, F>(state: &AppState, meta: &RequestMeta, token: &str, act: F) -> Result<T, ApiError>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(
+            &'c mut diesel_async::AsyncPgConnection,
+            FirmId,
+            Uuid,
+        ) -> scoped_futures::ScopedBoxFuture<'static, 'c, Result<T, DomainError>>
+        + Send
+        + 'static,
+{
+    public_allowance(state, meta, "booking-manage", BOOKINGS_PER_TEN_MINUTES, Duration::minutes(10)).await?;
+    let missing = || ApiError::NotFound("no such booking".into());
+    let (firm, id) = bookings::parse_manage_token(&manage_secret(state), token.trim()).ok_or_else(missing)?;
+    state.db().firm_tx(firm, move |conn| act(conn, firm, id)).await.map_err(|err| match err {
+        DomainError::NotFound(_) => missing(),
+        other => other.into(),
+    })
+}
+
+/// A booking as its invitee manages it.
+#[utoipa::path(
+    post, path = "/api/v1/public/bookings/lookup", tag = "bookings",
+    request_body = ManageBody,
+    responses(
+        (status = 200, description = "The booking", body = PublicBooking),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No booking for this token", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    )
+)]
+pub async fn public_lookup(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<ManageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let secret = manage_secret(&state);
+    let booking = managed(&state, &meta, &body.token, move |conn, firm, id| {
+        async move { Ok(PublicBooking::of(&bookings::lock(conn, firm, id).await?, &secret, firm)) }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(booking))
+}
+
+/// Cancels a booking by its manage token; both sides get a cancellation.
+#[utoipa::path(
+    post, path = "/api/v1/public/bookings/cancel", tag = "bookings",
+    request_body = ManageBody,
+    responses(
+        (status = 200, description = "Cancelled (or already was)", body = PublicBooking),
+        (status = 400, description = "Invalid body", body = ErrorBody),
+        (status = 404, description = "No booking for this token", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    )
+)]
+pub async fn public_cancel(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<ManageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (secret, attempts) = (manage_secret(&state), i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8));
+    let (booking, changed, firm) = managed(&state, &meta, &body.token, move |conn, firm, id| {
+        async move {
+            let (booking, changed) = bookings::cancel(conn, firm, id).await?;
+            if changed {
+                webhooks::emit(conn, firm, "booking.cancelled", booking_event(&booking), attempts).await?;
+                bookings::queue_notices(conn, firm, &booking, attempts).await?;
+            }
+            Ok((booking, changed, firm))
+        }
+        .scope_boxed()
+    })
+    .await?;
+    if changed {
+        live::publish_event(state.bus(), firm, "booking.cancelled", booking_event(&booking)).await;
+    }
+    Ok(envelope::ok(PublicBooking::of(&booking, &secret, firm)))
+}
+
+/// Moves a booking to another slot of its page, with the same member; both sides get the
+/// updated invitation (same UID, higher SEQUENCE).
+#[utoipa::path(
+    post, path = "/api/v1/public/bookings/reschedule", tag = "bookings",
+    request_body = ManageBody,
+    responses(
+        (status = 200, description = "Moved", body = PublicBooking),
+        (status = 400, description = "Invalid body, or not a slot the page offers now", body = ErrorBody),
+        (status = 404, description = "No booking for this token", body = ErrorBody),
+        (status = 409, description = "The slot was just taken, or the booking is cancelled", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
+    )
+)]
+pub async fn public_reschedule(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    body: web::Json<ManageBody>,
+) -> Result<HttpResponse, ApiError> {
+    let start = body.start.ok_or_else(|| ApiError::invalid_field("start", "is required"))?;
+    let (secret, attempts) = (manage_secret(&state), i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8));
+    let (booking, firm) = managed(&state, &meta, &body.token, move |conn, firm, id| {
+        async move {
+            let booking = bookings::reschedule(conn, firm, id, start, Utc::now()).await?;
+            webhooks::emit(conn, firm, "booking.rescheduled", booking_event(&booking), attempts).await?;
+            bookings::queue_notices(conn, firm, &booking, attempts).await?;
+            Ok((booking, firm))
+        }
+        .scope_boxed()
+    })
+    .await?;
+    live::publish_event(state.bus(), firm, "booking.rescheduled", booking_event(&booking)).await;
+    Ok(envelope::ok(PublicBooking::of(&booking, &secret, firm)))
 }

@@ -152,6 +152,9 @@ use super::{
         bookings::public_page,
         bookings::public_slots,
         bookings::public_book,
+        bookings::public_lookup,
+        bookings::public_cancel,
+        bookings::public_reschedule,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(

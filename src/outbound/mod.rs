@@ -19,6 +19,7 @@ pub fn job_handler(kind: &str) -> Option<job::JobHandler> {
         crate::domain::password_resets::SEND_JOB => Some(|ctx, job| Box::pin(mail::send_password_reset(ctx, job))),
         crate::domain::sms::SEND_JOB => Some(|ctx, job| Box::pin(twilio::send(ctx, job))),
         crate::domain::sla_timers::RECOMPUTE_JOB => Some(|ctx, job| Box::pin(sla::recompute(ctx, job))),
+        crate::domain::bookings::NOTIFY_JOB => Some(|ctx, job| Box::pin(mail::send_booking_notice(ctx, job))),
         _ => None,
     }
 }

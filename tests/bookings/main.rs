@@ -6,6 +6,7 @@
 mod helpers;
 
 mod booking;
+mod invitations;
 mod slots;
 
 use chrono::{DateTime, Utc};

@@ -210,6 +210,9 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("get", "/api/v1/public/booking-links/{slug}"),
         ("get", "/api/v1/public/booking-links/{slug}/slots"),
         ("post", "/api/v1/public/booking-links/{slug}/bookings"),
+        ("post", "/api/v1/public/bookings/lookup"),
+        ("post", "/api/v1/public/bookings/cancel"),
+        ("post", "/api/v1/public/bookings/reschedule"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

@@ -1,0 +1,180 @@
+//! Every invitation the hub emails, read back by an independent parser (Python's
+//! `icalendar`, in the virtualenv `scripts/services.sh` makes): the MIME `method` equals
+//! `METHOD`, every `TZID` has its `VTIMEZONE`, the UID stays, SEQUENCE rises with each
+//! change, and a cancellation is `METHOD:CANCEL` with `STATUS:CANCELLED`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use chrono::{DateTime, Duration, Timelike, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{json, mail_dir, run_jobs, signed_in_owner, spawn_app};
+use crate::{book_with, link, set_daily_hours};
+
+const CHECKER: &str = r#"
+import email, json, sys
+import icalendar
+
+message = email.message_from_bytes(sys.stdin.buffer.read())
+parts = [p for p in message.walk() if p.get_content_type() == "text/calendar"]
+assert len(parts) == 1, f"{len(parts)} calendar parts"
+part = parts[0]
+raw = part.get_payload(decode=True)
+cal = icalendar.Calendar.from_ical(raw)
+events = cal.walk("VEVENT")
+assert len(events) == 1, "one event"
+event = events[0]
+zones = {str(z["TZID"]) for z in cal.walk("VTIMEZONE")}
+used = set()
+for name in ("DTSTART", "DTEND"):
+    tzid = event[name].params.get("TZID")
+    if tzid:
+        used.add(str(tzid))
+print(json.dumps({
+    "mime_method": part.get_param("method"),
+    "method": str(cal["METHOD"]),
+    "uid": str(event["UID"]),
+    "sequence": int(event["SEQUENCE"]),
+    "status": str(event["STATUS"]),
+    "start": event.decoded("DTSTART").isoformat(),
+    "end": event.decoded("DTEND").isoformat(),
+    "tzids_used": sorted(used),
+    "vtimezones": sorted(zones),
+    "organizer": str(event["ORGANIZER"]),
+    "attendee": str(event["ATTENDEE"]),
+    "subject": message["Subject"],
+}))
+"#;
+
+fn python() -> PathBuf {
+    std::env::var("CP_DATA_DIR")
+        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data"), PathBuf::from)
+        .join("pyenv/bin/python")
+}
+
+/// The calendar in an email, as the independent parser reads it.
+fn parsed(message: &str) -> Value {
+    let mut child = Command::new(python())
+        .args(["-c", CHECKER])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the checker's python (scripts/services.sh makes it)");
+    child.stdin.take().unwrap().write_all(message.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "checker failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every message the sink holds for `to`, oldest first.
+fn mails_for(to: &str) -> Vec<String> {
+    let wanted = format!("To: {to}").to_lowercase();
+    let mut found: Vec<(std::time::SystemTime, String, String)> = Vec::new();
+    for folder in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(mail_dir().join(folder)) else { continue };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+            if text.to_lowercase().lines().any(|l| l.trim() == wanted) {
+                let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                found.push((modified, entry.file_name().to_string_lossy().into_owned(), text));
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, _, text)| text).collect()
+}
+
+async fn wait_for_mails(to: &str, count: usize) -> Vec<String> {
+    for _ in 0..200 {
+        let found = mails_for(to);
+        if found.len() >= count {
+            return found;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("fewer than {count} mails for {to}");
+}
+
+fn day_after_tomorrow_at(hour: u32) -> DateTime<Utc> {
+    (Utc::now() + Duration::days(2))
+        .with_hour(hour)
+        .unwrap()
+        .with_minute(0)
+        .unwrap()
+        .with_second(0)
+        .unwrap()
+        .with_nanosecond(0)
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn invitations_reschedules_and_cancellations_read_back_as_calendars_expect() {
+    let app = spawn_app().await;
+    let (firm, owner_email, owner, token) = signed_in_owner(&app).await;
+    set_daily_hours(&app, &token, "America/New_York", "00:00", "24:00").await;
+    let page = link(&app, &token, &[owner], json!({ "title": "Tax review" })).await;
+    let slug = page["slug"].as_str().unwrap();
+    let invitee = format!("ines-{}@example.com", uuid::Uuid::now_v7().simple());
+    let start = day_after_tomorrow_at(15);
+    let body = json!({ "start": start, "tz": "Europe/Paris", "name": "Ines, Invitee", "email": invitee });
+    let booked = book_with(&app, slug, body, None).await;
+    assert_eq!(booked.status(), 201);
+    let booked = json(booked).await["data"].clone();
+    let manage = booked["manage_token"].as_str().unwrap().to_owned();
+    run_jobs(&app, firm.firm_id()).await;
+
+    // The invitation, in the invitee's zone and in the member's.
+    let first = parsed(&wait_for_mails(&invitee, 1).await[0]);
+    assert_eq!(first["method"], "REQUEST");
+    assert_eq!(first["mime_method"], "REQUEST");
+    assert_eq!(first["status"], "CONFIRMED");
+    assert_eq!(first["sequence"], 0);
+    assert_eq!(first["tzids_used"], json!(["Europe/Paris"]));
+    assert_eq!(first["vtimezones"], json!(["Europe/Paris"]));
+    let parsed_start = DateTime::parse_from_rfc3339(first["start"].as_str().unwrap()).unwrap();
+    assert_eq!(parsed_start.with_timezone(&Utc), start, "{first}");
+    assert_eq!(first["attendee"], format!("mailto:{invitee}"));
+    let for_member = parsed(&wait_for_mails(&owner_email, 1).await[0]);
+    assert_eq!(for_member["uid"], first["uid"]);
+    assert_eq!(for_member["tzids_used"], json!(["America/New_York"]));
+    assert_eq!(for_member["vtimezones"], json!(["America/New_York"]));
+    assert_eq!(DateTime::parse_from_rfc3339(for_member["start"].as_str().unwrap()).unwrap().with_timezone(&Utc), start);
+
+    // Moved by the invitee's manage token: same UID, SEQUENCE 1, the new time.
+    let moved_to = start + Duration::hours(2);
+    let moved = app.post("/api/v1/public/bookings/reschedule", &json!({ "token": manage, "start": moved_to })).await;
+    assert_eq!(moved.status(), 200, "{}", moved.text().await.unwrap());
+    run_jobs(&app, firm.firm_id()).await;
+    let second = parsed(&wait_for_mails(&invitee, 2).await[1]);
+    assert_eq!(second["method"], "REQUEST");
+    assert_eq!(second["uid"], first["uid"]);
+    assert_eq!(second["sequence"], 1);
+    assert_eq!(DateTime::parse_from_rfc3339(second["start"].as_str().unwrap()).unwrap().with_timezone(&Utc), moved_to);
+
+    // Cancelled: METHOD:CANCEL, STATUS:CANCELLED, the same UID, SEQUENCE 2, both sides.
+    let cancelled = app.post("/api/v1/public/bookings/cancel", &json!({ "token": manage })).await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(json(cancelled).await["data"]["status"], "cancelled");
+    run_jobs(&app, firm.firm_id()).await;
+    for mails in [wait_for_mails(&invitee, 3).await, wait_for_mails(&owner_email, 3).await] {
+        let last = parsed(mails.last().unwrap());
+        assert_eq!(last["method"], "CANCEL");
+        assert_eq!(last["mime_method"], "CANCEL");
+        assert_eq!(last["status"], "CANCELLED");
+        assert_eq!(last["uid"], first["uid"]);
+        assert_eq!(last["sequence"], 2);
+    }
+    // A cancelled booking cannot be moved; a forged or mangled token finds nothing.
+    let again = app.post("/api/v1/public/bookings/reschedule", &json!({ "token": manage, "start": moved_to })).await;
+    assert_eq!(again.status(), 409);
+    let mut forged = manage.clone().into_bytes();
+    forged[63] = if forged[63] == b'A' { b'B' } else { b'A' };
+    let forged = String::from_utf8(forged).unwrap();
+    assert_eq!(app.post("/api/v1/public/bookings/lookup", &json!({ "token": forged })).await.status(), 404);
+    assert_eq!(app.post("/api/v1/public/bookings/lookup", &json!({ "token": "nonsense" })).await.status(), 404);
+    let looked = json(app.post("/api/v1/public/bookings/lookup", &json!({ "token": manage })).await).await;
+    assert_eq!(looked["data"]["status"], "cancelled");
+}
