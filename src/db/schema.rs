@@ -778,3 +778,29 @@ diesel::table! {
 }
 
 diesel::allow_tables_to_appear_in_same_query!(bookings, booking_links);
+
+diesel::table! {
+    calendar_events (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        user_id -> Uuid,
+        title -> Text,
+        starts_at -> Timestamptz,
+        ends_at -> Timestamptz,
+        time_zone -> Text,
+        rrule -> Nullable<Text>,
+        exdates -> Array<Timestamptz>,
+        busy -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    calendar_feeds (firm_id, user_id) {
+        firm_id -> Uuid,
+        user_id -> Uuid,
+        secret_hash -> Text,
+        created_at -> Timestamptz,
+    }
+}

@@ -563,7 +563,7 @@ async fn busy(
     let rows = diesel::sql_query(
         "SELECT lower(during) AS starts, upper(during) AS ends FROM calendar_busy \
           WHERE firm_id = $1 AND user_id = $2 AND during && tstzrange($3, $4, '[)') \
-            AND booking_id IS DISTINCT FROM $5 ORDER BY lower(during)",
+            AND ($5::uuid IS NULL OR booking_id IS DISTINCT FROM $5) ORDER BY lower(during)",
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(member)

@@ -226,6 +226,62 @@ pub fn invitation(invite: &Invitation) -> String {
     out
 }
 
+/// One entry of a member's feed: a booking or an event, possibly recurring.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedEntry {
+    pub uid: String,
+    pub sequence: i32,
+    pub starts_at: DateTime<Utc>,
+    pub ends_at: DateTime<Utc>,
+    pub summary: String,
+    pub zone: Tz,
+    /// An RRULE value, read in `zone`.
+    pub rrule: Option<String>,
+    pub exdates: Vec<DateTime<Utc>>,
+    pub tentative: bool,
+    pub busy: bool,
+}
+
+/// A member's feed: every entry in its own zone, a `VTIMEZONE` for each zone used.
+pub fn feed(name: &str, entries: &[FeedEntry], stamp: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    fold("BEGIN:VCALENDAR", &mut out);
+    fold("VERSION:2.0", &mut out);
+    fold("PRODID:-//ConsultantPro//Calendar//EN", &mut out);
+    fold("CALSCALE:GREGORIAN", &mut out);
+    fold("METHOD:PUBLISH", &mut out);
+    fold(&format!("X-WR-CALNAME:{}", text(name)), &mut out);
+    let mut zones: Vec<Tz> = Vec::new();
+    for entry in entries {
+        if !zones.contains(&entry.zone) {
+            zones.push(entry.zone);
+            vtimezone(entry.zone, stamp, &mut out);
+        }
+    }
+    for entry in entries {
+        let zone = entry.zone;
+        let local = |at: DateTime<Utc>| local_stamp(at.with_timezone(&zone).naive_local());
+        fold("BEGIN:VEVENT", &mut out);
+        fold(&format!("UID:{}", text(&entry.uid)), &mut out);
+        fold(&format!("SEQUENCE:{}", entry.sequence.max(0)), &mut out);
+        fold(&format!("DTSTAMP:{}", utc_stamp(stamp)), &mut out);
+        fold(&format!("DTSTART;TZID={}:{}", zone.name(), local(entry.starts_at)), &mut out);
+        fold(&format!("DTEND;TZID={}:{}", zone.name(), local(entry.ends_at)), &mut out);
+        if let Some(rule) = &entry.rrule {
+            fold(&format!("RRULE:{}", rule.replace(['\r', '\n'], "")), &mut out);
+        }
+        for exdate in &entry.exdates {
+            fold(&format!("EXDATE;TZID={}:{}", zone.name(), local(*exdate)), &mut out);
+        }
+        fold(&format!("SUMMARY:{}", text(&entry.summary)), &mut out);
+        fold(&format!("STATUS:{}", if entry.tentative { "TENTATIVE" } else { "CONFIRMED" }), &mut out);
+        fold(&format!("TRANSP:{}", if entry.busy { "OPAQUE" } else { "TRANSPARENT" }), &mut out);
+        fold("END:VEVENT", &mut out);
+    }
+    fold("END:VCALENDAR", &mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

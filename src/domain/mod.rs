@@ -8,6 +8,7 @@ pub mod bookings;
 pub mod break_glass;
 pub mod business_calendars;
 pub mod business_time;
+pub mod calendar_events;
 pub mod clients;
 pub mod cluster;
 pub mod contacts;

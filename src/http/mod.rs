@@ -5,6 +5,7 @@ pub mod audit_log;
 pub mod auth;
 pub mod bookings;
 pub mod business_calendars;
+pub mod calendar;
 pub mod conversations;
 pub mod crm;
 pub mod envelope;
@@ -302,6 +303,15 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::get().to(bookings::get_link))
                 .route(web::patch().to(bookings::update_link)),
         )
+        .service(
+            web::resource("/calendar/events")
+                .route(web::get().to(calendar::list_events))
+                .route(web::post().to(calendar::create_event)),
+        )
+        .service(web::resource("/calendar/events/{id}").route(web::delete().to(calendar::delete_event)))
+        .service(web::resource("/calendar/events/{id}/exceptions").route(web::post().to(calendar::add_exception)))
+        .service(web::resource("/calendar/feed").route(web::post().to(calendar::rotate_feed)))
+        .service(web::resource("/public/calendar-feeds/{token}").route(web::get().to(calendar::public_feed)))
         .service(web::resource("/bookings").route(web::get().to(bookings::list_bookings)))
         .service(web::resource("/bookings/{id}/cancel").route(web::post().to(bookings::cancel_booking)))
         .service(web::resource("/public/booking-links/{slug}").route(web::get().to(bookings::public_page)))

@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit_log, bookings, business_calendars, conversations, crm, finance, health, identity, invitations, members,
-    metrics, pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
+    audit_log, bookings, business_calendars, calendar, conversations, crm, finance, health, identity, invitations,
+    members, metrics, pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -155,6 +155,12 @@ use super::{
         bookings::public_lookup,
         bookings::public_cancel,
         bookings::public_reschedule,
+        calendar::list_events,
+        calendar::create_event,
+        calendar::delete_event,
+        calendar::add_exception,
+        calendar::rotate_feed,
+        calendar::public_feed,
     ),
     // Schemas reached only through query parameters are not collected on their own.
     components(schemas(

@@ -48,7 +48,7 @@ print(json.dumps({
 }))
 "#;
 
-fn python() -> PathBuf {
+pub fn python() -> PathBuf {
     std::env::var("CP_DATA_DIR")
         .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data"), PathBuf::from)
         .join("pyenv/bin/python")

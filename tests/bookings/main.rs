@@ -6,6 +6,7 @@
 mod helpers;
 
 mod booking;
+mod events;
 mod invitations;
 mod slots;
 

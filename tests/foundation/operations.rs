@@ -213,6 +213,12 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/public/bookings/lookup"),
         ("post", "/api/v1/public/bookings/cancel"),
         ("post", "/api/v1/public/bookings/reschedule"),
+        ("get", "/api/v1/calendar/events"),
+        ("post", "/api/v1/calendar/events"),
+        ("delete", "/api/v1/calendar/events/{id}"),
+        ("post", "/api/v1/calendar/events/{id}/exceptions"),
+        ("post", "/api/v1/calendar/feed"),
+        ("get", "/api/v1/public/calendar-feeds/{token}"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];
