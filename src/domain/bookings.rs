@@ -842,6 +842,29 @@ pub async fn list(
     Ok(query.load(conn).await?)
 }
 
+/// Confirms a booking that waited for a member (`pending`): the invitation goes out again,
+/// confirmed, with a higher sequence. With whether this call confirmed it.
+pub async fn confirm(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<(Booking, bool), DomainError> {
+    let booking = lock(conn, firm, id).await?;
+    match booking.status.as_str() {
+        "confirmed" => return Ok((booking, false)),
+        "cancelled" => return Err(DomainError::Conflict("a cancelled booking cannot be confirmed".into())),
+        _ => {}
+    }
+    let confirmed = diesel::update(bookings::table)
+        .filter(bookings::firm_id.eq(firm.into_uuid()))
+        .filter(bookings::id.eq(id))
+        .set((
+            bookings::status.eq("confirmed"),
+            bookings::ical_sequence.eq(bookings::ical_sequence + 1),
+            bookings::updated_at.eq(Utc::now()),
+        ))
+        .returning(Booking::as_returning())
+        .get_result(conn)
+        .await?;
+    Ok((confirmed, true))
+}
+
 /// Cancels a booking: its busy time is freed and its invitation sequence raised. With
 /// whether this call cancelled it (false: it already was).
 pub async fn cancel(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<(Booking, bool), DomainError> {

@@ -36,6 +36,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "sla.warning",
     "sla.breached",
     "booking.created",
+    "booking.confirmed",
     "booking.rescheduled",
     "booking.cancelled",
 ];

@@ -289,6 +289,46 @@ pub async fn cancel_booking(
     Ok(envelope::ok(booking))
 }
 
+/// Confirms a booking that waited for a member; both sides get the confirmed invitation.
+#[utoipa::path(
+    post, path = "/api/v1/bookings/{id}/confirm", tag = "bookings", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Booking id")),
+    responses(
+        (status = 200, description = "Confirmed (or already was)", body = Booking),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Role may not write content", body = ErrorBody),
+        (status = 404, description = "No such booking in this firm", body = ErrorBody),
+        (status = 409, description = "The booking is cancelled", body = ErrorBody),
+    )
+)]
+pub async fn confirm_booking(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentWrite)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let event = auth.audit("booking.confirmed", Outcome::Success, &meta).with_target("booking", id);
+    let (booking, changed) = audit::audited(state.db(), firm, event, |conn| {
+        async move {
+            let (booking, changed) = bookings::confirm(conn, firm, id).await?;
+            if changed {
+                webhooks::emit(conn, firm, "booking.confirmed", booking_event(&booking), attempts).await?;
+                bookings::queue_notices(conn, firm, &booking, attempts).await?;
+            }
+            Ok::<_, DomainError>((booking, changed))
+        }
+        .scope_boxed()
+    })
+    .await?;
+    if changed {
+        live::publish_event(state.bus(), firm, "booking.confirmed", booking_event(&booking)).await;
+    }
+    Ok(envelope::ok(booking))
+}
+
 /// Counts a public request against the client's address in `scope`; 429 past `max`.
 async fn public_allowance(
     state: &AppState,

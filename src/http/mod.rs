@@ -314,6 +314,7 @@ fn api_v1() -> actix_web::Scope {
         .service(web::resource("/public/calendar-feeds/{token}").route(web::get().to(calendar::public_feed)))
         .service(web::resource("/bookings").route(web::get().to(bookings::list_bookings)))
         .service(web::resource("/bookings/{id}/cancel").route(web::post().to(bookings::cancel_booking)))
+        .service(web::resource("/bookings/{id}/confirm").route(web::post().to(bookings::confirm_booking)))
         .service(web::resource("/public/booking-links/{slug}").route(web::get().to(bookings::public_page)))
         .service(web::resource("/public/booking-links/{slug}/slots").route(web::get().to(bookings::public_slots)))
         .service(web::resource("/public/booking-links/{slug}/bookings").route(web::post().to(bookings::public_book)))

@@ -149,6 +149,7 @@ use super::{
         bookings::update_link,
         bookings::list_bookings,
         bookings::cancel_booking,
+        bookings::confirm_booking,
         bookings::public_page,
         bookings::public_slots,
         bookings::public_book,

@@ -178,3 +178,49 @@ async fn invitations_reschedules_and_cancellations_read_back_as_calendars_expect
     let looked = json(app.post("/api/v1/public/bookings/lookup", &json!({ "token": manage })).await).await;
     assert_eq!(looked["data"]["status"], "cancelled");
 }
+
+#[actix_web::test]
+async fn a_booking_awaiting_confirmation_holds_its_time_and_goes_out_tentative_then_confirmed() {
+    let app = spawn_app().await;
+    let (firm, owner_email, owner, token) = signed_in_owner(&app).await;
+    let receiver = crate::receiver::Receiver::start(&[], 204);
+    let hook = app.post_as(&token, "/api/v1/webhooks", &json!({ "url": receiver.url, "event_types": ["booking.created", "booking.confirmed", "booking.cancelled"] })).await;
+    assert_eq!(hook.status(), 201);
+    set_daily_hours(&app, &token, "UTC", "00:00", "24:00").await;
+    let page = link(&app, &token, &[owner], json!({ "requires_confirmation": true })).await;
+    let slug = page["slug"].as_str().unwrap();
+    let invitee = format!("paz-{}@example.com", uuid::Uuid::now_v7().simple());
+    let body = json!({ "start": day_after_tomorrow_at(9), "tz": "UTC", "name": "Paz", "email": invitee });
+    let booked = book_with(&app, slug, body.clone(), None).await;
+    assert_eq!(booked.status(), 201);
+    let booked = json(booked).await["data"].clone();
+    assert_eq!(booked["status"], "pending");
+    assert_eq!(book_with(&app, slug, body, None).await.status(), 409, "a pending booking holds its time");
+    run_jobs(&app, firm.firm_id()).await;
+    assert_eq!(parsed(&wait_for_mails(&invitee, 1).await[0])["status"], "TENTATIVE");
+
+    let id = booked["id"].as_str().unwrap();
+    let confirmed = json(app.post_as(&token, &format!("/api/v1/bookings/{id}/confirm"), &json!({})).await).await;
+    assert_eq!(confirmed["data"]["status"], "confirmed");
+    assert_eq!(confirmed["data"]["ical_sequence"], 1);
+    let cancelled = app.post_as(&token, &format!("/api/v1/bookings/{id}/cancel"), &json!({})).await;
+    assert_eq!(cancelled.status(), 200);
+    assert_eq!(app.post_as(&token, &format!("/api/v1/bookings/{id}/confirm"), &json!({})).await.status(), 409);
+    run_jobs(&app, firm.firm_id()).await;
+    // Sent by concurrent jobs, so in any order: calendars go by SEQUENCE.
+    let mut read: Vec<Value> = wait_for_mails(&invitee, 3).await.iter().map(|m| parsed(m)).collect();
+    read.sort_by_key(|r| r["sequence"].as_i64());
+    let (second, third) = (read[1].clone(), read[2].clone());
+    assert_eq!((second["status"].as_str(), second["sequence"].as_i64()), (Some("CONFIRMED"), Some(1)));
+    assert_eq!((third["method"].as_str(), third["sequence"].as_i64()), (Some("CANCEL"), Some(2)));
+    assert_eq!(wait_for_mails(&owner_email, 3).await.len(), 3);
+
+    let got = receiver.wait_for(3, std::time::Duration::from_secs(5)).await;
+    let mut events: Vec<&str> = got.iter().map(|r| r.event.as_str()).collect();
+    events.sort_unstable();
+    assert_eq!(events, ["booking.cancelled", "booking.confirmed", "booking.created"]);
+    let created = got.iter().find(|r| r.event == "booking.created").unwrap();
+    let first: Value = serde_json::from_slice(&created.body).unwrap();
+    assert_eq!(first["data"]["booking_id"], id);
+    assert!(first["data"].get("invitee_email").is_none(), "no invitee details in webhooks");
+}

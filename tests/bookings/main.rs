@@ -4,6 +4,8 @@
 
 #[path = "../common/helpers.rs"]
 mod helpers;
+#[path = "../common/receiver.rs"]
+mod receiver;
 
 mod booking;
 mod events;

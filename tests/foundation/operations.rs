@@ -207,6 +207,7 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("patch", "/api/v1/booking-links/{id}"),
         ("get", "/api/v1/bookings"),
         ("post", "/api/v1/bookings/{id}/cancel"),
+        ("post", "/api/v1/bookings/{id}/confirm"),
         ("get", "/api/v1/public/booking-links/{slug}"),
         ("get", "/api/v1/public/booking-links/{slug}/slots"),
         ("post", "/api/v1/public/booking-links/{slug}/bookings"),
