@@ -2,6 +2,7 @@
 //! This file builds the application from [`Settings`]; everything else lives in modules.
 
 pub mod actors;
+pub mod benchkit;
 pub mod bus;
 pub mod config;
 pub mod db;

@@ -25,6 +25,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use consultantpro::actors::sla_timers::{PendingCount, SlaTimers};
+use consultantpro::benchkit::percentile;
 use consultantpro::bus::{Received, firm_channel};
 use consultantpro::config::Settings;
 use consultantpro::db::Db;
@@ -58,15 +59,6 @@ fn rss_mib() -> f64 {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .unwrap_or(0.0);
     kib / 1024.0
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
 }
 
 fn summary(name: &str, mut skews_ms: Vec<f64>) -> String {
