@@ -27,6 +27,23 @@ const MAX_OVERRIDES: usize = 400;
 const MAX_QUESTIONS: usize = 20;
 const MAX_ANSWER_CHARS: usize = 2000;
 
+/// Refuses a moment outside 1970-2200, before any arithmetic on it: such dates are no
+/// calendar's business, and chrono's arithmetic would overflow near its limits.
+pub fn check_moment(field: &str, at: DateTime<Utc>) -> Result<(), DomainError> {
+    use chrono::Datelike;
+    if (1970..=2200).contains(&at.year()) {
+        Ok(())
+    } else {
+        Err(DomainError::invalid_field(field, "must be between the years 1970 and 2200"))
+    }
+}
+
+/// Whether text holds a control character (PostgreSQL refuses NUL; line breaks would
+/// forge lines in emails).
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
 /// A time range within one day, local wall-clock time.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -337,8 +354,8 @@ fn check_link(input: &LinkInput, errors: &mut FieldErrors) {
             errors.insert("slug".into(), "3 to 63 of a-z, 0-9 and -, not starting with -".into());
         }
     }
-    if input.title.as_ref().is_some_and(|t| t.trim().is_empty() || t.chars().count() > 200) {
-        errors.insert("title".into(), "must be 1 to 200 characters".into());
+    if input.title.as_ref().is_some_and(|t| t.trim().is_empty() || t.chars().count() > 200 || has_control(t)) {
+        errors.insert("title".into(), "must be 1 to 200 characters, no control characters".into());
     }
     if input.member_ids.as_ref().is_some_and(|m| m.is_empty() || m.len() > 20) {
         errors.insert("member_ids".into(), "1 to 20 members".into());
@@ -359,8 +376,11 @@ fn check_link(input: &LinkInput, errors: &mut FieldErrors) {
             if !id_ok || questions[..i].iter().any(|other| other.id == q.id) {
                 errors.insert(format!("questions[{i}].id"), "1 to 40 of a-z, 0-9 and _, unique".into());
             }
-            if q.label.trim().is_empty() || q.label.chars().count() > 300 {
-                errors.insert(format!("questions[{i}].label"), "must be 1 to 300 characters".into());
+            if q.label.trim().is_empty() || q.label.chars().count() > 300 || has_control(&q.label) {
+                errors.insert(
+                    format!("questions[{i}].label"),
+                    "must be 1 to 300 characters, no control characters".into(),
+                );
             }
         }
     }
@@ -596,6 +616,15 @@ async fn member_slots(
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     check: BusyCheck,
 ) -> Result<Vec<DateTime<Utc>>, DomainError> {
+    // A member who left the firm (or was deactivated) is offered no more.
+    let active = match memberships::find(conn, firm, member).await {
+        Ok(found) => found.status == "active",
+        Err(DomainError::NotFound(_)) => false,
+        Err(other) => return Err(other),
+    };
+    if !active {
+        return Ok(Vec::new());
+    }
     let Some(hours) = availability(conn, firm, member).await? else { return Ok(Vec::new()) };
     let rules = link.rules();
     let around = (from - rules.buffer_before - rules.duration, to + rules.duration + rules.buffer_after);
@@ -616,6 +645,8 @@ pub async fn link_slots(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Result<Vec<DateTime<Utc>>, DomainError> {
+    check_moment("from", from)?;
+    check_moment("to", to)?;
     if to <= from || to - from > Duration::days(MAX_LISTING_DAYS) {
         return Err(DomainError::invalid_field("to", format!("must be after `from`, at most {MAX_LISTING_DAYS} days")));
     }
@@ -672,8 +703,11 @@ fn check_request(link: &BookingLink, request: &BookingRequest) -> Result<(), Dom
     if request.tz.parse::<chrono_tz::Tz>().is_err() {
         errors.insert("tz".into(), "must be an IANA time zone".into());
     }
-    if request.name.trim().is_empty() || request.name.chars().count() > 200 {
-        errors.insert("name".into(), "must be 1 to 200 characters".into());
+    if request.name.trim().is_empty() || request.name.chars().count() > 200 || has_control(&request.name) {
+        errors.insert("name".into(), "must be 1 to 200 characters, no control characters".into());
+    }
+    if check_moment("start", request.start).is_err() {
+        errors.insert("start".into(), "must be between the years 1970 and 2200".into());
     }
     let email = request.email.trim();
     let plausible = email.len() <= 254
@@ -925,11 +959,18 @@ pub async fn reschedule(
     start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Booking, DomainError> {
+    check_moment("start", start)?;
     let booking = lock(conn, firm, id).await?;
     if booking.status == "cancelled" {
         return Err(DomainError::Conflict("a cancelled booking cannot be moved; book again".into()));
     }
+    if booking.starts_at <= now {
+        return Err(DomainError::Conflict("a booking that has begun cannot be moved".into()));
+    }
     let link = find_link(conn, firm, booking.link_id).await?;
+    if !link.active {
+        return Err(DomainError::Conflict("this booking page is closed; ask the firm to move it".into()));
+    }
     let probe = (start, start + Duration::seconds(1));
     let member = booking.member_user_id;
     if !member_slots(conn, firm, &link, member, now, probe, BusyCheck::Ignore).await?.contains(&start) {
@@ -957,6 +998,8 @@ pub async fn reschedule(
                 .set((
                     bookings::starts_at.eq(start),
                     bookings::ends_at.eq(start + rules.duration),
+                    // A page whose bookings a member confirms asks again for the new time.
+                    bookings::status.eq(if link.requires_confirmation { "pending" } else { "confirmed" }),
                     bookings::ical_sequence.eq(bookings::ical_sequence + 1),
                     bookings::updated_at.eq(Utc::now()),
                 ))

@@ -79,6 +79,18 @@ pub fn occurrence_starts(
     exdates: &[DateTime<Utc>],
     until: DateTime<Utc>,
 ) -> Option<Vec<DateTime<Utc>>> {
+    occurrence_starts_between(starts_at, zone, rule, exdates, (starts_at, until))
+}
+
+/// As [`occurrence_starts`], only those from `from` on (a long-running rule expanded from
+/// today, not from its first occurrence years ago).
+pub fn occurrence_starts_between(
+    starts_at: DateTime<Utc>,
+    zone: chrono_tz::Tz,
+    rule: Option<&str>,
+    exdates: &[DateTime<Utc>],
+    (from, until): (DateTime<Utc>, DateTime<Utc>),
+) -> Option<Vec<DateTime<Utc>>> {
     let Some(rule) = rule else {
         return Some(if exdates.contains(&starts_at) { Vec::new() } else { vec![starts_at] });
     };
@@ -88,16 +100,27 @@ pub fn occurrence_starts(
     let local = starts_at.with_timezone(&zone).naive_local().format("%Y%m%dT%H%M%S");
     let text = format!("DTSTART;TZID={}:{local}\nRRULE:{rule}", zone.name());
     let set: rrule::RRuleSet = text.parse().ok()?;
-    let until = until.with_timezone(&rrule::Tz::UTC);
-    let found = set.before(until).all(MAX_OCCURRENCES);
+    let mut set = set.before(until.with_timezone(&rrule::Tz::UTC));
+    if from > starts_at {
+        set = set.after(from.with_timezone(&rrule::Tz::UTC));
+    }
+    let found = set.all(MAX_OCCURRENCES);
     Some(found.dates.into_iter().map(|d| d.with_timezone(&Utc)).filter(|d| !exdates.contains(d)).collect())
 }
 
 fn check(input: &EventInput) -> Result<chrono_tz::Tz, DomainError> {
     let mut errors = FieldErrors::default();
-    if input.title.trim().is_empty() || input.title.chars().count() > 200 {
-        errors.insert("title".into(), "must be 1 to 200 characters".into());
+    if input.title.trim().is_empty() || input.title.chars().count() > 200 || super::bookings::has_control(&input.title)
+    {
+        errors.insert("title".into(), "must be 1 to 200 characters, no control characters".into());
     }
+    for (field, at) in [("starts_at", input.starts_at), ("ends_at", input.ends_at)] {
+        if super::bookings::check_moment(field, at).is_err() {
+            errors.insert(field.into(), "must be between the years 1970 and 2200".into());
+        }
+    }
+    // Nothing below may run on a moment out of range.
+    DomainError::check(std::mem::take(&mut errors))?;
     if input.ends_at <= input.starts_at || input.ends_at - input.starts_at > Duration::days(7) {
         errors.insert("ends_at".into(), "must be after starts_at, at most 7 days later".into());
     }
@@ -113,6 +136,8 @@ fn check(input: &EventInput) -> Result<chrono_tz::Tz, DomainError> {
         let parsed = zone.and_then(|z| occurrence_starts(input.starts_at, z, Some(rule), &[], horizon));
         if rule.len() > 500 || parsed.is_none() {
             errors.insert("rrule".into(), "must be an RFC 5545 RRULE value, e.g. FREQ=WEEKLY;BYDAY=MO".into());
+        } else if parsed.is_some_and(|p| p.len() >= usize::from(MAX_OCCURRENCES)) {
+            errors.insert("rrule".into(), format!("at most {MAX_OCCURRENCES} occurrences in five years"));
         }
     }
     if input.exdates.len() > 500 {
@@ -134,10 +159,12 @@ async fn materialize(conn: &mut AsyncPgConnection, firm: FirmId, event: &Calenda
         return Ok(());
     }
     let zone = zone_of(&event.time_zone).unwrap_or(chrono_tz::UTC);
-    let until = Utc::now().max(event.starts_at) + Duration::days(HORIZON_DAYS);
-    let starts = occurrence_starts(event.starts_at, zone, event.rrule.as_deref(), &event.exdates, until)
-        .ok_or_else(|| DomainError::invalid_field("rrule", "does not parse"))?;
     let length = event.ends_at - event.starts_at;
+    let from = Utc::now() - length;
+    let until = from.max(event.starts_at) + Duration::days(HORIZON_DAYS);
+    let starts =
+        occurrence_starts_between(event.starts_at, zone, event.rrule.as_deref(), &event.exdates, (from, until))
+            .ok_or_else(|| DomainError::invalid_field("rrule", "does not parse"))?;
     let ends: Vec<DateTime<Utc>> = starts.iter().map(|s| *s + length).collect();
     let inserted = diesel::sql_query(
         "INSERT INTO calendar_busy (firm_id, id, user_id, during, kind, event_id) \
@@ -214,6 +241,7 @@ pub async fn except(
     id: Uuid,
     occurrence: DateTime<Utc>,
 ) -> Result<CalendarEvent, DomainError> {
+    super::bookings::check_moment("start", occurrence)?;
     let event = find_own(conn, firm, user, id).await?;
     if event.exdates.len() >= 500 {
         return Err(DomainError::invalid_field("start", "an event has at most 500 exceptions"));

@@ -229,7 +229,9 @@ pub async fn list_bookings(
     auth.require(Permission::ContentRead)?;
     let query = query.into_inner();
     let from = query.from.unwrap_or_else(Utc::now);
+    bookings::check_moment("from", from)?;
     let to = query.to.unwrap_or(from + Duration::days(bookings::MAX_LISTING_DAYS));
+    bookings::check_moment("to", to)?;
     let (firm, member) = (auth.firm, query.member_user_id);
     let found = state
         .db()
@@ -330,7 +332,7 @@ pub async fn confirm_booking(
 }
 
 /// Counts a public request against the client's address in `scope`; 429 past `max`.
-async fn public_allowance(
+pub(super) async fn public_allowance(
     state: &AppState,
     meta: &RequestMeta,
     scope: &str,
@@ -466,6 +468,7 @@ pub async fn public_slots(
     let zone = invitee_zone(query.tz.as_deref())?;
     let now = Utc::now();
     let from = query.from.unwrap_or(now);
+    bookings::check_moment("from", from)?;
     let to = query.to.unwrap_or(from + Duration::days(7));
     let (firm, link) = public_link(&state, &path.into_inner()).await?;
     let starts = state

@@ -15,7 +15,7 @@ use crate::domain::audit::{self, Outcome};
 use crate::domain::calendar_events::{self, CalendarEvent, EventInput, Occurrence};
 use crate::domain::ical::{self, FeedEntry};
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, RequestMeta, bookings};
+use crate::domain::{DomainError, RequestMeta, bookings, memberships};
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -53,7 +53,9 @@ pub async fn list_events(
     auth.require(Permission::ContentRead)?;
     let (user, _) = auth.member()?;
     let from = query.from.unwrap_or_else(Utc::now);
+    bookings::check_moment("from", from)?;
     let to = query.to.unwrap_or(from + Duration::days(31));
+    bookings::check_moment("to", to)?;
     if to <= from || to - from > Duration::days(366) {
         return Err(ApiError::invalid_field("to", "must be after `from`, at most 366 days"));
     }
@@ -208,9 +210,15 @@ pub async fn rotate_feed(
     responses(
         (status = 200, description = "The calendar", body = String, content_type = "text/calendar"),
         (status = 404, description = "No feed for this token", body = ErrorBody),
+        (status = 429, description = "Too many requests from this address", body = ErrorBody),
     )
 )]
-pub async fn public_feed(state: web::Data<AppState>, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn public_feed(
+    state: web::Data<AppState>,
+    meta: RequestMeta,
+    path: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    super::bookings::public_allowance(&state, &meta, "calendar-feed", 120, Duration::minutes(1)).await?;
     let missing = || ApiError::NotFound("no such feed".into());
     let token = path.into_inner();
     let token = token.strip_suffix(".ics").unwrap_or(&token).to_owned();
@@ -222,6 +230,12 @@ pub async fn public_feed(state: web::Data<AppState>, path: web::Path<String>) ->
         .firm_tx(firm, |conn| {
             async move {
                 let Some(user) = calendar_events::feed_owner(conn, firm, &secret).await? else { return Ok(None) };
+                // A member who left the firm reads nothing of it any more.
+                match memberships::find(conn, firm, user).await {
+                    Ok(member) if member.status == "active" => {}
+                    Ok(_) | Err(DomainError::NotFound(_)) => return Ok(None),
+                    Err(other) => return Err(other),
+                }
                 let zone = bookings::availability(conn, firm, user)
                     .await?
                     .and_then(|a| a.time_zone.parse::<chrono_tz::Tz>().ok())

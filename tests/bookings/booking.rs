@@ -177,6 +177,9 @@ async fn bad_bookings_are_refused_field_by_field_and_store_nothing() {
     for (body, field) in [
         (with("tz", json!("Nowhere/Special")), "tz"),
         (with("name", json!("  ")), "name"),
+        (with("name", json!("Bo\u{0}by")), "name"),
+        (with("name", json!("Bo\nBcc: someone")), "name"),
+        (with("start", json!("+262142-12-31T00:00:00Z")), "start"),
         (with("email", json!("not an email")), "email"),
         (with("answers", json!({})), "answers.topic"),
         (with("answers", json!({ "topic": "VAT", "shoe_size": "44" })), "answers.shoe_size"),
@@ -245,4 +248,35 @@ async fn firms_see_only_their_own_links_and_bookings() {
         .await;
     assert_eq!(answer.status(), 400);
     let _ = other_owner;
+}
+
+#[actix_web::test]
+async fn a_moved_booking_asks_for_confirmation_again_and_a_closed_page_moves_nothing() {
+    let app = spawn_app().await;
+    let (_, _, owner, token) = signed_in_owner(&app).await;
+    set_daily_hours(&app, &token, "UTC", "00:00", "24:00").await;
+    let page = link(&app, &token, &[owner], json!({ "requires_confirmation": true })).await;
+    let booked = json(book(&app, page["slug"].as_str().unwrap(), tomorrow_at(9), None).await).await["data"].clone();
+    let (id, manage) = (booked["id"].as_str().unwrap(), booked["manage_token"].as_str().unwrap());
+    let confirmed = json(app.post_as(&token, &format!("/api/v1/bookings/{id}/confirm"), &json!({})).await).await;
+    assert_eq!(confirmed["data"]["status"], "confirmed");
+    let moved =
+        app.post("/api/v1/public/bookings/reschedule", &json!({ "token": manage, "start": tomorrow_at(11) })).await;
+    assert_eq!(moved.status(), 200);
+    assert_eq!(json(moved).await["data"]["status"], "pending", "the member confirms the new time");
+    let closed = app
+        .patch_as(
+            &token,
+            &format!("/api/v1/booking-links/{}", page["id"].as_str().unwrap()),
+            &json!({ "active": false }),
+        )
+        .await;
+    assert_eq!(closed.status(), 200);
+    let refused =
+        app.post("/api/v1/public/bookings/reschedule", &json!({ "token": manage, "start": tomorrow_at(12) })).await;
+    assert_eq!(refused.status(), 409);
+    let far = app
+        .post("/api/v1/public/bookings/reschedule", &json!({ "token": manage, "start": "+262142-12-31T00:00:00Z" }))
+        .await;
+    assert_eq!(far.status(), 400);
 }

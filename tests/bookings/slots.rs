@@ -105,6 +105,9 @@ async fn bad_listings_are_refused_and_unknown_or_inactive_pages_are_not_found() 
         "?from=2027-01-01T00:00:00Z&to=2027-04-01T00:00:00Z",
         "?from=2027-01-02T00:00:00Z&to=2027-01-01T00:00:00Z",
         "?from=yesterday",
+        "?from=%2B262142-12-31T00:00:00Z",
+        "?from=2026-01-01T00:00:00Z&to=%2B262142-12-31T00:00:00Z",
+        "?from=1600-01-01T00:00:00Z&to=1600-01-02T00:00:00Z",
         "?colour=blue",
     ] {
         let answer = app.get(&format!("{base}{query}")).await;
