@@ -396,14 +396,16 @@ async fn demo(settings: &Settings) -> anyhow::Result<()> {
         println!("demo SMS on {number}, through the Twilio stand-in (see the README)");
     }
     demo_support(settings, &db, firm.firm_id()).await?;
-    if onboarding::find_user(&db, DEMO_OWNER_EMAIL).await?.is_some() {
+    if let Some(owner) = onboarding::find_user(&db, DEMO_OWNER_EMAIL).await? {
+        demo_booking_page(&db, firm.firm_id(), owner.id).await?;
         println!("demo firm `{DEMO_SLUG}` is ready; its owner {DEMO_OWNER_EMAIL} was created earlier");
         return Ok(());
     }
     let password = std::env::var("CP_DEMO_PASSWORD").unwrap_or_else(|_| generate_password());
     let owner = NewUser::parse(DEMO_OWNER_EMAIL, "Demo Owner", &password)
         .context("CP_DEMO_PASSWORD is not an acceptable password")?;
-    onboarding::add_member(&db, firm.firm_id(), Joiner::New(owner), Role::Owner).await?;
+    let member = onboarding::add_member(&db, firm.firm_id(), Joiner::New(owner), Role::Owner).await?;
+    demo_booking_page(&db, firm.firm_id(), member.user_id).await?;
     println!("demo firm `{DEMO_SLUG}` created. Sign in with (shown once):");
     println!("  firm:     {DEMO_SLUG}");
     println!("  email:    {DEMO_OWNER_EMAIL}");
@@ -495,6 +497,44 @@ async fn demo_support(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Res
             };
             sla_policies::create(conn, firm, policy).await?;
             cluster::require_owner(conn, &cluster_name, firm).await
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(())
+}
+
+/// Gives the demo owner weekday hours and a public booking page,
+/// `/api/v1/public/booking-links/demo-intro-call` (when that slug is free), once: a firm
+/// with booking links keeps its own.
+async fn demo_booking_page(db: &Db, firm: FirmId, owner: uuid::Uuid) -> anyhow::Result<()> {
+    use consultantpro::domain::bookings::{self, AvailabilityInput, LinkInput};
+    use consultantpro::domain::business_calendars::{Weekday, WindowSpec};
+    db.firm_tx(firm, |conn| {
+        async move {
+            if !bookings::list_links(conn, firm).await?.is_empty() {
+                return Ok(());
+            }
+            let days = [Weekday::Monday, Weekday::Tuesday, Weekday::Wednesday, Weekday::Thursday, Weekday::Friday];
+            let windows = days
+                .into_iter()
+                .map(|weekday| WindowSpec { weekday, start: "09:00".into(), end: "17:00".into() })
+                .collect();
+            let hours = AvailabilityInput { time_zone: "America/New_York".into(), windows, overrides: Vec::new() };
+            bookings::set_availability(conn, firm, owner, hours).await?;
+            let page = LinkInput {
+                slug: Some("demo-intro-call".into()),
+                title: Some("Introductory call".into()),
+                member_ids: Some(vec![owner]),
+                duration_minutes: Some(30),
+                buffer_after_minutes: Some(10),
+                min_notice_minutes: Some(120),
+                ..LinkInput::default()
+            };
+            match bookings::create_link(conn, firm, owner, page).await {
+                Ok(_) | Err(consultantpro::domain::DomainError::Conflict(_)) => Ok(()),
+                Err(other) => Err(other),
+            }
         }
         .scope_boxed()
     })

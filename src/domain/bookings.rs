@@ -83,6 +83,20 @@ pub struct AvailabilityInput {
     pub overrides: Vec<DateOverride>,
 }
 
+/// Minutes of the week a window covers on its day, as a half-open range (a window across
+/// midnight runs past 1440).
+fn minutes(window: &Window) -> (u32, u32) {
+    use chrono::Timelike;
+    let start = window.start.hour() * 60 + window.start.minute();
+    let end = window.end.hour() * 60 + window.end.minute();
+    (start, if end <= start { end + 1440 } else { end })
+}
+
+fn spans_meet(a: &Window, b: &Window) -> bool {
+    let ((a_start, a_end), (b_start, b_end)) = (minutes(a), minutes(b));
+    a_start < b_end && b_start < a_end
+}
+
 fn window_of(start: &str, end: &str) -> Option<Window> {
     Some(Window { start: parse_time(start, false)?, end: parse_time(end, true)? })
 }
@@ -117,8 +131,18 @@ fn check_availability(input: &AvailabilityInput) -> Result<(), DomainError> {
         errors.insert("windows".into(), format!("at most {MAX_WINDOWS}"));
     }
     for (i, w) in input.windows.iter().enumerate() {
-        if window_of(&w.start, &w.end).is_none() {
+        let Some(window) = window_of(&w.start, &w.end) else {
             errors.insert(format!("windows[{i}]"), "start must be HH:MM, end HH:MM or 24:00".into());
+            continue;
+        };
+        // Overlapping windows of one day would offer the same slots twice over (and cost
+        // twice the work): one day's hours are given once.
+        let overlaps = input.windows[..i]
+            .iter()
+            .filter(|other| other.weekday == w.weekday)
+            .any(|other| window_of(&other.start, &other.end).is_some_and(|o| spans_meet(&o, &window)));
+        if overlaps {
+            errors.insert(format!("windows[{i}]"), "overlaps another window of the same day".into());
         }
     }
     if input.overrides.len() > MAX_OVERRIDES {

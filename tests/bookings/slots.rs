@@ -115,6 +115,19 @@ async fn bad_listings_are_refused_and_unknown_or_inactive_pages_are_not_found() 
         let body = json(answer).await;
         assert!(body["error"]["message"].is_string(), "{query}: {body}");
     }
+    let overlapping = app
+        .client
+        .put(app.url("/api/v1/calendar/availability"))
+        .bearer_auth(&token)
+        .json(&json!({ "time_zone": "UTC", "windows": [
+            { "weekday": "monday", "start": "09:00", "end": "12:00" },
+            { "weekday": "monday", "start": "11:00", "end": "13:00" },
+        ] }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(overlapping.status(), 400);
+    assert!(json(overlapping).await["error"]["details"]["fields"]["windows[1]"].is_string());
     assert_eq!(app.get("/api/v1/public/booking-links/no-such-page-here").await.status(), 404);
     assert_eq!(app.get(&format!("/api/v1/public/booking-links/{}", "x".repeat(300))).await.status(), 404);
     let off = app
