@@ -269,15 +269,40 @@ pub async fn cancel_booking(
     meta: RequestMeta,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
+    member_change(&state, &auth, &meta, path.into_inner(), "booking.cancelled", |conn, firm, id| {
+        async move { bookings::cancel(conn, firm, id).await }.scope_boxed()
+    })
+    .await
+}
+
+/// A member's change of a booking: audited, and when it changed anything, told to webhooks
+/// (`event`), to both sides by email, and to sockets.
+async fn member_change<F>(
+    state: &AppState,
+    auth: &FirmAuth,
+    meta: &RequestMeta,
+    id: Uuid,
+    event: &'static str,
+    change: F,
+) -> Result<HttpResponse, ApiError>
+where
+    F: for<'c> FnOnce(
+            &'c mut diesel_async::AsyncPgConnection,
+            FirmId,
+            Uuid,
+        ) -> scoped_futures::ScopedBoxFuture<'static, 'c, Result<(Booking, bool), DomainError>>
+        + Send
+        + 'static,
+{
     auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+    let firm = auth.firm;
     let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
-    let event = auth.audit("booking.cancelled", Outcome::Success, &meta).with_target("booking", id);
-    let (booking, changed) = audit::audited(state.db(), firm, event, |conn| {
+    let audit_event = auth.audit(event, Outcome::Success, meta).with_target("booking", id);
+    let (booking, changed) = audit::audited(state.db(), firm, audit_event, move |conn| {
         async move {
-            let (booking, changed) = bookings::cancel(conn, firm, id).await?;
+            let (booking, changed) = change(conn, firm, id).await?;
             if changed {
-                webhooks::emit(conn, firm, "booking.cancelled", booking_event(&booking), attempts).await?;
+                webhooks::emit(conn, firm, event, booking_event(&booking), attempts).await?;
                 bookings::queue_notices(conn, firm, &booking, attempts).await?;
             }
             Ok::<_, DomainError>((booking, changed))
@@ -286,7 +311,7 @@ pub async fn cancel_booking(
     })
     .await?;
     if changed {
-        live::publish_event(state.bus(), firm, "booking.cancelled", booking_event(&booking)).await;
+        live::publish_event(state.bus(), firm, event, booking_event(&booking)).await;
     }
     Ok(envelope::ok(booking))
 }
@@ -309,26 +334,10 @@ pub async fn confirm_booking(
     meta: RequestMeta,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
-    let event = auth.audit("booking.confirmed", Outcome::Success, &meta).with_target("booking", id);
-    let (booking, changed) = audit::audited(state.db(), firm, event, |conn| {
-        async move {
-            let (booking, changed) = bookings::confirm(conn, firm, id).await?;
-            if changed {
-                webhooks::emit(conn, firm, "booking.confirmed", booking_event(&booking), attempts).await?;
-                bookings::queue_notices(conn, firm, &booking, attempts).await?;
-            }
-            Ok::<_, DomainError>((booking, changed))
-        }
-        .scope_boxed()
+    member_change(&state, &auth, &meta, path.into_inner(), "booking.confirmed", |conn, firm, id| {
+        async move { bookings::confirm(conn, firm, id).await }.scope_boxed()
     })
-    .await?;
-    if changed {
-        live::publish_event(state.bus(), firm, "booking.confirmed", booking_event(&booking)).await;
-    }
-    Ok(envelope::ok(booking))
+    .await
 }
 
 /// Counts a public request against the client's address in `scope`; 429 past `max`.

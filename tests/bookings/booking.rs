@@ -2,7 +2,7 @@
 //! different lengths; the server's own checks of buffers, notice and alignment; one booking
 //! per Idempotency-Key; round robin; cancelling frees the time; firms apart.
 
-use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, add_member, json, signed_in_owner, spawn_app};
@@ -10,15 +10,7 @@ use crate::{book, book_with, link, public_slots, set_daily_hours};
 
 /// Tomorrow (UTC) at `hour`:00.
 fn tomorrow_at(hour: u32) -> DateTime<Utc> {
-    (Utc::now() + Duration::days(1))
-        .with_hour(hour)
-        .unwrap()
-        .with_minute(0)
-        .unwrap()
-        .with_second(0)
-        .unwrap()
-        .with_nanosecond(0)
-        .unwrap()
+    crate::days_ahead_at(1, hour)
 }
 
 async fn statuses(responses: Vec<reqwest::Response>) -> Vec<u16> {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use chrono::{DateTime, Duration, Timelike, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
 use crate::helpers::{json, mail_dir, run_jobs, signed_in_owner, spawn_app};
@@ -99,15 +99,7 @@ async fn wait_for_mails(to: &str, count: usize) -> Vec<String> {
 }
 
 fn day_after_tomorrow_at(hour: u32) -> DateTime<Utc> {
-    (Utc::now() + Duration::days(2))
-        .with_hour(hour)
-        .unwrap()
-        .with_minute(0)
-        .unwrap()
-        .with_second(0)
-        .unwrap()
-        .with_nanosecond(0)
-        .unwrap()
+    crate::days_ahead_at(2, hour)
 }
 
 #[actix_web::test]

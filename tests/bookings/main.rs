@@ -17,6 +17,11 @@ use serde_json::{Value, json};
 
 use helpers::{TestApp, json, unique_ip};
 
+/// `days` from now (UTC) at `hour`:00.
+pub fn days_ahead_at(days: i64, hour: u32) -> DateTime<Utc> {
+    (Utc::now() + chrono::Duration::days(days)).date_naive().and_hms_opt(hour, 0, 0).unwrap().and_utc()
+}
+
 /// Sets the signed-in member's hours: `windows` as `(weekday, start, end)` in `zone`.
 pub async fn set_hours(app: &TestApp, token: &str, zone: &str, windows: &[(&str, &str, &str)]) {
     let windows: Vec<Value> =
