@@ -350,10 +350,22 @@ async fn two_hundred_firms_spread_evenly_over_two_nodes() {
     })
     .await;
     assert!(settled.is_some(), "not every firm found exactly one owner");
+    // On a loaded machine one node's lease may lapse for a moment while the firms are
+    // claimed, and the other takes them all; once both are live again the firms that belong
+    // elsewhere move. What is promised is the even spread once the membership is steady.
+    let even = |n: usize| (70..=130).contains(&n);
+    let balanced = wait_until(Duration::from_secs(15), || {
+        let (on_a, on_b) = (a.state.registry().owned(), b.state.registry().owned());
+        on_a.len() + on_b.len() == 200 && even(on_a.len()) && even(on_b.len())
+    })
+    .await;
     let (on_a, on_b) = (a.state.registry().owned().len(), b.state.registry().owned().len());
-    assert!((70..=130).contains(&on_a) && (70..=130).contains(&on_b), "uneven: {on_a} and {on_b}");
-    // Nobody connected, nothing to run, still supervised: the owner's supervisor lives.
-    assert_eq!(a.state.registry().firms() + b.state.registry().firms(), 200);
+    assert!(balanced.is_some(), "uneven: {on_a} and {on_b}");
+    // Nobody connected, nothing to run, still supervised: the owner's supervisor lives (and
+    // a supervisor of a firm that moved stops once its owned children have).
+    let supervised =
+        wait_until(Duration::from_secs(5), || a.state.registry().firms() + b.state.registry().firms() == 200).await;
+    assert!(supervised.is_some(), "{} supervisors", a.state.registry().firms() + b.state.registry().firms());
 }
 
 #[actix_web::test]
