@@ -175,6 +175,13 @@ impl fmt::Debug for ApiError {
     }
 }
 
+/// PostgreSQL's refusal of a NUL character: in text (`invalid byte sequence ... 0x00`) or in
+/// JSON (`unsupported Unicode escape sequence`, `\u0000` cannot be converted to text).
+fn refuses_nul(message: &str) -> bool {
+    (message.starts_with("invalid byte sequence for encoding") && message.ends_with("0x00"))
+        || message.starts_with("unsupported Unicode escape sequence")
+}
+
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         match err {
@@ -188,6 +195,16 @@ impl From<DbError> for ApiError {
                 diesel::result::DatabaseErrorKind::UniqueViolation,
                 _,
             )) => ApiError::Conflict("conflicts with an existing record".into()),
+            // PostgreSQL stores no NUL character in text or JSON, whichever field it came in:
+            // the client's input, refused as a whole, nothing stored.
+            DbError::Query(diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::Unknown, info))
+                if refuses_nul(info.message()) =>
+            {
+                ApiError::validation(
+                    "text may not contain the NUL character (\\u0000)",
+                    serde_json::json!({ "in": "body or query" }),
+                )
+            }
             DbError::Query(other) => ApiError::Internal(other.into()),
         }
     }
