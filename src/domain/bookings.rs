@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::booking_slots::{self, Availability, SlotRules};
 use super::business_calendars::{WindowSpec, parse_time};
 use super::business_time::Window;
-use super::{DomainError, FieldErrors, FirmId, memberships};
+use super::{DomainError, FieldErrors, FirmId, from_json, memberships, to_json};
 use crate::db::schema::{availability_schedules, booking_links, bookings};
 
 /// The most days one slot listing may span.
@@ -159,14 +159,6 @@ fn check_availability(input: &AvailabilityInput) -> Result<(), DomainError> {
         }
     }
     DomainError::check(errors)
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, DomainError> {
-    serde_json::to_value(value).map_err(|e| DomainError::Internal(e.to_string()))
-}
-
-fn from_json<T: serde::de::DeserializeOwned>(what: &str, value: serde_json::Value) -> Result<T, DomainError> {
-    serde_json::from_value(value).map_err(|e| DomainError::Internal(format!("stored {what} unreadable: {e}")))
 }
 
 type AvailabilityRow = (Uuid, String, serde_json::Value, serde_json::Value, DateTime<Utc>);
@@ -619,45 +611,45 @@ async fn busy(
     Ok(rows.into_iter().map(|r| (r.starts, r.ends)).collect())
 }
 
-/// Whose busy time a slot must keep clear of.
-#[derive(Debug, Clone, Copy)]
-enum BusyCheck {
-    /// None: is the start offered at all?
-    Ignore,
-    /// All of the member's.
-    All,
-    /// All but this booking's own (it is being moved).
-    AllBut(Uuid),
-}
-
-/// One member's slots of the link in `[from, to)`; none without hours set.
-async fn member_slots(
+/// A member's bookable hours, when they are an active member of the firm who has set some:
+/// a member who left (or was deactivated) is offered no more.
+async fn member_hours(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
-    link: &BookingLink,
     member: Uuid,
-    now: DateTime<Utc>,
-    (from, to): (DateTime<Utc>, DateTime<Utc>),
-    check: BusyCheck,
-) -> Result<Vec<DateTime<Utc>>, DomainError> {
-    // A member who left the firm (or was deactivated) is offered no more.
+) -> Result<Option<Availability>, DomainError> {
     let active = match memberships::find(conn, firm, member).await {
         Ok(found) => found.status == "active",
         Err(DomainError::NotFound(_)) => false,
         Err(other) => return Err(other),
     };
     if !active {
-        return Ok(Vec::new());
+        return Ok(None);
     }
-    let Some(hours) = availability(conn, firm, member).await? else { return Ok(Vec::new()) };
+    availability(conn, firm, member).await?.map(|hours| hours.availability()).transpose()
+}
+
+/// Whether the link offers `start` with `member`: `None` when their hours, the alignment,
+/// the notice or the window never allow it; else whether their busy time (all of it but
+/// booking `except`'s, which is being moved) leaves it free.
+async fn start_offered(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    link: &BookingLink,
+    member: Uuid,
+    now: DateTime<Utc>,
+    start: DateTime<Utc>,
+    except: Option<Uuid>,
+) -> Result<Option<bool>, DomainError> {
+    let Some(hours) = member_hours(conn, firm, member).await? else { return Ok(None) };
     let rules = link.rules();
-    let around = (from - rules.buffer_before - rules.duration, to + rules.duration + rules.buffer_after);
-    let busy = match check {
-        BusyCheck::Ignore => Vec::new(),
-        BusyCheck::All => busy(conn, firm, member, around, None).await?,
-        BusyCheck::AllBut(booking) => busy(conn, firm, member, around, Some(booking)).await?,
-    };
-    Ok(booking_slots::slots(&hours.availability()?, &rules, &busy, now, from, to))
+    let probe = (start, start + Duration::seconds(1));
+    if !booking_slots::slots(&hours, &rules, &[], now, probe.0, probe.1).contains(&start) {
+        return Ok(None);
+    }
+    let around = rules.blocked(start);
+    let busy = busy(conn, firm, member, around, except).await?;
+    Ok(Some(booking_slots::slots(&hours, &rules, &busy, now, probe.0, probe.1).contains(&start)))
 }
 
 /// The link's slots in `[from, to)`: a start is offered when any of its members is free.
@@ -674,9 +666,13 @@ pub async fn link_slots(
     if to <= from || to - from > Duration::days(MAX_LISTING_DAYS) {
         return Err(DomainError::invalid_field("to", format!("must be after `from`, at most {MAX_LISTING_DAYS} days")));
     }
+    let rules = link.rules();
+    let around = (from - rules.buffer_before - rules.duration, to + rules.duration + rules.buffer_after);
     let mut all = Vec::new();
     for member in &link.member_ids {
-        all.extend(member_slots(conn, firm, link, *member, now, (from, to), BusyCheck::All).await?);
+        let Some(hours) = member_hours(conn, firm, *member).await? else { continue };
+        let busy = busy(conn, firm, *member, around, None).await?;
+        all.extend(booking_slots::slots(&hours, &rules, &busy, now, from, to));
     }
     all.sort_unstable();
     all.dedup();
@@ -797,14 +793,11 @@ pub async fn book(
 ) -> Result<Booking, DomainError> {
     check_request(link, request)?;
     let start = request.start;
-    let probe = (start, start + Duration::seconds(1));
     let mut offered = false;
     for member in members_in_turn(conn, firm, link, now).await? {
-        if !member_slots(conn, firm, link, member, now, probe, BusyCheck::Ignore).await?.contains(&start) {
-            continue;
-        }
+        let Some(free) = start_offered(conn, firm, link, member, now, start, None).await? else { continue };
         offered = true;
-        if !member_slots(conn, firm, link, member, now, probe, BusyCheck::All).await?.contains(&start) {
+        if !free {
             continue;
         }
         match insert_booking(conn, firm, link, member, request).await {
@@ -995,13 +988,10 @@ pub async fn reschedule(
     if !link.active {
         return Err(DomainError::Conflict("this booking page is closed; ask the firm to move it".into()));
     }
-    let probe = (start, start + Duration::seconds(1));
-    let member = booking.member_user_id;
-    if !member_slots(conn, firm, &link, member, now, probe, BusyCheck::Ignore).await?.contains(&start) {
-        return Err(DomainError::invalid_field("start", "is not a slot this link offers now"));
-    }
-    if !member_slots(conn, firm, &link, member, now, probe, BusyCheck::AllBut(id)).await?.contains(&start) {
-        return Err(DomainError::Conflict("that time was just booked; choose another slot".into()));
+    match start_offered(conn, firm, &link, booking.member_user_id, now, start, Some(id)).await? {
+        None => return Err(DomainError::invalid_field("start", "is not a slot this link offers now")),
+        Some(false) => return Err(DomainError::Conflict("that time was just booked; choose another slot".into())),
+        Some(true) => {}
     }
     let rules = link.rules();
     let (blocked_from, blocked_to) = rules.blocked(start);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::business_time::{BusinessCalendar, Hours, Window};
-use super::{DomainError, FieldErrors, FirmId};
+use super::{DomainError, FieldErrors, FirmId, to_json};
 use crate::db::schema::business_calendars;
 
 pub const MAX_WINDOWS: usize = 70;
@@ -187,10 +187,6 @@ fn check(input: &CalendarInput, errors: &mut FieldErrors) {
             }
         }
     }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, DomainError> {
-    serde_json::to_value(value).map_err(|e| DomainError::Internal(e.to_string()))
 }
 
 pub async fn create(

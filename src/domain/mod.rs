@@ -79,6 +79,19 @@ impl From<diesel::result::Error> for DomainError {
     }
 }
 
+/// A value as stored JSON (settings, conditions, windows): it always serialises.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> Result<serde_json::Value, DomainError> {
+    serde_json::to_value(value).map_err(|e| DomainError::Internal(e.to_string()))
+}
+
+/// Stored JSON read back; a row that does not read is the server's fault, named by `what`.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    what: &str,
+    value: serde_json::Value,
+) -> Result<T, DomainError> {
+    serde_json::from_value(value).map_err(|e| DomainError::Internal(format!("stored {what} unreadable: {e}")))
+}
+
 impl DomainError {
     pub fn invalid_field(field: &str, problem: impl Into<String>) -> Self {
         let problem = problem.into();

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::conversations::Channel;
 use super::tickets::{Priority, Ticket, TicketStatus};
-use super::{DomainError, FieldErrors, FirmId};
+use super::{DomainError, FieldErrors, FirmId, to_json};
 use crate::db::schema::{business_calendars, contacts, conversations, sla_policies};
 
 pub const MAX_POLICIES: i64 = 100;
@@ -228,10 +228,6 @@ async fn check_calendar(
     .get_result(conn)
     .await?;
     if exists { Ok(()) } else { Err(DomainError::invalid_field(field, "no such business calendar")) }
-}
-
-fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, DomainError> {
-    serde_json::to_value(value).map_err(|e| DomainError::Internal(e.to_string()))
 }
 
 fn statuses(list: &[TicketStatus]) -> Vec<String> {

@@ -296,7 +296,7 @@ where
 {
     auth.require(Permission::ContentWrite)?;
     let firm = auth.firm;
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let attempts = state.job_attempts();
     let audit_event = auth.audit(event, Outcome::Success, meta).with_target("booking", id);
     let (booking, changed) = audit::audited(state.db(), firm, audit_event, move |conn| {
         async move {
@@ -546,7 +546,7 @@ pub async fn public_book(
     let request = body.into_inner();
     let (firm, link) = public_link(&state, &path.into_inner()).await?;
     let once = Once::of(&req, format!("booking:{}", link.id), &request)?;
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let attempts = state.job_attempts();
     let secret = manage_secret(&state);
     let answer = state
         .db()
@@ -654,7 +654,7 @@ pub async fn public_cancel(
     meta: RequestMeta,
     body: web::Json<ManageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let (secret, attempts) = (manage_secret(&state), i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8));
+    let (secret, attempts) = (manage_secret(&state), state.job_attempts());
     let (booking, changed, firm) = managed(&state, &meta, &body.token, move |conn, firm, id| {
         async move {
             let (booking, changed) = bookings::cancel(conn, firm, id).await?;
@@ -692,7 +692,7 @@ pub async fn public_reschedule(
     body: web::Json<ManageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let start = body.start.ok_or_else(|| ApiError::invalid_field("start", "is required"))?;
-    let (secret, attempts) = (manage_secret(&state), i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8));
+    let (secret, attempts) = (manage_secret(&state), state.job_attempts());
     let (booking, firm) = managed(&state, &meta, &body.token, move |conn, firm, id| {
         async move {
             let booking = bookings::reschedule(conn, firm, id, start, Utc::now()).await?;

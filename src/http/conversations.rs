@@ -103,7 +103,7 @@ pub async fn create_conversation(
         client_id: body.client_id,
     };
     let firm = auth.firm;
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let attempts = state.job_attempts();
     let event = auth.audit("conversation.created", Outcome::Success, &meta);
     let created = state
         .db()

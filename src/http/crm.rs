@@ -17,10 +17,6 @@ use crate::domain::contacts::{self, Contact, ContactFilter, ContactInput, Contac
 use crate::domain::permissions::Permission;
 use crate::domain::{DomainError, RequestMeta, webhooks};
 
-fn max_attempts(state: &AppState) -> i32 {
-    i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8)
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClientBody {
@@ -97,7 +93,7 @@ pub async fn create_client(
     body: web::Json<ClientBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
-    let (firm, attempts) = (auth.firm, max_attempts(&state));
+    let (firm, attempts) = (auth.firm, state.job_attempts());
     let event = auth.audit("client.created", Outcome::Success, &meta);
     let input = ClientInput::from(body.into_inner());
     let client = state

@@ -27,10 +27,6 @@ use crate::domain::permissions::Permission;
 use crate::domain::{DomainError, FirmId, RequestMeta, webhooks};
 use crate::outbound::stripe::{self, StripeError};
 
-fn max_attempts(state: &AppState) -> i32 {
-    i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8)
-}
-
 fn actor_id(auth: &FirmAuth) -> Option<Uuid> {
     match auth.actor {
         Actor::Member { user_id, .. } => Some(user_id),
@@ -60,7 +56,7 @@ async fn create_once<'a, F>(state: &'a AppState, firm: FirmId, once: Once, creat
 where
     F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<Created, DomainError>> + Send + 'a,
 {
-    let attempts = max_attempts(state);
+    let attempts = state.job_attempts();
     let answer = state
         .db()
         .firm_tx(firm, |conn| {
@@ -304,7 +300,7 @@ async fn lifecycle(
     id: Uuid,
     action: &'static str,
 ) -> Result<Invoice, ApiError> {
-    let (firm, attempts) = (auth.firm, max_attempts(state));
+    let (firm, attempts) = (auth.firm, state.job_attempts());
     let event = auth.audit(action, Outcome::Success, meta).with_target("invoice", id);
     let invoice = state
         .db()
@@ -807,7 +803,7 @@ pub async fn stripe_webhook(
     };
     let intent = object["id"].as_str().unwrap_or_default().to_owned();
     let amount = object["amount_received"].as_i64().or_else(|| object["amount"].as_i64()).unwrap_or(0);
-    let attempts = max_attempts(&state);
+    let attempts = state.job_attempts();
     let (event_id, kind) = (event.id, event.kind);
     let outcome = state
         .db()

@@ -716,7 +716,7 @@ pub async fn forgot_password(
     if let Some((firm, user)) = found {
         let firm_id = firm.firm_id();
         let ttl = Duration::minutes(i64::try_from(state.settings().mail.password_reset_ttl_minutes).unwrap_or(30));
-        let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+        let attempts = state.job_attempts();
         let event = NewAuditEvent::new(
             firm_id,
             ActorType::User,

@@ -155,7 +155,7 @@ pub async fn accept(
         }
     };
 
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let attempts = state.job_attempts();
     let invitation_id = invitation.id;
     let contact_id = invitation.contact_id;
     let event = NewAuditEvent::new(firm, ActorType::User, Some(user_id), "invitation.accepted", Outcome::Success)

@@ -148,8 +148,7 @@ pub async fn add_member(
         auth.require(Permission::OwnersManage)?;
     }
     let email = users::normalize_email(&body.email).map_err(|p| ApiError::invalid_field("email", p))?;
-    let (firm, ttl, attempts) =
-        (auth.firm, invitation_ttl(&state), i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8));
+    let (firm, ttl, attempts) = (auth.firm, invitation_ttl(&state), state.job_attempts());
     let invited_by = auth.member().ok().map(|(user_id, _)| user_id);
     let event = auth.audit("invitation.created", Outcome::Success, &meta);
     let new = NewInvitation { email, role: body.role, contact_id: body.contact_id };
@@ -195,7 +194,7 @@ pub async fn resend_invitation(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::MembersManage)?;
     let (firm, id, ttl) = (auth.firm, path.into_inner(), invitation_ttl(&state));
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let attempts = state.job_attempts();
     let caller_is_owner = auth.require(Permission::OwnersManage).is_ok();
     let event = auth.audit("invitation.resent", Outcome::Success, &meta).with_target("invitation", id);
     let invitation = state
@@ -337,7 +336,7 @@ async fn change_member(
     let firm = auth.firm;
     let caller_is_not_owner = auth.require(Permission::OwnersManage).is_err();
     let audit_template = auth.audit("member.changed", Outcome::Success, meta);
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let attempts = state.job_attempts();
     Ok(state
         .db()
         .firm_tx(firm, |conn| {

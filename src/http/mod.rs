@@ -62,6 +62,11 @@ impl AppState {
         Self { live, metrics, tokens }
     }
 
+    /// Attempts a queued job (a webhook delivery, an email) gets before the dead letters.
+    pub fn job_attempts(&self) -> i32 {
+        i32::try_from(self.settings().jobs.max_attempts).unwrap_or(8)
+    }
+
     pub fn live(&self) -> &LiveContext {
         &self.live
     }

@@ -238,7 +238,7 @@ pub async fn convert_lead(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id, region) = (auth.firm, path.into_inner(), region(&state));
-    let attempts = i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8);
+    let attempts = state.job_attempts();
     let body = body.into_inner();
     let options =
         ConvertOptions { client_id: body.client_id, prospect_name: body.prospect_name, currency: body.currency };

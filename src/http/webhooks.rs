@@ -18,10 +18,6 @@ use crate::domain::permissions::Permission;
 use crate::domain::webhooks::{self, Delivery, Endpoint, EndpointInput};
 use crate::domain::{DomainError, RequestMeta};
 
-fn max_attempts(state: &AppState) -> i32 {
-    i32::try_from(state.settings().jobs.max_attempts).unwrap_or(8)
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEndpointBody {
@@ -264,7 +260,7 @@ pub async fn rotate_secret(
 )]
 pub async fn ping(state: web::Data<AppState>, auth: FirmAuth, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
-    let (firm, id, attempts) = (auth.firm, path.into_inner(), max_attempts(&state));
+    let (firm, id, attempts) = (auth.firm, path.into_inner(), state.job_attempts());
     let delivery_id = state
         .db()
         .firm_tx(firm, |conn| {
@@ -328,7 +324,7 @@ pub async fn redeliver(
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let (endpoint_id, delivery_id) = path.into_inner();
-    let (firm, attempts) = (auth.firm, max_attempts(&state));
+    let (firm, attempts) = (auth.firm, state.job_attempts());
     let delivery = state
         .db()
         .firm_tx(firm, |conn| {
