@@ -198,6 +198,35 @@ async fn bad_bookings_are_refused_field_by_field_and_store_nothing() {
         assert_eq!(answer.status(), 400, "{body}");
         assert!(json(answer).await["error"]["details"]["fields"][field].is_string(), "{field}");
     }
+    // The manage endpoints and the hours answer malformed bodies in the error format.
+    for path in
+        ["/api/v1/public/bookings/lookup", "/api/v1/public/bookings/cancel", "/api/v1/public/bookings/reschedule"]
+    {
+        for body in [json!({}), json!([1]), json!({ "token": 7 }), json!({ "token": "x", "colour": "red" })] {
+            let answer = app.post(path, &body).await;
+            assert_eq!(answer.status(), 400, "{path} {body}");
+            assert_eq!(json(answer).await["error"]["code"], "validation_error");
+        }
+    }
+    let reschedule = app.post("/api/v1/public/bookings/reschedule", &json!({ "token": "x" })).await;
+    assert_eq!(reschedule.status(), 400, "a reschedule names its start");
+    for body in [
+        json!({ "time_zone": "Atlantis/Capital", "windows": [] }),
+        json!({ "time_zone": "UTC", "windows": [{ "weekday": "funday", "start": "09:00", "end": "10:00" }] }),
+        json!({ "time_zone": "UTC", "windows": [{ "weekday": "monday", "start": "9am", "end": "10:00" }] }),
+        json!({ "time_zone": "UTC", "windows": [], "overrides": [{ "date": "2027-02-30" }] }),
+    ] {
+        let answer = app
+            .client
+            .put(app.url("/api/v1/calendar/availability"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{body}");
+        assert_eq!(json(answer).await["error"]["code"], "validation_error");
+    }
     let taken = app
         .post_as(
             &token,
@@ -230,6 +259,37 @@ async fn firms_see_only_their_own_links_and_bookings() {
         app.post_as(&other_token, &format!("/api/v1/bookings/{booking}/cancel"), &json!({})).await.status(),
         404
     );
+    assert_eq!(
+        app.post_as(&other_token, &format!("/api/v1/bookings/{booking}/confirm"), &json!({})).await.status(),
+        404
+    );
+    // Another firm's member's events are not theirs to touch.
+    let event = json(
+        app.post_as(
+            &token,
+            "/api/v1/calendar/events",
+            &json!({ "title": "Audit", "starts_at": "2027-05-03T14:00:00Z", "ends_at": "2027-05-03T15:00:00Z" }),
+        )
+        .await,
+    )
+    .await["data"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(app.delete_as(&other_token, &format!("/api/v1/calendar/events/{event}")).await.status(), 404);
+    let except = app
+        .post_as(
+            &other_token,
+            &format!("/api/v1/calendar/events/{event}/exceptions"),
+            &json!({ "start": "2027-05-03T14:00:00Z" }),
+        )
+        .await;
+    assert_eq!(except.status(), 404);
+    let theirs = json(
+        app.get_as(&other_token, "/api/v1/calendar/events?from=2027-05-01T00:00:00Z&to=2027-05-31T00:00:00Z").await,
+    )
+    .await;
+    assert!(theirs["data"].as_array().unwrap().is_empty());
     // Another firm's member cannot be put on a link.
     let answer = app
         .post_as(

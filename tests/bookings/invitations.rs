@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 
-use crate::helpers::{json, mail_dir, run_jobs, signed_in_owner, spawn_app};
+use crate::helpers::{data_dir, json, messages_to, run_jobs, signed_in_owner, spawn_app};
 use crate::{book_with, link, set_daily_hours};
 
 const CHECKER: &str = r#"
@@ -49,9 +49,7 @@ print(json.dumps({
 "#;
 
 pub fn python() -> PathBuf {
-    std::env::var("CP_DATA_DIR")
-        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data"), PathBuf::from)
-        .join("pyenv/bin/python")
+    data_dir().join("pyenv/bin/python")
 }
 
 /// The calendar in an email, as the independent parser reads it.
@@ -69,27 +67,9 @@ fn parsed(message: &str) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// Every message the sink holds for `to`, oldest first.
-fn mails_for(to: &str) -> Vec<String> {
-    let wanted = format!("To: {to}").to_lowercase();
-    let mut found: Vec<(std::time::SystemTime, String, String)> = Vec::new();
-    for folder in ["new", "cur"] {
-        let Ok(entries) = std::fs::read_dir(mail_dir().join(folder)) else { continue };
-        for entry in entries.flatten() {
-            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-            if text.to_lowercase().lines().any(|l| l.trim() == wanted) {
-                let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
-                found.push((modified, entry.file_name().to_string_lossy().into_owned(), text));
-            }
-        }
-    }
-    found.sort();
-    found.into_iter().map(|(_, _, text)| text).collect()
-}
-
 async fn wait_for_mails(to: &str, count: usize) -> Vec<String> {
     for _ in 0..200 {
-        let found = mails_for(to);
+        let found = messages_to(to);
         if found.len() >= count {
             return found;
         }

@@ -228,9 +228,30 @@ pub fn mail_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("CP_MAIL_DIR") {
         return PathBuf::from(dir);
     }
-    std::env::var("CP_DATA_DIR")
-        .map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data"), PathBuf::from)
-        .join("mail")
+    data_dir().join("mail")
+}
+
+/// Where `scripts/services.sh` keeps its data: `CP_DATA_DIR`, else `.data`.
+pub fn data_dir() -> PathBuf {
+    std::env::var("CP_DATA_DIR").map_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".data"), PathBuf::from)
+}
+
+/// Every message the SMTP sink holds for `to`, oldest first.
+pub fn messages_to(to: &str) -> Vec<String> {
+    let wanted = format!("To: {to}").to_lowercase();
+    let mut found: Vec<(std::time::SystemTime, String, String)> = Vec::new();
+    for folder in ["new", "cur"] {
+        let Ok(entries) = std::fs::read_dir(mail_dir().join(folder)) else { continue };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
+            if text.to_lowercase().lines().any(|l| l.trim() == wanted) {
+                let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
+                found.push((modified, entry.file_name().to_string_lossy().into_owned(), text));
+            }
+        }
+    }
+    found.sort();
+    found.into_iter().map(|(_, _, text)| text).collect()
 }
 
 /// Runs the firm's queued jobs (test servers run no job runner of their own), until none
@@ -249,21 +270,8 @@ pub async fn run_jobs(app: &TestApp, firm: consultantpro::domain::FirmId) {
 
 /// The newest message the SMTP sink received for `to` (waiting up to 10 s), as text.
 pub async fn mail_to(to: &str) -> String {
-    let wanted = format!("To: {to}").to_lowercase();
     for _ in 0..200 {
-        let mut found: Vec<(std::time::SystemTime, String)> = Vec::new();
-        for folder in ["new", "cur"] {
-            let Ok(entries) = std::fs::read_dir(mail_dir().join(folder)) else { continue };
-            for entry in entries.flatten() {
-                let Ok(text) = std::fs::read_to_string(entry.path()) else { continue };
-                if text.to_lowercase().lines().any(|l| l.trim() == wanted) {
-                    let modified = entry.metadata().and_then(|m| m.modified()).unwrap_or(std::time::UNIX_EPOCH);
-                    found.push((modified, text));
-                }
-            }
-        }
-        found.sort_by_key(|(modified, _)| *modified);
-        if let Some((_, text)) = found.pop() {
+        if let Some(text) = messages_to(to).pop() {
             return text;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -273,15 +281,7 @@ pub async fn mail_to(to: &str) -> String {
 
 /// How many messages the sink holds for `to`.
 pub fn mails_to(to: &str) -> usize {
-    let wanted = format!("To: {to}").to_lowercase();
-    ["new", "cur"]
-        .iter()
-        .filter_map(|folder| std::fs::read_dir(mail_dir().join(folder)).ok())
-        .flat_map(|entries| entries.flatten())
-        .filter(|entry| {
-            std::fs::read_to_string(entry.path()).is_ok_and(|t| t.to_lowercase().lines().any(|l| l.trim() == wanted))
-        })
-        .count()
+    messages_to(to).len()
 }
 
 /// A quoted-printable body decoded (soft line breaks joined, `=XX` turned back into bytes),
