@@ -4,6 +4,9 @@
 # The SMTP sink (Debian's python3-aiosmtpd) accepts every message and writes it to
 # $CP_DATA_DIR/mail/new/ (a maildir) instead of delivering it; it is started only while
 # mail.smtp_host is a loopback address.
+# Dovecot (IMAP, plaintext on loopback only) serves the demo firm's mailbox and the tests'
+# mailboxes on mail.local_imap_port: any user name logs in with mail.local_imap_password
+# and gets a maildir of its own, owned by the unprivileged user `cpmail`.
 #
 #   scripts/services.sh up     install, start, create roles and databases
 #   scripts/services.sh down   stop the project's instances
@@ -63,6 +66,9 @@ REDIS_PORT=${CP_REDIS_PORT:-56379}
 SMTP_HOST=$(setting mail smtp_host)
 SMTP_PORT=$(setting mail smtp_port)
 MAIL_DIR=${CP_MAIL_DIR:-$DATA_DIR/mail}
+IMAP_PORT=$(setting mail local_imap_port)
+IMAP_PASSWORD=$(setting mail local_imap_password)
+MAIL_USER=cpmail
 # The group role migrations grant privileges to; the login role is made a member.
 APP_GROUP=consultantpro_app
 # Every database the project uses on this instance: the configured one and the test one.
@@ -97,6 +103,8 @@ ensure_packages() {
   command -v runuser >/dev/null || missing+=(util-linux)
   /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || missing+=(python3-aiosmtpd)
   /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=(python3-venv)
+  command -v dovecot >/dev/null || missing+=(dovecot-core dovecot-imapd)
+  command -v mbsync >/dev/null || missing+=(isync)
   [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
   pg_bin_dir >/dev/null || die "PostgreSQL binaries not found after install"
 }
@@ -241,18 +249,131 @@ start_smtp_sink() {
   die "the SMTP sink did not start; see $DATA_DIR/smtp-sink.log"
 }
 
-# The tests read back every iCalendar invitation the hub sends with an independent parser
-# (Python's `icalendar`, pinned), in a virtualenv of its own under the data directory.
-ICALENDAR_VERSION=7.3.2
-ensure_ical_checker() {
-  local venv=$DATA_DIR/pyenv
-  if "$venv/bin/python" -c "import icalendar, sys; sys.exit(icalendar.__version__ != '$ICALENDAR_VERSION')" 2>/dev/null; then
+# Dovecot's files live where the unprivileged mail user can reach them (a checkout under
+# /root is not reachable); $DATA_DIR/dovecot points there so tests and tools find them.
+dovecot_root() {
+  local root
+  root="/var/lib/consultantpro/$(printf '%s' "$DATA_DIR" | sha1sum | cut -c1-12)/dovecot"
+  mkdir -p "$root"
+  printf '%s' "$root"
+}
+
+start_dovecot() {
+  [ -n "$IMAP_PORT" ] || { log "mail.local_imap_port is not set: no local Dovecot"; return; }
+  id -u "$MAIL_USER" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$MAIL_USER"
+  local root conf
+  root=$(dovecot_root)
+  mkdir -p "$root/run" "$root/state" "$root/home"
+  chown "$MAIL_USER:$MAIL_USER" "$root/home"
+  chmod 755 /var/lib/consultantpro "$(dirname "$root")" "$root"
+  ln -sfn "$root" "$DATA_DIR/dovecot"
+  conf=$root/dovecot.conf
+  cat >"$conf.new" <<CONF
+# Written by scripts/services.sh: the project's own Dovecot, on loopback only.
+base_dir = $root/run
+state_dir = $root/state
+log_path = $root/dovecot.log
+info_log_path = $root/dovecot.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = $MAIL_USER
+default_login_user = $MAIL_USER
+default_internal_group = $MAIL_USER
+first_valid_uid = $(id -u "$MAIL_USER")
+mail_location = maildir:~/Maildir
+mail_uid = $MAIL_USER
+mail_gid = $MAIL_USER
+auth_username_chars = abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ01234567890.-_@
+mail_max_userip_connections = 200
+imap_idle_notify_interval = 2 mins
+mailbox_idle_check_interval = 1 secs
+passdb {
+  driver = static
+  args = password=$IMAP_PASSWORD
+}
+userdb {
+  driver = static
+  args = uid=$MAIL_USER gid=$MAIL_USER home=$root/home/%u
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $IMAP_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service anvil {
+  chroot =
+}
+service stats {
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+CONF
+  if [ -f "$conf" ] && cmp -s "$conf" "$conf.new" && listening "$IMAP_PORT"; then
+    rm -f "$conf.new"
+    log "Dovecot already listening on 127.0.0.1:$IMAP_PORT"
     return
   fi
-  log "virtualenv with icalendar $ICALENDAR_VERSION in $venv"
+  mv "$conf.new" "$conf"
+  if [ -f "$root/run/master.pid" ] && kill -0 "$(cat "$root/run/master.pid")" 2>/dev/null; then
+    log "reloading Dovecot with its new configuration"
+    dovecot -c "$conf" reload </dev/null >/dev/null 2>&1
+  else
+    log "starting Dovecot on 127.0.0.1:$IMAP_PORT (maildirs under $root/home)"
+    dovecot -c "$conf" </dev/null >/dev/null 2>&1
+  fi
+  local i
+  for i in $(seq 1 50); do
+    listening "$IMAP_PORT" && return
+    sleep 0.1
+  done
+  die "Dovecot did not start; see $root/dovecot.log"
+}
+
+# The tests read back what the hub sends with independent parsers (Python's `icalendar` for
+# invitations, `flufl.bounce` for its corpus of bounces), pinned, in a virtualenv of their
+# own under the data directory.
+ICALENDAR_VERSION=7.3.2
+FLUFL_BOUNCE_VERSION=6.0.0
+ensure_test_tools() {
+  local venv=$DATA_DIR/pyenv
+  if "$venv/bin/python" -c "
+import sys, icalendar
+from importlib.metadata import version
+sys.exit(icalendar.__version__ != '$ICALENDAR_VERSION' or version('flufl.bounce') != '$FLUFL_BOUNCE_VERSION')" 2>/dev/null; then
+    return
+  fi
+  log "virtualenv with icalendar $ICALENDAR_VERSION and flufl.bounce $FLUFL_BOUNCE_VERSION in $venv"
   mkdir -p "$DATA_DIR"
   /usr/bin/python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check "icalendar==$ICALENDAR_VERSION" >/dev/null
+  "$venv/bin/pip" install -q --disable-pip-version-check "icalendar==$ICALENDAR_VERSION" \
+    "flufl.bounce==$FLUFL_BOUNCE_VERSION" >/dev/null
+}
+
+# flufl.bounce's corpus of real bounces (in its source release, not its wheel): the email
+# tests classify every one and compare with what flufl.bounce itself finds.
+ensure_bounce_corpus() {
+  local corpus=$DATA_DIR/bounce-corpus
+  [ -f "$corpus/.version" ] && [ "$(cat "$corpus/.version")" = "$FLUFL_BOUNCE_VERSION" ] && return
+  log "flufl.bounce $FLUFL_BOUNCE_VERSION corpus in $corpus"
+  local tmp
+  tmp=$(mktemp -d)
+  "$DATA_DIR/pyenv/bin/pip" download -q --disable-pip-version-check --no-deps --no-binary :all: \
+    -d "$tmp" "flufl.bounce==$FLUFL_BOUNCE_VERSION" >/dev/null
+  tar -xzf "$tmp"/flufl_bounce-*.tar.gz -C "$tmp"
+  rm -rf "$corpus"
+  mkdir -p "$corpus"
+  cp "$tmp"/flufl_bounce-*/tests/data/*.txt "$corpus/"
+  printf '%s' "$FLUFL_BOUNCE_VERSION" >"$corpus/.version"
+  rm -rf "$tmp"
 }
 
 stop_all() {
@@ -264,6 +385,9 @@ stop_all() {
     fi
   fi
   redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 || true
+  if [ -n "$IMAP_PORT" ] && [ -f "$(dovecot_root)/dovecot.conf" ]; then
+    dovecot -c "$(dovecot_root)/dovecot.conf" stop 2>/dev/null || true
+  fi
   if [ -f "$DATA_DIR/smtp-sink.pid" ]; then
     kill "$(cat "$DATA_DIR/smtp-sink.pid")" 2>/dev/null || true
     rm -f "$DATA_DIR/smtp-sink.pid"
@@ -283,7 +407,9 @@ case "${1:-up}" in
     create_roles_and_databases
     start_redis
     start_smtp_sink
-    ensure_ical_checker
+    start_dovecot
+    ensure_test_tools
+    ensure_bounce_corpus
     ;;
   down) stop_all ;;
   *) die "usage: $0 [up|down]" ;;
