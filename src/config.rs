@@ -118,6 +118,25 @@ pub struct MailSettings {
     pub timeout_secs: u64,
     pub invitation_ttl_hours: u64,
     pub password_reset_ttl_minutes: u64,
+    /// Mailbox hosts (IMAP and SMTP) allowed although internal (loopback, private); every
+    /// other internal address is refused, as for webhooks.
+    #[serde(default)]
+    pub allow_private_hosts: Vec<String>,
+    /// The domain of the Message-IDs the hub writes (`<id@domain>`): a message arriving
+    /// with one is the hub's own mail come back, triaged as a loop.
+    pub message_id_domain: String,
+    /// A MIME part larger than this is recorded (name, type, size) without its content.
+    pub max_part_bytes: u64,
+    /// Messages imported per transaction while catching up.
+    pub import_batch: usize,
+    /// IDLE is re-issued this often (RFC 2177 servers may drop it after 30 minutes).
+    pub idle_renew_secs: u64,
+    /// The project's own Dovecot (scripts/services.sh), for the demo mailbox; unset
+    /// elsewhere.
+    #[serde(default)]
+    pub local_imap_port: Option<u16>,
+    #[serde(default)]
+    pub local_imap_password: Option<SecretString>,
 }
 
 /// How nodes share out the firms' once-only work.

@@ -263,6 +263,8 @@ diesel::table! {
         email -> Text,
         contact_id -> Uuid,
         position -> Int2,
+        bouncing_since -> Nullable<Timestamptz>,
+        bounce_status -> Nullable<Text>,
     }
 }
 
@@ -377,6 +379,7 @@ diesel::table! {
         last_message_at -> Nullable<Timestamptz>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        tags -> Array<Text>,
     }
 }
 
@@ -804,3 +807,139 @@ diesel::table! {
         created_at -> Timestamptz,
     }
 }
+
+diesel::table! {
+    mailboxes (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        name -> Text,
+        address -> Text,
+        imap_host -> Text,
+        imap_port -> Int4,
+        imap_tls -> Text,
+        imap_username -> Text,
+        imap_password_sealed -> Text,
+        folders -> Array<Text>,
+        smtp_host -> Nullable<Text>,
+        smtp_port -> Nullable<Int4>,
+        smtp_tls -> Nullable<Text>,
+        smtp_username -> Nullable<Text>,
+        smtp_password_sealed -> Nullable<Text>,
+        poll_interval_secs -> Int4,
+        mark_seen -> Bool,
+        enabled -> Bool,
+        auto_acknowledge -> Nullable<Text>,
+        state -> Text,
+        state_reason -> Nullable<Text>,
+        state_changed_at -> Timestamptz,
+        last_sync_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mailbox_folders (firm_id, mailbox_id, folder) {
+        firm_id -> Uuid,
+        mailbox_id -> Uuid,
+        folder -> Text,
+        uidvalidity -> Int8,
+        last_uid -> Int8,
+        synced_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_settings (firm_id) {
+        firm_id -> Uuid,
+        closed_reply -> Text,
+        subject_window_hours -> Int4,
+        auto_reply_period_hours -> Int4,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    // Columns read and written only through SQL (threading headers, positions, raw
+    // headers) are left out: the macro takes at most 32.
+    email_messages (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        direction -> Text,
+        mailbox_id -> Nullable<Uuid>,
+        folder -> Nullable<Text>,
+        dedupe_key -> Text,
+        message_id -> Nullable<Text>,
+        thread_index -> Nullable<Text>,
+        subject -> Text,
+        from_address -> Nullable<Text>,
+        from_name -> Nullable<Text>,
+        to_addresses -> Array<Text>,
+        cc_addresses -> Array<Text>,
+        sent_at -> Nullable<Timestamptz>,
+        size_bytes -> Int8,
+        text_body -> Text,
+        html_body -> Nullable<Text>,
+        triage -> Nullable<Text>,
+        triage_reason -> Nullable<Text>,
+        bounced -> Nullable<Jsonb>,
+        conversation_id -> Nullable<Uuid>,
+        chat_message_id -> Nullable<Uuid>,
+        contact_id -> Nullable<Uuid>,
+        status -> Text,
+        error_message -> Nullable<Text>,
+        attempts -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_blobs (firm_id, sha256) {
+        firm_id -> Uuid,
+        sha256 -> Text,
+        size_bytes -> Int8,
+        content -> Bytea,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    email_parts (firm_id, email_id, position) {
+        firm_id -> Uuid,
+        email_id -> Uuid,
+        position -> Int4,
+        filename -> Nullable<Text>,
+        content_type -> Text,
+        disposition -> Text,
+        content_id -> Nullable<Text>,
+        size_bytes -> Int8,
+        sha256 -> Nullable<Text>,
+        oversize -> Bool,
+    }
+}
+
+diesel::table! {
+    email_rules (firm_id, id) {
+        firm_id -> Uuid,
+        id -> Uuid,
+        position -> Int4,
+        name -> Text,
+        enabled -> Bool,
+        conditions -> Jsonb,
+        actions -> Jsonb,
+        stop -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::allow_tables_to_appear_in_same_query!(
+    mailboxes,
+    mailbox_folders,
+    email_settings,
+    email_messages,
+    email_blobs,
+    email_parts,
+    email_rules
+);

@@ -626,6 +626,8 @@ pub async fn post_message(
     if is_sms {
         // Queued in this transaction: a refusal (opted out, no sender) stores nothing.
         message.delivery = Some(super::sms::queue_outbound(conn, firm, &message).await?);
+    } else if channel == Channel::Email.as_str() && viewer.portal_contact.is_none() {
+        message.delivery = Some(super::email::queue_outbound(conn, firm, &message, false).await?);
     }
     Ok((message, Stored::New))
 }
@@ -639,16 +641,31 @@ pub async fn append_hub_message(
     conversation: Uuid,
     body: &str,
 ) -> Result<Message, DomainError> {
+    append_message(conn, firm, conversation, None, body, false).await
+}
+
+/// Stores a message from outside the hub's members (an inbound email's contact) or from
+/// the hub itself (`author_contact` None), with the conversation's next seq. `reopen`
+/// moves a pending or closed conversation back to open: the client has written again.
+pub async fn append_message(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    conversation: Uuid,
+    author_contact: Option<Uuid>,
+    body: &str,
+    reopen: bool,
+) -> Result<Message, DomainError> {
     if body.chars().count() > MAX_BODY_CHARS {
         return Err(DomainError::invalid_field("body", "must be at most 20000 characters"));
     }
     diesel::sql_query(
         "WITH next AS ( \
-             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $4, updated_at = $4 \
+             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $4, updated_at = $4, \
+                    status = CASE WHEN $7 THEN 'open' ELSE status END \
               WHERE firm_id = $1 AND id = $2 RETURNING last_seq \
          ), stored AS ( \
-             INSERT INTO messages (firm_id, conversation_id, seq, id, body, created_at) \
-             SELECT $1, $2, next.last_seq, $3, $5, $4 FROM next \
+             INSERT INTO messages (firm_id, conversation_id, seq, id, author_contact_id, body, created_at) \
+             SELECT $1, $2, next.last_seq, $3, $6, $5, $4 FROM next \
              RETURNING id, conversation_id, seq, author_user_id, author_contact_id, body, client_msg_id, created_at \
          ) \
          SELECT stored.*, NULL::jsonb AS delivery FROM stored",
@@ -658,10 +675,23 @@ pub async fn append_hub_message(
     .bind::<SqlUuid, _>(Uuid::now_v7())
     .bind::<Timestamptz, _>(Utc::now())
     .bind::<Text, _>(body)
+    .bind::<Nullable<SqlUuid>, _>(author_contact)
+    .bind::<diesel::sql_types::Bool, _>(reopen)
     .get_result::<Message>(conn)
     .await
     .optional()?
     .ok_or(DomainError::NotFound("conversation"))
+}
+
+/// One message by id, with its delivery.
+pub async fn message_by_id(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Option<Message>, DomainError> {
+    Ok(messages::table
+        .filter(messages::firm_id.eq(firm.into_uuid()))
+        .filter(messages::id.eq(id))
+        .select(Message::as_select())
+        .first(conn)
+        .await
+        .optional()?)
 }
 
 /// Messages with `after_seq < seq < before_seq`, oldest first, at most `limit`. Without

@@ -3,4 +3,5 @@
 //! hands its work to the firm's actors or to `domain` inside that firm's transaction.
 
 pub mod csv;
+pub mod email;
 pub mod twilio;

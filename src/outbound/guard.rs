@@ -40,6 +40,14 @@ pub fn is_internal(ip: IpAddr) -> bool {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("{0}")]
+    Lookup(String),
+    #[error("{0}")]
+    Refused(String),
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct OutboundPolicy {
     allowed_hosts: Arc<Vec<String>>,
@@ -69,6 +77,28 @@ impl OutboundPolicy {
             return Err(format!("refused: {ip} is an internal address"));
         }
         Ok(())
+    }
+
+    /// The addresses `host` resolves to that this policy lets a connection reach (for
+    /// clients that dial themselves: IMAP, SMTP). An error says which step refused.
+    pub async fn resolve(&self, host: &str, port: u16) -> Result<Vec<SocketAddr>, ResolveError> {
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|e| ResolveError::Lookup(format!("{host} does not resolve: {e}")))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(ResolveError::Lookup(format!("{host} has no address")));
+        }
+        let allowed = self.host_allowed(host);
+        let usable: Vec<SocketAddr> = addrs
+            .into_iter()
+            .filter(|a| allowed || self.host_allowed(&a.ip().to_string()) || !is_internal(a.ip()))
+            .collect();
+        if usable.is_empty() {
+            return Err(ResolveError::Refused(format!("refused: {host} resolves only to internal addresses")));
+        }
+        Ok(usable)
     }
 
     /// An HTTP client that resolves through this policy, follows no redirects and gives up
