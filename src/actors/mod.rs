@@ -9,6 +9,7 @@ pub mod board;
 pub mod child;
 pub mod cluster;
 pub mod hub;
+pub mod mailbox;
 pub mod registry;
 pub mod session;
 pub mod sla_timers;
@@ -61,5 +62,5 @@ impl LiveContext {
 /// The child kinds every node runs. Channels (mailboxes, SMS, SLA timers, calendars) add
 /// theirs here; tests add their own through [`crate::ApplicationBuilder::child_kind`].
 pub fn default_kinds() -> Vec<Arc<dyn ChildKind>> {
-    vec![Arc::new(hub::ConversationHubKind), Arc::new(sla_timers::SlaTimersKind)]
+    vec![Arc::new(hub::ConversationHubKind), Arc::new(sla_timers::SlaTimersKind), Arc::new(mailbox::MailboxKind)]
 }

@@ -684,7 +684,11 @@ pub async fn append_message(
 }
 
 /// One message by id, with its delivery.
-pub async fn message_by_id(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Option<Message>, DomainError> {
+pub async fn message_by_id(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    id: Uuid,
+) -> Result<Option<Message>, DomainError> {
     Ok(messages::table
         .filter(messages::firm_id.eq(firm.into_uuid()))
         .filter(messages::id.eq(id))

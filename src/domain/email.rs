@@ -56,7 +56,10 @@ pub struct ImportContext {
 pub enum Imported {
     /// Stored before (same folder position, or the same message by Message-ID or content).
     Duplicate,
-    Triaged { email_id: Uuid, kind: &'static str },
+    Triaged {
+        email_id: Uuid,
+        kind: &'static str,
+    },
     Filed(Box<Filed>),
 }
 
@@ -313,7 +316,9 @@ pub async fn import(
     super::tickets::on_message(conn, firm, conversation, turn, message.created_at).await?;
 
     let acknowledgement = match (&ctx.auto_acknowledge, new_conversation) {
-        (Some(text), true) if auto_reply_due(conn, firm, &from.address, ctx.settings.auto_reply_period_hours).await? => {
+        (Some(text), true)
+            if auto_reply_due(conn, firm, &from.address, ctx.settings.auto_reply_period_hours).await? =>
+        {
             let mut ack = conversations::append_message(conn, firm, conversation, None, text, false).await?;
             ack.delivery = Some(queue_outbound(conn, firm, &ack, true).await?);
             Some(ack)
@@ -688,7 +693,9 @@ pub async fn queue_outbound(
     .execute(conn)
     .await?;
     jobs::enqueue(conn, firm, SEND_JOB, json!({ "email_id": email_id }), SEND_ATTEMPTS).await?;
-    delivery_of(conn, firm, message.id).await?.ok_or_else(|| DomainError::Internal("queued email has no delivery".into()))
+    delivery_of(conn, firm, message.id)
+        .await?
+        .ok_or_else(|| DomainError::Internal("queued email has no delivery".into()))
 }
 
 /// Everything the sender needs to put one outgoing email on the wire.
@@ -788,8 +795,7 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
         references.extend(newest);
     }
     let in_reply_to = thread.iter().rev().find(|t| t.direction == "inbound").and_then(|t| t.message_id.clone());
-    let thread_index =
-        thread.iter().rev().filter(|t| t.direction == "inbound").find_map(|t| t.thread_index.clone());
+    let thread_index = thread.iter().rev().filter(|t| t.direction == "inbound").find_map(|t| t.thread_index.clone());
     Ok(Outgoing {
         email_id: row.id,
         mailbox_id,
@@ -958,6 +964,16 @@ pub async fn list_for_conversation(
     firm: FirmId,
     conversation: Uuid,
 ) -> Result<Vec<Email>, DomainError> {
+    use crate::db::schema::conversations;
+    let exists: i64 = conversations::table
+        .filter(conversations::firm_id.eq(firm.into_uuid()))
+        .filter(conversations::id.eq(conversation))
+        .count()
+        .get_result(conn)
+        .await?;
+    if exists == 0 {
+        return Err(DomainError::NotFound("conversation"));
+    }
     Ok(email_messages::table
         .filter(email_messages::firm_id.eq(firm.into_uuid()))
         .filter(email_messages::conversation_id.eq(conversation))

@@ -129,7 +129,9 @@ fn holds(condition: &Condition, email: &ParsedEmail) -> bool {
                 op => values.any(|v| text_matches(op, v, &condition.value)),
             }
         }
-        Field::From => email.from.as_ref().is_some_and(|f| text_matches(condition.operator, &f.address, &condition.value)),
+        Field::From => {
+            email.from.as_ref().is_some_and(|f| text_matches(condition.operator, &f.address, &condition.value))
+        }
         Field::Recipient => email.recipients().any(|a| text_matches(condition.operator, a, &condition.value)),
         Field::Subject => text_matches(condition.operator, &email.subject, &condition.value),
         Field::Body => text_matches(condition.operator, &email.text, &condition.value),
@@ -177,16 +179,18 @@ pub fn check(input: &mut RuleInput) -> Result<(), DomainError> {
     }
     for (i, condition) in input.conditions.iter().enumerate() {
         if condition.field == Field::Header
-            && condition.header.as_deref().is_none_or(|h| {
-                h.is_empty() || h.len() > 100 || !h.bytes().all(|b| b.is_ascii_graphic() && b != b':')
-            })
+            && condition
+                .header
+                .as_deref()
+                .is_none_or(|h| h.is_empty() || h.len() > 100 || !h.bytes().all(|b| b.is_ascii_graphic() && b != b':'))
         {
             errors.insert(format!("conditions[{i}].header"), "must name a header".into());
         }
         if condition.operator == Operator::Exists && condition.field != Field::Header {
             errors.insert(format!("conditions[{i}].operator"), "exists applies to headers only".into());
         }
-        if condition.operator != Operator::Exists && (condition.value.is_empty() || condition.value.chars().count() > 500)
+        if condition.operator != Operator::Exists
+            && (condition.value.is_empty() || condition.value.chars().count() > 500)
         {
             errors.insert(format!("conditions[{i}].value"), "must be 1 to 500 characters".into());
         }
@@ -340,19 +344,34 @@ mod tests {
         let rules = vec![
             rule(
                 "invoices",
-                vec![Condition { field: Field::Subject, header: None, operator: Operator::Contains, value: "INVOICE".into() }],
+                vec![Condition {
+                    field: Field::Subject,
+                    header: None,
+                    operator: Operator::Contains,
+                    value: "INVOICE".into(),
+                }],
                 Actions { add_tags: vec!["billing".into()], set_status: Some("pending".into()), ..Default::default() },
                 false,
             ),
             rule(
                 "urgent",
-                vec![Condition { field: Field::Header, header: Some("x-priority".into()), operator: Operator::Exists, value: String::new() }],
+                vec![Condition {
+                    field: Field::Header,
+                    header: Some("x-priority".into()),
+                    operator: Operator::Exists,
+                    value: String::new(),
+                }],
                 Actions { assign_to: Some(member), add_tags: vec!["urgent".into()], ..Default::default() },
                 true,
             ),
             rule(
                 "never reached",
-                vec![Condition { field: Field::From, header: None, operator: Operator::EndsWith, value: "client.example".into() }],
+                vec![Condition {
+                    field: Field::From,
+                    header: None,
+                    operator: Operator::EndsWith,
+                    value: "client.example".into(),
+                }],
                 Actions { ignore: true, ..Default::default() },
                 false,
             ),

@@ -243,7 +243,9 @@ pub fn check(input: &mut MailboxInput, creating: bool, allowed: &[String]) -> Re
     if input.imap_tls.is_none() {
         errors.insert("imap.tls".into(), "must be tls, starttls or none".into());
     }
-    if input.imap_username.is_empty() || input.imap_username.len() > 254 || input.imap_username.contains(['\r', '\n', '\0'])
+    if input.imap_username.is_empty()
+        || input.imap_username.len() > 254
+        || input.imap_username.contains(['\r', '\n', '\0'])
     {
         errors.insert("imap.username".into(), "must be 1 to 254 characters on one line".into());
     }
@@ -598,9 +600,12 @@ mod tests {
         let mut ok = input();
         assert!(check(&mut ok, true, &[]).is_ok());
         assert_eq!(ok.address, "support@firm.example");
-        for (host, tls) in
-            [("127.0.0.1", TlsMode::Tls), ("10.0.0.5", TlsMode::Tls), ("169.254.169.254", TlsMode::Tls), ("localhost", TlsMode::Tls)]
-        {
+        for (host, tls) in [
+            ("127.0.0.1", TlsMode::Tls),
+            ("10.0.0.5", TlsMode::Tls),
+            ("169.254.169.254", TlsMode::Tls),
+            ("localhost", TlsMode::Tls),
+        ] {
             let mut bad = MailboxInput { imap_host: host.into(), imap_tls: Some(tls), ..input() };
             assert!(check(&mut bad, true, &[]).is_err(), "{host}");
         }

@@ -8,6 +8,7 @@ pub mod business_calendars;
 pub mod calendar;
 pub mod conversations;
 pub mod crm;
+pub mod email;
 pub mod envelope;
 pub mod error;
 pub mod finance;
@@ -240,6 +241,39 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::patch().to(finance::update_settings)),
         )
         .service(web::resource("/stripe/webhook").route(web::post().to(finance::stripe_webhook)))
+        .service(
+            web::resource("/mailboxes")
+                .route(web::get().to(email::list_mailboxes))
+                .route(web::post().to(email::create_mailbox)),
+        )
+        .service(
+            web::resource("/mailboxes/{id}")
+                .route(web::get().to(email::get_mailbox))
+                .route(web::patch().to(email::update_mailbox))
+                .route(web::delete().to(email::delete_mailbox)),
+        )
+        .service(web::resource("/mailboxes/{id}/test").route(web::post().to(email::test_mailbox)))
+        .service(
+            web::resource("/email/settings")
+                .route(web::get().to(email::get_settings))
+                .route(web::put().to(email::put_settings)),
+        )
+        // Before /email/rules/{id}, which would otherwise take the name.
+        .service(web::resource("/email/rules/dry-run").route(web::post().to(email::dry_run)))
+        .service(
+            web::resource("/email/rules")
+                .route(web::get().to(email::list_rules))
+                .route(web::post().to(email::create_rule)),
+        )
+        .service(
+            web::resource("/email/rules/{id}")
+                .route(web::put().to(email::update_rule))
+                .route(web::delete().to(email::delete_rule)),
+        )
+        .service(web::resource("/emails/triage").route(web::get().to(email::list_triage)))
+        .service(web::resource("/emails/{id}").route(web::get().to(email::get_email)))
+        .service(web::resource("/emails/{id}/parts/{position}").route(web::get().to(email::get_part)))
+        .service(web::resource("/conversations/{id}/emails").route(web::get().to(email::conversation_emails)))
         .service(
             web::resource("/sms/settings")
                 .route(web::get().to(sms::get_settings))

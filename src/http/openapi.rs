@@ -5,8 +5,8 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit_log, bookings, business_calendars, calendar, conversations, crm, finance, health, identity, invitations,
-    members, metrics, pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
+    audit_log, bookings, business_calendars, calendar, conversations, crm, email, finance, health, identity,
+    invitations, members, metrics, pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
 };
 
 #[derive(OpenApi)]
@@ -113,6 +113,23 @@ use super::{
         finance::get_settings,
         finance::update_settings,
         finance::stripe_webhook,
+        email::list_mailboxes,
+        email::create_mailbox,
+        email::get_mailbox,
+        email::update_mailbox,
+        email::delete_mailbox,
+        email::test_mailbox,
+        email::get_settings,
+        email::put_settings,
+        email::list_rules,
+        email::create_rule,
+        email::update_rule,
+        email::delete_rule,
+        email::dry_run,
+        email::list_triage,
+        email::get_email,
+        email::get_part,
+        email::conversation_emails,
         sms::get_settings,
         sms::put_settings,
         sms::list_numbers,
@@ -189,6 +206,7 @@ use super::{
         (name = "realtime", description = "Live WebSocket: tickets and the socket itself"),
         (name = "finance", description = "Invoices, payments, credit notes, reports and card payments"),
         (name = "support", description = "Support: tickets, SLA policies and business calendars"),
+        (name = "email", description = "Mailboxes watched over IMAP, replies by SMTP, triage, rules and stored emails"),
         (name = "sms", description = "Two-way SMS through Twilio: settings, senders, and Twilio's signed webhooks"),
         (name = "bookings", description = "Bookable hours, booking links, bookings and the public booking pages"),
     )

@@ -70,7 +70,9 @@ mod tests {
 
     #[test]
     fn html_reads_as_text() {
-        let text = to_text("<html><head><title>T</title><style>p{}</style></head><body><p>Dear &amp; dear</p><p>Line&nbsp;2<br>3</p></body></html>");
+        let text = to_text(
+            "<html><head><title>T</title><style>p{}</style></head><body><p>Dear &amp; dear</p><p>Line&nbsp;2<br>3</p></body></html>",
+        );
         assert_eq!(text, "Dear & dear\nLine 2\n3");
     }
 }

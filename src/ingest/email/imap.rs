@@ -69,7 +69,9 @@ fn tls_connector() -> tokio_rustls::TlsConnector {
         // The ring provider always supports the default versions; an empty config would
         // refuse every handshake, which then fails at the TLS step with a clear message.
         Err(_) => tokio_rustls::TlsConnector::from(Arc::new(
-            rustls::ClientConfig::builder().with_root_certificates(rustls::RootCertStore::empty()).with_no_client_auth(),
+            rustls::ClientConfig::builder()
+                .with_root_certificates(rustls::RootCertStore::empty())
+                .with_no_client_auth(),
         )),
     }
 }
@@ -80,8 +82,10 @@ where
 {
     let name = rustls::pki_types::ServerName::try_from(host.to_owned())
         .map_err(|_| fail(Step::Tls, format!("{host} is not a name a certificate can carry")))?;
-    let tls =
-        tls_connector().connect(name, stream).await.map_err(|e| fail(Step::Tls, format!("TLS handshake failed: {e}")))?;
+    let tls = tls_connector()
+        .connect(name, stream)
+        .await
+        .map_err(|e| fail(Step::Tls, format!("TLS handshake failed: {e}")))?;
     Ok(Box::new(tls))
 }
 
@@ -94,7 +98,11 @@ async fn greeting(client: &mut Client<Box<dyn ImapIo>>) -> Result<(), ImapFailur
 }
 
 /// Connects and logs in, each step within `timeout`.
-pub async fn connect(endpoint: &Endpoint, policy: &OutboundPolicy, timeout: Duration) -> Result<ImapSession, ImapFailure> {
+pub async fn connect(
+    endpoint: &Endpoint,
+    policy: &OutboundPolicy,
+    timeout: Duration,
+) -> Result<ImapSession, ImapFailure> {
     let within = |step: Step| move |_| fail(step, format!("timed out after {} s", timeout.as_secs()));
     let addrs = tokio::time::timeout(timeout, policy.resolve(&endpoint.host, endpoint.port))
         .await
@@ -102,7 +110,8 @@ pub async fn connect(endpoint: &Endpoint, policy: &OutboundPolicy, timeout: Dura
         .map_err(|e| match e {
             ResolveError::Lookup(m) | ResolveError::Refused(m) => fail(Step::Dns, m),
         })?;
-    if endpoint.tls == TlsMode::None && (!is_loopback_host(&endpoint.host) || addrs.iter().any(|a| !a.ip().is_loopback()))
+    if endpoint.tls == TlsMode::None
+        && (!is_loopback_host(&endpoint.host) || addrs.iter().any(|a| !a.ip().is_loopback()))
     {
         return Err(fail(Step::Tls, "a connection without TLS is allowed only to a loopback host"));
     }
@@ -131,8 +140,9 @@ pub async fn connect(endpoint: &Endpoint, policy: &OutboundPolicy, timeout: Dura
                 .await
                 .map_err(within(Step::Tls))?
                 .map_err(|e| fail(Step::Tls, format!("STARTTLS refused: {e}")))?;
-            let tls =
-                tokio::time::timeout(timeout, tls_over(plain.into_inner(), &host)).await.map_err(within(Step::Tls))??;
+            let tls = tokio::time::timeout(timeout, tls_over(plain.into_inner(), &host))
+                .await
+                .map_err(within(Step::Tls))??;
             Client::new(tls)
         }
     };
@@ -163,6 +173,15 @@ pub async fn select(session: &mut ImapSession, folder: &str) -> Result<FolderSta
         .uid_validity
         .ok_or_else(|| fail(Step::Folder, format!("the server gave folder {folder:?} no UIDVALIDITY")))?;
     Ok(FolderStatus { uidvalidity, exists: mailbox.exists })
+}
+
+/// As [`select`], read-only (EXAMINE): for checking a folder without touching it.
+pub async fn examine(session: &mut ImapSession, folder: &str) -> Result<FolderStatus, ImapFailure> {
+    let mailbox = session
+        .examine(folder)
+        .await
+        .map_err(|e| fail(Step::Folder, format!("cannot open folder {folder:?}: {}", one_line(&e.to_string()))))?;
+    Ok(FolderStatus { uidvalidity: mailbox.uid_validity.unwrap_or_default(), exists: mailbox.exists })
 }
 
 fn protocol(e: async_imap::error::Error) -> ImapFailure {

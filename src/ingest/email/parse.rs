@@ -126,11 +126,7 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
         .collect::<Vec<_>>()
         .join("\n");
     let html = message.html_bodies().filter(|p| p.is_text_html()).filter_map(|p| p.text_contents()).next();
-    let text = if text.trim().is_empty() {
-        html.map(super::html::to_text).unwrap_or_default()
-    } else {
-        text
-    };
+    let text = if text.trim().is_empty() { html.map(super::html::to_text).unwrap_or_default() } else { text };
 
     let mut parts = Vec::new();
     for (index, part) in message.parts.iter().enumerate() {
@@ -178,11 +174,8 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
     }
 
     let bounce = super::bounce::detect(&message);
-    let headers = message
-        .headers_raw()
-        .take(MAX_HEADERS)
-        .map(|(name, value)| (name.to_owned(), unfold(value)))
-        .collect();
+    let headers =
+        message.headers_raw().take(MAX_HEADERS).map(|(name, value)| (name.to_owned(), unfold(value))).collect();
 
     ParsedEmail {
         dedupe_key,
@@ -263,7 +256,8 @@ fn normalise_address(address: &str) -> Option<String> {
 fn first_mailbox(address: &Address<'_>) -> Option<Mailbox> {
     address.iter().find_map(|a| {
         let addr = normalise_address(a.address()?)?;
-        let name = a.name().map(|n| strip_nul(n.trim())).filter(|n| !n.is_empty()).map(|n| n.chars().take(300).collect());
+        let name =
+            a.name().map(|n| strip_nul(n.trim())).filter(|n| !n.is_empty()).map(|n| n.chars().take(300).collect());
         Some(Mailbox { address: addr, name })
     })
 }
@@ -293,7 +287,9 @@ pub fn subject_key(subject: &str) -> String {
         }
         if let Some((head, tail)) = rest.split_once(':') {
             let word = head.trim();
-            let word = word.split_once('[').map_or(word, |(w, n)| if n.trim_end_matches(']').chars().all(|c| c.is_ascii_digit()) { w } else { word });
+            let word = word.split_once('[').map_or(word, |(w, n)| {
+                if n.trim_end_matches(']').chars().all(|c| c.is_ascii_digit()) { w } else { word }
+            });
             if PREFIXES.iter().any(|p| word.eq_ignore_ascii_case(p)) {
                 rest = tail.trim_start();
             }
@@ -317,8 +313,15 @@ mod tests {
 
     #[test]
     fn subject_prefixes_in_many_languages_reduce_to_one_key() {
-        for subject in ["Quarterly review", "Re: Quarterly review", "RE: Fwd: quarterly  review", "AW: SV: Quarterly review",
-            "Re[2]: Quarterly review", "[client-list] Re: Quarterly review", "Antw: Quarterly review"] {
+        for subject in [
+            "Quarterly review",
+            "Re: Quarterly review",
+            "RE: Fwd: quarterly  review",
+            "AW: SV: Quarterly review",
+            "Re[2]: Quarterly review",
+            "[client-list] Re: Quarterly review",
+            "Antw: Quarterly review",
+        ] {
             assert_eq!(subject_key(subject), "quarterly review", "{subject}");
         }
         assert_eq!(subject_key("Regarding: the plan"), "regarding: the plan");
@@ -389,7 +392,9 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--OUT--\r\n";
     fn nul_bytes_and_garbage_parse_without_panicking() {
         let parsed = parse(b"Subject: a\0b\r\n\r\nbody\0with nul\r\n");
         assert!(!parsed.text.contains('\0'));
-        for raw in [&b""[..], b"\r\n\r\n", b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n", &[0xff, 0xfe, 0x00][..]] {
+        for raw in
+            [&b""[..], b"\r\n\r\n", b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n", &[0xff, 0xfe, 0x00][..]]
+        {
             let _ = parse(raw);
         }
     }

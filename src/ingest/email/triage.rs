@@ -85,17 +85,33 @@ mod tests {
     use crate::ingest::email::parse::parse;
 
     fn with_headers(headers: &str) -> ParsedEmail {
-        parse(format!("From: a@example.com\r\nSubject: s\r\nMessage-ID: <m1@example.com>\r\n{headers}\r\nbody\r\n").as_bytes())
+        parse(
+            format!("From: a@example.com\r\nSubject: s\r\nMessage-ID: <m1@example.com>\r\n{headers}\r\nbody\r\n")
+                .as_bytes(),
+        )
     }
 
     #[test]
     fn rfc_3834_and_vendor_headers_mark_automatic_mail() {
-        for headers in ["Auto-Submitted: auto-replied\r\n", "Auto-Submitted: auto-generated; owner\r\n", "X-Autoreply: yes\r\n",
-            "X-Autorespond: x\r\n", "Precedence: bulk\r\n", "Precedence: junk\r\n", "Precedence: list\r\n",
-            "List-Id: <news.example.com>\r\n", "List-Unsubscribe: <mailto:u@example.com>\r\n"] {
-            assert!(matches!(classify(&with_headers(headers), "hub.test", &[]), Some(Triage::Automatic(_))), "{headers}");
+        for headers in [
+            "Auto-Submitted: auto-replied\r\n",
+            "Auto-Submitted: auto-generated; owner\r\n",
+            "X-Autoreply: yes\r\n",
+            "X-Autorespond: x\r\n",
+            "Precedence: bulk\r\n",
+            "Precedence: junk\r\n",
+            "Precedence: list\r\n",
+            "List-Id: <news.example.com>\r\n",
+            "List-Unsubscribe: <mailto:u@example.com>\r\n",
+        ] {
+            assert!(
+                matches!(classify(&with_headers(headers), "hub.test", &[]), Some(Triage::Automatic(_))),
+                "{headers}"
+            );
         }
-        for headers in ["Auto-Submitted: no\r\n", "X-Auto-Response-Suppress: All\r\n", "Precedence: first-class\r\n", ""] {
+        for headers in
+            ["Auto-Submitted: no\r\n", "X-Auto-Response-Suppress: All\r\n", "Precedence: first-class\r\n", ""]
+        {
             assert_eq!(classify(&with_headers(headers), "hub.test", &[]), None, "{headers}");
         }
     }

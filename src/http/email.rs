@@ -1,0 +1,856 @@
+//! Email: the firm's mailboxes (owners and admins; passwords sealed and never returned), a
+//! step-by-step connection test, email settings and rules with a dry run, and reading
+//! stored emails, their parts and what triage kept out of the conversations.
+
+use std::time::Duration;
+
+use actix_web::{HttpResponse, http::header, web};
+use scoped_futures::ScopedFutureExt;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::AppState;
+use super::auth::FirmAuth;
+use super::envelope;
+use super::error::{ApiError, ErrorBody};
+use crate::domain::audit::{self, Outcome};
+use crate::domain::email::{self, Email, EmailWithParts, ThreadedBy};
+use crate::domain::email_rules::{self, Actions, Condition, Rule, RuleInput, RuleOutcome};
+use crate::domain::mailboxes::{self, EmailSettings, Mailbox, MailboxInput, SmtpInput, TlsMode};
+use crate::domain::permissions::Permission;
+use crate::domain::{RequestMeta, cluster};
+use crate::ingest::email::imap::{self, Endpoint, Step};
+use crate::ingest::email::{parse, triage};
+use crate::outbound::guard::OutboundPolicy;
+use crate::secret_box::SecretBox;
+use crate::tenant::FirmId;
+
+fn secret_box(state: &AppState) -> Result<SecretBox, ApiError> {
+    SecretBox::from_settings(&state.settings().secrets).map_err(|err| {
+        tracing::error!(error = %err, "secrets are misconfigured");
+        ApiError::unavailable("stored credentials cannot be sealed or opened on this server")
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImapBody {
+    pub host: String,
+    /// Default 993 for `tls`, 143 otherwise.
+    pub port: Option<i32>,
+    pub tls: TlsMode,
+    pub username: String,
+    /// Required when creating; omitted on an update, the stored one stays. Sealed at rest.
+    #[schema(value_type = Option<String>)]
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpBody {
+    pub host: String,
+    /// Default 465 for `tls`, 587 for `starttls`, 25 for `none`.
+    pub port: Option<i32>,
+    pub tls: TlsMode,
+    pub username: Option<String>,
+    /// Omitted on an update, the stored one stays. Sealed at rest.
+    #[schema(value_type = Option<String>)]
+    pub password: Option<SecretString>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxBody {
+    pub name: String,
+    /// The address clients write to; replies go from it.
+    pub address: String,
+    pub imap: ImapBody,
+    /// Where replies go out; without it the mailbox only receives.
+    pub smtp: Option<SmtpBody>,
+    /// Default `["INBOX"]`.
+    pub folders: Option<Vec<String>>,
+    /// For servers without IDLE (default 60).
+    pub poll_interval_secs: Option<i32>,
+    /// Set `\Seen` on imported messages (default false: the hub changes nothing on the server).
+    pub mark_seen: Option<bool>,
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// Sent once per period to the sender of a message that starts a conversation.
+    pub auto_acknowledge: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MailboxPatch {
+    pub name: Option<String>,
+    pub address: Option<String>,
+    pub imap: Option<ImapBody>,
+    /// `null` removes the SMTP settings; absent keeps them.
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<SmtpBody>)]
+    pub smtp: Option<Option<SmtpBody>>,
+    pub folders: Option<Vec<String>>,
+    pub poll_interval_secs: Option<i32>,
+    pub mark_seen: Option<bool>,
+    pub enabled: Option<bool>,
+    #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
+    pub auto_acknowledge: Option<Option<String>>,
+}
+
+fn default_port(tls: TlsMode, smtp: bool) -> i32 {
+    match (tls, smtp) {
+        (TlsMode::Tls, false) => 993,
+        (_, false) => 143,
+        (TlsMode::Tls, true) => 465,
+        (TlsMode::Starttls, true) => 587,
+        (TlsMode::None, true) => 25,
+    }
+}
+
+fn seal(state: &AppState, password: Option<&SecretString>, context: &str) -> Result<Option<String>, ApiError> {
+    match password {
+        Some(p) if p.expose_secret().is_empty() || p.expose_secret().len() > 1000 => {
+            Err(ApiError::from(crate::domain::DomainError::invalid_field("password", "must be 1 to 1000 characters")))
+        }
+        Some(p) => Ok(Some(
+            secret_box(state)?.seal(p.expose_secret(), context).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
+        )),
+        None => Ok(None),
+    }
+}
+
+fn smtp_input(state: &AppState, firm: FirmId, id: Uuid, body: SmtpBody) -> Result<SmtpInput, ApiError> {
+    Ok(SmtpInput {
+        port: body.port.unwrap_or(default_port(body.tls, true)),
+        host: body.host,
+        tls: body.tls,
+        username: body.username.filter(|u| !u.is_empty()),
+        password_sealed: seal(state, body.password.as_ref(), &mailboxes::password_context(firm, id, "smtp"))?,
+    })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailboxList {
+    pub data: Vec<Mailbox>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// The firm's mailboxes with what each watcher is doing.
+#[utoipa::path(
+    get, path = "/api/v1/mailboxes", tag = "email", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Mailboxes (passwords are never returned)", body = MailboxList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn list_mailboxes(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let list = state.db().firm_tx(firm, |conn| async move { mailboxes::list(conn, firm).await }.scope_boxed()).await?;
+    Ok(envelope::whole_list(list))
+}
+
+/// Connects a mailbox. Its watcher starts on the node that owns the firm.
+#[utoipa::path(
+    post, path = "/api/v1/mailboxes", tag = "email", security(("bearer" = [])),
+    request_body = MailboxBody,
+    responses(
+        (status = 201, description = "Created", body = Mailbox),
+        (status = 400, description = "Invalid field (an internal host, plaintext to a remote host, ...)", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 503, description = "No secrets key configured on the server", body = ErrorBody),
+    )
+)]
+pub async fn create_mailbox(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<MailboxBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let id = Uuid::now_v7();
+    let body = body.into_inner();
+    let mut input = MailboxInput {
+        name: body.name,
+        address: body.address,
+        imap_port: body.imap.port.unwrap_or(default_port(body.imap.tls, false)),
+        imap_host: body.imap.host,
+        imap_tls: Some(body.imap.tls),
+        imap_username: body.imap.username,
+        imap_password_sealed: seal(
+            &state,
+            body.imap.password.as_ref(),
+            &mailboxes::password_context(firm, id, "imap"),
+        )?,
+        folders: body.folders.unwrap_or_else(|| vec!["INBOX".into()]),
+        smtp: body.smtp.map(|s| smtp_input(&state, firm, id, s)).transpose()?,
+        poll_interval_secs: body.poll_interval_secs.unwrap_or(60),
+        mark_seen: body.mark_seen.unwrap_or(false),
+        enabled: body.enabled.unwrap_or(true),
+        auto_acknowledge: body.auto_acknowledge,
+    };
+    mailboxes::check(&mut input, true, &state.settings().mail.allow_private_hosts)?;
+    let event = auth
+        .audit("mailbox.created", Outcome::Success, &meta)
+        .with_target("mailbox", id)
+        .with_metadata(serde_json::json!({ "address": input.address, "imap_host": input.imap_host }));
+    let cluster_name = state.settings().cluster.name.clone();
+    let mailbox = audit::audited(state.db(), firm, event, |conn| {
+        async move {
+            let mailbox = mailboxes::create(conn, firm, id, input).await?;
+            cluster::request_refresh(conn, &cluster_name, firm).await?;
+            Ok(mailbox)
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(envelope::created(mailbox))
+}
+
+/// One mailbox.
+#[utoipa::path(
+    get, path = "/api/v1/mailboxes/{id}", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    responses(
+        (status = 200, description = "The mailbox", body = Mailbox),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
+    )
+)]
+pub async fn get_mailbox(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let mailbox = state
+        .db()
+        .firm_tx(firm, |conn| async move { mailboxes::find(conn, firm, id).await.map(Mailbox::from) }.scope_boxed())
+        .await?;
+    Ok(envelope::ok(mailbox))
+}
+
+/// Changes a mailbox; fields left out stay. The watcher reconnects with the new settings.
+#[utoipa::path(
+    patch, path = "/api/v1/mailboxes/{id}", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    request_body = MailboxPatch,
+    responses(
+        (status = 200, description = "Changed", body = Mailbox),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
+        (status = 503, description = "No secrets key configured on the server", body = ErrorBody),
+    )
+)]
+pub async fn update_mailbox(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+    body: web::Json<MailboxPatch>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let patch = body.into_inner();
+    let current =
+        state.db().firm_tx(firm, |conn| async move { mailboxes::find(conn, firm, id).await }.scope_boxed()).await?;
+    let mut input = MailboxInput {
+        name: patch.name.unwrap_or(current.name),
+        address: patch.address.unwrap_or(current.address),
+        imap_host: current.imap_host,
+        imap_port: current.imap_port,
+        imap_tls: TlsMode::parse(&current.imap_tls),
+        imap_username: current.imap_username,
+        imap_password_sealed: None,
+        folders: patch.folders.unwrap_or(current.folders),
+        smtp: match (&current.smtp_host, current.smtp_port, current.smtp_tls.as_deref().and_then(TlsMode::parse)) {
+            (Some(host), Some(port), Some(tls)) => Some(SmtpInput {
+                host: host.clone(),
+                port,
+                tls,
+                username: current.smtp_username.clone(),
+                password_sealed: None,
+            }),
+            _ => None,
+        },
+        poll_interval_secs: patch.poll_interval_secs.unwrap_or(current.poll_interval_secs),
+        mark_seen: patch.mark_seen.unwrap_or(current.mark_seen),
+        enabled: patch.enabled.unwrap_or(current.enabled),
+        auto_acknowledge: patch.auto_acknowledge.unwrap_or(current.auto_acknowledge),
+    };
+    if let Some(imap) = patch.imap {
+        input.imap_port = imap.port.unwrap_or(default_port(imap.tls, false));
+        input.imap_host = imap.host;
+        input.imap_tls = Some(imap.tls);
+        input.imap_username = imap.username;
+        input.imap_password_sealed =
+            seal(&state, imap.password.as_ref(), &mailboxes::password_context(firm, id, "imap"))?;
+    }
+    if let Some(smtp) = patch.smtp {
+        input.smtp = smtp.map(|s| smtp_input(&state, firm, id, s)).transpose()?;
+    }
+    mailboxes::check(&mut input, false, &state.settings().mail.allow_private_hosts)?;
+    let event = auth.audit("mailbox.updated", Outcome::Success, &meta).with_target("mailbox", id).with_metadata(
+        serde_json::json!({ "address": input.address, "password_changed": input.imap_password_sealed.is_some() }),
+    );
+    let cluster_name = state.settings().cluster.name.clone();
+    let mailbox = audit::audited(state.db(), firm, event, |conn| {
+        async move {
+            let mailbox = mailboxes::update(conn, firm, id, input).await?;
+            cluster::notify_children(conn, crate::actors::mailbox::MAILBOX_KIND, firm, &id.to_string()).await?;
+            cluster::request_refresh(conn, &cluster_name, firm).await?;
+            Ok(mailbox)
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(mailbox))
+}
+
+/// Disconnects and removes a mailbox. Mail already imported stays in its conversations.
+#[utoipa::path(
+    delete, path = "/api/v1/mailboxes/{id}", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
+    )
+)]
+pub async fn delete_mailbox(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("mailbox.deleted", Outcome::Success, &meta).with_target("mailbox", id);
+    let cluster_name = state.settings().cluster.name.clone();
+    audit::audited(state.db(), firm, event, |conn| {
+        async move {
+            mailboxes::delete(conn, firm, id).await?;
+            cluster::request_refresh(conn, &cluster_name, firm).await?;
+            Ok(())
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MailboxTest {
+    pub ok: bool,
+    /// The step that failed: `dns`, `tcp`, `tls`, `authentication`, `folder` or `protocol`.
+    pub failed_step: Option<Step>,
+    pub message: String,
+    /// Folders checked, with their message counts, when every step passed.
+    pub folders: Vec<FolderCheck>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FolderCheck {
+    pub folder: String,
+    pub messages: u32,
+}
+
+/// Tries the stored settings now and says which step failed: DNS, TCP, TLS,
+/// authentication or a folder. Reads nothing and changes nothing on the server.
+#[utoipa::path(
+    post, path = "/api/v1/mailboxes/{id}/test", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Mailbox id")),
+    responses(
+        (status = 200, description = "The outcome, passed or with the failed step", body = MailboxTest),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
+        (status = 503, description = "The stored password cannot be opened on this server", body = ErrorBody),
+    )
+)]
+pub async fn test_mailbox(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let stored =
+        state.db().firm_tx(firm, |conn| async move { mailboxes::find(conn, firm, id).await }.scope_boxed()).await?;
+    let password = secret_box(&state)?
+        .open(&stored.imap_password_sealed, &mailboxes::password_context(firm, id, "imap"))
+        .map_err(|err| {
+            tracing::error!(error = %err, "a stored mailbox password does not open");
+            ApiError::unavailable("the stored mailbox password cannot be opened on this server")
+        })?;
+    let endpoint = Endpoint {
+        host: stored.imap_host.clone(),
+        port: u16::try_from(stored.imap_port).unwrap_or(993),
+        tls: TlsMode::parse(&stored.imap_tls).unwrap_or(TlsMode::Tls),
+        username: stored.imap_username.clone(),
+        password,
+    };
+    let settings = state.settings();
+    let policy = OutboundPolicy::new(&settings.mail.allow_private_hosts);
+    let timeout = Duration::from_secs(settings.mail.timeout_secs.max(1));
+    let outcome = async {
+        let mut session = imap::connect(&endpoint, &policy, timeout).await?;
+        let mut folders = Vec::new();
+        for folder in &stored.folders {
+            let status = imap::examine(&mut session, folder).await?;
+            folders.push(FolderCheck { folder: folder.clone(), messages: status.exists });
+        }
+        let _ = session.logout().await;
+        Ok::<_, imap::ImapFailure>(folders)
+    }
+    .await;
+    let result = match outcome {
+        Ok(folders) => MailboxTest { ok: true, failed_step: None, message: "connected".into(), folders },
+        Err(failure) => {
+            MailboxTest { ok: false, failed_step: Some(failure.step), message: failure.message, folders: Vec::new() }
+        }
+    };
+    Ok(envelope::ok(result))
+}
+
+/// The firm's email settings.
+#[utoipa::path(
+    get, path = "/api/v1/email/settings", tag = "email", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Settings (defaults until saved)", body = EmailSettings),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn get_settings(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let settings =
+        state.db().firm_tx(firm, |conn| async move { mailboxes::settings(conn, firm).await }.scope_boxed()).await?;
+    Ok(envelope::ok(settings))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EmailSettingsBody {
+    /// `reopen` (default) or `new_conversation`.
+    pub closed_reply: String,
+    pub subject_window_hours: i32,
+    pub auto_reply_period_hours: i32,
+}
+
+/// Saves the firm's email settings.
+#[utoipa::path(
+    put, path = "/api/v1/email/settings", tag = "email", security(("bearer" = [])),
+    request_body = EmailSettingsBody,
+    responses(
+        (status = 200, description = "Saved", body = EmailSettings),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn put_settings(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<EmailSettingsBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let body = body.into_inner();
+    let input = EmailSettings {
+        closed_reply: body.closed_reply,
+        subject_window_hours: body.subject_window_hours,
+        auto_reply_period_hours: body.auto_reply_period_hours,
+    };
+    let event = auth.audit("email.settings_changed", Outcome::Success, &meta);
+    let saved = audit::audited(state.db(), firm, event, |conn| {
+        async move { mailboxes::save_settings(conn, firm, input).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(saved))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleList {
+    pub data: Vec<Rule>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// The firm's email rules in the order they run.
+#[utoipa::path(
+    get, path = "/api/v1/email/rules", tag = "email", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Rules", body = RuleList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn list_rules(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let rules =
+        state.db().firm_tx(firm, |conn| async move { email_rules::list(conn, firm).await }.scope_boxed()).await?;
+    Ok(envelope::whole_list(rules))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleBody {
+    pub name: String,
+    /// Lower runs first (default 100).
+    pub position: Option<i32>,
+    pub enabled: Option<bool>,
+    /// All must hold.
+    pub conditions: Vec<Condition>,
+    pub actions: Actions,
+    /// End the run after this rule when it matches.
+    pub stop: Option<bool>,
+}
+
+impl From<RuleBody> for RuleInput {
+    fn from(body: RuleBody) -> Self {
+        RuleInput {
+            position: body.position.unwrap_or(100),
+            name: body.name,
+            enabled: body.enabled.unwrap_or(true),
+            conditions: body.conditions,
+            actions: body.actions,
+            stop: body.stop.unwrap_or(false),
+        }
+    }
+}
+
+/// Adds a rule.
+#[utoipa::path(
+    post, path = "/api/v1/email/rules", tag = "email", security(("bearer" = [])),
+    request_body = RuleBody,
+    responses(
+        (status = 201, description = "Created", body = Rule),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 409, description = "The firm has the most rules allowed", body = ErrorBody),
+    )
+)]
+pub async fn create_rule(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    body: web::Json<RuleBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let input = RuleInput::from(body.into_inner());
+    let event = auth.audit("email.rule_created", Outcome::Success, &meta);
+    let rule = audit::audited(state.db(), firm, event, |conn| {
+        async move { email_rules::create(conn, firm, input).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::created(rule))
+}
+
+/// Replaces a rule.
+#[utoipa::path(
+    put, path = "/api/v1/email/rules/{id}", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Rule id")),
+    request_body = RuleBody,
+    responses(
+        (status = 200, description = "Saved", body = Rule),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such rule in this firm", body = ErrorBody),
+    )
+)]
+pub async fn update_rule(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+    body: web::Json<RuleBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let input = RuleInput::from(body.into_inner());
+    let event = auth.audit("email.rule_updated", Outcome::Success, &meta).with_target("email_rule", id);
+    let rule = audit::audited(state.db(), firm, event, |conn| {
+        async move { email_rules::update(conn, firm, id, input).await }.scope_boxed()
+    })
+    .await?;
+    Ok(envelope::ok(rule))
+}
+
+/// Removes a rule.
+#[utoipa::path(
+    delete, path = "/api/v1/email/rules/{id}", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Rule id")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+        (status = 404, description = "No such rule in this firm", body = ErrorBody),
+    )
+)]
+pub async fn delete_rule(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    meta: RequestMeta,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let event = auth.audit("email.rule_deleted", Outcome::Success, &meta).with_target("email_rule", id);
+    audit::audited(state.db(), firm, event, |conn| {
+        async move { email_rules::delete(conn, firm, id).await }.scope_boxed()
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DryRunBody {
+    /// The raw message (RFC 5322 text, headers and body), at most 1 MiB.
+    pub raw: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DryRun {
+    /// `loop`, `bounce`, `automatic`, `ignored` (by a rule) or null: it would be filed.
+    pub triage: Option<String>,
+    pub triage_reason: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub bounce: Option<serde_json::Value>,
+    pub rules: RuleOutcome,
+    /// The conversation it would join, and how it was found; null starts a new one.
+    pub conversation_id: Option<Uuid>,
+    pub threaded_by: Option<ThreadedBy>,
+    pub from: Option<String>,
+    pub subject: String,
+    pub attachments: usize,
+}
+
+/// What a raw message would do if it arrived now: triage, the rules that match and what
+/// they ask for, and the conversation it would join. Stores nothing.
+#[utoipa::path(
+    post, path = "/api/v1/email/rules/dry-run", tag = "email", security(("bearer" = [])),
+    request_body = DryRunBody,
+    responses(
+        (status = 200, description = "What would happen", body = DryRun),
+        (status = 400, description = "Invalid field", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Owners and admins only", body = ErrorBody),
+    )
+)]
+pub async fn dry_run(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    body: web::Json<DryRunBody>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::IntegrationsManage)?;
+    let firm = auth.firm;
+    let raw = body.into_inner().raw;
+    if raw.trim().is_empty() || raw.len() > 1 << 20 {
+        return Err(crate::domain::DomainError::invalid_field("raw", "must be a message of 1 byte to 1 MiB").into());
+    }
+    let parsed = parse::parse(raw.as_bytes());
+    let settings = state.live.shared_settings();
+    let outcome = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move {
+                let own = mailboxes::addresses(conn, firm).await?;
+                let triaged = triage::classify(&parsed, &settings.mail.message_id_domain, &own);
+                let rules = email_rules::evaluate(&email_rules::list(conn, firm).await?, &parsed);
+                let email_settings = mailboxes::settings(conn, firm).await?;
+                let secret = settings.auth.jwt_secret.expose_secret().as_bytes().to_vec();
+                let thread = email::find_thread(conn, firm, &parsed, &secret, &email_settings).await?;
+                let (triage, triage_reason) = match (&triaged, rules.ignore) {
+                    (Some(t), _) => (Some(t.kind().to_owned()), Some(t.reason())),
+                    (None, true) => (Some("ignored".to_owned()), Some(format!("rule: {}", rules.matched.join(", ")))),
+                    (None, false) => (None, None),
+                };
+                Ok::<_, crate::domain::DomainError>(DryRun {
+                    triage,
+                    triage_reason,
+                    bounce: parsed.bounce.as_ref().map(crate::domain::to_json).transpose()?,
+                    rules,
+                    conversation_id: thread.as_ref().map(|t| t.0),
+                    threaded_by: thread.map(|t| t.2),
+                    from: parsed.from.as_ref().map(|f| f.address.clone()),
+                    subject: parsed.subject.clone(),
+                    attachments: parsed.parts.len(),
+                })
+            }
+            .scope_boxed()
+        })
+        .await?;
+    Ok(envelope::ok(outcome))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TriageQuery {
+    /// `automatic`, `bounce`, `loop` or `ignored`.
+    pub kind: Option<String>,
+    /// At most this many, newest first (default 50, at most 200).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailList {
+    pub data: Vec<Email>,
+    #[schema(value_type = Object)]
+    pub meta: serde_json::Value,
+}
+
+/// What triage kept out of the conversations, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/emails/triage", tag = "email", security(("bearer" = [])),
+    params(TriageQuery),
+    responses(
+        (status = 200, description = "Triaged emails", body = EmailList),
+        (status = 400, description = "Invalid query", body = ErrorBody),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
+    )
+)]
+pub async fn list_triage(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    query: web::Query<TriageQuery>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let firm = auth.firm;
+    let query = query.into_inner();
+    if let Some(kind) = &query.kind
+        && !matches!(kind.as_str(), "automatic" | "bounce" | "loop" | "ignored")
+    {
+        return Err(
+            crate::domain::DomainError::invalid_field("kind", "must be automatic, bounce, loop or ignored").into()
+        );
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, 200);
+    let list = state
+        .db()
+        .firm_tx(firm, |conn| {
+            async move { email::list_triaged(conn, firm, query.kind.as_deref(), limit).await }.scope_boxed()
+        })
+        .await?;
+    Ok(envelope::whole_list(list))
+}
+
+/// One email with its parts.
+#[utoipa::path(
+    get, path = "/api/v1/emails/{id}", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Email id")),
+    responses(
+        (status = 200, description = "The email", body = EmailWithParts),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
+        (status = 404, description = "No such email in this firm", body = ErrorBody),
+    )
+)]
+pub async fn get_email(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, id) = (auth.firm, path.into_inner());
+    let email =
+        state.db().firm_tx(firm, |conn| async move { email::find_email(conn, firm, id).await }.scope_boxed()).await?;
+    Ok(envelope::ok(email))
+}
+
+/// A part's content, as stored (byte for byte what the message carried). Served as a
+/// download unless it is an image, with the type the message gave it and no sniffing.
+#[utoipa::path(
+    get, path = "/api/v1/emails/{id}/parts/{position}", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Email id"), ("position" = i32, Path, description = "Part position")),
+    responses(
+        (status = 200, description = "The content", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
+        (status = 404, description = "No such part", body = ErrorBody),
+        (status = 409, description = "The part was over the size limit; only its metadata was kept", body = ErrorBody),
+    )
+)]
+pub async fn get_part(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<(Uuid, i32)>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let firm = auth.firm;
+    let (id, position) = path.into_inner();
+    let (part, content) = state
+        .db()
+        .firm_tx(firm, |conn| async move { email::part_content(conn, firm, id, position).await }.scope_boxed())
+        .await?;
+    let Some(content) = content else {
+        return Err(ApiError::Conflict("the part was over the size limit; only its metadata was kept".into()));
+    };
+    let image = part.content_type.starts_with("image/") && part.content_type != "image/svg+xml";
+    let filename: String = part
+        .filename
+        .unwrap_or_else(|| format!("part-{position}"))
+        .chars()
+        .filter(|c| !c.is_control() && *c != '"' && *c != '\\')
+        .collect();
+    let content_type = if part.content_type.contains(['\r', '\n']) || !part.content_type.contains('/') {
+        "application/octet-stream".to_owned()
+    } else {
+        part.content_type
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, "default-src 'none'; sandbox"))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("{}; filename=\"{filename}\"", if image { "inline" } else { "attachment" }),
+        ))
+        .body(content))
+}
+
+/// The emails of a conversation, oldest first (the whole text and HTML of each, its
+/// addresses and delivery).
+#[utoipa::path(
+    get, path = "/api/v1/conversations/{id}/emails", tag = "email", security(("bearer" = [])),
+    params(("id" = Uuid, Path, description = "Conversation id")),
+    responses(
+        (status = 200, description = "Emails", body = EmailList),
+        (status = 401, description = "Not signed in", body = ErrorBody),
+        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
+        (status = 404, description = "No such conversation in this firm", body = ErrorBody),
+    )
+)]
+pub async fn conversation_emails(
+    state: web::Data<AppState>,
+    auth: FirmAuth,
+    path: web::Path<Uuid>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(Permission::ContentRead)?;
+    let (firm, conversation) = (auth.firm, path.into_inner());
+    let list = state
+        .db()
+        .firm_tx(firm, |conn| async move { email::list_for_conversation(conn, firm, conversation).await }.scope_boxed())
+        .await?;
+    Ok(envelope::whole_list(list))
+}
