@@ -15,6 +15,7 @@ LANGUAGE sql STABLE AS $$
       FROM sms_messages s
      WHERE s.firm_id = firm AND s.message_id = message
 $$;
+ALTER TABLE conversations DROP COLUMN reply_token;
 ALTER TABLE conversations DROP COLUMN tags;
 ALTER TABLE contact_emails DROP COLUMN bounce_status;
 ALTER TABLE contact_emails DROP COLUMN bouncing_since;

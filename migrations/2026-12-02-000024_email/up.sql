@@ -201,6 +201,11 @@ ALTER TABLE contact_emails ADD COLUMN bounce_status text CHECK (length(bounce_st
 
 -- Rules tag conversations.
 ALTER TABLE conversations ADD COLUMN tags text[] NOT NULL DEFAULT '{}';
+-- The hub's mail for a conversation asks for replies at `<mailbox>+cp<token>@<domain>`, so
+-- a reply that drops every threading header still finds it. Random (60 bits), made on the
+-- first email out, short enough to keep the address within the 64-character local part.
+ALTER TABLE conversations ADD COLUMN reply_token text CHECK (reply_token ~ '^[a-z2-7]{12}$');
+CREATE UNIQUE INDEX conversations_reply_token_idx ON conversations (firm_id, reply_token) WHERE reply_token IS NOT NULL;
 
 -- A message's delivery over its channel, SMS or email, folded into its row as JSON.
 CREATE OR REPLACE FUNCTION cp_message_delivery(firm uuid, message uuid)

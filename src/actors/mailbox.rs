@@ -372,9 +372,6 @@ impl FolderWatch {
                         uidvalidity,
                         own_domain: settings.mail.message_id_domain.clone(),
                         own_addresses: mailboxes::addresses(conn, firm).await?,
-                        reply_secret: secrecy::ExposeSecret::expose_secret(&settings.auth.jwt_secret)
-                            .as_bytes()
-                            .to_vec(),
                         max_part_bytes: settings.mail.max_part_bytes,
                         auto_acknowledge: stored.auto_acknowledge.clone(),
                         settings: mailboxes::settings(conn, firm).await?,

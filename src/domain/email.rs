@@ -14,7 +14,6 @@ use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bool, Bytea, Integer, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use hmac::Mac;
 use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -45,7 +44,6 @@ pub struct ImportContext {
     pub uidvalidity: i64,
     pub own_domain: String,
     pub own_addresses: Vec<String>,
-    pub reply_secret: Vec<u8>,
     pub max_part_bytes: u64,
     pub auto_acknowledge: Option<String>,
     pub settings: EmailSettings,
@@ -73,37 +71,52 @@ pub struct Filed {
     pub acknowledgement: Option<Message>,
 }
 
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+const TOKEN_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+const TOKEN_LEN: usize = 12;
 
-fn reply_mac(secret: &[u8], firm: FirmId, conversation: Uuid) -> Option<HmacSha256> {
-    let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).ok()?;
-    mac.update(b"email-reply|");
-    mac.update(firm.into_uuid().as_bytes());
-    mac.update(conversation.as_bytes());
-    Some(mac)
+/// The conversation's reply token, made on first use (in the caller's transaction).
+pub async fn reply_token(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    conversation: Uuid,
+) -> Result<String, DomainError> {
+    use rand::Rng;
+    let fresh: String = {
+        let mut rng = rand::rng();
+        (0..TOKEN_LEN).map(|_| char::from(TOKEN_CHARS[rng.random_range(0..TOKEN_CHARS.len())])).collect()
+    };
+    #[derive(QueryableByName)]
+    struct Token {
+        #[diesel(sql_type = Text)]
+        reply_token: String,
+    }
+    let token = diesel::sql_query(
+        "UPDATE conversations SET reply_token = COALESCE(reply_token, $3) WHERE firm_id = $1 AND id = $2 \
+         RETURNING reply_token",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<SqlUuid, _>(conversation)
+    .bind::<Text, _>(fresh)
+    .get_result::<Token>(conn)
+    .await
+    .optional()?
+    .ok_or(DomainError::NotFound("conversation"))?;
+    Ok(token.reply_token)
 }
 
-/// The address replies to a conversation go to: the mailbox's own with `+cp` and a signed
-/// token (`support+cp<conversation><mac>@firm.example`), so a reply that drops every
-/// threading header (some Outlook versions) still finds its conversation, and a guessed
-/// token finds nothing.
-pub fn reply_address(secret: &[u8], firm: FirmId, conversation: Uuid, mailbox_address: &str) -> String {
-    let Some((local, domain)) = mailbox_address.rsplit_once('@') else { return mailbox_address.to_owned() };
-    let mac = reply_mac(secret, firm, conversation).map(|m| hex::encode(&m.finalize().into_bytes()[..5]));
-    format!("{local}+cp{}{}@{domain}", conversation.simple(), mac.unwrap_or_default())
+/// The address replies to a conversation go to: the mailbox's own with `+cp<token>`, so a
+/// reply that drops every threading header (some Outlook versions) still finds it. None
+/// when the mailbox's local part leaves no room (RFC 5321 allows 64 characters).
+pub fn reply_address(token: &str, mailbox_address: &str) -> Option<String> {
+    let (local, domain) = mailbox_address.rsplit_once('@')?;
+    (local.len() + 3 + token.len() <= 64).then(|| format!("{local}+cp{token}@{domain}"))
 }
 
-/// The conversation a reply address names, when its signature holds for this firm.
-pub fn conversation_of_reply_address(secret: &[u8], firm: FirmId, address: &str) -> Option<Uuid> {
+/// The reply token an address carries, if it is one of the hub's reply addresses.
+pub fn token_of_address(address: &str) -> Option<&str> {
     let local = address.rsplit_once('@')?.0;
     let token = local.rsplit_once("+cp")?.1;
-    if token.len() != 42 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    let conversation = Uuid::parse_str(&token[..32]).ok()?;
-    let mac = hex::decode(&token[32..]).ok()?;
-    reply_mac(secret, firm, conversation)?.verify_truncated_left(&mac).ok()?;
-    Some(conversation)
+    (token.len() == TOKEN_LEN && token.bytes().all(|b| TOKEN_CHARS.contains(&b))).then_some(token)
 }
 
 #[derive(QueryableByName)]
@@ -135,7 +148,6 @@ pub async fn find_thread(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     email: &ParsedEmail,
-    reply_secret: &[u8],
     settings: &EmailSettings,
 ) -> Result<Option<(Uuid, String, ThreadedBy)>, DomainError> {
     let ids = email.thread_ids();
@@ -155,14 +167,14 @@ pub async fn find_thread(
             return Ok(Some((hit.conversation_id, hit.status, ThreadedBy::References)));
         }
     }
-    for address in email.recipients() {
-        if let Some(conversation) = conversation_of_reply_address(reply_secret, firm, address) {
+    for token in email.recipients().filter_map(token_of_address) {
+        {
             let hit = diesel::sql_query(
                 "SELECT id AS conversation_id, status FROM conversations \
-                  WHERE firm_id = $1 AND id = $2 AND channel = 'email'",
+                  WHERE firm_id = $1 AND reply_token = $2 AND channel = 'email'",
             )
             .bind::<SqlUuid, _>(firm.into_uuid())
-            .bind::<SqlUuid, _>(conversation)
+            .bind::<Text, _>(token)
             .get_result::<ThreadHit>(conn)
             .await
             .optional()?;
@@ -277,7 +289,7 @@ pub async fn import(
     };
     let contact_id = contact_for(conn, firm, &from.address, from.name.as_deref()).await?;
 
-    let thread = find_thread(conn, firm, email, &ctx.reply_secret, &ctx.settings).await?;
+    let thread = find_thread(conn, firm, email, &ctx.settings).await?;
     let existing = match thread {
         Some((_, status, _)) if status == "closed" && ctx.settings.closed_reply == "new_conversation" => None,
         Some((conversation, _, _)) => Some(conversation),
@@ -718,6 +730,7 @@ pub struct Outgoing {
     pub in_reply_to: Option<String>,
     /// The Thread-Index of the newest inbound message that carried one.
     pub thread_index: Option<String>,
+    pub reply_token: String,
 }
 
 #[derive(QueryableByName)]
@@ -796,6 +809,7 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
     }
     let in_reply_to = thread.iter().rev().find(|t| t.direction == "inbound").and_then(|t| t.message_id.clone());
     let thread_index = thread.iter().rev().filter(|t| t.direction == "inbound").find_map(|t| t.thread_index.clone());
+    let reply_token = reply_token(conn, firm, conversation_id).await?;
     Ok(Outgoing {
         email_id: row.id,
         mailbox_id,
@@ -812,6 +826,7 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
         references,
         in_reply_to,
         thread_index,
+        reply_token,
     })
 }
 
@@ -1011,18 +1026,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reply_addresses_round_trip_and_refuse_forgeries() {
-        let secret = b"secret";
-        let firm = FirmId(Uuid::now_v7());
-        let conversation = Uuid::now_v7();
-        let address = reply_address(secret, firm, conversation, "support@firm.example");
-        assert!(address.starts_with("support+cp") && address.ends_with("@firm.example"), "{address}");
-        assert_eq!(conversation_of_reply_address(secret, firm, &address), Some(conversation));
-        assert_eq!(conversation_of_reply_address(secret, FirmId(Uuid::now_v7()), &address), None);
-        assert_eq!(conversation_of_reply_address(b"other", firm, &address), None);
-        let forged = address.replacen(&conversation.simple().to_string(), &Uuid::now_v7().simple().to_string(), 1);
-        assert_eq!(conversation_of_reply_address(secret, firm, &forged), None);
-        assert_eq!(conversation_of_reply_address(secret, firm, "support@firm.example"), None);
+    fn reply_addresses_carry_the_token_within_the_local_part_limit() {
+        let address = reply_address("abcdefgh2345", "support@firm.example").unwrap();
+        assert_eq!(address, "support+cpabcdefgh2345@firm.example");
+        assert_eq!(token_of_address(&address), Some("abcdefgh2345"));
+        assert_eq!(token_of_address("support@firm.example"), None);
+        assert_eq!(token_of_address("support+cpABCDEFGH2345@firm.example"), None);
+        assert_eq!(token_of_address("support+cpabc@firm.example"), None);
+        assert_eq!(reply_address("abcdefgh2345", &format!("{}@firm.example", "x".repeat(50))), None);
     }
 
     #[test]

@@ -205,6 +205,8 @@ pub async fn create_mailbox(
     let mailbox = audit::audited(state.db(), firm, event, |conn| {
         async move {
             let mailbox = mailboxes::create(conn, firm, id, input).await?;
+            // The firm now has once-only work: a node of the cluster owns it from now on.
+            cluster::require_owner(conn, &cluster_name, firm).await?;
             cluster::request_refresh(conn, &cluster_name, firm).await?;
             Ok(mailbox)
         }
@@ -308,6 +310,7 @@ pub async fn update_mailbox(
     let mailbox = audit::audited(state.db(), firm, event, |conn| {
         async move {
             let mailbox = mailboxes::update(conn, firm, id, input).await?;
+            cluster::require_owner(conn, &cluster_name, firm).await?;
             cluster::notify_children(conn, crate::actors::mailbox::MAILBOX_KIND, firm, &id.to_string()).await?;
             cluster::request_refresh(conn, &cluster_name, firm).await?;
             Ok(mailbox)
@@ -678,8 +681,7 @@ pub async fn dry_run(
                 let triaged = triage::classify(&parsed, &settings.mail.message_id_domain, &own);
                 let rules = email_rules::evaluate(&email_rules::list(conn, firm).await?, &parsed);
                 let email_settings = mailboxes::settings(conn, firm).await?;
-                let secret = settings.auth.jwt_secret.expose_secret().as_bytes().to_vec();
-                let thread = email::find_thread(conn, firm, &parsed, &secret, &email_settings).await?;
+                let thread = email::find_thread(conn, firm, &parsed, &email_settings).await?;
                 let (triage, triage_reason) = match (&triaged, rules.ignore) {
                     (Some(t), _) => (Some(t.kind().to_owned()), Some(t.reason())),
                     (None, true) => (Some("ignored".to_owned()), Some(format!("rule: {}", rules.matched.join(", ")))),

@@ -127,12 +127,13 @@ async fn transport(
     Ok(builder.build())
 }
 
-fn compose(ctx: &JobContext, firm: FirmId, outgoing: &Outgoing, message_id: &str) -> Result<Message, SendError> {
+fn compose(outgoing: &Outgoing, message_id: &str) -> Result<Message, SendError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| SendError::Permanent(format!("{what}: {e}"));
     let from_address = outgoing.from_address.parse().map_err(|e| bad("the mailbox address", &e))?;
     let from = Mailbox::new(Some(outgoing.from_name.clone()).filter(|n| !n.is_empty()), from_address);
-    let secret = ctx.settings.auth.jwt_secret.expose_secret().as_bytes();
-    let reply = email::reply_address(secret, firm, outgoing.conversation_id, &outgoing.from_address);
+    // Without room for the token, replies go to the mailbox itself and thread by references.
+    let reply = email::reply_address(&outgoing.reply_token, &outgoing.from_address)
+        .unwrap_or_else(|| outgoing.from_address.clone());
     let reply_to = Mailbox::new(None, reply.parse().map_err(|e| bad("the reply address", &e))?);
     let mut builder = Message::builder()
         .from(from)
@@ -195,7 +196,7 @@ pub async fn send(ctx: &JobContext, job: &Job) -> JobOutcome {
     }
     // Stable across attempts, so a resend after an unanswered attempt is the same message.
     let message_id = format!("{}@{}", outgoing.email_id, ctx.settings.mail.message_id_domain);
-    let message = match compose(ctx, firm, &outgoing, &message_id) {
+    let message = match compose(&outgoing, &message_id) {
         Ok(message) => message,
         Err(SendError::Permanent(reason) | SendError::Transient(reason)) => {
             return record(ctx, firm, email_id, "failed_permanently", Some(&reason), None, None).await;

@@ -1,0 +1,136 @@
+//! Mailboxes through the API: validation, sealed passwords, the step-by-step test, and
+//! firm isolation.
+
+use serde_json::json;
+
+use crate::helpers::{json, signed_in_owner, spawn_app};
+use crate::{connect_mailbox, imap_password, imap_port, imap_user, wait_state};
+
+#[actix_web::test]
+async fn passwords_are_sealed_never_returned_and_bad_hosts_refused() {
+    let app = spawn_app().await;
+    let (firm, _, _, token) = signed_in_owner(&app).await;
+    let user = imap_user();
+    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
+    let text = mailbox.to_string();
+    assert!(!text.contains(&imap_password(&app)), "{text}");
+    assert_eq!(mailbox["imap"]["username"], user.as_str());
+    assert_eq!(mailbox["smtp"]["password_set"], false);
+    assert_eq!(mailbox["folders"], json!(["INBOX"]));
+    assert_eq!(mailbox["mark_seen"], false);
+
+    let stored = crate::count(
+        &app,
+        firm.firm_id(),
+        "SELECT count(*) AS n FROM mailboxes WHERE id = $1::uuid AND imap_password_sealed LIKE 'v1:%' \
+           AND imap_password_sealed NOT LIKE '%development-only%'",
+        mailbox["id"].as_str().unwrap(),
+    )
+    .await;
+    assert_eq!(stored, 1, "the password is stored sealed");
+
+    for (host, tls, field) in [
+        ("10.1.2.3", "tls", "imap.host"),
+        ("169.254.169.254", "tls", "imap.host"),
+        ("imap.example.com", "none", "imap.host"),
+        ("bad host!", "tls", "imap.host"),
+    ] {
+        let body = json!({
+            "name": "Bad", "address": "bad@firm.test",
+            "imap": { "host": host, "tls": tls, "username": "u", "password": "p" },
+        });
+        let answer = app.post_as(&token, "/api/v1/mailboxes", &body).await;
+        assert_eq!(answer.status(), 400, "{host}");
+        let body = json(answer).await;
+        assert!(body["error"]["details"]["fields"][field].is_string(), "{host}: {body}");
+    }
+    let missing_password = json!({ "name": "x", "address": "x@firm.test", "imap": { "host": "imap.example.com", "tls": "tls", "username": "u" } });
+    assert_eq!(app.post_as(&token, "/api/v1/mailboxes", &missing_password).await.status(), 400);
+    let unknown_field = json!({ "name": "x", "address": "x@firm.test", "nope": 1,
+        "imap": { "host": "imap.example.com", "tls": "tls", "username": "u", "password": "p" } });
+    assert_eq!(app.post_as(&token, "/api/v1/mailboxes", &unknown_field).await.status(), 400);
+    let duplicate = json!({ "name": "Again", "address": mailbox["address"],
+        "imap": { "host": "imap.example.com", "tls": "tls", "username": "u", "password": "p" } });
+    assert_eq!(app.post_as(&token, "/api/v1/mailboxes", &duplicate).await.status(), 400);
+}
+
+#[actix_web::test]
+async fn the_test_names_the_step_that_failed() {
+    let app = spawn_app().await;
+    let (_, _, _, token) = signed_in_owner(&app).await;
+    let good = connect_mailbox(&app, &token, &imap_user(), json!({ "enabled": false })).await;
+    let id = good["id"].as_str().unwrap();
+    let answer = json(app.post_as(&token, &format!("/api/v1/mailboxes/{id}/test"), &json!({})).await).await;
+    assert_eq!(answer["data"]["ok"], true, "{answer}");
+    assert_eq!(answer["data"]["folders"][0]["folder"], "INBOX");
+
+    let cases = [
+        (
+            json!({ "imap": { "host": "127.0.0.1", "port": imap_port(&app), "tls": "none", "username": imap_user(),
+                           "password": "wrong" } }),
+            "authentication",
+        ),
+        (json!({ "folders": ["No Such Folder"] }), "folder"),
+        (json!({ "imap": { "host": "127.0.0.1", "port": 1, "tls": "none", "username": "u", "password": "p" } }), "tcp"),
+        (
+            json!({ "imap": { "host": "no-such-host.invalid", "port": 993, "tls": "tls", "username": "u", "password": "p" } }),
+            "dns",
+        ),
+    ];
+    for (patch, step) in cases {
+        let changed = app.patch_as(&token, &format!("/api/v1/mailboxes/{id}"), &patch).await;
+        assert_eq!(changed.status(), 200, "{patch}");
+        let answer = json(app.post_as(&token, &format!("/api/v1/mailboxes/{id}/test"), &json!({})).await).await;
+        assert_eq!(answer["data"]["ok"], false, "{patch}: {answer}");
+        assert_eq!(answer["data"]["failed_step"], step, "{patch}: {answer}");
+        let restore = json!({ "folders": ["INBOX"], "imap": { "host": "127.0.0.1", "port": imap_port(&app), "tls": "none",
+                                                               "username": good["imap"]["username"], "password": imap_password(&app) } });
+        assert_eq!(app.patch_as(&token, &format!("/api/v1/mailboxes/{id}"), &restore).await.status(), 200);
+    }
+}
+
+#[actix_web::test]
+async fn a_failing_mailbox_says_why_and_recovers() {
+    let app = spawn_app().await;
+    let (_, _, _, token) = signed_in_owner(&app).await;
+    let user = imap_user();
+    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
+    let id = mailbox["id"].as_str().unwrap();
+    wait_state(&app, &token, id, "idle").await;
+    let wrong = json!({ "imap": { "host": "127.0.0.1", "port": imap_port(&app), "tls": "none", "username": user,
+                                  "password": "wrong" } });
+    assert_eq!(app.patch_as(&token, &format!("/api/v1/mailboxes/{id}"), &wrong).await.status(), 200);
+    wait_state(&app, &token, id, "failing").await;
+    let shown = json(app.get_as(&token, &format!("/api/v1/mailboxes/{id}")).await).await;
+    assert!(shown["data"]["state_reason"].as_str().unwrap().starts_with("authentication"), "{shown}");
+    let right = json!({ "imap": { "host": "127.0.0.1", "port": imap_port(&app), "tls": "none", "username": user,
+                                  "password": imap_password(&app) } });
+    assert_eq!(app.patch_as(&token, &format!("/api/v1/mailboxes/{id}"), &right).await.status(), 200);
+    wait_state(&app, &token, id, "idle").await;
+    let shown = json(app.get_as(&token, &format!("/api/v1/mailboxes/{id}")).await).await;
+    assert!(shown["data"]["last_sync_at"].is_string(), "{shown}");
+}
+
+#[actix_web::test]
+async fn another_firm_sees_and_changes_nothing() {
+    let app = spawn_app().await;
+    let (_, _, _, owner_a) = signed_in_owner(&app).await;
+    let (_, _, _, owner_b) = signed_in_owner(&app).await;
+    let mailbox = connect_mailbox(&app, &owner_a, &imap_user(), json!({ "enabled": false })).await;
+    let id = mailbox["id"].as_str().unwrap();
+    let listed = json(app.get_as(&owner_b, "/api/v1/mailboxes").await).await;
+    assert_eq!(listed["data"], json!([]), "{listed}");
+    assert_eq!(app.get_as(&owner_b, &format!("/api/v1/mailboxes/{id}")).await.status(), 404);
+    assert_eq!(
+        app.patch_as(&owner_b, &format!("/api/v1/mailboxes/{id}"), &json!({ "name": "Mine" })).await.status(),
+        404
+    );
+    assert_eq!(app.post_as(&owner_b, &format!("/api/v1/mailboxes/{id}/test"), &json!({})).await.status(), 404);
+    assert_eq!(app.delete_as(&owner_b, &format!("/api/v1/mailboxes/{id}")).await.status(), 404);
+    let still = json(app.get_as(&owner_a, &format!("/api/v1/mailboxes/{id}")).await).await;
+    assert_eq!(still["data"]["name"], "Support", "firm A's mailbox is unchanged");
+    let listed_a = json(app.get_as(&owner_a, "/api/v1/mailboxes").await).await;
+    assert_eq!(listed_a["data"].as_array().unwrap().len(), 1);
+    assert_eq!(app.delete_as(&owner_a, &format!("/api/v1/mailboxes/{id}")).await.status(), 204);
+    assert_eq!(app.get_as(&owner_a, &format!("/api/v1/mailboxes/{id}")).await.status(), 404);
+}
