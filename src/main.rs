@@ -396,6 +396,9 @@ async fn demo(settings: &Settings) -> anyhow::Result<()> {
         println!("demo SMS on {number}, through the Twilio stand-in (see the README)");
     }
     demo_support(settings, &db, firm.firm_id()).await?;
+    if let Some(address) = demo_mailbox(settings, &db, firm.firm_id()).await? {
+        println!("demo mailbox {address}, read from the project's Dovecot as {DEMO_IMAP_USER} (see the README)");
+    }
     if let Some(owner) = onboarding::find_user(&db, DEMO_OWNER_EMAIL).await? {
         demo_booking_page(&db, firm.firm_id(), owner.id).await?;
         println!("demo firm `{DEMO_SLUG}` is ready; its owner {DEMO_OWNER_EMAIL} was created earlier");
@@ -449,6 +452,58 @@ async fn demo_sms(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Result<
     })
     .await?;
     Ok(Some(number))
+}
+
+const DEMO_IMAP_USER: &str = "demo@mail.test";
+
+/// Gives the demo firm a mailbox on the project's own Dovecot, once, when there is one
+/// (`mail.local_imap_port`, development only).
+async fn demo_mailbox(settings: &Settings, db: &Db, firm: FirmId) -> anyhow::Result<Option<String>> {
+    use consultantpro::domain::mailboxes::{self, MailboxInput, SmtpInput, TlsMode};
+    let (Some(port), Some(password)) = (settings.mail.local_imap_port, settings.mail.local_imap_password.as_ref())
+    else {
+        return Ok(None);
+    };
+    let id = uuid::Uuid::now_v7();
+    let secret_box = SecretBox::from_settings(&settings.secrets)?;
+    let sealed = secret_box
+        .seal(secrecy::ExposeSecret::expose_secret(password), &mailboxes::password_context(firm, id, "imap"))?;
+    let mut input = MailboxInput {
+        name: "Support".into(),
+        address: "support@demo.consultantpro.test".into(),
+        imap_host: "127.0.0.1".into(),
+        imap_port: i32::from(port),
+        imap_tls: Some(TlsMode::None),
+        imap_username: DEMO_IMAP_USER.into(),
+        imap_password_sealed: Some(sealed),
+        folders: vec!["INBOX".into()],
+        smtp: Some(SmtpInput {
+            host: settings.mail.smtp_host.clone(),
+            port: i32::from(settings.mail.smtp_port),
+            tls: TlsMode::parse(&settings.mail.smtp_tls).unwrap_or(TlsMode::None),
+            username: None,
+            password_sealed: None,
+        }),
+        poll_interval_secs: 60,
+        mark_seen: false,
+        enabled: true,
+        auto_acknowledge: None,
+    };
+    mailboxes::check(&mut input, true, &settings.mail.allow_private_hosts)?;
+    let address = input.address.clone();
+    let cluster_name = settings.cluster.name.clone();
+    db.firm_tx(firm, |conn| {
+        async move {
+            if !mailboxes::list(conn, firm).await?.is_empty() {
+                return Ok(());
+            }
+            mailboxes::create(conn, firm, id, input).await?;
+            cluster::require_owner(conn, &cluster_name, firm).await
+        }
+        .scope_boxed()
+    })
+    .await?;
+    Ok(Some(address))
 }
 
 /// Gives the demo firm office hours and a support policy counted in them, once.

@@ -102,7 +102,7 @@ CREATE TABLE email_messages (
     -- Headers as received (name, value), for rules and for reading the message whole.
     headers            jsonb NOT NULL DEFAULT '[]'::jsonb,
     -- Set when the message did not become part of a conversation, and why.
-    triage             text CHECK (triage IN ('automatic', 'bounce', 'loop', 'ignored')),
+    triage             text CHECK (triage IN ('automatic', 'bounce', 'loop', 'ignored', 'unreadable')),
     triage_reason      text CHECK (length(triage_reason) <= 300),
     bounced            jsonb,
     conversation_id    uuid,

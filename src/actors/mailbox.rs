@@ -23,6 +23,8 @@ use super::child::{ChildContext, ChildHandle, ChildKey, ChildKind, Placement, St
 use crate::bus::live;
 use crate::domain::email::{self, ImportContext, Imported};
 use crate::domain::mailboxes::{self, FolderPosition, StoredMailbox, TlsMode};
+use diesel_async::AsyncConnection;
+
 use crate::domain::{DomainError, cluster, email_rules};
 use crate::ingest::email::imap::{self, Endpoint, ImapFailure, Step};
 use crate::ingest::email::parse::{self, ParsedEmail};
@@ -31,6 +33,8 @@ use crate::secret_box::SecretBox;
 use crate::tenant::FirmId;
 
 pub const MAILBOX_KIND: &str = "mailbox";
+/// The most message bytes fetched at once per folder.
+const FETCH_BYTES: u64 = 64 * 1024 * 1024;
 
 pub struct MailboxKind;
 
@@ -286,19 +290,34 @@ impl FolderWatch {
         let renew = Duration::from_secs(settings.mail.idle_renew_secs.clamp(10, 29 * 60));
         let poll = Duration::from_secs(u64::try_from(self.stored.poll_interval_secs).unwrap_or(60).max(5));
         let uidvalidity = i64::from(status.uidvalidity);
+        // A server that stops answering mid-command would hold the watcher forever.
+        let command = Duration::from_secs(settings.mail.timeout_secs.max(1) * 20);
+        let stalled = |what: &str| ImapFailure { step: Step::Protocol, message: format!("{what} timed out") };
         loop {
             let position = self.position(uidvalidity).await?;
-            let uids = imap::uids_after(&mut session, u32::try_from(position.last_uid).unwrap_or(u32::MAX)).await?;
+            let last = u32::try_from(position.last_uid).unwrap_or(u32::MAX);
+            let uids = tokio::time::timeout(command, imap::uids_after(&mut session, last))
+                .await
+                .map_err(|_| stalled("UID SEARCH"))??;
             let batch = settings.mail.import_batch.max(1);
             if uids.len() > batch {
                 self.watch.report("catching_up", None, false).await;
             }
             for chunk in uids.chunks(batch) {
-                let fetched = imap::fetch(&mut session, chunk).await?;
-                let last = chunk.last().copied().unwrap_or_default();
-                let imported = self.import(uidvalidity, fetched, last).await?;
-                if self.stored.mark_seen {
-                    imap::mark_seen(&mut session, &imported).await?;
+                // Fetched in groups of bounded size: a batch of large messages never holds
+                // more than FETCH_BYTES in memory at once (one larger message goes alone).
+                let sizes = tokio::time::timeout(command, imap::sizes(&mut session, chunk))
+                    .await
+                    .map_err(|_| stalled("FETCH RFC822.SIZE"))??;
+                for group in imap::groups_by_size(&sizes, FETCH_BYTES) {
+                    let fetched = tokio::time::timeout(command, imap::fetch(&mut session, &group))
+                        .await
+                        .map_err(|_| stalled("FETCH"))??;
+                    let last = group.last().copied().unwrap_or_default();
+                    let imported = self.import(uidvalidity, fetched, last).await?;
+                    if self.stored.mark_seen {
+                        imap::mark_seen(&mut session, &imported).await?;
+                    }
                 }
             }
             *failures = 0;
@@ -370,7 +389,6 @@ impl FolderWatch {
                         mailbox_address: stored.address.clone(),
                         folder: folder.clone(),
                         uidvalidity,
-                        own_domain: settings.mail.message_id_domain.clone(),
                         own_addresses: mailboxes::addresses(conn, firm).await?,
                         max_part_bytes: settings.mail.max_part_bytes,
                         auto_acknowledge: stored.auto_acknowledge.clone(),
@@ -379,7 +397,22 @@ impl FolderWatch {
                     };
                     let mut results = Vec::with_capacity(parsed.len());
                     for (uid, email) in &parsed {
-                        results.push((*uid, email::import(conn, firm, &ctx, *uid, email).await?));
+                        // Each message in a savepoint: one the store refuses is set aside
+                        // with the reason, and the rest of the batch goes on.
+                        let ctx_ref = &ctx;
+                        let filed = conn
+                            .transaction::<_, DomainError, _>(async move |conn| {
+                                email::import(conn, firm, ctx_ref, *uid, email).await
+                            })
+                            .await;
+                        let imported = match filed {
+                            Ok(imported) => imported,
+                            Err(err) => {
+                                warn!(uid = *uid, error = %err, "a message could not be filed; set aside");
+                                email::set_aside(conn, firm, &ctx, *uid, email, &err.to_string()).await?
+                            }
+                        };
+                        results.push((*uid, imported));
                     }
                     mailboxes::advance_folder(
                         conn,

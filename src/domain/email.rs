@@ -33,6 +33,8 @@ const MAX_CHAT_BODY: usize = conversations::MAX_BODY_CHARS;
 /// Tries for an outgoing email before it is failed for good.
 pub const SEND_ATTEMPTS: i32 = 8;
 pub const SEND_JOB: &str = "email.send";
+/// Acknowledgements one mailbox may send in an hour.
+pub const ACKNOWLEDGEMENTS_PER_HOUR: i64 = 200;
 
 /// What an import needs besides the message: the mailbox and folder it came from, and the
 /// firm's rules and settings as they stood when the batch began.
@@ -42,7 +44,6 @@ pub struct ImportContext {
     pub mailbox_address: String,
     pub folder: String,
     pub uidvalidity: i64,
-    pub own_domain: String,
     pub own_addresses: Vec<String>,
     pub max_part_bytes: u64,
     pub auto_acknowledge: Option<String>,
@@ -274,7 +275,11 @@ pub async fn import(
     }
     store_parts(conn, firm, email_id, email, ctx.max_part_bytes).await?;
 
-    if let Some(triage) = triage::classify(email, &ctx.own_domain, &ctx.own_addresses) {
+    let sent_by_hub = match &email.message_id {
+        Some(id) => sent_by_hub(conn, firm, id).await?,
+        None => false,
+    };
+    if let Some(triage) = triage::classify(email, sent_by_hub, &ctx.own_addresses) {
         record_triage(conn, firm, email_id, &triage, email).await?;
         return Ok(Imported::Triaged { email_id, kind: triage.kind() });
     }
@@ -329,7 +334,8 @@ pub async fn import(
 
     let acknowledgement = match (&ctx.auto_acknowledge, new_conversation) {
         (Some(text), true)
-            if auto_reply_due(conn, firm, &from.address, ctx.settings.auto_reply_period_hours).await? =>
+            if acknowledgements_left(conn, firm, ctx.mailbox).await?
+                && auto_reply_due(conn, firm, &from.address, ctx.settings.auto_reply_period_hours).await? =>
         {
             let mut ack = conversations::append_message(conn, firm, conversation, None, text, false).await?;
             ack.delivery = Some(queue_outbound(conn, firm, &ack, true).await?);
@@ -342,10 +348,63 @@ pub async fn import(
     Ok(Imported::Filed(Box::new(Filed { email_id, message, contact_id, new_conversation, acknowledgement })))
 }
 
+/// Whether a Message-ID is one of the firm's own outgoing emails.
+pub async fn sent_by_hub(conn: &mut AsyncPgConnection, firm: FirmId, message_id: &str) -> Result<bool, DomainError> {
+    let found: i64 = email_messages::table
+        .filter(email_messages::firm_id.eq(firm.into_uuid()))
+        .filter(email_messages::direction.eq("outbound"))
+        .filter(email_messages::message_id.eq(message_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(found > 0)
+}
+
+/// Keeps a message that could not be filed (a store refused part of it) as triaged
+/// `unreadable` with the reason, so one bad message never holds up the mail behind it.
+/// Only fields the parser has already cut to size are written.
+pub async fn set_aside(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    ctx: &ImportContext,
+    uid: u32,
+    email: &ParsedEmail,
+    reason: &str,
+) -> Result<Imported, DomainError> {
+    let email_id = Uuid::now_v7();
+    let reason: String = reason.chars().filter(|c| !c.is_control()).take(300).collect();
+    let stored = diesel::sql_query(
+        "INSERT INTO email_messages (firm_id, id, direction, mailbox_id, folder, uidvalidity, uid, dedupe_key, \
+             subject, from_address, size_bytes, triage, triage_reason) \
+         VALUES ($1, $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, 'unreadable', $11) \
+         ON CONFLICT DO NOTHING RETURNING id",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<SqlUuid, _>(email_id)
+    .bind::<SqlUuid, _>(ctx.mailbox)
+    .bind::<Text, _>(&ctx.folder)
+    .bind::<BigInt, _>(ctx.uidvalidity)
+    .bind::<BigInt, _>(i64::from(uid))
+    .bind::<Text, _>(&email.dedupe_key)
+    .bind::<Text, _>(&email.subject)
+    .bind::<Nullable<Text>, _>(email.from.as_ref().map(|f| f.address.as_str()))
+    .bind::<BigInt, _>(i64::try_from(email.size).unwrap_or(i64::MAX))
+    .bind::<Text, _>(reason)
+    .get_result::<IdRow>(conn)
+    .await
+    .optional()?;
+    Ok(match stored {
+        Some(_) => Imported::Triaged { email_id, kind: "unreadable" },
+        None => Imported::Duplicate,
+    })
+}
+
 fn chat_body(email: &ParsedEmail) -> String {
     let text = email.text.trim();
     let text = if text.is_empty() && !email.parts.is_empty() {
         format!("({} attachment{})", email.parts.len(), if email.parts.len() == 1 { "" } else { "s" })
+    } else if text.is_empty() {
+        "(no text)".to_owned()
     } else {
         text.to_owned()
     };
@@ -602,6 +661,25 @@ async fn apply_rule_actions(
     Ok(())
 }
 
+/// Whether the mailbox may send another acknowledgement this hour (a flood of senders, each
+/// new, cannot make it send without bound).
+async fn acknowledgements_left(conn: &mut AsyncPgConnection, firm: FirmId, mailbox: Uuid) -> Result<bool, DomainError> {
+    #[derive(QueryableByName)]
+    struct Sent {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let sent = diesel::sql_query(
+        "SELECT count(*) AS n FROM email_messages WHERE firm_id = $1 AND mailbox_id = $2 AND automatic \
+            AND direction = 'outbound' AND created_at > now() - interval '1 hour'",
+    )
+    .bind::<SqlUuid, _>(firm.into_uuid())
+    .bind::<SqlUuid, _>(mailbox)
+    .get_result::<Sent>(conn)
+    .await?;
+    Ok(sent.n < ACKNOWLEDGEMENTS_PER_HOUR)
+}
+
 /// Whether the hub may write to `address` automatically now: once per period, so two
 /// auto-responders can never keep each other talking through the hub.
 async fn auto_reply_due(
@@ -652,7 +730,8 @@ pub async fn queue_outbound(
 ) -> Result<serde_json::Value, DomainError> {
     let found = diesel::sql_query(
         "SELECT e.mailbox_id, m.address AS mailbox_address, \
-                ARRAY(SELECT DISTINCT a FROM unnest(ARRAY[COALESCE(e.reply_to, e.from_address)]) a \
+                ARRAY(SELECT DISTINCT a FROM unnest(ARRAY[CASE WHEN $3 THEN e.from_address \
+                                                             ELSE COALESCE(e.reply_to, e.from_address) END]) a \
                        WHERE a IS NOT NULL) AS to_addresses, \
                 ARRAY(SELECT DISTINCT a FROM unnest(e.to_addresses || e.cc_addresses) a \
                        WHERE a <> ALL (SELECT address FROM mailboxes WHERE firm_id = $1) \
@@ -664,16 +743,24 @@ pub async fn queue_outbound(
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(message.conversation_id)
+    .bind::<Bool, _>(automatic)
     .get_result::<Recipients>(conn)
     .await
     .optional()?
     .ok_or_else(|| DomainError::invalid_field("conversation", "this email conversation has no email to answer"))?;
+    let mut found = found;
+    if automatic {
+        // An acknowledgement answers the sender alone.
+        found.cc_addresses.clear();
+    }
     let (Some(mailbox_id), Some(mailbox_address)) = (found.mailbox_id, found.mailbox_address) else {
         return Err(DomainError::Conflict("the mailbox this conversation came in through was removed".into()));
     };
     if found.to_addresses.is_empty() {
         return Err(DomainError::invalid_field("conversation", "the email being answered has no sender address"));
     }
+    let subject: String = found.subject.chars().take(1990).collect();
+    found.subject = subject;
     let subject = if crate::ingest::email::parse::subject_key(&found.subject) == found.subject.to_lowercase()
         && !found.subject.is_empty()
     {

@@ -95,7 +95,7 @@ pub enum Audience {
 pub fn audience_of(topic: &str) -> Audience {
     match topic.split('.').next().unwrap_or_default() {
         "payment" | "invoice" | "credit_note" | "refund" => Audience::Members(Permission::FinanceRead),
-        "webhook" | "job" => Audience::Members(Permission::IntegrationsManage),
+        "webhook" | "job" | "mailbox" => Audience::Members(Permission::IntegrationsManage),
         "break_glass" | "security" => Audience::Members(Permission::SecurityManage),
         "member" | "invitation" => Audience::Members(Permission::MembersManage),
         _ => Audience::Members(Permission::ContentRead),

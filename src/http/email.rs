@@ -132,6 +132,14 @@ fn smtp_input(state: &AppState, firm: FirmId, id: Uuid, body: SmtpBody) -> Resul
     })
 }
 
+/// A stored password is only ever sent to the server and user it was given for.
+fn password_again(field: &str) -> ApiError {
+    ApiError::from(crate::domain::DomainError::invalid_field(
+        field,
+        "is required again when the server, port, security or user changes",
+    ))
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MailboxList {
     pub data: Vec<Mailbox>,
@@ -291,6 +299,28 @@ pub async fn update_mailbox(
         enabled: patch.enabled.unwrap_or(current.enabled),
         auto_acknowledge: patch.auto_acknowledge.unwrap_or(current.auto_acknowledge),
     };
+    if let Some(imap) = &patch.imap {
+        let port = imap.port.unwrap_or(default_port(imap.tls, false));
+        let moved = imap.host.trim() != input.imap_host
+            || port != input.imap_port
+            || Some(imap.tls) != input.imap_tls
+            || imap.username != input.imap_username;
+        if moved && imap.password.is_none() {
+            return Err(password_again("imap.password"));
+        }
+    }
+    if let Some(Some(smtp)) = &patch.smtp {
+        let port = smtp.port.unwrap_or(default_port(smtp.tls, true));
+        let unchanged = input.smtp.as_ref().is_some_and(|current| {
+            current.host == smtp.host.trim()
+                && current.port == port
+                && current.tls == smtp.tls
+                && current.username == smtp.username.clone().filter(|u| !u.is_empty())
+        });
+        if !unchanged && smtp.password.is_none() && smtp.username.as_deref().is_some_and(|u| !u.is_empty()) {
+            return Err(password_again("smtp.password"));
+        }
+    }
     if let Some(imap) = patch.imap {
         input.imap_port = imap.port.unwrap_or(default_port(imap.tls, false));
         input.imap_host = imap.host;
@@ -408,7 +438,7 @@ pub async fn test_mailbox(
     let settings = state.settings();
     let policy = OutboundPolicy::new(&settings.mail.allow_private_hosts);
     let timeout = Duration::from_secs(settings.mail.timeout_secs.max(1));
-    let outcome = async {
+    let checks = async {
         let mut session = imap::connect(&endpoint, &policy, timeout).await?;
         let mut folders = Vec::new();
         for folder in &stored.folders {
@@ -417,8 +447,11 @@ pub async fn test_mailbox(
         }
         let _ = session.logout().await;
         Ok::<_, imap::ImapFailure>(folders)
-    }
-    .await;
+    };
+    // Every step has its own timeout; this bounds a server that answers each one slowly.
+    let outcome = tokio::time::timeout(timeout * 4, checks).await.unwrap_or_else(|_| {
+        Err(imap::ImapFailure { step: Step::Protocol, message: "the server answered too slowly".into() })
+    });
     let result = match outcome {
         Ok(folders) => MailboxTest { ok: true, failed_step: None, message: "connected".into(), folders },
         Err(failure) => {
@@ -672,13 +705,16 @@ pub async fn dry_run(
         return Err(crate::domain::DomainError::invalid_field("raw", "must be a message of 1 byte to 1 MiB").into());
     }
     let parsed = parse::parse(raw.as_bytes());
-    let settings = state.live.shared_settings();
     let outcome = state
         .db()
         .firm_tx(firm, |conn| {
             async move {
                 let own = mailboxes::addresses(conn, firm).await?;
-                let triaged = triage::classify(&parsed, &settings.mail.message_id_domain, &own);
+                let ours = match &parsed.message_id {
+                    Some(id) => email::sent_by_hub(conn, firm, id).await?,
+                    None => false,
+                };
+                let triaged = triage::classify(&parsed, ours, &own);
                 let rules = email_rules::evaluate(&email_rules::list(conn, firm).await?, &parsed);
                 let email_settings = mailboxes::settings(conn, firm).await?;
                 let thread = email::find_thread(conn, firm, &parsed, &email_settings).await?;

@@ -12,6 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use lettre::message::Mailbox;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use scoped_futures::ScopedFutureExt;
 use secrecy::ExposeSecret;
@@ -105,17 +106,22 @@ async fn transport(
     let policy = crate::outbound::guard::OutboundPolicy::new(&ctx.settings.mail.allow_private_hosts);
     let addrs = policy.resolve(host, port).await.map_err(|e| SendError::Transient(e.to_string()))?;
     let timeout = Some(Duration::from_secs(ctx.settings.mail.timeout_secs.max(1)));
+    // Dial the address just checked, naming the host for the certificate, so a second DNS
+    // answer cannot send the connection somewhere internal.
+    let Some(address) = addrs.first() else {
+        return Err(SendError::Transient(format!("{host} has no usable address")));
+    };
+    let certificate_name = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let tls_parameters =
+        || TlsParameters::new(certificate_name.clone()).map_err(|e| SendError::Permanent(format!("SMTP TLS: {e}")));
+    let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.ip().to_string());
     let builder = match tls {
-        TlsMode::None if is_loopback_host(host) && addrs.iter().all(|a| a.ip().is_loopback()) => {
-            AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.as_str())
-        }
+        TlsMode::None if is_loopback_host(host) && addrs.iter().all(|a| a.ip().is_loopback()) => builder,
         TlsMode::None => {
             return Err(SendError::Permanent("SMTP without TLS is allowed only to a loopback host".into()));
         }
-        TlsMode::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(host)
-            .map_err(|e| SendError::Permanent(format!("SMTP host {host}: {e}")))?,
-        TlsMode::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host)
-            .map_err(|e| SendError::Permanent(format!("SMTP host {host}: {e}")))?,
+        TlsMode::Tls => builder.tls(Tls::Wrapper(tls_parameters()?)),
+        TlsMode::Starttls => builder.tls(Tls::Required(tls_parameters()?)),
     };
     let mut builder = builder.port(port).timeout(timeout);
     if let (Some(username), Some(sealed)) = (&mailbox.smtp_username, &mailbox.smtp_password_sealed) {

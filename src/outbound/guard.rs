@@ -24,18 +24,24 @@ pub fn is_internal(ip: IpAddr) -> bool {
                 || a == 0
                 || (a == 100 && (64..=127).contains(&b)) // carrier-grade NAT
                 || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
+                || (a == 198 && (18..=19).contains(&b)) // benchmarking
                 || a >= 240
         }
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_internal(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let segments = v6.segments();
+            let first = segments[0];
             v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00 // unique local
                 || (first & 0xffc0) == 0xfe80 // link-local
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside)
+                || first == 0x2002 // 6to4: an IPv4 address inside
+                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]) // NAT64 to any IPv4 address
+                || segments[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (::a.b.c.d)
         }
     }
 }
@@ -170,6 +176,11 @@ mod tests {
             "fe80::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "::127.0.0.1",
+            "fec0::1",
+            "198.18.0.1",
         ] {
             assert!(is_internal(internal.parse().expect("ip")), "{internal}");
         }

@@ -49,6 +49,11 @@ async fn passwords_are_sealed_never_returned_and_bad_hosts_refused() {
     let unknown_field = json!({ "name": "x", "address": "x@firm.test", "nope": 1,
         "imap": { "host": "imap.example.com", "tls": "tls", "username": "u", "password": "p" } });
     assert_eq!(app.post_as(&token, "/api/v1/mailboxes", &unknown_field).await.status(), 400);
+    // A stored password goes only where it was given for: moving the server needs it again.
+    let moved = json!({ "imap": { "host": "imap.attacker.example", "tls": "tls", "username": user } });
+    let answer = app.patch_as(&token, &format!("/api/v1/mailboxes/{}", mailbox["id"].as_str().unwrap()), &moved).await;
+    assert_eq!(answer.status(), 400);
+    assert!(json(answer).await["error"]["details"]["fields"]["imap.password"].is_string());
     let duplicate = json!({ "name": "Again", "address": mailbox["address"],
         "imap": { "host": "imap.example.com", "tls": "tls", "username": "u", "password": "p" } });
     assert_eq!(app.post_as(&token, "/api/v1/mailboxes", &duplicate).await.status(), 400);

@@ -120,10 +120,13 @@ async fn malformed_and_huge_mail_is_imported_without_a_panic() {
         b"From: a@client.test\r\nSubject: nul\r\n\r\nbody with \x00 nul\r\n".to_vec(),
         b"From: <<<@@@>>>\r\nTo: ,,,\r\nSubject: bad addresses\r\n\r\nx\r\n".to_vec(),
         b"From: a@client.test\r\nContent-Transfer-Encoding: base64\r\nSubject: bad base64\r\n\r\n!!!not base64!!!\r\n".to_vec(),
+        format!("From: a@client.test\r\nMessage-ID: <{}@client.test>\r\nSubject: {}\r\n\r\n", "i".repeat(3000), "s".repeat(3000))
+            .into_bytes(),
+        b"From: a@client.test\r\nSubject: empty\r\n\r\n".to_vec(),
     ];
     append(&app, &user, &malformed, false).await;
     append(&app, &user, &[huge.into_bytes()], false).await;
-    wait_stored(&app, firm.firm_id(), &id, 7, Duration::from_secs(60)).await;
+    wait_stored(&app, firm.firm_id(), &id, 9, Duration::from_secs(60)).await;
     wait_state(&app, &token, &id, "idle").await;
     let triaged = json(app.get_as(&token, "/api/v1/emails/triage?kind=ignored").await).await;
     assert!(triaged["data"].as_array().unwrap().iter().any(|e| e["triage_reason"] == "no sender address"), "{triaged}");
@@ -136,4 +139,12 @@ async fn malformed_and_huge_mail_is_imported_without_a_panic() {
     )
     .await;
     assert_eq!(big_email, 25_000_000, "the 25 MB attachment is kept whole");
+    let filed = crate::count(
+        &app,
+        firm.firm_id(),
+        "SELECT count(*) AS n FROM email_messages WHERE mailbox_id = $1::uuid AND chat_message_id IS NOT NULL",
+        &id,
+    )
+    .await;
+    assert_eq!(filed, 8, "everything but the senderless message was filed, hostile headers cut to size");
 }

@@ -166,8 +166,12 @@ async fn an_acknowledgement_goes_once_per_period_marked_automatic() {
     let desk = mailbox["address"].as_str().unwrap().to_owned();
     let bob = format!("bob-{}@client.test", uuid::Uuid::now_v7().simple());
     let mut socket = ws::connect(&app, &token).await;
+    let copied = format!("copied-{}@client.test", uuid::Uuid::now_v7().simple());
     for subject in ["First matter", "Second matter"] {
-        append(&app, &user, &[crate::message(&bob, &desk, subject, "Hello")], false).await;
+        let raw = String::from_utf8(crate::message(&bob, &desk, subject, "Hello"))
+            .unwrap()
+            .replace("Subject:", &format!("Cc: {copied}\r\nSubject:"));
+        append(&app, &user, &[raw.into_bytes()], false).await;
         let event = loop {
             let event = socket.next_of("event").await;
             if event["topic"] == "email.received" {
@@ -184,4 +188,6 @@ async fn an_acknowledgement_goes_once_per_period_marked_automatic() {
     assert_eq!(mails.len(), 1, "one acknowledgement per period, however many conversations");
     assert_eq!(header(&mails[0], "Auto-Submitted"), Some("auto-replied"));
     assert!(mails[0].contains("We have your message"));
+    assert!(messages_to(&copied).is_empty(), "an acknowledgement answers the sender alone");
+    assert!(!mails[0].to_lowercase().contains(&copied), "no Cc on an acknowledgement");
 }

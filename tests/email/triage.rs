@@ -50,7 +50,14 @@ async fn automatic_list_looping_bounced_and_ignored_mail_is_triaged() {
         "From: {desk}\r\nTo: {desk}\r\nSubject: Re: x\r\nMessage-ID: <{}@hub.consultantpro.test>\r\n\r\nours\r\n",
         uuid::Uuid::now_v7()
     );
+    // Forged to look like the firm's own mail, to steer replies elsewhere.
+    let forged = format!(
+        "From: {desk}\r\nReply-To: thief@evil.test\r\nTo: {desk}\r\nSubject: Re: Tax return\r\n\
+         Message-ID: <{}@evil.test>\r\n\r\nsend it here\r\n",
+        uuid::Uuid::now_v7()
+    );
     let batch = vec![
+        forged.into_bytes(),
         with("Auto-Submitted: auto-replied\r\n", "Out of office"),
         with("X-Autoreply: yes\r\n", "Away"),
         with("List-Id: <news.client.test>\r\n", "News"),
@@ -62,7 +69,7 @@ async fn automatic_list_looping_bounced_and_ignored_mail_is_triaged() {
         with("X-Auto-Response-Suppress: All\r\n", "A real question"),
     ];
     append(&app, &user, &batch, false).await;
-    wait_stored(&app, firm.firm_id(), &id, 8, Duration::from_secs(20)).await;
+    wait_stored(&app, firm.firm_id(), &id, 9, Duration::from_secs(20)).await;
 
     let triaged = json(app.get_as(&token, "/api/v1/emails/triage").await).await;
     let kinds: Vec<(String, String)> = triaged["data"]
@@ -78,11 +85,12 @@ async fn automatic_list_looping_bounced_and_ignored_mail_is_triaged() {
         ("Offers", "automatic"),
         ("Your weekly digest", "ignored"),
         ("Re: x", "loop"),
+        ("Re: Tax return", "loop"),
         ("Undelivered Mail Returned to Sender", "bounce"),
     ] {
         assert!(kinds.contains(&(subject.to_owned(), kind.to_owned())), "{subject} as {kind}: {kinds:?}");
     }
-    assert_eq!(kinds.len(), 7, "{kinds:?}");
+    assert_eq!(kinds.len(), 8, "{kinds:?}");
     let filed = count(
         &app,
         firm.firm_id(),

@@ -222,6 +222,42 @@ pub fn uid_set(uids: &[u32]) -> String {
     out
 }
 
+/// The size of each message among `uids` (RFC822.SIZE), in UID order; a message the server
+/// gives no size is counted as 1 MiB.
+pub async fn sizes(session: &mut ImapSession, uids: &[u32]) -> Result<Vec<(u32, u64)>, ImapFailure> {
+    if uids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let stream = session.uid_fetch(uid_set(uids), "(UID RFC822.SIZE)").await.map_err(protocol)?;
+    let fetched: Vec<_> = stream.try_collect().await.map_err(protocol)?;
+    let mut sizes: Vec<(u32, u64)> =
+        fetched.iter().filter_map(|f| Some((f.uid?, f.size.map_or(1 << 20, u64::from)))).collect();
+    sizes.retain(|(uid, _)| uids.binary_search(uid).is_ok());
+    sizes.sort_unstable();
+    sizes.dedup_by_key(|(uid, _)| *uid);
+    Ok(sizes)
+}
+
+/// Splits UIDs into consecutive groups of at most `limit` bytes each (a larger message is
+/// a group of its own).
+pub fn groups_by_size(sizes: &[(u32, u64)], limit: u64) -> Vec<Vec<u32>> {
+    let mut groups: Vec<Vec<u32>> = Vec::new();
+    let mut current: Vec<u32> = Vec::new();
+    let mut bytes = 0u64;
+    for (uid, size) in sizes {
+        if !current.is_empty() && bytes.saturating_add(*size) > limit {
+            groups.push(std::mem::take(&mut current));
+            bytes = 0;
+        }
+        current.push(*uid);
+        bytes = bytes.saturating_add(*size);
+    }
+    if !current.is_empty() {
+        groups.push(current);
+    }
+    groups
+}
+
 /// One fetched message.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -275,6 +311,13 @@ pub async fn idle(session: ImapSession, renew: Duration) -> Result<ImapSession, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fetches_are_grouped_by_size() {
+        let sizes = [(1, 10), (2, 10), (3, 100), (4, 5), (5, 5)];
+        assert_eq!(groups_by_size(&sizes, 25), vec![vec![1, 2], vec![3], vec![4, 5]]);
+        assert_eq!(groups_by_size(&[], 25), Vec::<Vec<u32>>::new());
+    }
 
     #[test]
     fn uid_sets_compress_runs() {

@@ -17,7 +17,14 @@ const MAX_HEADERS: usize = 200;
 const MAX_HEADER_VALUE: usize = 2000;
 const MAX_ADDRESSES: usize = 100;
 const MAX_REFERENCES: usize = 100;
-const MAX_SUBJECT: usize = 2000;
+/// Short of the column's 2,000 so a reply's `Re: ` still fits.
+const MAX_SUBJECT: usize = 1990;
+/// Message-IDs are at most 998 octets by RFC 5322; kept shorter so `mid:` plus one fits.
+const MAX_ID: usize = 900;
+/// Bodies shown: the text and the HTML are kept up to these many characters (the whole
+/// message's parts are kept regardless).
+const MAX_TEXT_CHARS: usize = 1_000_000;
+const MAX_HTML_CHARS: usize = 2_000_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mailbox {
@@ -106,12 +113,14 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
     };
     let in_reply_to = id_list(message.in_reply_to());
     let references = id_list(message.references());
-    let thread_index = message
-        .header_raw("Thread-Index")
-        .map(|v| v.split_whitespace().collect::<String>())
-        .filter(|v| !v.is_empty() && v.len() <= 2000);
+    let thread_index =
+        message.header_raw("Thread-Index").map(|v| v.split_whitespace().collect::<String>()).filter(|v| {
+            !v.is_empty()
+                && v.len() <= 2000
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'='))
+        });
     let thread_root = thread_index.as_deref().and_then(thread_root);
-    let subject: String = message.subject().unwrap_or_default().trim().chars().take(MAX_SUBJECT).collect();
+    let subject: String = one_line(message.subject().unwrap_or_default()).trim().chars().take(MAX_SUBJECT).collect();
     let from = message.from().and_then(first_mailbox);
     let to = addresses(message.to());
     let cc = addresses(message.cc());
@@ -165,7 +174,7 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
                 || part.content_id().is_some());
         parts.push(Part {
             position,
-            filename: part.attachment_name().map(|n| n.chars().take(500).collect()),
+            filename: part.attachment_name().map(|n| one_line(n).chars().take(500).collect()),
             content_type,
             inline,
             content_id: part.content_id().map(clean_id).filter(|c| !c.is_empty()),
@@ -192,8 +201,8 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
         reply_to,
         sent_at,
         size: raw.len(),
-        text: strip_nul(&text),
-        html: html.map(|h| strip_nul(&h)),
+        text: strip_nul(&text).chars().take(MAX_TEXT_CHARS).collect(),
+        html: html.map(|h| strip_nul(&h).chars().take(MAX_HTML_CHARS).collect()),
         headers,
         parts,
         bounce,
@@ -217,7 +226,7 @@ fn unparsable(raw: &[u8], raw_hash: String) -> ParsedEmail {
         reply_to: None,
         sent_at: None,
         size: raw.len(),
-        text: strip_nul(&String::from_utf8_lossy(raw)),
+        text: strip_nul(&String::from_utf8_lossy(raw)).chars().take(MAX_TEXT_CHARS).collect(),
         html: None,
         headers: Vec::new(),
         parts: Vec::new(),
@@ -230,13 +239,25 @@ fn strip_nul(text: &str) -> String {
     if text.contains('\0') { text.replace('\0', "") } else { text.to_owned() }
 }
 
+/// Control characters (NUL, CR, LF, ...) become spaces: for one-line fields.
+fn one_line(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
 fn unfold(value: &str) -> String {
     let unfolded: String = value.split(['\r', '\n']).map(str::trim_start).collect::<Vec<_>>().join(" ");
     strip_nul(unfolded.trim()).chars().take(MAX_HEADER_VALUE).collect()
 }
 
 fn clean_id(id: &str) -> String {
-    id.trim().trim_start_matches('<').trim_end_matches('>').trim().chars().take(998).collect()
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim()
+        .chars()
+        .filter(|c| !c.is_control() && !c.is_whitespace())
+        .take(MAX_ID)
+        .collect()
 }
 
 fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
@@ -250,7 +271,8 @@ fn id_list(value: &HeaderValue<'_>) -> Vec<String> {
 
 fn normalise_address(address: &str) -> Option<String> {
     let address = address.trim().trim_start_matches('<').trim_end_matches('>').trim().to_lowercase();
-    (address.contains('@') && address.len() <= 254 && !address.contains(char::is_whitespace)).then_some(address)
+    (address.contains('@') && address.len() <= 254 && !address.contains(|c: char| c.is_whitespace() || c.is_control()))
+        .then_some(address)
 }
 
 fn first_mailbox(address: &Address<'_>) -> Option<Mailbox> {
@@ -386,6 +408,21 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--OUT--\r\n";
         assert_eq!(thread_root(&STANDARD.encode(&reply)), Some(hex::encode(root)));
         assert_eq!(thread_root("not base64!"), None);
         assert_eq!(thread_root(&STANDARD.encode([1u8; 23])), None);
+    }
+
+    #[test]
+    fn hostile_header_fields_are_cut_to_what_the_store_takes() {
+        let long_id = "x".repeat(2000);
+        let raw = format!(
+            "From: \"A\0B\" <a@b.test>\r\nSubject: {}\0\r\nMessage-ID: <{long_id}@b.test>\r\nX-Bad\0Name: v\r\n\r\nx\r\n",
+            "s".repeat(5000)
+        );
+        let parsed = parse(raw.as_bytes());
+        assert!(parsed.dedupe_key.len() <= 4 + MAX_ID, "{}", parsed.dedupe_key.len());
+        assert!(parsed.subject.chars().count() <= MAX_SUBJECT);
+        assert!(!parsed.subject.contains('\0'));
+        assert!(parsed.from.as_ref().unwrap().name.as_ref().is_none_or(|n| !n.contains('\0')));
+        assert!(parsed.headers.iter().all(|(n, v)| !n.contains('\0') && !v.contains('\0')));
     }
 
     #[test]

@@ -7,7 +7,8 @@ use super::parse::ParsedEmail;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Triage {
-    /// Mail the hub sent, come back: our Message-ID domain, or our X-Loop mark.
+    /// Mail the hub sent, come back (its Message-ID, the firm's own address, the X-Loop
+    /// mark).
     Loop(String),
     Bounce,
     /// Automatic mail: auto-replies, lists, bulk.
@@ -36,13 +37,18 @@ pub fn loop_mark(mailbox_address: &str) -> String {
     format!("consultantpro {mailbox_address}")
 }
 
-/// Classifies a parsed message. `own_domain` is the hub's Message-ID domain;
-/// `own_addresses` the firm's mailbox addresses.
-pub fn classify(email: &ParsedEmail, own_domain: &str, own_addresses: &[String]) -> Option<Triage> {
-    if let Some(id) = &email.message_id
-        && id.rsplit_once('@').is_some_and(|(_, domain)| domain.eq_ignore_ascii_case(own_domain))
+/// Classifies a parsed message. `sent_by_hub` says whether its Message-ID is one of the
+/// firm's own outgoing emails; `own_addresses` are the firm's mailbox addresses.
+pub fn classify(email: &ParsedEmail, sent_by_hub: bool, own_addresses: &[String]) -> Option<Triage> {
+    if sent_by_hub {
+        return Some(Triage::Loop("the firm's own email, come back".into()));
+    }
+    if let Some(from) = &email.from
+        && own_addresses.iter().any(|a| a.eq_ignore_ascii_case(&from.address))
     {
-        return Some(Triage::Loop(format!("Message-ID is the hub's own ({own_domain})")));
+        // Either a loop, or mail forged to look like the firm's (which could otherwise
+        // steer replies): set aside either way.
+        return Some(Triage::Loop("sent from one of the firm's own mailbox addresses".into()));
     }
     for (name, value) in &email.headers {
         if name.eq_ignore_ascii_case("X-Loop")
@@ -104,24 +110,22 @@ mod tests {
             "List-Id: <news.example.com>\r\n",
             "List-Unsubscribe: <mailto:u@example.com>\r\n",
         ] {
-            assert!(
-                matches!(classify(&with_headers(headers), "hub.test", &[]), Some(Triage::Automatic(_))),
-                "{headers}"
-            );
+            assert!(matches!(classify(&with_headers(headers), false, &[]), Some(Triage::Automatic(_))), "{headers}");
         }
         for headers in
             ["Auto-Submitted: no\r\n", "X-Auto-Response-Suppress: All\r\n", "Precedence: first-class\r\n", ""]
         {
-            assert_eq!(classify(&with_headers(headers), "hub.test", &[]), None, "{headers}");
+            assert_eq!(classify(&with_headers(headers), false, &[]), None, "{headers}");
         }
     }
 
     #[test]
     fn the_hubs_own_mail_is_a_loop() {
-        let own = parse(b"From: a@example.com\r\nMessage-ID: <x.y@Hub.Test>\r\n\r\nbody\r\n");
-        assert!(matches!(classify(&own, "hub.test", &[]), Some(Triage::Loop(_))));
+        assert!(matches!(classify(&with_headers(""), true, &[]), Some(Triage::Loop(_))));
         let marked = with_headers("X-Loop: consultantpro desk@firm.test\r\n");
-        assert!(matches!(classify(&marked, "hub.test", &["desk@firm.test".into()]), Some(Triage::Loop(_))));
-        assert_eq!(classify(&marked, "hub.test", &["other@firm.test".into()]), None);
+        assert!(matches!(classify(&marked, false, &["desk@firm.test".into()]), Some(Triage::Loop(_))));
+        assert_eq!(classify(&marked, false, &["other@firm.test".into()]), None);
+        let forged = parse(b"From: Desk@Firm.Test\r\nSubject: Re: tax\r\nReply-To: evil@x.test\r\n\r\nbody\r\n");
+        assert!(matches!(classify(&forged, false, &["desk@firm.test".into()]), Some(Triage::Loop(_))));
     }
 }
