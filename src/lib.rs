@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod http;
 pub mod ingest;
+pub mod net;
 pub mod outbound;
 pub mod secret_box;
 pub mod standins;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{DomainError, FieldErrors};
 use crate::db::schema::{email_settings, mailbox_folders, mailboxes};
-use crate::outbound::guard::is_internal;
+use crate::net::is_internal;
 use crate::tenant::FirmId;
 
 pub const MAX_FOLDERS: usize = 20;

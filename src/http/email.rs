@@ -24,15 +24,7 @@ use crate::domain::{RequestMeta, cluster};
 use crate::ingest::email::imap::{self, Endpoint, Step};
 use crate::ingest::email::{parse, triage};
 use crate::outbound::guard::OutboundPolicy;
-use crate::secret_box::SecretBox;
 use crate::tenant::FirmId;
-
-fn secret_box(state: &AppState) -> Result<SecretBox, ApiError> {
-    SecretBox::from_settings(&state.settings().secrets).map_err(|err| {
-        tracing::error!(error = %err, "secrets are misconfigured");
-        ApiError::unavailable("stored credentials cannot be sealed or opened on this server")
-    })
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -116,7 +108,7 @@ fn seal(state: &AppState, password: Option<&SecretString>, context: &str) -> Res
             Err(ApiError::from(crate::domain::DomainError::invalid_field("password", "must be 1 to 1000 characters")))
         }
         Some(p) => Ok(Some(
-            secret_box(state)?.seal(p.expose_secret(), context).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
+            state.secret_box()?.seal(p.expose_secret(), context).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
         )),
         None => Ok(None),
     }
@@ -422,7 +414,8 @@ pub async fn test_mailbox(
     let (firm, id) = (auth.firm, path.into_inner());
     let stored =
         state.db().firm_tx(firm, |conn| async move { mailboxes::find(conn, firm, id).await }.scope_boxed()).await?;
-    let password = secret_box(&state)?
+    let password = state
+        .secret_box()?
         .open(&stored.imap_password_sealed, &mailboxes::password_context(firm, id, "imap"))
         .map_err(|err| {
             tracing::error!(error = %err, "a stored mailbox password does not open");

@@ -63,6 +63,15 @@ impl AppState {
         Self { live, metrics, tokens }
     }
 
+    /// The configured key ring for stored credentials; a server whose keys are
+    /// misconfigured answers 503 and says why in its log.
+    pub fn secret_box(&self) -> Result<crate::secret_box::SecretBox, ApiError> {
+        crate::secret_box::SecretBox::from_settings(&self.settings().secrets).map_err(|err| {
+            tracing::error!(error = %err, "secrets are misconfigured");
+            ApiError::unavailable("stored credentials cannot be sealed or opened on this server")
+        })
+    }
+
     /// Attempts a queued job (a webhook delivery, an email) gets before the dead letters.
     pub fn job_attempts(&self) -> i32 {
         i32::try_from(self.settings().jobs.max_attempts).unwrap_or(8)

@@ -23,19 +23,11 @@ use crate::domain::sms::{self, Inbound, Media, NumberInput, Received, SettingsIn
 use crate::domain::{FirmId, RequestMeta};
 use crate::ingest::twilio::{self as signatures, param};
 use crate::outbound::twilio::{self, Account, TwilioError};
-use crate::secret_box::SecretBox;
-
-fn secret_box(state: &AppState) -> Result<SecretBox, ApiError> {
-    SecretBox::from_settings(&state.settings().secrets).map_err(|err| {
-        tracing::error!(error = %err, "secrets are misconfigured");
-        ApiError::unavailable("stored credentials cannot be sealed or opened on this server")
-    })
-}
 
 /// The firm's auth token; a server whose keys do not open it (a key removed before
 /// resealing, nodes with different keys) answers 503 and says why in its log.
 fn open_token(state: &AppState, firm: FirmId, settings: &StoredSettings) -> Result<SecretString, ApiError> {
-    secret_box(state)?.open(&settings.auth_token_sealed, &sms::token_context(firm)).map_err(|err| {
+    state.secret_box()?.open(&settings.auth_token_sealed, &sms::token_context(firm)).map_err(|err| {
         tracing::error!(error = %err, firm = %firm.into_uuid(), "a stored Twilio token does not open");
         ApiError::unavailable("the firm's stored Twilio credentials cannot be opened on this server")
     })
@@ -128,7 +120,8 @@ pub async fn put_settings(
     let firm = auth.firm;
     let sealed = match token {
         Some(token) => Some(
-            secret_box(&state)?
+            state
+                .secret_box()?
                 .seal(&token, &sms::token_context(firm))
                 .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
         ),

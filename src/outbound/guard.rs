@@ -10,41 +10,7 @@ use std::time::Duration;
 
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
-/// Addresses outbound requests may not reach unless allow-listed.
-pub fn is_internal(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || a == 0
-                || (a == 100 && (64..=127).contains(&b)) // carrier-grade NAT
-                || (a == 192 && b == 0 && v4.octets()[2] == 0) // IETF protocol assignments
-                || (a == 198 && (18..=19).contains(&b)) // benchmarking
-                || a >= 240
-        }
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_internal(IpAddr::V4(v4));
-            }
-            let segments = v6.segments();
-            let first = segments[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside)
-                || first == 0x2002 // 6to4: an IPv4 address inside
-                || (segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0]) // NAT64 to any IPv4 address
-                || segments[..6] == [0, 0, 0, 0, 0, 0] // IPv4-compatible (::a.b.c.d)
-        }
-    }
-}
+pub use crate::net::is_internal;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ResolveError {
@@ -160,34 +126,6 @@ pub async fn read_capped(mut response: reqwest::Response, cap: usize) -> Vec<u8>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn internal_addresses_are_recognised() {
-        for internal in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254",
-            "64:ff9b::a9fe:a9fe",
-            "2002:7f00:1::1",
-            "::127.0.0.1",
-            "fec0::1",
-            "198.18.0.1",
-        ] {
-            assert!(is_internal(internal.parse().expect("ip")), "{internal}");
-        }
-        for public in ["93.184.216.34", "1.1.1.1", "2606:4700:4700::1111"] {
-            assert!(!is_internal(public.parse().expect("ip")), "{public}");
-        }
-    }
 
     #[test]
     fn literal_urls_are_checked_against_the_allow_list() {

@@ -16,10 +16,7 @@ fn mailbox_path(mailbox: &serde_json::Value) -> String {
 #[actix_web::test]
 async fn an_appended_message_reaches_the_socket_within_two_seconds() {
     let app = spawn_app().await;
-    let (firm, _, _, token) = signed_in_owner(&app).await;
-    let user = imap_user();
-    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
-    wait_state(&app, &token, mailbox["id"].as_str().unwrap(), "idle").await;
+    let crate::Watched { firm, token, user, mailbox, .. } = crate::watched(&app, json!({})).await;
     let mut socket = ws::connect(&app, &token).await;
 
     let sent = Instant::now();
@@ -56,11 +53,7 @@ async fn an_appended_message_reaches_the_socket_within_two_seconds() {
 #[actix_web::test]
 async fn after_downtime_every_message_is_caught_up_once_whatever_was_read() {
     let app = spawn_app().await;
-    let (firm, _, _, token) = signed_in_owner(&app).await;
-    let user = imap_user();
-    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
-    let id = mailbox["id"].as_str().unwrap().to_owned();
-    wait_state(&app, &token, &id, "idle").await;
+    let crate::Watched { firm, token, user, mailbox, id } = crate::watched(&app, json!({})).await;
     append(&app, &user, &[message("first@client.test", &user, "Before", "one")], false).await;
     wait_stored(&app, firm.firm_id(), &id, 1, Duration::from_secs(10)).await;
 
@@ -134,11 +127,7 @@ async fn reset_uidvalidity(user: &str) {
 #[actix_web::test]
 async fn a_new_uidvalidity_reads_the_folder_again_without_duplicates() {
     let app = spawn_app().await;
-    let (firm, _, _, token) = signed_in_owner(&app).await;
-    let user = imap_user();
-    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
-    let id = mailbox["id"].as_str().unwrap().to_owned();
-    wait_state(&app, &token, &id, "idle").await;
+    let crate::Watched { firm, token, user, mailbox, id } = crate::watched(&app, json!({})).await;
     let mut first: Vec<Vec<u8>> = (0..20).map(|i| message("a@client.test", &user, "Hello", &format!("m{i}"))).collect();
     // Two without a Message-ID: recognised by their content.
     first.push(b"From: b@client.test\r\nSubject: no id\r\n\r\nfirst without id\r\n".to_vec());

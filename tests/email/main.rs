@@ -91,6 +91,24 @@ pub async fn connect_mailbox(app: &TestApp, token: &str, user: &str, extra: Valu
     json(answer).await["data"].clone()
 }
 
+/// A signed-in owner of a new firm with a mailbox on a fresh Dovecot user, watched and idle.
+pub struct Watched {
+    pub firm: consultantpro::domain::firms::Firm,
+    pub token: String,
+    pub user: String,
+    pub mailbox: Value,
+    pub id: String,
+}
+
+pub async fn watched(app: &TestApp, extra: Value) -> Watched {
+    let (firm, _, _, token) = helpers::signed_in_owner(app).await;
+    let user = imap_user();
+    let mailbox = connect_mailbox(app, &token, &user, extra).await;
+    let id = mailbox["id"].as_str().unwrap().to_owned();
+    wait_state(app, &token, &id, "idle").await;
+    Watched { firm, token, user, mailbox, id }
+}
+
 /// Polls `check` until it gives Some, for up to `limit`.
 pub async fn eventually<T, F, Fut>(limit: Duration, mut check: F) -> Option<T>
 where

@@ -99,11 +99,7 @@ async fn thirty_attachments_and_inline_images_are_kept_identically() {
 #[actix_web::test]
 async fn malformed_and_huge_mail_is_imported_without_a_panic() {
     let app = spawn_app().await;
-    let (firm, _, _, token) = signed_in_owner(&app).await;
-    let user = imap_user();
-    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
-    let id = mailbox["id"].as_str().unwrap().to_owned();
-    wait_state(&app, &token, &id, "idle").await;
+    let crate::Watched { firm, token, user, id, .. } = crate::watched(&app, json!({})).await;
     let big: Vec<u8> = (0..25_000_000u32).map(|i| (i % 251) as u8).collect();
     let huge = format!(
         "From: big@client.test\r\nSubject: Big\r\nMessage-ID: <big-{}@client.test>\r\nMIME-Version: 1.0\r\n\

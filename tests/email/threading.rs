@@ -20,10 +20,7 @@ fn header<'a>(mail: &'a str, name: &str) -> Option<&'a str> {
 #[actix_web::test]
 async fn replies_keep_the_thread_in_both_directions() {
     let app = spawn_app().await;
-    let (firm, _, _, token) = signed_in_owner(&app).await;
-    let user = imap_user();
-    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
-    wait_state(&app, &token, mailbox["id"].as_str().unwrap(), "idle").await;
+    let crate::Watched { firm, token, user, mailbox, .. } = crate::watched(&app, json!({})).await;
     let desk = mailbox["address"].as_str().unwrap().to_owned();
     let ann = format!("ann-{}@client.test", uuid::Uuid::now_v7().simple());
     let carol = format!("carol-{}@client.test", uuid::Uuid::now_v7().simple());

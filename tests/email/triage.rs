@@ -7,16 +7,12 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::helpers::{json, signed_in_owner, spawn_app};
-use crate::{append, connect_mailbox, count, imap_user, message, wait_state, wait_stored};
+use crate::{append, count, message, wait_stored};
 
 #[actix_web::test]
 async fn automatic_list_looping_bounced_and_ignored_mail_is_triaged() {
     let app = spawn_app().await;
-    let (firm, _, _, token) = signed_in_owner(&app).await;
-    let user = imap_user();
-    let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
-    let id = mailbox["id"].as_str().unwrap().to_owned();
-    wait_state(&app, &token, &id, "idle").await;
+    let crate::Watched { firm, token, user, mailbox, id } = crate::watched(&app, json!({})).await;
     let desk = mailbox["address"].as_str().unwrap().to_owned();
 
     // A contact whose address will bounce.

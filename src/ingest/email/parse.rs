@@ -183,8 +183,12 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
     }
 
     let bounce = super::bounce::detect(&message);
-    let headers =
-        message.headers_raw().take(MAX_HEADERS).map(|(name, value)| (name.to_owned(), unfold(value))).collect();
+    let headers = message
+        .headers_raw()
+        .filter(|(name, _)| !name.is_empty() && name.len() <= 200 && name.bytes().all(|b| b.is_ascii_graphic()))
+        .take(MAX_HEADERS)
+        .map(|(name, value)| (name.to_owned(), unfold(value)))
+        .collect();
 
     ParsedEmail {
         dedupe_key,
@@ -202,7 +206,7 @@ pub fn parse(raw: &[u8]) -> ParsedEmail {
         sent_at,
         size: raw.len(),
         text: strip_nul(&text).chars().take(MAX_TEXT_CHARS).collect(),
-        html: html.map(|h| strip_nul(&h).chars().take(MAX_HTML_CHARS).collect()),
+        html: html.map(|h| strip_nul(h).chars().take(MAX_HTML_CHARS).collect()),
         headers,
         parts,
         bounce,
@@ -278,8 +282,11 @@ fn normalise_address(address: &str) -> Option<String> {
 fn first_mailbox(address: &Address<'_>) -> Option<Mailbox> {
     address.iter().find_map(|a| {
         let addr = normalise_address(a.address()?)?;
-        let name =
-            a.name().map(|n| strip_nul(n.trim())).filter(|n| !n.is_empty()).map(|n| n.chars().take(300).collect());
+        let name = a
+            .name()
+            .map(|n| one_line(n).trim().to_owned())
+            .filter(|n| !n.is_empty())
+            .map(|n| n.chars().take(300).collect());
         Some(Mailbox { address: addr, name })
     })
 }
@@ -433,6 +440,49 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--OUT--\r\n";
             [&b""[..], b"\r\n\r\n", b"Content-Type: multipart/mixed; boundary=\r\n\r\n--\r\n", &[0xff, 0xfe, 0x00][..]]
         {
             let _ = parse(raw);
+        }
+    }
+
+    mod fuzz {
+        use proptest::prelude::*;
+
+        use super::super::parse;
+
+        fn mime_fragment() -> impl Strategy<Value = String> {
+            prop_oneof![
+                Just("Content-Type: multipart/mixed; boundary=\"B\"\r\n".to_owned()),
+                Just("Content-Type: multipart/report; report-type=delivery-status; boundary=B\r\n".to_owned()),
+                Just("Content-Type: message/rfc822\r\n".to_owned()),
+                Just("Content-Transfer-Encoding: base64\r\n".to_owned()),
+                Just("Content-Transfer-Encoding: quoted-printable\r\n".to_owned()),
+                Just("Subject: =?utf-8?B?w4Q=?= =?x-bad?Q?=FF?=\r\n".to_owned()),
+                Just("--B\r\n".to_owned()),
+                Just("--B--\r\n".to_owned()),
+                Just("\r\n".to_owned()),
+                "[ -~]{0,40}\r\n",
+                any::<Vec<u8>>().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any bytes at all parse, and what comes out fits the store.
+            #[test]
+            fn arbitrary_bytes_parse_into_storable_fields(raw in proptest::collection::vec(any::<u8>(), 0..4096)) {
+                let parsed = parse(&raw);
+                prop_assert!(parsed.dedupe_key.len() <= 1000);
+                prop_assert!(!parsed.subject.contains('\0') && !parsed.text.contains('\0'));
+            }
+
+            /// Message-shaped input: nested multiparts, encodings and reports stitched at random.
+            #[test]
+            fn mime_shaped_input_never_panics(parts in proptest::collection::vec(mime_fragment(), 0..60)) {
+                let raw = format!("From: a@b.test\r\nMIME-Version: 1.0\r\n{}", parts.concat());
+                let parsed = parse(raw.as_bytes());
+                prop_assert!(parsed.dedupe_key.len() <= 1000);
+                prop_assert!(parsed.parts.iter().all(|p| p.content_type.len() <= 255));
+            }
         }
     }
 }
