@@ -247,7 +247,8 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 }
                 None => None,
             };
-            let resealed = sms::reseal_all(&db, &secret_box, only).await?;
+            let resealed = sms::reseal_all(&db, &secret_box, only).await?
+                + consultantpro::domain::mailboxes::reseal_all(&db, &secret_box, only).await?;
             println!("resealed {resealed} stored credentials under key `{}`", settings.secrets.active_key);
         }
         Command::Status { json } => status(&settings, json).await?,

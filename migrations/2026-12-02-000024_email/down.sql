@@ -19,6 +19,7 @@ ALTER TABLE conversations DROP COLUMN reply_token;
 ALTER TABLE conversations DROP COLUMN tags;
 ALTER TABLE contact_emails DROP COLUMN bounce_status;
 ALTER TABLE contact_emails DROP COLUMN bouncing_since;
+DROP FUNCTION cp_firms_with_mailboxes();
 DROP TABLE email_rules;
 DROP TABLE email_auto_replies;
 DROP TABLE email_parts;

@@ -243,6 +243,15 @@ LANGUAGE sql STABLE AS $$
           WHERE e.firm_id = firm AND e.chat_message_id = message))
 $$;
 
+-- Which firms have mailboxes (ids only), for resealing stored passwords across firms.
+CREATE FUNCTION cp_firms_with_mailboxes()
+RETURNS SETOF uuid
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT DISTINCT firm_id FROM mailboxes ORDER BY firm_id
+$$;
+REVOKE ALL ON FUNCTION cp_firms_with_mailboxes() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION cp_firms_with_mailboxes() TO consultantpro_app;
+
 GRANT SELECT, INSERT, UPDATE, DELETE ON mailboxes, mailbox_folders, email_settings, email_auto_replies, email_rules
     TO consultantpro_app;
 GRANT SELECT, INSERT, UPDATE ON email_messages, email_parts TO consultantpro_app;

@@ -510,6 +510,85 @@ pub async fn advance_folder(
     Ok(())
 }
 
+#[derive(QueryableByName)]
+struct FirmRow {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    firm_id: Uuid,
+}
+
+/// Seals every stored mailbox password (IMAP and SMTP) again under the active key, for a
+/// key rotation: all firms, or one. Returns how many passwords were resealed.
+pub async fn reseal_all(
+    db: &crate::db::Db,
+    secret_box: &crate::secret_box::SecretBox,
+    only: Option<FirmId>,
+) -> Result<usize, DomainError> {
+    use scoped_futures::ScopedFutureExt;
+    use secrecy::ExposeSecret;
+    let firms: Vec<Uuid> = match only {
+        Some(firm) => vec![firm.into_uuid()],
+        None => {
+            db.platform_tx(|conn| {
+                async move {
+                    let rows =
+                        diesel::sql_query("SELECT cp_firms_with_mailboxes() AS firm_id").load::<FirmRow>(conn).await?;
+                    Ok::<_, DomainError>(rows.into_iter().map(|r| r.firm_id).collect())
+                }
+                .scope_boxed()
+            })
+            .await?
+        }
+    };
+    let mut resealed = 0;
+    for firm in firms.into_iter().map(FirmId) {
+        resealed += db
+            .firm_tx(firm, |conn| {
+                async move {
+                    let mut changed = 0;
+                    for mailbox in mailboxes::table
+                        .filter(mailboxes::firm_id.eq(firm.into_uuid()))
+                        .select(StoredMailbox::as_select())
+                        .load(conn)
+                        .await?
+                    {
+                        let reseal = |sealed: &str, protocol: &str| -> Result<Option<String>, DomainError> {
+                            if !secret_box.needs_reseal(sealed) {
+                                return Ok(None);
+                            }
+                            let context = password_context(firm, mailbox.id, protocol);
+                            let failed = |e: crate::secret_box::SecretBoxError| {
+                                DomainError::Internal(format!("firm {} mailbox {}: {e}", firm.into_uuid(), mailbox.id))
+                            };
+                            let plain = secret_box.open(sealed, &context).map_err(failed)?;
+                            Ok(Some(secret_box.seal(plain.expose_secret(), &context).map_err(failed)?))
+                        };
+                        let imap = reseal(&mailbox.imap_password_sealed, "imap")?;
+                        let smtp = match &mailbox.smtp_password_sealed {
+                            Some(sealed) => reseal(sealed, "smtp")?,
+                            None => None,
+                        };
+                        changed += usize::from(imap.is_some()) + usize::from(smtp.is_some());
+                        if imap.is_some() || smtp.is_some() {
+                            diesel::update(mailboxes::table)
+                                .filter(mailboxes::firm_id.eq(firm.into_uuid()))
+                                .filter(mailboxes::id.eq(mailbox.id))
+                                .set((
+                                    mailboxes::imap_password_sealed.eq(imap.unwrap_or(mailbox.imap_password_sealed)),
+                                    mailboxes::smtp_password_sealed.eq(smtp.or(mailbox.smtp_password_sealed)),
+                                ))
+                                .execute(conn)
+                                .await?;
+                        }
+                    }
+                    Ok::<_, DomainError>(changed)
+                }
+                .scope_boxed()
+            })
+            .await?;
+    }
+    Ok(resealed)
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = email_settings)]
 pub struct EmailSettings {

@@ -13,6 +13,7 @@ mod ws;
 mod ingest;
 mod mailboxes;
 mod parts;
+mod secrets;
 mod threading;
 mod triage;
 

@@ -188,3 +188,34 @@ async fn an_acknowledgement_goes_once_per_period_marked_automatic() {
     assert!(messages_to(&copied).is_empty(), "an acknowledgement answers the sender alone");
     assert!(!mails[0].to_lowercase().contains(&copied), "no Cc on an acknowledgement");
 }
+
+#[actix_web::test]
+async fn a_failed_send_shows_its_reason_on_the_message() {
+    let app = spawn_app().await;
+    let smtp_down = json!({ "smtp": { "host": "127.0.0.1", "port": 1, "tls": "none" } });
+    let crate::Watched { firm, token, user, mailbox, .. } = crate::watched(&app, smtp_down).await;
+    let desk = mailbox["address"].as_str().unwrap().to_owned();
+    let mut socket = ws::connect(&app, &token).await;
+    append(&app, &user, &[crate::message("dora@client.test", &desk, "Question", "Hello?")], false).await;
+    let event = socket.next_of("event").await;
+    let conversation = event["payload"]["conversation_id"].as_str().unwrap().to_owned();
+    socket.subscribe(&conversation, None).await;
+    let posted = app
+        .post_as(&token, &format!("/api/v1/conversations/{conversation}/messages"), &json!({ "body": "Answer" }))
+        .await;
+    assert_eq!(posted.status(), 201);
+    run_jobs(&app, firm.firm_id()).await;
+    let status = loop {
+        let event = socket.next_of("event").await;
+        if event["topic"] == "email.status" {
+            break event;
+        }
+    };
+    assert_eq!(status["payload"]["status"], "failed", "{status}");
+    assert!(status["payload"]["error_message"].as_str().unwrap().contains("sending failed"), "{status}");
+    let emails = json(app.get_as(&token, &format!("/api/v1/conversations/{conversation}/emails")).await).await;
+    let out = emails["data"].as_array().unwrap().iter().find(|e| e["direction"] == "outbound").unwrap().clone();
+    assert_eq!(out["status"], "failed");
+    assert_eq!(out["attempts"], 1);
+    assert!(out["error_message"].is_string());
+}
