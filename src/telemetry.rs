@@ -18,6 +18,12 @@ where
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // async-imap traces every line it writes, LOGIN with its password included: never
+    // below info, whatever the filter asks for.
+    let filter = match "async_imap=info".parse() {
+        Ok(ceiling) => filter.add_directive(ceiling),
+        Err(_) => filter,
+    };
     let json = match settings.format {
         LogFormat::Json => true,
         LogFormat::Pretty => false,

@@ -285,8 +285,13 @@ impl FolderWatch {
         let timeout = Duration::from_secs(settings.mail.timeout_secs.max(1));
         self.watch.report("connecting", None, false).await;
         let mut session = imap::connect(&self.endpoint, &self.policy, timeout).await?;
-        let status = imap::select(&mut session, &self.folder).await?;
-        let idle = imap::supports_idle(&mut session).await?;
+        let slow = |what: &str| ImapFailure { step: Step::Protocol, message: format!("{what} timed out") };
+        let status = tokio::time::timeout(timeout, imap::select(&mut session, &self.folder))
+            .await
+            .map_err(|_| slow("SELECT"))??;
+        let idle = tokio::time::timeout(timeout, imap::supports_idle(&mut session))
+            .await
+            .map_err(|_| slow("CAPABILITY"))??;
         let renew = Duration::from_secs(settings.mail.idle_renew_secs.clamp(10, 29 * 60));
         let poll = Duration::from_secs(u64::try_from(self.stored.poll_interval_secs).unwrap_or(60).max(5));
         let uidvalidity = i64::from(status.uidvalidity);
@@ -316,7 +321,9 @@ impl FolderWatch {
                     let last = group.last().copied().unwrap_or_default();
                     let imported = self.import(uidvalidity, fetched, last).await?;
                     if self.stored.mark_seen {
-                        imap::mark_seen(&mut session, &imported).await?;
+                        tokio::time::timeout(command, imap::mark_seen(&mut session, &imported))
+                            .await
+                            .map_err(|_| stalled("STORE"))??;
                     }
                 }
             }
@@ -326,7 +333,10 @@ impl FolderWatch {
                 session = imap::idle(session, renew).await?;
             } else {
                 tokio::time::sleep(poll).await;
-                session.noop().await.map_err(|e| ImapFailure { step: Step::Protocol, message: e.to_string() })?;
+                tokio::time::timeout(timeout, session.noop())
+                    .await
+                    .map_err(|_| stalled("NOOP"))?
+                    .map_err(|e| ImapFailure { step: Step::Protocol, message: e.to_string() })?;
             }
         }
     }
@@ -361,20 +371,21 @@ impl FolderWatch {
         Ok(position)
     }
 
-    /// Parses and stores one batch, moving the position to `last` in the same
-    /// transaction; tells sockets after commit. Returns the UIDs stored.
-    async fn import(&self, uidvalidity: i64, fetched: Vec<imap::Fetched>, last: u32) -> Result<Vec<u32>, WatchError> {
-        let parsed: Vec<(u32, ParsedEmail)> = tokio::task::spawn_blocking(move || {
-            fetched.into_iter().map(|f| (f.uid, parse::parse(&f.raw))).collect::<Vec<_>>()
-        })
-        .await
-        .map_err(|e| WatchError::Store(format!("parsing stopped: {e}")))?;
+    /// Stores parsed messages and moves the position to `last`, in one transaction that
+    /// first checks this node still holds the firm (None when it does not). `careful` files
+    /// each message in a savepoint and sets aside one the store refuses.
+    async fn store(
+        &self,
+        uidvalidity: i64,
+        parsed: &[(u32, ParsedEmail)],
+        last: u32,
+        careful: bool,
+    ) -> Result<Option<Vec<(u32, Imported)>>, DomainError> {
         let settings = self.watch.live.shared_settings();
         let (firm, mailbox, fencing_token) = (self.watch.firm, self.watch.mailbox, self.watch.fencing_token);
         let folder = self.folder.clone();
         let stored = self.stored.clone();
-        let outcome = self
-            .watch
+        self.watch
             .live
             .db()
             .firm_tx(firm, |conn| {
@@ -389,6 +400,7 @@ impl FolderWatch {
                         mailbox_address: stored.address.clone(),
                         folder: folder.clone(),
                         uidvalidity,
+                        own_domain: settings.mail.message_id_domain.clone(),
                         own_addresses: mailboxes::addresses(conn, firm).await?,
                         max_part_bytes: settings.mail.max_part_bytes,
                         auto_acknowledge: stored.auto_acknowledge.clone(),
@@ -396,9 +408,11 @@ impl FolderWatch {
                         rules: email_rules::list(conn, firm).await?,
                     };
                     let mut results = Vec::with_capacity(parsed.len());
-                    for (uid, email) in &parsed {
-                        // Each message in a savepoint: one the store refuses is set aside
-                        // with the reason, and the rest of the batch goes on.
+                    for (uid, email) in parsed {
+                        if !careful {
+                            results.push((*uid, email::import(conn, firm, &ctx, *uid, email).await?));
+                            continue;
+                        }
                         let ctx_ref = &ctx;
                         let filed = conn
                             .transaction::<_, DomainError, _>(async move |conn| {
@@ -426,8 +440,28 @@ impl FolderWatch {
                 }
                 .scope_boxed()
             })
-            .await?;
+            .await
+    }
+
+    /// Parses and stores one batch, moving the position to `last` in the same
+    /// transaction; tells sockets after commit. Returns the UIDs stored.
+    async fn import(&self, uidvalidity: i64, fetched: Vec<imap::Fetched>, last: u32) -> Result<Vec<u32>, WatchError> {
+        let parsed: Vec<(u32, ParsedEmail)> = tokio::task::spawn_blocking(move || {
+            fetched.into_iter().map(|f| (f.uid, parse::parse(&f.raw))).collect::<Vec<_>>()
+        })
+        .await
+        .map_err(|e| WatchError::Store(format!("parsing stopped: {e}")))?;
+        // The whole batch in one go; only if the store refuses something is it done again
+        // message by message in savepoints, so the one bad message is set aside.
+        let outcome = match self.store(uidvalidity, &parsed, last, false).await {
+            Ok(outcome) => outcome,
+            Err(err) => {
+                warn!(error = %err, "a batch could not be stored whole; storing it message by message");
+                self.store(uidvalidity, &parsed, last, true).await?
+            }
+        };
         let Some(results) = outcome else { return Err(WatchError::Fenced) };
+        let (firm, mailbox) = (self.watch.firm, self.watch.mailbox);
         let bus = self.watch.live.bus();
         let mut uids = Vec::with_capacity(results.len());
         for (uid, imported) in results {

@@ -44,6 +44,8 @@ pub struct ImportContext {
     pub mailbox_address: String,
     pub folder: String,
     pub uidvalidity: i64,
+    /// The domain of the hub's Message-IDs (`mail.message_id_domain`).
+    pub own_domain: String,
     pub own_addresses: Vec<String>,
     pub max_part_bytes: u64,
     pub auto_acknowledge: Option<String>,
@@ -275,9 +277,12 @@ pub async fn import(
     }
     store_parts(conn, firm, email_id, email, ctx.max_part_bytes).await?;
 
+    // The hub's own Message-IDs are all on its domain: only those need looking up.
     let sent_by_hub = match &email.message_id {
-        Some(id) => sent_by_hub(conn, firm, id).await?,
-        None => false,
+        Some(id) if id.rsplit_once('@').is_some_and(|(_, d)| d.eq_ignore_ascii_case(&ctx.own_domain)) => {
+            sent_by_hub(conn, firm, id).await?
+        }
+        _ => false,
     };
     if let Some(triage) = triage::classify(email, sent_by_hub, &ctx.own_addresses) {
         record_triage(conn, firm, email_id, &triage, email).await?;
