@@ -102,10 +102,20 @@ async fn a_failing_mailbox_says_why_and_recovers() {
     let mailbox = connect_mailbox(&app, &token, &user, json!({})).await;
     let id = mailbox["id"].as_str().unwrap();
     wait_state(&app, &token, id, "idle").await;
+    let mut socket = crate::ws::connect(&app, &token).await;
     let wrong = json!({ "imap": { "host": "127.0.0.1", "port": imap_port(&app), "tls": "none", "username": user,
                                   "password": "wrong" } });
     assert_eq!(app.patch_as(&token, &format!("/api/v1/mailboxes/{id}"), &wrong).await.status(), 200);
     wait_state(&app, &token, id, "failing").await;
+    // Admins hear it live as well, with the step that failed.
+    let event = loop {
+        let event = socket.next_of("event").await;
+        if event["topic"] == "mailbox.state" && event["payload"]["state"] == "failing" {
+            break event;
+        }
+    };
+    assert_eq!(event["payload"]["mailbox_id"], id);
+    assert!(event["payload"]["reason"].as_str().unwrap().starts_with("authentication"), "{event}");
     let shown = json(app.get_as(&token, &format!("/api/v1/mailboxes/{id}")).await).await;
     assert!(shown["data"]["state_reason"].as_str().unwrap().starts_with("authentication"), "{shown}");
     let right = json!({ "imap": { "host": "127.0.0.1", "port": imap_port(&app), "tls": "none", "username": user,
