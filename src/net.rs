@@ -4,6 +4,12 @@
 
 use std::net::IpAddr;
 
+/// Whether `host` names this machine: the only hosts a connection without TLS may reach.
+pub fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Addresses outbound connections may not reach unless allow-listed.
 pub fn is_internal(ip: IpAddr) -> bool {
     match ip {
@@ -43,6 +49,16 @@ pub fn is_internal(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loopback_hosts_are_recognised() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.8.9.1", "::1", "[::1]"] {
+            assert!(is_loopback_host(host), "{host}");
+        }
+        for host in ["10.0.0.1", "example.com", "localhost.example.com", "0.0.0.0", ""] {
+            assert!(!is_loopback_host(host), "{host}");
+        }
+    }
 
     #[test]
     fn internal_addresses_are_recognised() {

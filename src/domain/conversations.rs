@@ -683,6 +683,16 @@ pub async fn append_message(
     .ok_or(DomainError::NotFound("conversation"))
 }
 
+/// How a message travels over its channel (SMS or email), as the API shows it; None for
+/// messages that stay inside the hub.
+pub async fn delivery_of(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    message: Uuid,
+) -> Result<Option<serde_json::Value>, DomainError> {
+    Ok(diesel::select(crate::db::functions::cp_message_delivery(firm.into_uuid(), message)).get_result(conn).await?)
+}
+
 /// One message by id, with its delivery.
 pub async fn message_by_id(
     conn: &mut AsyncPgConnection,

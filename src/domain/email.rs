@@ -349,7 +349,7 @@ pub async fn import(
         _ => None,
     };
     let mut message = message;
-    message.delivery = delivery_of(conn, firm, message.id).await?;
+    message.delivery = conversations::delivery_of(conn, firm, message.id).await?;
     Ok(Imported::Filed(Box::new(Filed { email_id, message, contact_id, new_conversation, acknowledgement })))
 }
 
@@ -420,14 +420,6 @@ fn chat_body(email: &ParsedEmail) -> String {
     } else {
         text
     }
-}
-
-async fn delivery_of(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    message: Uuid,
-) -> Result<Option<serde_json::Value>, DomainError> {
-    Ok(diesel::select(crate::db::functions::cp_message_delivery(firm.into_uuid(), message)).get_result(conn).await?)
 }
 
 async fn set_triage(
@@ -797,7 +789,7 @@ pub async fn queue_outbound(
     .execute(conn)
     .await?;
     jobs::enqueue(conn, firm, SEND_JOB, json!({ "email_id": email_id }), SEND_ATTEMPTS).await?;
-    delivery_of(conn, firm, message.id)
+    conversations::delivery_of(conn, firm, message.id)
         .await?
         .ok_or_else(|| DomainError::Internal("queued email has no delivery".into()))
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::{DomainError, FieldErrors};
 use crate::db::schema::{email_settings, mailbox_folders, mailboxes};
-use crate::net::is_internal;
+use crate::net::{is_internal, is_loopback_host};
 use crate::tenant::FirmId;
 
 pub const MAX_FOLDERS: usize = 20;
@@ -182,12 +182,6 @@ pub struct SmtpInput {
     pub tls: TlsMode,
     pub username: Option<String>,
     pub password_sealed: Option<String>,
-}
-
-/// Whether `host` names this machine: the only hosts a connection without TLS may reach.
-pub fn is_loopback_host(host: &str) -> bool {
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 fn check_host(field: &str, host: &str, tls: Option<TlsMode>, allowed: &[String], errors: &mut FieldErrors) {

@@ -622,14 +622,6 @@ async fn help_reply_due(conn: &mut AsyncPgConnection, firm: FirmId, number: &str
     Ok(answered == 1)
 }
 
-async fn delivery_of(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    message: Uuid,
-) -> Result<Option<serde_json::Value>, DomainError> {
-    Ok(diesel::select(crate::db::functions::cp_message_delivery(firm.into_uuid(), message)).get_result(conn).await?)
-}
-
 // ---------------------------------------------------------------------------------------
 // Outbound
 
@@ -752,7 +744,9 @@ pub async fn queue_outbound(
         .execute(conn)
         .await?;
     jobs::enqueue_at(conn, firm, SEND_JOB, json!({ "message_id": message.id }), SEND_ATTEMPTS, run_at).await?;
-    delivery_of(conn, firm, message.id).await?.ok_or(DomainError::Internal("delivery just stored is missing".into()))
+    conversations::delivery_of(conn, firm, message.id)
+        .await?
+        .ok_or(DomainError::Internal("delivery just stored is missing".into()))
 }
 
 /// What a send job needs, read in the firm's transaction.

@@ -21,9 +21,10 @@ use uuid::Uuid;
 use super::job::{JobContext, JobOutcome};
 use crate::bus::live;
 use crate::domain::email::{self, Outgoing};
-use crate::domain::mailboxes::{self, StoredMailbox, TlsMode, is_loopback_host};
+use crate::domain::mailboxes::{self, StoredMailbox, TlsMode};
 use crate::domain::{DomainError, jobs::Job};
 use crate::ingest::email::triage::loop_mark;
+use crate::net::is_loopback_host;
 use crate::secret_box::SecretBox;
 use crate::tenant::FirmId;
 

@@ -43,16 +43,14 @@ pub enum MailError {
     Transient(String),
 }
 
-fn is_loopback(host: &str) -> bool {
-    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 fn transport(settings: &MailSettings) -> Result<AsyncSmtpTransport<Tokio1Executor>, MailError> {
     let host = settings.smtp_host.as_str();
     let builder = match settings.smtp_tls.as_str() {
         "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(host),
         "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(host),
-        "none" if is_loopback(host) => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host)),
+        "none" if crate::net::is_loopback_host(host) => {
+            Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host))
+        }
         "none" => return Err(MailError::Permanent(format!("mail.smtp_tls = \"none\" is refused for {host}"))),
         other => {
             return Err(MailError::Permanent(format!("mail.smtp_tls must be tls, starttls or none, not {other:?}")));

@@ -404,3 +404,16 @@ pub async fn age_sla_clocks_telling(
     .await
     .unwrap();
 }
+
+/// Adds a portal login for a new contact with portal access; returns (token, contact id).
+pub async fn portal_user(app: &TestApp, firm_slug: &str, owner: &str) -> (String, String) {
+    let contact = app
+        .post_as(owner, "/api/v1/contacts", &serde_json::json!({ "first_name": "Portal", "portal_access": true }))
+        .await;
+    let contact_id = json(contact).await["data"]["id"].as_str().unwrap().to_owned();
+    let email = format!("portal-{}@example.com", uuid::Uuid::now_v7().simple());
+    let db = app.db();
+    let firm = consultantpro::domain::onboarding::find_firm(&db, firm_slug).await.unwrap();
+    let token = invite_and_join(app, owner, &firm, &email, "client", Some(&contact_id)).await;
+    (token, contact_id)
+}

@@ -149,3 +149,41 @@ async fn another_firm_sees_and_changes_nothing() {
     assert_eq!(app.delete_as(&owner_a, &format!("/api/v1/mailboxes/{id}")).await.status(), 204);
     assert_eq!(app.get_as(&owner_a, &format!("/api/v1/mailboxes/{id}")).await.status(), 404);
 }
+
+#[actix_web::test]
+async fn roles_reach_only_what_they_may() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let mailbox = connect_mailbox(&app, &owner, &imap_user(), json!({ "enabled": false })).await;
+    let mailbox_id = mailbox["id"].as_str().unwrap();
+    let (readonly_email, _) =
+        crate::helpers::add_member(&app.db(), &firm, consultantpro::domain::memberships::Role::Readonly).await;
+    let readonly = app.login_ok(&firm.slug, &readonly_email, crate::helpers::PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (portal, _) = crate::helpers::portal_user(&app, &firm.slug, &owner).await;
+
+    // Mailboxes, settings and rules are for owners and admins.
+    for token in [&readonly, &portal] {
+        assert_eq!(app.get_as(token, "/api/v1/mailboxes").await.status(), 403);
+        assert_eq!(app.get_as(token, &format!("/api/v1/mailboxes/{mailbox_id}")).await.status(), 403);
+        assert_eq!(app.post_as(token, &format!("/api/v1/mailboxes/{mailbox_id}/test"), &json!({})).await.status(), 403);
+        assert_eq!(app.delete_as(token, &format!("/api/v1/mailboxes/{mailbox_id}")).await.status(), 403);
+        assert_eq!(app.get_as(token, "/api/v1/email/rules").await.status(), 403);
+        assert_eq!(app.get_as(token, "/api/v1/email/settings").await.status(), 403);
+        assert_eq!(
+            app.post_as(token, "/api/v1/email/rules/dry-run", &json!({ "raw": "Subject: x\r\n\r\nx" })).await.status(),
+            403
+        );
+    }
+    // A readonly member reads the firm's mail; a portal user reads none of it.
+    assert_eq!(app.get_as(&readonly, "/api/v1/emails/triage").await.status(), 200);
+    assert_eq!(app.get_as(&portal, "/api/v1/emails/triage").await.status(), 403);
+    assert_eq!(app.get_as(&portal, &format!("/api/v1/emails/{}", uuid::Uuid::now_v7())).await.status(), 403);
+    // The mailbox is as the owner left it.
+    assert_eq!(
+        json(app.get_as(&owner, &format!("/api/v1/mailboxes/{mailbox_id}")).await).await["data"]["name"],
+        "Support"
+    );
+}

@@ -150,3 +150,61 @@ async fn the_dry_run_shows_triage_rules_and_thread_without_storing() {
     let listed = json(app.get_as(&token, "/api/v1/email/rules").await).await;
     assert_eq!(listed["data"].as_array().unwrap().len(), 1);
 }
+
+#[actix_web::test]
+async fn another_firms_rules_and_settings_are_out_of_reach_and_bad_settings_refused() {
+    let app = spawn_app().await;
+    let (_, _, _, owner_a) = signed_in_owner(&app).await;
+    let (_, _, _, owner_b) = signed_in_owner(&app).await;
+    let rule = json!({ "name": "Mine", "conditions": [{ "field": "subject", "operator": "contains", "value": "x" }],
+                       "actions": { "add_tags": ["a"] } });
+    let created = json(app.post_as(&owner_a, "/api/v1/email/rules", &rule).await).await;
+    let id = created["data"]["id"].as_str().unwrap().to_owned();
+    let taken = json!({ "name": "Theirs", "conditions": [{ "field": "subject", "operator": "contains", "value": "y" }],
+                        "actions": { "ignore": true } });
+    let put = app
+        .client
+        .put(app.url(&format!("/api/v1/email/rules/{id}")))
+        .bearer_auth(&owner_b)
+        .json(&taken)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.status(), 404);
+    assert_eq!(app.delete_as(&owner_b, &format!("/api/v1/email/rules/{id}")).await.status(), 404);
+    assert_eq!(json(app.get_as(&owner_b, "/api/v1/email/rules").await).await["data"], json!([]));
+    let still = json(app.get_as(&owner_a, "/api/v1/email/rules").await).await;
+    assert_eq!(still["data"][0]["name"], "Mine", "firm A's rule is unchanged");
+    assert_eq!(still["data"][0]["actions"]["ignore"], false);
+
+    let put_settings = |body: serde_json::Value| {
+        app.client.put(app.url("/api/v1/email/settings")).bearer_auth(&owner_a).json(&body).send()
+    };
+    for (body, field) in [
+        (json!({ "closed_reply": "delete", "subject_window_hours": 1, "auto_reply_period_hours": 1 }), "closed_reply"),
+        (
+            json!({ "closed_reply": "reopen", "subject_window_hours": -1, "auto_reply_period_hours": 1 }),
+            "subject_window_hours",
+        ),
+        (
+            json!({ "closed_reply": "reopen", "subject_window_hours": 1, "auto_reply_period_hours": 0 }),
+            "auto_reply_period_hours",
+        ),
+    ] {
+        let answer = put_settings(body.clone()).await.unwrap();
+        assert_eq!(answer.status(), 400, "{body}");
+        assert!(json(answer).await["error"]["details"]["fields"][field].is_string(), "{body}");
+    }
+    for body in [
+        json!([]),
+        json!({ "closed_reply": "reopen" }),
+        json!({ "closed_reply": 1, "subject_window_hours": 1, "auto_reply_period_hours": 1 }),
+    ] {
+        let answer = put_settings(body.clone()).await.unwrap();
+        assert_eq!(answer.status(), 400, "{body}");
+        assert!(json(answer).await["error"]["code"].is_string());
+    }
+    let settings = json(app.get_as(&owner_a, "/api/v1/email/settings").await).await;
+    assert_eq!(settings["data"]["closed_reply"], "reopen", "nothing refused was stored");
+    assert_eq!(settings["data"]["subject_window_hours"], 168);
+}

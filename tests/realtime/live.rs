@@ -5,8 +5,8 @@ use consultantpro::bus::live;
 use consultantpro::domain::memberships::Role;
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::helpers::portal_user;
 use crate::helpers::{PASSWORD, TestApp, add_member, json, signed_in_owner, spawn_app, spawn_app_with};
-use crate::rest::portal_user;
 use crate::ws::{connect, connect_with, open, ticket};
 use crate::{conversation, post};
 

@@ -1,6 +1,6 @@
 use consultantpro::domain::memberships::Role;
 
-use crate::helpers::{PASSWORD, add_member, json, signed_in_owner, spawn_app};
+use crate::helpers::{PASSWORD, add_member, json, portal_user, signed_in_owner, spawn_app};
 use crate::{conversation, post};
 
 #[actix_web::test]
@@ -222,19 +222,6 @@ async fn readonly_members_read_but_cannot_send() {
     assert_eq!(sent.status(), 403);
     let started = app.post_as(&reader, "/api/v1/conversations", &serde_json::json!({ "subject": "x" })).await;
     assert_eq!(started.status(), 403);
-}
-
-/// Adds a portal login for a new contact with portal access; returns (token, contact id).
-pub async fn portal_user(app: &crate::helpers::TestApp, firm_slug: &str, owner: &str) -> (String, String) {
-    let contact = app
-        .post_as(owner, "/api/v1/contacts", &serde_json::json!({ "first_name": "Portal", "portal_access": true }))
-        .await;
-    let contact_id = json(contact).await["data"]["id"].as_str().unwrap().to_owned();
-    let email = format!("portal-{}@example.com", uuid::Uuid::now_v7().simple());
-    let db = app.db();
-    let firm = consultantpro::domain::onboarding::find_firm(&db, firm_slug).await.unwrap();
-    let token = crate::helpers::invite_and_join(app, owner, &firm, &email, "client", Some(&contact_id)).await;
-    (token, contact_id)
 }
 
 #[actix_web::test]

@@ -15,7 +15,8 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
-use crate::domain::mailboxes::{TlsMode, is_loopback_host};
+use crate::domain::mailboxes::TlsMode;
+use crate::net::is_loopback_host;
 use crate::outbound::guard::{OutboundPolicy, ResolveError};
 
 /// Anything a session can run over: plain TCP on loopback, or TLS.
