@@ -155,9 +155,20 @@ async fn main() -> ExitCode {
     }
 }
 
+/// Every socket is a file descriptor; the soft limit a shell hands out (often 1,024 or
+/// 20,000) would cap a node long before its memory does. Raised to the hard limit, which
+/// only the administrator can lift (README, "Running large nodes").
+fn raise_open_file_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "could not raise the open-file limit"),
+    }
+}
+
 async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
+            raise_open_file_limit();
             let app = Application::build(settings).await?;
             actix_web::rt::spawn(stop_gracefully_on_signal(app.handle(), app.cluster()));
             app.run_until_stopped().await?;

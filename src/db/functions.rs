@@ -17,16 +17,6 @@ diesel::define_sql_function! {
 }
 
 diesel::define_sql_function! {
-    /// A contact's email addresses, primary first.
-    fn cp_contact_emails(firm: Uuid, contact: Uuid) -> Array<Text>;
-}
-
-diesel::define_sql_function! {
-    /// A contact's phone numbers (E.164), primary first.
-    fn cp_contact_phones(firm: Uuid, contact: Uuid) -> Array<Text>;
-}
-
-diesel::define_sql_function! {
     /// The members taking part in a conversation, in the order they were added.
     fn cp_conversation_members(firm: Uuid, conversation: Uuid) -> Array<Uuid>;
 }
@@ -50,9 +40,4 @@ diesel::define_sql_function! {
 diesel::define_sql_function! {
     /// A message's delivery over its channel (SMS), as JSON; NULL for hub-only messages.
     fn cp_message_delivery(firm: Uuid, message: Uuid) -> Nullable<Jsonb>;
-}
-
-diesel::define_sql_function! {
-    /// The contact's numbers that opted out of SMS.
-    fn cp_contact_sms_opt_outs(firm: Uuid, contact: Uuid) -> Array<Text>;
 }

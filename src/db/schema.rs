@@ -254,6 +254,9 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         needs_review -> Bool,
+        emails -> Array<Text>,
+        phones -> Array<Text>,
+        sms_opted_out -> Array<Text>,
     }
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::pagination::{Page, PageSpec, keyset_comparison, like_contains, past_text_key, past_time_key};
 use super::users::normalize_email;
 use super::{DomainError, FieldErrors, FirmId, clients};
-use crate::db::functions::{cp_contact_emails, cp_contact_phones, cp_contact_sms_opt_outs, cp_search_contact_ids};
+use crate::db::functions::cp_search_contact_ids;
 use crate::db::schema::{contact_emails, contact_phones, contacts};
 
 pub const MAX_EMAILS: usize = 10;
@@ -44,21 +44,9 @@ struct ContactRow {
     created_at: DateTime<Utc>,
     updated_at: DateTime<Utc>,
     needs_review: bool,
-    // Folded into the row's query so a page is one round trip, not three.
-    #[diesel(
-        select_expression = cp_contact_emails(contacts::firm_id, contacts::id),
-        select_expression_type = cp_contact_emails<contacts::firm_id, contacts::id>
-    )]
+    // Kept on the row by triggers (migration 000025), so a page reads one table.
     emails: Vec<String>,
-    #[diesel(
-        select_expression = cp_contact_phones(contacts::firm_id, contacts::id),
-        select_expression_type = cp_contact_phones<contacts::firm_id, contacts::id>
-    )]
     phones: Vec<String>,
-    #[diesel(
-        select_expression = cp_contact_sms_opt_outs(contacts::firm_id, contacts::id),
-        select_expression_type = cp_contact_sms_opt_outs<contacts::firm_id, contacts::id>
-    )]
     sms_opted_out: Vec<String>,
 }
 

@@ -1,0 +1,77 @@
+-- Back to the SQL functions of migration 000013.
+CREATE OR REPLACE FUNCTION cp_member_role(firm uuid, member uuid)
+RETURNS text
+LANGUAGE sql STABLE SET search_path = public, pg_temp AS $$
+    SELECT m.role
+      FROM memberships m
+      JOIN firms f ON f.id = m.firm_id AND f.status = 'active'
+      LEFT JOIN contacts c ON c.firm_id = m.firm_id AND c.id = m.contact_id
+     WHERE m.firm_id = firm
+       AND m.user_id = member
+       AND m.status = 'active'
+       AND (m.contact_id IS NULL
+            OR (c.portal_access AND c.archived_at IS NULL AND c.client_id IS NOT DISTINCT FROM m.portal_client_id))
+$$;
+
+CREATE OR REPLACE FUNCTION cp_session_role(firm uuid, member uuid, session uuid)
+RETURNS text
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+    SELECT cp_member_role(firm, member)
+      FROM auth_sessions s
+     WHERE s.firm_id = firm
+       AND s.user_id = member
+       AND s.id = session
+       AND s.revoked_at IS NULL
+$$;
+
+CREATE OR REPLACE FUNCTION cp_conversation_members(firm uuid, conversation uuid)
+RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY(SELECT p.user_id FROM conversation_participants p
+                  WHERE p.firm_id = firm AND p.conversation_id = conversation AND p.user_id IS NOT NULL
+                  ORDER BY p.added_at, p.id)
+$$;
+
+CREATE OR REPLACE FUNCTION cp_conversation_contacts(firm uuid, conversation uuid)
+RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+    SELECT ARRAY(SELECT p.contact_id FROM conversation_participants p
+                  WHERE p.firm_id = firm AND p.conversation_id = conversation AND p.contact_id IS NOT NULL
+                  ORDER BY p.added_at, p.id)
+$$;
+
+-- As migration 000024 left it.
+CREATE OR REPLACE FUNCTION cp_message_delivery(firm uuid, message uuid)
+RETURNS jsonb
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(
+        (SELECT jsonb_build_object(
+                    'channel', 'sms',
+                    'direction', s.direction,
+                    'status', s.status,
+                    'error_code', s.error_code,
+                    'error_message', s.error_message,
+                    'segments', s.segments,
+                    'from', s.from_number,
+                    'to', s.to_number,
+                    'media', s.media,
+                    'updated_at', s.updated_at)
+           FROM sms_messages s
+          WHERE s.firm_id = firm AND s.message_id = message),
+        (SELECT jsonb_build_object(
+                    'channel', 'email',
+                    'direction', e.direction,
+                    'status', e.status,
+                    'error_message', e.error_message,
+                    'attempts', e.attempts,
+                    'email_id', e.id,
+                    'from', e.from_address,
+                    'to', to_jsonb(e.to_addresses),
+                    'cc', to_jsonb(e.cc_addresses),
+                    'subject', e.subject,
+                    'attachments', (SELECT count(*) FROM email_parts p
+                                     WHERE p.firm_id = e.firm_id AND p.email_id = e.id AND p.disposition = 'attachment'),
+                    'updated_at', e.updated_at)
+           FROM email_messages e
+          WHERE e.firm_id = firm AND e.chat_message_id = message))
+$$;
