@@ -1,16 +1,23 @@
 //! Load generator for the live service: opens N WebSockets across firms and
-//! conversations on one or more nodes, posts messages at a fixed rate, and prints
-//! delivery latency (send timestamp in the body), deliveries per second, lost and
-//! duplicated messages (checked by seq per socket), errors, and each server's memory and
-//! CPU. Bounded: sends for `--seconds`, then waits at most `--drain-secs`.
+//! conversations on one or more nodes, posts messages on a fixed schedule, and prints
+//! delivery latency, deliveries per second, lost and duplicated messages, errors, and each
+//! server's memory and CPU. Bounded: sends for `--seconds`, then waits at most
+//! `--drain-secs`. The last line is the run as one JSON object, for scripts.
 //!
 //!   loadgen --nodes http://127.0.0.1:18100 --server-pids 1234 \
 //!           --firms 1 --conversations 1 --sockets 1000 --rate 50 --seconds 20
 //!
+//! Strict in the ways that hide trouble otherwise:
+//! - latency runs from each message's scheduled send time (carried in its body), not from
+//!   when the request left, so a stalled server cannot slow the generator down and hide
+//!   its own queueing (no coordinated omission);
+//! - a message is lost for a socket when the server acknowledged its seq (201 with the
+//!   message) and that socket never received that seq: sets, not counts;
+//! - the achieved send and acceptance rates are printed next to the offered one.
+//!
 //! It creates its own firms and members in the database the servers use (settings as
 //! for the server: CP_ENV, CP__DATABASE__*), then signs in over HTTP like a browser.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -50,6 +57,13 @@ struct Args {
     /// Sockets opened at once while connecting.
     #[arg(long, default_value_t = 100)]
     connect_concurrency: usize,
+    /// Requests in flight at most; a send that finds them all busy waits, and its latency
+    /// still counts from its scheduled time.
+    #[arg(long, default_value_t = 512)]
+    max_in_flight: usize,
+    /// Names the run in the JSON line.
+    #[arg(long, default_value = "loadgen")]
+    label: String,
 }
 
 const PASSWORD: &str = "loadgen password, not a secret";
@@ -57,17 +71,15 @@ const PASSWORD: &str = "loadgen password, not a secret";
 struct Conversation {
     id: String,
     token: Arc<String>,
-    /// Messages accepted by the server for this conversation (seq order = accept order).
-    posted: AtomicU64,
+    /// Seqs the server acknowledged for this conversation (201 with the stored message).
+    acked: std::sync::Mutex<Vec<i64>>,
 }
 
 /// What one socket saw (filled in when it stops; `progress` counts as it goes).
 #[derive(Default)]
 struct Seen {
     latencies_us: Vec<u32>,
-    received: u64,
-    duplicates: u64,
-    gaps: u64,
+    seqs: Vec<i64>,
     closed_early: bool,
 }
 
@@ -158,7 +170,6 @@ async fn read_socket(
     seen: Arc<Mutex<Seen>>,
     progress: Arc<AtomicU64>,
 ) {
-    let mut last_seq = 0_i64;
     let mut local = Seen::default();
     let stopped = stop.notified();
     tokio::pin!(stopped);
@@ -174,22 +185,13 @@ async fn read_socket(
                     if frame.kind != "message" {
                         continue;
                     }
-                    let seq = frame.seq.unwrap_or(0);
-                    if seq <= last_seq {
-                        local.duplicates += 1;
-                        continue;
-                    }
-                    if last_seq != 0 && seq != last_seq + 1 {
-                        local.gaps += (seq - last_seq - 1) as u64;
-                    }
-                    last_seq = seq;
-                    local.received += 1;
+                    local.seqs.push(frame.seq.unwrap_or(0));
                     progress.fetch_add(1, Ordering::Relaxed);
-                    let sent: u64 = frame
+                    let scheduled: u64 = frame
                         .message
                         .and_then(|m| m.body.split_whitespace().next().and_then(|t| t.parse().ok()))
                         .unwrap_or(arrived);
-                    local.latencies_us.push(arrived.saturating_sub(sent).min(u64::from(u32::MAX)) as u32);
+                    local.latencies_us.push(arrived.saturating_sub(scheduled).min(u64::from(u32::MAX)) as u32);
                 }
                 Some(Ok(_)) => {}
                 _ => {
@@ -248,7 +250,7 @@ async fn main() -> anyhow::Result<()> {
             .json()
             .await?;
         let id = created["data"]["id"].as_str().context("no conversation id")?.to_owned();
-        conversations.push(Arc::new(Conversation { id, token, posted: AtomicU64::new(0) }));
+        conversations.push(Arc::new(Conversation { id, token, acked: std::sync::Mutex::new(Vec::new()) }));
     }
 
     let before = stats_of(&args.server_pids);
@@ -291,85 +293,101 @@ async fn main() -> anyhow::Result<()> {
             }
         }
     }
-    println!("opened {} sockets in {:.1} s ({connect_errors} failed)", readers.len(), opening.elapsed().as_secs_f64());
+    let readers_opened = readers.len();
+    println!("opened {readers_opened} sockets in {:.1} s ({connect_errors} failed)", opening.elapsed().as_secs_f64());
     tokio::time::sleep(Duration::from_secs(2)).await;
     let idle = stats_of(&args.server_pids);
 
-    // Send at the given rate, round-robin over conversations and nodes.
+    // Send on a fixed schedule, round-robin over conversations and nodes.
     let post_errors = Arc::new(AtomicUsize::new(0));
-    let interval = Duration::from_secs_f64(1.0 / args.rate.max(1) as f64);
+    let interval_us = 1_000_000 / args.rate.max(1);
     let total = args.rate * args.seconds;
-    let sending = Instant::now();
-    let in_flight = Arc::new(Semaphore::new(256));
+    let in_flight = Arc::new(Semaphore::new(args.max_in_flight.max(1)));
+    let ack_latencies = Arc::new(std::sync::Mutex::new(Vec::with_capacity(total as usize)));
     let mut posts = Vec::with_capacity(total as usize);
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let sending = Instant::now();
+    let start_us = now_us() + 10_000;
     for n in 0..total {
-        ticker.tick().await;
+        let scheduled = start_us + n * interval_us;
+        let wait = scheduled.saturating_sub(now_us());
+        if wait > 0 {
+            tokio::time::sleep(Duration::from_micros(wait)).await;
+        }
         let conversation = conversations[n as usize % conversations.len()].clone();
         let node = args.nodes[(n as usize / conversations.len()) % args.nodes.len()].clone();
-        let (client, errors, permit) = (client.clone(), post_errors.clone(), in_flight.clone().acquire_owned().await?);
+        let (client, errors, acks) = (client.clone(), post_errors.clone(), ack_latencies.clone());
+        let permit = in_flight.clone().acquire_owned().await?;
         posts.push(tokio::spawn(async move {
             let _permit = permit;
-            let body = serde_json::json!({ "body": format!("{} load message {n}", now_us()) });
+            let body = serde_json::json!({ "body": format!("{scheduled} load message {n}") });
             let sent = client
                 .post(format!("{node}/api/v1/conversations/{}/messages", conversation.id))
                 .bearer_auth(conversation.token.as_str())
                 .json(&body)
                 .send()
                 .await;
-            match sent {
-                Ok(response) if response.status() == 201 => {
-                    conversation.posted.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(response) => {
-                    if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                        eprintln!("post refused: {}", response.status());
-                    }
-                }
-                Err(err) => {
-                    if errors.fetch_add(1, Ordering::Relaxed) < 3 {
-                        eprintln!("post failed: {err}");
-                    }
-                }
+            let failure = match sent {
+                Ok(response) if response.status() == 201 => match response.json::<serde_json::Value>().await {
+                    Ok(stored) => match stored["data"]["seq"].as_i64() {
+                        Some(seq) => {
+                            let latency = now_us().saturating_sub(scheduled).min(u64::from(u32::MAX)) as u32;
+                            acks.lock().map(|mut a| a.push(latency)).ok();
+                            conversation.acked.lock().map(|mut a| a.push(seq)).ok();
+                            None
+                        }
+                        None => Some(format!("201 without a seq: {stored}")),
+                    },
+                    Err(err) => Some(format!("201 with an unreadable body: {err}")),
+                },
+                Ok(response) => Some(format!("post refused: {}", response.status())),
+                Err(err) => Some(format!("post failed: {err}")),
+            };
+            if let Some(failure) = failure
+                && errors.fetch_add(1, Ordering::Relaxed) < 3
+            {
+                eprintln!("{failure}");
             }
         }));
     }
+    let issued_secs = sending.elapsed().as_secs_f64();
     for post in posts {
         post.await?;
     }
     let send_secs = sending.elapsed().as_secs_f64();
     let after_send = stats_of(&args.server_pids);
 
-    // Wait until every socket has everything its conversation was sent, or the drain ends.
-    let expected: HashMap<usize, u64> =
-        conversations.iter().enumerate().map(|(i, c)| (i, c.posted.load(Ordering::Relaxed))).collect();
+    // Wait until every socket has every seq acknowledged for its conversation, or the drain ends.
+    let acked: Vec<Vec<i64>> =
+        conversations.iter().map(|c| c.acked.lock().map(|a| a.clone()).unwrap_or_default()).collect();
     let drain_until = Instant::now() + Duration::from_secs(args.drain_secs);
     while Instant::now() < drain_until {
-        tokio::time::sleep(Duration::from_millis(250)).await;
         if readers
             .iter()
-            .all(|(conversation, _, progress, _)| progress.load(Ordering::Relaxed) >= expected[conversation])
+            .all(|(conversation, _, progress, _)| progress.load(Ordering::Relaxed) >= acked[*conversation].len() as u64)
         {
             break;
         }
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let delivery_secs = sending.elapsed().as_secs_f64();
     stop.notify_waiters();
     let mut latencies = Vec::new();
-    let (mut received, mut duplicates, mut gaps, mut lost, mut closed_early) = (0, 0, 0, 0, 0);
+    let (mut received, mut duplicates, mut lost, mut closed_early) = (0_u64, 0_u64, 0_u64, 0_u64);
     for (conversation, seen, _, handle) in readers {
         handle.await?;
         let seen = std::mem::take(&mut *seen.lock().await);
-        received += seen.received;
-        duplicates += seen.duplicates;
-        gaps += seen.gaps;
-        lost += expected[&conversation].saturating_sub(seen.received);
+        let unique: std::collections::HashSet<i64> = seen.seqs.iter().copied().collect();
+        received += seen.seqs.len() as u64;
+        duplicates += (seen.seqs.len() - unique.len()) as u64;
+        lost += acked[conversation].iter().filter(|seq| !unique.contains(seq)).count() as u64;
         closed_early += u64::from(seen.closed_early);
         latencies.extend(seen.latencies_us);
     }
     latencies.sort_unstable();
-    let posted: u64 = expected.values().sum();
+    let mut ack_latencies = ack_latencies.lock().map(|a| a.clone()).unwrap_or_default();
+    ack_latencies.sort_unstable();
+    let accepted: u64 = acked.iter().map(|a| a.len() as u64).sum();
+    let errors = post_errors.load(Ordering::Relaxed);
 
     println!();
     println!(
@@ -379,22 +397,30 @@ async fn main() -> anyhow::Result<()> {
         args.conversations
     );
     println!(
-        "sent               {posted} of {total} in {send_secs:.1} s ({:.0}/s), post errors {}",
-        posted as f64 / send_secs,
-        post_errors.load(Ordering::Relaxed)
+        "offered            {total} at {}/s; issued in {issued_secs:.1} s ({:.0}/s); accepted {accepted} in {send_secs:.1} s ({:.0}/s); post errors {errors}",
+        args.rate,
+        total as f64 / issued_secs,
+        accepted as f64 / send_secs,
+    );
+    println!(
+        "accept latency ms  p50 {:.1}   p99 {:.1}   max {:.1}   (scheduled send -> 201)",
+        percentile(&ack_latencies, 0.50),
+        percentile(&ack_latencies, 0.99),
+        percentile(&ack_latencies, 1.0)
     );
     println!("delivered          {received} ({:.0}/s over {delivery_secs:.1} s)", received as f64 / delivery_secs);
     println!(
-        "lost               {lost}   duplicated {duplicates}   seq gaps seen {gaps}   sockets closed early {closed_early}   connect errors {connect_errors}"
+        "lost               {lost}   duplicated {duplicates}   sockets closed early {closed_early}   connect errors {connect_errors}"
     );
     println!(
-        "latency ms         p50 {:.1}   p95 {:.1}   p99 {:.1}   max {:.1}",
+        "latency ms         p50 {:.1}   p95 {:.1}   p99 {:.1}   max {:.1}   (scheduled send -> socket)",
         percentile(&latencies, 0.50),
         percentile(&latencies, 0.95),
         percentile(&latencies, 0.99),
         percentile(&latencies, 1.0)
     );
     let ticks = 100.0; // USER_HZ on Linux
+    let mut servers = Vec::new();
     for (i, pid) in args.server_pids.iter().enumerate() {
         let per_socket_kib =
             (idle[i].0.saturating_sub(before[i].0)) as f64 / (args.sockets as f64 / args.server_pids.len() as f64);
@@ -405,6 +431,44 @@ async fn main() -> anyhow::Result<()> {
             after_send[i].0 as f64 / 1024.0,
             (after_send[i].1.saturating_sub(idle[i].1)) as f64 / ticks / send_secs,
         );
+        servers.push(serde_json::json!({
+            "pid": pid,
+            "rss_mib_before": before[i].0 as f64 / 1024.0,
+            "rss_mib_idle": idle[i].0 as f64 / 1024.0,
+            "kib_per_socket": per_socket_kib,
+            "cpu_cores_sending": (after_send[i].1.saturating_sub(idle[i].1)) as f64 / ticks / send_secs,
+            "cpu_seconds_sending": (after_send[i].1.saturating_sub(idle[i].1)) as f64 / ticks,
+        }));
     }
+    let summary = serde_json::json!({
+        "tool": "loadgen",
+        "label": args.label,
+        "sockets": readers_opened,
+        "conversations": args.conversations,
+        "nodes": args.nodes.len(),
+        "offered_rate": args.rate,
+        "issued_rate": total as f64 / issued_secs,
+        "accepted": accepted,
+        "accepted_rate": accepted as f64 / send_secs,
+        "post_errors": errors,
+        "accept_latency_ms": {
+            "p50": percentile(&ack_latencies, 0.50),
+            "p99": percentile(&ack_latencies, 0.99),
+            "max": percentile(&ack_latencies, 1.0),
+        },
+        "delivered": received,
+        "lost": lost,
+        "duplicated": duplicates,
+        "closed_early": closed_early,
+        "connect_errors": connect_errors,
+        "latency_ms": {
+            "p50": percentile(&latencies, 0.50),
+            "p95": percentile(&latencies, 0.95),
+            "p99": percentile(&latencies, 0.99),
+            "max": percentile(&latencies, 1.0),
+        },
+        "servers": servers,
+    });
+    println!("{summary}");
     Ok(())
 }

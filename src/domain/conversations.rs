@@ -536,22 +536,19 @@ pub enum Stored {
     Duplicate,
 }
 
-async fn by_client_msg_id(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    conversation: Uuid,
-    author: Uuid,
-    client_msg_id: &str,
-) -> Result<Option<Message>, DomainError> {
-    Ok(messages::table
-        .filter(messages::firm_id.eq(firm.into_uuid()))
-        .filter(messages::conversation_id.eq(conversation))
-        .filter(messages::author_user_id.eq(author))
-        .filter(messages::client_msg_id.eq(client_msg_id))
-        .select(Message::as_select())
-        .first(conn)
-        .await
-        .optional()?)
+/// What `cp_post_message` answers: the message (absent when nothing was stored), whether it
+/// is new or the first copy of a resend, the conversation's channel, and whether an open
+/// ticket follows the conversation.
+#[derive(QueryableByName)]
+struct PostedMessage {
+    #[diesel(sql_type = Text)]
+    outcome: String,
+    #[diesel(sql_type = Text)]
+    channel: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    open_ticket: bool,
+    #[diesel(embed)]
+    message: Option<Message>,
 }
 
 /// Stores a message with the conversation's next seq. The caller's transaction must
@@ -564,65 +561,36 @@ pub async fn post_message(
     input: NewMessage,
 ) -> Result<(Message, Stored), DomainError> {
     check_message(&input)?;
-    // Lock the conversation first (and check the viewer may see it, in the same
-    // statement): senders queue here until the holder commits, and the resend check below
-    // then sees a concurrent first copy (each statement reads what was committed before it
-    // began), so two copies of one client_msg_id never both get a seq.
-    let channel: String = conversations::table
-        .filter(conversations::firm_id.eq(firm.into_uuid()))
-        .filter(conversations::id.eq(conversation))
-        .filter(visible_to(viewer, firm))
-        .select(conversations::channel)
-        .for_update()
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(DomainError::NotFound("conversation"))?;
-    let is_sms = channel == Channel::Sms.as_str();
-    if is_sms && viewer.portal_contact.is_some() {
-        return Err(DomainError::Forbidden("SMS conversations are answered by the firm's members".into()));
-    }
-    if let Some(client_msg_id) = &input.client_msg_id
-        && let Some(first) = by_client_msg_id(conn, firm, conversation, viewer.user_id, client_msg_id).await?
-    {
-        return Ok((first, Stored::Duplicate));
-    }
-    // Next seq, the message, and the author's own read receipt, in one round trip.
-    let message = diesel::sql_query(
-        "WITH next AS ( \
-             UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $9, updated_at = $9 \
-              WHERE firm_id = $1 AND id = $2 RETURNING last_seq \
-         ), stored AS ( \
-             INSERT INTO messages (firm_id, conversation_id, seq, id, author_user_id, author_contact_id, \
-                                   body, client_msg_id, created_at) \
-             SELECT $1, $2, next.last_seq, $3, $4, $5, $6, $7, $9 FROM next \
-             RETURNING id, conversation_id, seq, author_user_id, author_contact_id, body, client_msg_id, created_at \
-         ), receipt AS ( \
-             INSERT INTO conversation_reads (firm_id, conversation_id, user_id, last_read_seq) \
-             SELECT $1, $2, $8, next.last_seq FROM next \
-             ON CONFLICT (firm_id, conversation_id, user_id) DO UPDATE \
-                SET last_read_seq = GREATEST(conversation_reads.last_read_seq, excluded.last_read_seq), \
-                    read_at = excluded.read_at \
-         ) \
-         SELECT stored.*, NULL::jsonb AS delivery FROM stored",
+    let posted = diesel::sql_query(
+        "SELECT outcome, channel, open_ticket, id, conversation_id, seq, author_user_id, author_contact_id, \
+                body, client_msg_id, created_at, delivery \
+           FROM cp_post_message($1, $2, $3, $4, $5, $6, $7, $8)",
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(conversation)
-    .bind::<SqlUuid, _>(Uuid::now_v7())
-    .bind::<Nullable<SqlUuid>, _>(Some(viewer.user_id))
+    .bind::<SqlUuid, _>(viewer.user_id)
     .bind::<Nullable<SqlUuid>, _>(viewer.portal_contact)
+    .bind::<SqlUuid, _>(Uuid::now_v7())
     .bind::<Text, _>(&input.body)
     .bind::<Nullable<Text>, _>(&input.client_msg_id)
-    .bind::<SqlUuid, _>(viewer.user_id)
     .bind::<Timestamptz, _>(Utc::now())
-    .get_result::<Message>(conn)
-    .await?;
-    let mut message = message;
+    .get_result::<PostedMessage>(conn)
+    .await
+    .optional()?
+    .ok_or(DomainError::NotFound("conversation"))?;
+    let mut message = match posted.outcome.as_str() {
+        "new" => posted.message.ok_or(DomainError::NotFound("message"))?,
+        "duplicate" => return Ok((posted.message.ok_or(DomainError::NotFound("message"))?, Stored::Duplicate)),
+        _ => return Err(DomainError::Forbidden("SMS conversations are answered by the firm's members".into())),
+    };
+    let (is_sms, channel) = (posted.channel == Channel::Sms.as_str(), posted.channel);
     let turn = match viewer.portal_contact {
         Some(contact) => super::tickets::Turn::Customer(Some(contact)),
         None => super::tickets::Turn::Agent(viewer.user_id),
     };
-    super::tickets::on_message(conn, firm, conversation, turn, message.created_at).await?;
+    if posted.open_ticket {
+        super::tickets::on_message(conn, firm, conversation, turn, message.created_at).await?;
+    }
     if is_sms {
         // Queued in this transaction: a refusal (opted out, no sender) stores nothing.
         message.delivery = Some(super::sms::queue_outbound(conn, firm, &message).await?);
