@@ -52,6 +52,8 @@ struct RegistryInner {
     /// Firms this node owns, with their fencing tokens (the cluster loop's word).
     owned: Mutex<HashMap<FirmId, i64>>,
     board: Board,
+    /// Per firm: bumped when its hub ends (see `hub_endings`).
+    hub_endings: Mutex<HashMap<FirmId, tokio::sync::watch::Sender<u64>>>,
 }
 
 impl FirmRegistry {
@@ -82,6 +84,7 @@ impl FirmRegistry {
                 supervisors: Mutex::new(HashMap::new()),
                 owned: Mutex::new(HashMap::new()),
                 board: Board::default(),
+                hub_endings: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -163,6 +166,20 @@ impl FirmRegistry {
             }
         }
         Err(ChildUnavailable::Restarting)
+    }
+
+    /// A signal that changes each time the firm's hub ends on this node, so its sessions
+    /// join the next one at once instead of each polling its hub's address.
+    pub fn hub_endings(&self, firm: FirmId) -> tokio::sync::watch::Receiver<u64> {
+        let mut endings = self.inner.hub_endings.lock().unwrap_or_else(PoisonError::into_inner);
+        endings.entry(firm).or_insert_with(|| tokio::sync::watch::channel(0).0).subscribe()
+    }
+
+    pub(super) fn hub_ended(&self, firm: FirmId) {
+        let endings = self.inner.hub_endings.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(ended) = endings.get(&firm) {
+            ended.send_modify(|count| *count += 1);
+        }
     }
 
     /// The firm's conversation hub on this node, started if need be.

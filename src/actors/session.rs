@@ -502,12 +502,12 @@ impl Actor for WsSession {
         });
         let recheck = Duration::from_secs(settings.auth_recheck_secs.max(1));
         ctx.run_interval(recheck, |session, ctx| session.recheck_sign_in(ctx));
-        // A hub that died is noticed sooner than the heartbeat, so a crash costs little.
-        ctx.run_interval(Duration::from_millis(500), |session, ctx| {
-            if session.hub.as_ref().is_some_and(|h| !h.connected()) {
-                session.join_hub(ctx);
-            }
-        });
+        // A hub that died is noticed when its supervisor sees it end, so a crash costs
+        // little; a wake-up per ending rather than a timer per socket.
+        let endings = self.live.registry().hub_endings(self.firm);
+        ctx.add_stream(futures_util::stream::unfold(endings, |mut endings| async move {
+            endings.changed().await.ok().map(|()| (HubEnded, endings))
+        }));
     }
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
@@ -537,6 +537,20 @@ impl Handler<TooSlow> for WsSession {
     fn handle(&mut self, _: TooSlow, ctx: &mut Self::Context) {
         Self::close(ctx, CLOSE_TOO_SLOW, "too slow: reconnect and subscribe with after_seq");
     }
+}
+
+/// The firm's hub on this node ended (see `FirmRegistry::hub_endings`).
+struct HubEnded;
+
+impl StreamHandler<HubEnded> for WsSession {
+    fn handle(&mut self, _: HubEnded, ctx: &mut Self::Context) {
+        if self.hub.as_ref().is_some_and(|h| !h.connected()) {
+            self.join_hub(ctx);
+        }
+    }
+
+    /// The signal ends only with the registry, at shutdown; the socket ends on its own terms.
+    fn finished(&mut self, _ctx: &mut Self::Context) {}
 }
 
 impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {

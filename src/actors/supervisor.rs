@@ -406,6 +406,9 @@ impl Handler<ChildExited> for FirmSupervisor {
     type Result = ();
 
     fn handle(&mut self, exited: ChildExited, ctx: &mut Self::Context) {
+        if exited.kind == super::hub::HUB_KIND {
+            self.live.registry().hub_ended(self.firm);
+        }
         let id = (exited.kind, exited.key.clone());
         let Some(slot) = self.children.get_mut(&id) else { return };
         if slot.generation != exited.generation {

@@ -61,6 +61,10 @@ struct Args {
     /// still counts from its scheduled time.
     #[arg(long, default_value_t = 512)]
     max_in_flight: usize,
+    /// Loopback source addresses to spread sockets over (127.0.0.1, .2, ...): each gives
+    /// about 28,000 ports.
+    #[arg(long, default_value_t = 1)]
+    source_addresses: u8,
     /// Names the run in the JSON line.
     #[arg(long, default_value = "loadgen")]
     label: String,
@@ -123,13 +127,29 @@ async fn ticket(client: &reqwest::Client, node: &str, token: &str) -> anyhow::Re
     Ok(response["data"]["ticket"].as_str().context("no ticket")?.to_owned())
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-/// Opens a socket and subscribes; returns it once the server says it is live.
-async fn open_socket(client: &reqwest::Client, node: &str, token: &str, conversation: &str) -> anyhow::Result<Socket> {
+/// Opens a socket from `source` (one loopback source address has about 28,000 ports, so
+/// larger runs spread over several) and subscribes; returns it once the server says it is live.
+async fn open_socket(
+    client: &reqwest::Client,
+    node: &str,
+    token: &str,
+    conversation: &str,
+    source: std::net::Ipv4Addr,
+) -> anyhow::Result<Socket> {
     let ticket = ticket(client, node, token).await?;
     let url = format!("{}/api/v1/ws?ticket={ticket}", node.replacen("http", "ws", 1));
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    let parsed = reqwest::Url::parse(node)?;
+    let host = parsed.host_str().context("node URL without a host")?;
+    let target = tokio::net::lookup_host((host, parsed.port_or_known_default().unwrap_or(80)))
+        .await?
+        .next()
+        .context("node address does not resolve")?;
+    let tcp = tokio::net::TcpSocket::new_v4()?;
+    tcp.bind(std::net::SocketAddr::from((source, 0)))?;
+    let stream = tcp.connect(target).await?;
+    let (mut socket, _) = tokio_tungstenite::client_async(url, stream).await?;
     let subscribe = serde_json::json!({ "type": "subscribe", "conversation_id": conversation });
     socket.send(Message::text(subscribe.to_string())).await?;
     loop {
@@ -268,18 +288,21 @@ async fn main() -> anyhow::Result<()> {
         let conversation = conversations[s % conversations.len()].clone();
         let node = args.nodes[s % args.nodes.len()].clone();
         let (client, limit) = (client.clone(), limit.clone());
+        let source = std::net::Ipv4Addr::new(127, 0, 0, 1 + (s % usize::from(args.source_addresses.max(1))) as u8);
         opened.push(tokio::spawn(async move {
             let _permit = limit.acquire_owned().await?;
-            let socket = open_socket(&client, &node, &conversation.token, &conversation.id).await?;
+            let socket = open_socket(&client, &node, &conversation.token, &conversation.id, source).await?;
             Ok::<_, anyhow::Error>(socket)
         }));
     }
     let stop = Arc::new(tokio::sync::Notify::new());
     let mut readers = Vec::new();
     let mut connect_errors = 0;
+    let mut opened_per_node = vec![0_u64; args.nodes.len()];
     for (s, handle) in opened.into_iter().enumerate() {
         match handle.await? {
             Ok(socket) => {
+                opened_per_node[s % args.nodes.len()] += 1;
                 let seen = Arc::new(Mutex::new(Seen::default()));
                 let progress = Arc::new(AtomicU64::new(0));
                 let reader = tokio::spawn(read_socket(socket, stop.clone(), seen.clone(), progress.clone()));
@@ -422,8 +445,9 @@ async fn main() -> anyhow::Result<()> {
     let ticks = 100.0; // USER_HZ on Linux
     let mut servers = Vec::new();
     for (i, pid) in args.server_pids.iter().enumerate() {
-        let per_socket_kib =
-            (idle[i].0.saturating_sub(before[i].0)) as f64 / (args.sockets as f64 / args.server_pids.len() as f64);
+        // Sockets are spread over nodes in order, and a server pid is given per node.
+        let sockets_here = opened_per_node.get(i).copied().unwrap_or(0).max(1);
+        let per_socket_kib = (idle[i].0.saturating_sub(before[i].0)) as f64 / sockets_here as f64;
         println!(
             "server {pid:<8}    RSS {:.1} MiB before, {:.1} MiB with sockets idle ({per_socket_kib:.1} KiB per idle socket), {:.1} MiB after sending; CPU {:.2} cores while sending",
             before[i].0 as f64 / 1024.0,
