@@ -86,6 +86,10 @@ pub struct RealtimeSettings {
     pub session_queue: usize,
     /// Largest client frame accepted, in bytes; larger ones get an `error` frame.
     pub max_frame_bytes: usize,
+    /// Client frames per second a socket may send (bursts of twice that).
+    pub max_frames_per_second: u32,
+    /// Conversations one socket may watch at once.
+    pub max_subscriptions_per_socket: usize,
     pub heartbeat_secs: u64,
     /// A session that sends nothing (not even a pong) for this long is closed.
     pub idle_timeout_secs: u64,

@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
+use diesel::result::DatabaseErrorInformation;
+
 use crate::db::DbError;
 use crate::domain::DomainError;
 
@@ -205,8 +207,41 @@ impl From<DbError> for ApiError {
                     serde_json::json!({ "in": "body or query" }),
                 )
             }
+            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => database_refusal(kind, info.as_ref()),
             DbError::Query(other) => ApiError::Internal(other.into()),
         }
+    }
+}
+
+/// A statement the database refused, by the kind of refusal. Constraints the handlers'
+/// own checks should have caught still answer as the client's mistake, naming the
+/// constraint; a transaction that lost a serialization race or a deadlock is a 503 to retry.
+fn database_refusal(kind: diesel::result::DatabaseErrorKind, info: &dyn DatabaseErrorInformation) -> ApiError {
+    use diesel::result::DatabaseErrorKind as Kind;
+    let constraint = info.constraint_name().unwrap_or("unknown");
+    match kind {
+        Kind::CheckViolation => ApiError::validation(
+            "a value is outside what this field allows",
+            serde_json::json!({ "constraint": constraint }),
+        ),
+        Kind::NotNullViolation => ApiError::validation(
+            "a required value is missing",
+            serde_json::json!({ "fields": { info.column_name().unwrap_or("unknown"): "is required" } }),
+        ),
+        // A row still referred to elsewhere cannot go; a reference to a row that does not
+        // exist cannot be stored.
+        Kind::ForeignKeyViolation if info.message().starts_with("update or delete on table") => {
+            ApiError::Conflict("other records still refer to this one".into())
+        }
+        Kind::ForeignKeyViolation => ApiError::validation(
+            "refers to something that does not exist in this firm",
+            serde_json::json!({ "constraint": constraint }),
+        ),
+        Kind::SerializationFailure => ApiError::unavailable("a concurrent change interfered; retry"),
+        Kind::Unknown if info.message().starts_with("deadlock detected") => {
+            ApiError::unavailable("a concurrent change interfered; retry")
+        }
+        other => ApiError::Internal(anyhow::anyhow!("database refused: {other:?}: {}", info.message())),
     }
 }
 
@@ -249,6 +284,81 @@ mod tests {
         let err = ApiError::internal(anyhow::anyhow!("password authentication failed for user cp_app"));
         assert_eq!(err.to_string(), "internal error");
         assert!(format!("{err:?}").contains("password authentication failed"));
+    }
+
+    /// A refusal as PostgreSQL would report it.
+    struct Refusal {
+        message: &'static str,
+        constraint: Option<&'static str>,
+        column: Option<&'static str>,
+    }
+
+    impl DatabaseErrorInformation for Refusal {
+        fn message(&self) -> &str {
+            self.message
+        }
+        fn details(&self) -> Option<&str> {
+            None
+        }
+        fn hint(&self) -> Option<&str> {
+            None
+        }
+        fn table_name(&self) -> Option<&str> {
+            None
+        }
+        fn column_name(&self) -> Option<&str> {
+            self.column
+        }
+        fn constraint_name(&self) -> Option<&str> {
+            self.constraint
+        }
+        fn statement_position(&self) -> Option<i32> {
+            None
+        }
+    }
+
+    fn refused(kind: diesel::result::DatabaseErrorKind, refusal: Refusal) -> ApiError {
+        DbError::Query(diesel::result::Error::DatabaseError(kind, Box::new(refusal))).into()
+    }
+
+    #[test]
+    fn database_refusals_map_by_kind() {
+        use diesel::result::DatabaseErrorKind as Kind;
+        let check = refused(
+            Kind::CheckViolation,
+            Refusal { message: "new row violates check constraint", constraint: Some("contacts_check"), column: None },
+        );
+        assert_eq!(check.status(), StatusCode::BAD_REQUEST);
+        let missing = refused(
+            Kind::ForeignKeyViolation,
+            Refusal {
+                message: "insert or update on table \"contacts\" violates foreign key constraint",
+                constraint: Some("contacts_client_fkey"),
+                column: None,
+            },
+        );
+        assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+        let still_used = refused(
+            Kind::ForeignKeyViolation,
+            Refusal {
+                message: "update or delete on table \"clients\" violates foreign key constraint",
+                constraint: Some("contacts_client_fkey"),
+                column: None,
+            },
+        );
+        assert_eq!(still_used.status(), StatusCode::CONFLICT);
+        let null =
+            refused(Kind::NotNullViolation, Refusal { message: "null value", constraint: None, column: Some("name") });
+        assert_eq!(null.status(), StatusCode::BAD_REQUEST);
+        let race = refused(
+            Kind::SerializationFailure,
+            Refusal { message: "could not serialize access", constraint: None, column: None },
+        );
+        assert_eq!(race.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let deadlock = refused(Kind::Unknown, Refusal { message: "deadlock detected", constraint: None, column: None });
+        assert_eq!(deadlock.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let other = refused(Kind::Unknown, Refusal { message: "out of shared memory", constraint: None, column: None });
+        assert_eq!(other.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     #[test]

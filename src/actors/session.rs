@@ -78,11 +78,17 @@ pub struct WsSession {
     watched: HashMap<Uuid, Watched>,
     generations: u64,
     last_heard: Instant,
+    /// Frames the client may still send now (a token bucket refilled at
+    /// `max_frames_per_second`), when it was last refilled, and frames refused in a row.
+    frame_allowance: f64,
+    allowance_at: Instant,
+    refused_frames: u32,
 }
 
 impl WsSession {
     pub fn new(live: LiveContext, firm: FirmId, auth_session: Uuid, viewer: Viewer, role: Role) -> Self {
         let id = NEXT_SESSION.fetch_add(1, Ordering::Relaxed);
+        let live_frames_per_second = live.settings().realtime.max_frames_per_second.max(1);
         WsSession {
             id,
             firm,
@@ -96,6 +102,9 @@ impl WsSession {
             watched: HashMap::new(),
             generations: 0,
             last_heard: Instant::now(),
+            frame_allowance: f64::from(live_frames_per_second * 2),
+            allowance_at: Instant::now(),
+            refused_frames: 0,
         }
     }
 
@@ -289,6 +298,11 @@ impl WsSession {
         if after_seq.is_some_and(|s| s < 0) {
             return Self::error(ctx, "validation_error", "after_seq: must be 0 or more", Some(conversation_id));
         }
+        let most = self.live.settings().realtime.max_subscriptions_per_socket;
+        if !self.watched.contains_key(&conversation_id) && self.watched.len() >= most {
+            let message = format!("a socket watches at most {most} conversations; unsubscribe from one first");
+            return Self::error(ctx, "too_many_subscriptions", &message, Some(conversation_id));
+        }
         self.generations += 1;
         let generation = self.generations;
         self.watched.insert(
@@ -400,7 +414,38 @@ impl WsSession {
         );
     }
 
+    /// Spends one frame of the client's allowance; false (with an `error` frame, or the
+    /// socket closed when it keeps going) when there is none left.
+    fn frame_allowed(&mut self, ctx: &mut ws::WebsocketContext<Self>) -> bool {
+        let per_second = f64::from(self.live.settings().realtime.max_frames_per_second.max(1));
+        let now = Instant::now();
+        let refill = now.duration_since(self.allowance_at).as_secs_f64() * per_second;
+        self.frame_allowance = (self.frame_allowance + refill).min(per_second * 2.0);
+        self.allowance_at = now;
+        if self.frame_allowance >= 1.0 {
+            self.frame_allowance -= 1.0;
+            self.refused_frames = 0;
+            return true;
+        }
+        self.refused_frames += 1;
+        if f64::from(self.refused_frames) > per_second {
+            let reason = ws::CloseReason {
+                code: ws::CloseCode::Policy,
+                description: Some("too many frames; slow down and reconnect".into()),
+            };
+            ctx.close(Some(reason));
+            ctx.stop();
+        } else {
+            let message = format!("at most {per_second} frames a second; this one was dropped");
+            Self::error(ctx, "rate_limited", &message, None);
+        }
+        false
+    }
+
     fn handle_text(&mut self, text: &str, ctx: &mut ws::WebsocketContext<Self>) {
+        if !self.frame_allowed(ctx) {
+            return;
+        }
         let max = self.live.settings().realtime.max_frame_bytes;
         if text.len() > max {
             return Self::error(ctx, "frame_too_large", &format!("frames are limited to {max} bytes"), None);

@@ -308,7 +308,13 @@ pub async fn update(
     input: ContactInput,
     phone_region: &str,
 ) -> Result<Contact, DomainError> {
-    find(conn, firm, id).await?;
+    let current = find(conn, firm, id).await?;
+    // The rule creation applies, on the names the contact would have after the change.
+    let first = input.first_name.as_deref().unwrap_or(&current.first_name);
+    let last = input.last_name.as_deref().unwrap_or(&current.last_name);
+    if first.trim().is_empty() && last.trim().is_empty() {
+        return Err(DomainError::invalid_field("first_name", "a first or last name is required"));
+    }
     check_client(conn, firm, input.client_id).await?;
     let checked = checked(input, phone_region)?;
     diesel::update(contacts::table)

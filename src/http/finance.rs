@@ -711,7 +711,8 @@ pub async fn create_payment_intent(
     if !matches!(invoice.status.as_str(), "sent" | "partially_paid") || invoice.balance_minor <= 0 {
         return Err(ApiError::Conflict(format!("a {} invoice has nothing to pay", invoice.status)));
     }
-    let http = reqwest::Client::builder().build().map_err(ApiError::internal)?;
+    // No proxy from the environment: every outbound client talks to its host directly.
+    let http = reqwest::Client::builder().no_proxy().build().map_err(ApiError::internal)?;
     let metadata = [("firm_id", firm.to_string()), ("invoice_id", id.to_string())];
     // One intent per invoice and balance: a retry after a timeout gets the same intent.
     let key = format!("{firm}:{id}:{}", invoice.balance_minor);

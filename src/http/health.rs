@@ -28,9 +28,9 @@ pub struct Readiness {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Checks {
-    /// `up` or `down: <reason>`.
+    /// `up` or `down` (the reason goes to the node's log, not to whoever asks).
     pub database: String,
-    /// `up`, `down: <reason>`, or `not_configured` (single node, in-process bus).
+    /// `up`, `down`, or `not_configured` (single node, in-process bus).
     pub redis: String,
 }
 
@@ -84,13 +84,17 @@ pub async fn ready(state: web::Data<AppState>) -> Result<HttpResponse, ApiError>
         _ => None,
     };
     let all_up = database.is_ok() && redis.as_ref().is_none_or(Result::is_ok);
-    let describe = |check: &Result<(), String>| match check {
+    // The errors name hosts, ports and roles: logged here, never answered.
+    let describe = |name: &str, check: &Result<(), String>| match check {
         Ok(()) => "up".to_owned(),
-        Err(reason) => format!("down: {reason}"),
+        Err(reason) => {
+            tracing::warn!(check = name, error = %reason, "readiness check failed");
+            "down".to_owned()
+        }
     };
     let checks = Checks {
-        database: describe(&database),
-        redis: redis.as_ref().map_or_else(|| "not_configured".to_owned(), describe),
+        database: describe("database", &database),
+        redis: redis.as_ref().map_or_else(|| "not_configured".to_owned(), |r| describe("redis", r)),
     };
     if all_up {
         Ok(envelope::ok(Readiness { status: "ready", checks }))

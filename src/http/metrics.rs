@@ -35,12 +35,26 @@ pub fn recorder_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// The methods the API serves, and `other` for the rest: a client may send any token as
+/// a method, and each distinct label value would be a new series.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    KNOWN.into_iter().find(|known| *known == method.as_str()).unwrap_or("other")
+}
+
+/// Every job state with its count, zero for states with no jobs: a state that drained
+/// must read 0, not keep the last count it had.
+fn job_gauges(counts: &[(String, i64)]) -> [(&'static str, i64); 4] {
+    ["queued", "running", "succeeded", "dead"]
+        .map(|state| (state, counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n)))
+}
+
 pub async fn record_request(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
-    let method = req.method().to_string();
+    let method = method_label(req.method());
     let response = next.call(req).await;
     // The route template (known once routed), never the raw path: ids in paths would
     // explode label cardinality.
@@ -49,7 +63,7 @@ pub async fn record_request(
         Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code().as_u16()),
     };
     let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!("http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status.to_string())
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route).record(elapsed);
     response
@@ -81,9 +95,29 @@ pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
     // Queue depth across firms (counts only); a scrape during a database outage skips it.
     let counts = state.db().platform_tx(|conn| async move { jobs::counts(conn).await }.scope_boxed()).await;
     if let Ok(counts) = counts {
-        for (job_state, count) in counts {
+        for (job_state, count) in job_gauges(&counts) {
             metrics::gauge!("jobs", "state" => job_state).set(count as f64);
         }
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics().render())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drained_job_state_reads_zero() {
+        let counts = vec![("queued".to_owned(), 3), ("dead".to_owned(), 1)];
+        assert_eq!(job_gauges(&counts), [("queued", 3), ("running", 0), ("succeeded", 0), ("dead", 1)]);
+        assert_eq!(job_gauges(&[]), [("queued", 0), ("running", 0), ("succeeded", 0), ("dead", 0)]);
+    }
+
+    #[test]
+    fn methods_outside_the_api_share_one_label() {
+        assert_eq!(method_label(&actix_web::http::Method::PATCH), "PATCH");
+        let invented = actix_web::http::Method::from_bytes(b"BREW").unwrap_or(actix_web::http::Method::GET);
+        assert_eq!(invented.as_str(), "BREW");
+        assert_eq!(method_label(&invented), "other");
+    }
 }

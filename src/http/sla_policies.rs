@@ -357,7 +357,7 @@ pub async fn sla_report(
     let written = out.write_record(header).and_then(|()| {
         let number = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
         rows.iter().try_for_each(|r| {
-            out.write_record([
+            let cells = [
                 r.group.clone().unwrap_or_default(),
                 r.metric.clone(),
                 r.met.to_string(),
@@ -367,7 +367,9 @@ pub async fn sla_report(
                 number(r.p50_seconds),
                 number(r.p90_seconds),
                 number(r.p99_seconds),
-            ])
+            ];
+            // Group names are the firm's own text: a spreadsheet must not run them.
+            out.write_record(cells.iter().map(|cell| crate::ingest::csv::neutralised(cell)))
         })
     });
     written.map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;

@@ -79,6 +79,28 @@ fn list(s: &str) -> Vec<String> {
     s.split(';').map(str::trim).filter(|v| !v.is_empty()).map(str::to_owned).collect()
 }
 
+/// First characters that make a spreadsheet read a cell as a formula (or, for tab and
+/// carriage return, start one in some programs).
+const FORMULA_STARTS: [char; 6] = ['=', '+', '-', '@', '\t', '\r'];
+
+/// A cell as written to an exported file: one a spreadsheet would run as a formula gets a
+/// leading `'`, which spreadsheets show as text and `restored` takes off again on import.
+/// E.164 phone numbers start with `+`, so they carry the mark too.
+/// A value that itself starts with quotes before such a character gets one more, so every
+/// value comes back exactly.
+pub fn neutralised(cell: &str) -> String {
+    if cell.trim_start_matches('\'').starts_with(FORMULA_STARTS) { format!("'{cell}") } else { cell.to_owned() }
+}
+
+/// A cell as read from an imported file: the mark `neutralised` adds is taken off, so an
+/// exported file imports to the same values.
+fn restored(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.trim_start_matches('\'').starts_with(FORMULA_STARTS) => rest,
+        _ => cell,
+    }
+}
+
 fn read_rows<R: Read, T: for<'de> Deserialize<'de>>(reader: R) -> Result<Rows<T>, CsvError> {
     let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
     let headers = csv.headers()?.clone();
@@ -90,6 +112,7 @@ fn read_rows<R: Read, T: for<'de> Deserialize<'de>>(reader: R) -> Result<Rows<T>
         })?;
         // The line the record starts on, counting the header as line 1.
         let line = record.position().map_or(0, csv::Position::line);
+        let record: csv::StringRecord = record.iter().map(restored).collect();
         let row = record
             .deserialize::<T>(Some(&headers))
             .map_err(|err| CsvError::Parse { line, message: err.to_string() })?;
@@ -294,14 +317,15 @@ pub async fn export_contacts<W: Write>(db: &Db, firm: FirmId, out: W, phone_regi
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for c in &page.items {
-            writer.write_record([
-                c.first_name.as_str(),
-                c.last_name.as_str(),
-                c.title.as_deref().unwrap_or(""),
-                &c.emails.join(";"),
-                &c.phones.join(";"),
-                &c.client_id.map(|id| id.to_string()).unwrap_or_default(),
-            ])?;
+            let cells = [
+                c.first_name.clone(),
+                c.last_name.clone(),
+                c.title.clone().unwrap_or_default(),
+                c.emails.join(";"),
+                c.phones.join(";"),
+                c.client_id.map(|id| id.to_string()).unwrap_or_default(),
+            ];
+            writer.write_record(cells.iter().map(|cell| neutralised(cell)))?;
             written += 1;
         }
         match page.next {
@@ -341,7 +365,7 @@ pub async fn export_leads<W: Write>(db: &Db, firm: FirmId, out: W) -> Result<usi
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for l in &page.items {
-            writer.write_record([
+            let cells = [
                 l.first_name.as_str(),
                 l.last_name.as_str(),
                 l.company.as_deref().unwrap_or(""),
@@ -351,7 +375,8 @@ pub async fn export_leads<W: Write>(db: &Db, firm: FirmId, out: W) -> Result<usi
                 l.status.as_str(),
                 &l.estimated_value_minor.map(|v| v.to_string()).unwrap_or_default(),
                 l.currency.as_deref().unwrap_or(""),
-            ])?;
+            ];
+            writer.write_record(cells.iter().map(|cell| neutralised(cell)))?;
             written += 1;
         }
         match page.next {
@@ -361,4 +386,22 @@ pub async fn export_leads<W: Write>(db: &Db, firm: FirmId, out: W) -> Result<usi
     }
     writer.flush()?;
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formula_cells_are_marked_and_every_value_comes_back() {
+        assert_eq!(neutralised("=1+2"), "'=1+2");
+        assert_eq!(neutralised("+14155550123"), "'+14155550123");
+        assert_eq!(neutralised("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralised("-3"), "'-3");
+        assert_eq!(neutralised("Plain name"), "Plain name");
+        assert_eq!(neutralised("'quoted"), "'quoted");
+        for value in ["=1+2", "+1", "-", "@x", "\t=x", "\r", "'=x", "''+x", "'", "''", "'quoted", "plain", "", "a=b"] {
+            assert_eq!(restored(&neutralised(value)), value, "{value:?}");
+        }
+    }
 }

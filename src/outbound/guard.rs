@@ -74,9 +74,11 @@ impl OutboundPolicy {
     }
 
     /// An HTTP client that resolves through this policy, follows no redirects and gives up
-    /// after `timeout`.
+    /// after `timeout`. It ignores `HTTP(S)_PROXY` and `ALL_PROXY`: a proxy would resolve
+    /// the host itself and carry a delivery past the guard to an internal address.
     pub fn client(&self, timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {
         reqwest::Client::builder()
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { policy: self.clone() }))
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)

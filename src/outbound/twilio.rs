@@ -24,7 +24,9 @@ fn client() -> &'static reqwest::Client {
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     CLIENT.get_or_init(|| {
         let _ = rustls::crypto::ring::default_provider().install_default();
+        // No proxy from the environment: every outbound client talks to its host directly.
         reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("ConsultantPro/", env!("CARGO_PKG_VERSION")))
             .build()

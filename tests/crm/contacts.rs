@@ -83,6 +83,27 @@ async fn bad_contact_input_names_the_field() {
 }
 
 #[actix_web::test]
+async fn an_update_may_not_leave_a_contact_without_a_name() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let created = app.post_as(&owner, "/api/v1/contacts", &serde_json::json!({ "first_name": "Only" })).await;
+    assert_eq!(created.status(), 201);
+    let id = json(created).await["data"]["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/contacts/{id}");
+    for body in [serde_json::json!({ "first_name": "" }), serde_json::json!({ "first_name": "  ", "last_name": "" })] {
+        let response = app.patch_as(&owner, &path, &body).await;
+        assert_eq!(response.status(), 400, "{body}");
+        let error = json(response).await;
+        assert!(error["error"]["details"]["fields"]["first_name"].is_string(), "{body}: {error}");
+    }
+    assert_eq!(json(app.get_as(&owner, &path).await).await["data"]["first_name"], "Only");
+    // Giving a last name first makes the first one optional, as on creation.
+    let renamed = app.patch_as(&owner, &path, &serde_json::json!({ "first_name": "", "last_name": "Surname" })).await;
+    assert_eq!(renamed.status(), 200);
+    assert_eq!(json(renamed).await["data"]["last_name"], "Surname");
+}
+
+#[actix_web::test]
 async fn another_firms_contacts_do_not_exist() {
     let app = spawn_app().await;
     let (_, _, _, owner) = signed_in_owner(&app).await;

@@ -56,13 +56,15 @@ async fn a_file_with_a_bad_row_imports_nothing_and_names_the_line() {
 async fn exported_contacts_import_into_another_firm() {
     let app = spawn_app().await;
     let (firm, _, _, owner) = signed_in_owner(&app).await;
-    let body = serde_json::json!({ "first_name": "Export", "last_name": "Me", "emails": ["export@example.com"], "phones": ["+14155550123"] });
+    // A title a spreadsheet would run as a formula.
+    let body = serde_json::json!({ "first_name": "Export", "last_name": "Me", "title": "=1+2", "emails": ["export@example.com"], "phones": ["+14155550123"] });
     assert_eq!(app.post_as(&owner, "/api/v1/contacts", &body).await.status(), 201);
     let output = cli_command().args(["export", "contacts", "--firm", &firm.slug]).output().unwrap();
     assert!(output.status.success(), "{}", text(&output.stderr));
     let csv = text(&output.stdout);
     assert!(csv.starts_with("first_name,last_name,title,emails,phones,client_id"), "{csv}");
-    assert!(csv.contains("Export,Me,,export@example.com,+14155550123,"), "{csv}");
+    // Cells a spreadsheet would read as formulas are marked as text with a leading quote.
+    assert!(csv.contains("Export,Me,'=1+2,export@example.com,'+14155550123,"), "{csv}");
 
     let (other, _, _, other_owner) = signed_in_owner(&app).await;
     let file = write_csv(&csv);
@@ -70,6 +72,9 @@ async fn exported_contacts_import_into_another_firm() {
     assert!(output.status.success(), "{}", text(&output.stderr));
     let imported = json(app.get_as(&other_owner, "/api/v1/contacts?email=export@example.com").await).await;
     assert_eq!(imported["data"].as_array().unwrap().len(), 1);
+    // The mark comes off again on import: the same values, not quoted ones.
+    assert_eq!(imported["data"][0]["title"], "=1+2");
+    assert_eq!(imported["data"][0]["phones"], serde_json::json!(["+14155550123"]));
     let _ = std::fs::remove_file(file);
 }
 

@@ -7,6 +7,7 @@ mod helpers;
 #[path = "../common/ws.rs"]
 mod ws;
 
+mod limits;
 mod live;
 mod rest;
 
