@@ -90,6 +90,8 @@ pub struct RealtimeSettings {
     pub max_frames_per_second: u32,
     /// Conversations one socket may watch at once.
     pub max_subscriptions_per_socket: usize,
+    /// Transactions a firm's sockets may run at once on one node.
+    pub max_socket_db_work_per_firm: usize,
     pub heartbeat_secs: u64,
     /// A session that sends nothing (not even a pong) for this long is closed.
     pub idle_timeout_secs: u64,

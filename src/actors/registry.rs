@@ -54,6 +54,8 @@ struct RegistryInner {
     board: Board,
     /// Per firm: bumped when its hub ends (see `hub_endings`).
     hub_endings: Mutex<HashMap<FirmId, tokio::sync::watch::Sender<u64>>>,
+    /// Per firm: turns for database work its sockets ask for (see `socket_db_turn`).
+    socket_db_work: Mutex<HashMap<FirmId, Arc<tokio::sync::Semaphore>>>,
 }
 
 impl FirmRegistry {
@@ -85,6 +87,7 @@ impl FirmRegistry {
                 owned: Mutex::new(HashMap::new()),
                 board: Board::default(),
                 hub_endings: Mutex::new(HashMap::new()),
+                socket_db_work: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -180,6 +183,19 @@ impl FirmRegistry {
         if let Some(ended) = endings.get(&firm) {
             ended.send_modify(|count| *count += 1);
         }
+    }
+
+    /// A turn for database work one of the firm's sockets asks for (subscribing, history,
+    /// read positions, sending): at most `realtime.max_socket_db_work_per_firm` at once per
+    /// firm on this node, so one firm's sockets cannot take the pool from every other firm.
+    /// Held for the transaction; `None` only if the turns were closed, which never happens.
+    pub async fn socket_db_turn(&self, firm: FirmId) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        let turns = {
+            let mut work = self.inner.socket_db_work.lock().unwrap_or_else(PoisonError::into_inner);
+            let most = self.inner.settings.realtime.max_socket_db_work_per_firm.max(1);
+            work.entry(firm).or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(most))).clone()
+        };
+        turns.acquire_owned().await.ok()
     }
 
     /// The firm's conversation hub on this node, started if need be.

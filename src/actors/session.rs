@@ -201,6 +201,7 @@ impl WsSession {
         let firm = self.firm;
         ctx.spawn(
             async move {
+                let _turn = shared.registry().socket_db_turn(firm).await;
                 shared
                     .db()
                     .firm_tx(firm, |conn| {
@@ -313,6 +314,7 @@ impl WsSession {
         let hub = self.hub.clone();
         ctx.spawn(
             async move {
+                let turn = state.registry().socket_db_turn(firm).await;
                 let last = state
                     .db()
                     .firm_tx(firm, |conn| {
@@ -320,6 +322,7 @@ impl WsSession {
                             .scope_boxed()
                     })
                     .await?;
+                drop(turn);
                 // Routing is in place before the database is read below, so anything
                 // committed after that read is routed here too.
                 if let Some(hub) = hub {
@@ -368,6 +371,7 @@ impl WsSession {
         let input = NewMessage { body, client_msg_id: Some(client_msg_id.clone()) };
         ctx.spawn(
             async move {
+                let turn = state.registry().socket_db_turn(firm).await;
                 let (message, stored) = state
                     .db()
                     .firm_tx(firm, |conn| {
@@ -375,6 +379,7 @@ impl WsSession {
                             .scope_boxed()
                     })
                     .await?;
+                drop(turn);
                 if stored == Stored::New {
                     live::publish_message(state.bus(), firm, &message).await;
                 }
@@ -395,6 +400,7 @@ impl WsSession {
         let (state, firm, viewer) = (self.live.clone(), self.firm, self.viewer);
         ctx.spawn(
             async move {
+                let _turn = state.registry().socket_db_turn(firm).await;
                 let stored = state
                     .db()
                     .firm_tx(firm, |conn| {

@@ -67,3 +67,25 @@ async fn a_socket_watches_a_bounded_number_of_conversations() {
     socket.send(serde_json::json!({ "type": "unsubscribe", "conversation_id": ids[0] })).await;
     socket.subscribe(&ids[2], None).await;
 }
+
+#[actix_web::test]
+async fn a_firms_sockets_take_turns_at_the_database_and_other_firms_do_not_wait() {
+    let app = spawn_app_with(|s| s.realtime.max_socket_db_work_per_firm = 2).await;
+    let (busy_firm, _, _, busy_owner) = signed_in_owner(&app).await;
+    let (other_firm, _, _, _) = signed_in_owner(&app).await;
+    let id = conversation(&app, &busy_owner, serde_json::json!({ "subject": "Waits its turn" })).await;
+    let mut socket = connect(&app, &busy_owner).await;
+
+    let registry = app.state.registry();
+    let first = registry.socket_db_turn(busy_firm.firm_id()).await.unwrap();
+    let _second = registry.socket_db_turn(busy_firm.firm_id()).await.unwrap();
+    let wait = Duration::from_millis(300);
+    assert!(tokio::time::timeout(wait, registry.socket_db_turn(busy_firm.firm_id())).await.is_err());
+    assert!(tokio::time::timeout(wait, registry.socket_db_turn(other_firm.firm_id())).await.is_ok());
+
+    // With the firm's turns taken, its socket's subscribe waits; it goes through once one frees.
+    socket.send(serde_json::json!({ "type": "subscribe", "conversation_id": id })).await;
+    assert!(socket.quiet("subscribed", Duration::from_millis(500)).await);
+    drop(first);
+    assert_eq!(socket.next_of("subscribed").await["conversation_id"], id.as_str());
+}
