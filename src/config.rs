@@ -249,6 +249,8 @@ pub enum LogFormat {
 pub struct TelemetrySettings {
     pub format: LogFormat,
     pub filter: String,
+    /// When set, `/metrics` answers only requests bearing it (`Authorization: Bearer ...`).
+    pub metrics_token: SecretString,
 }
 
 impl Settings {

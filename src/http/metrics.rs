@@ -7,10 +7,13 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
-use actix_web::{Error, HttpResponse, web};
+use actix_web::{Error, HttpRequest, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
+use sha2::Digest;
 
 use super::AppState;
+use super::error::{ApiError, ErrorBody};
 use crate::actors::board::ChildState;
 use crate::domain::jobs;
 use scoped_futures::ScopedFutureExt;
@@ -69,13 +72,37 @@ pub async fn record_request(
     response
 }
 
+/// Whether the request may read `/metrics`: always when no token is configured, otherwise
+/// only with `Authorization: Bearer <token>`. Digests are compared, so the time a
+/// comparison takes says nothing about the token's characters.
+fn scrape_allowed(state: &AppState, req: &HttpRequest) -> bool {
+    let token = state.settings().telemetry.metrics_token.expose_secret();
+    if token.is_empty() {
+        return true;
+    }
+    let offered = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let digest = |text: &str| sha2::Sha256::digest(text.as_bytes());
+    digest(offered) == digest(token)
+}
+
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "operations",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String))
+    responses(
+        (status = 200, description = "Prometheus text exposition", content_type = "text/plain", body = String),
+        (status = 401, description = "`telemetry.metrics_token` is set and the request does not bear it", body = ErrorBody),
+    )
 )]
-pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
+pub async fn metrics_text(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    if !scrape_allowed(&state, &req) {
+        return Err(ApiError::unauthorized("metrics need the configured bearer token"));
+    }
     let pool = state.db().status();
     metrics::gauge!("db_pool_max_connections").set(pool.max_size as f64);
     metrics::gauge!("db_pool_connections").set(pool.size as f64);
@@ -99,7 +126,7 @@ pub async fn metrics_text(state: web::Data<AppState>) -> HttpResponse {
             metrics::gauge!("jobs", "state" => job_state).set(count as f64);
         }
     }
-    HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics().render())
+    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics().render()))
 }
 
 #[cfg(test)]

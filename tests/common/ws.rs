@@ -108,7 +108,8 @@ impl WsClient {
         seen
     }
 
-    /// Nothing of the given type arrives within `wait`.
+    /// Nothing of the given type arrives within `wait`, on a socket that stays open: a
+    /// closed socket hears nothing, which proves nothing, so it fails the check.
     pub async fn quiet(&mut self, kind: &str, wait: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -120,8 +121,10 @@ impl WsClient {
                         return false;
                     }
                 }
+                Ok(Some(Ok(Message::Close(frame)))) => panic!("socket closed while waiting for quiet: {frame:?}"),
                 Ok(Some(Ok(_))) => continue,
-                Ok(_) => return true,
+                Ok(Some(Err(err))) => panic!("socket failed while waiting for quiet: {err}"),
+                Ok(None) => panic!("socket ended while waiting for quiet"),
             }
         }
     }

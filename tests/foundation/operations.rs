@@ -292,3 +292,18 @@ async fn metrics_count_requests_by_route_and_show_the_pool() {
     assert!(text.contains("db_pool_max_connections"));
     assert!(text.contains("db_pool_wait_seconds"));
 }
+
+#[actix_web::test]
+async fn metrics_behind_a_token_answer_only_its_bearer() {
+    let app = spawn_app_with(|s| s.telemetry.metrics_token = "scrape-secret-for-tests".to_owned().into()).await;
+    let refused = app.get("/metrics").await;
+    assert_eq!(refused.status(), 401);
+    assert_eq!(json(refused).await["error"]["code"], "unauthorized");
+    let wrong = app.client.get(app.url("/metrics")).bearer_auth("scrape-secret-for-test").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let scraped = app.client.get(app.url("/metrics")).bearer_auth("scrape-secret-for-tests").send().await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("db_pool_max_connections"));
+    // Only /metrics is behind it.
+    assert_eq!(app.get("/ready/").await.status(), 200);
+}
