@@ -22,7 +22,11 @@ pub use registry::FirmRegistry;
 
 use crate::bus::Bus;
 use crate::config::Settings;
-use crate::db::Db;
+use diesel_async::AsyncPgConnection;
+use scoped_futures::ScopedBoxFuture;
+
+use crate::db::{Db, DbError};
+use crate::tenant::FirmId;
 
 /// What the live layer runs on: the database, the bus, the settings and the node's
 /// registry of firm supervisors. Cheap to clone.
@@ -56,6 +60,19 @@ impl LiveContext {
     /// The node's firm supervisors.
     pub fn registry(&self) -> &FirmRegistry {
         &self.registry
+    }
+
+    /// A transaction one of the firm's sockets asks for (subscribing, history, read
+    /// positions, sending): `firm_tx`, run when the firm has a turn
+    /// (`FirmRegistry::socket_db_turn`), which it holds for the transaction only.
+    pub async fn socket_tx<'a, R, E, F>(&self, firm: FirmId, f: F) -> Result<R, E>
+    where
+        F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, E>> + Send + 'a,
+        E: From<DbError> + From<diesel::result::Error> + Send + 'a,
+        R: Send + 'a,
+    {
+        let _turn = self.registry.socket_db_turn(firm).await;
+        self.db.firm_tx(firm, f).await
     }
 }
 

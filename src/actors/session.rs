@@ -201,10 +201,8 @@ impl WsSession {
         let firm = self.firm;
         ctx.spawn(
             async move {
-                let _turn = shared.registry().socket_db_turn(firm).await;
                 shared
-                    .db()
-                    .firm_tx(firm, |conn| {
+                    .socket_tx(firm, |conn| {
                         async move {
                             conversations::history(conn, firm, conversation_id, Some(after), None, MAX_HISTORY).await
                         }
@@ -314,15 +312,12 @@ impl WsSession {
         let hub = self.hub.clone();
         ctx.spawn(
             async move {
-                let turn = state.registry().socket_db_turn(firm).await;
                 let last = state
-                    .db()
-                    .firm_tx(firm, |conn| {
+                    .socket_tx(firm, |conn| {
                         async move { conversations::check_visible(conn, firm, viewer, conversation_id).await }
                             .scope_boxed()
                     })
                     .await?;
-                drop(turn);
                 // Routing is in place before the database is read below, so anything
                 // committed after that read is routed here too.
                 if let Some(hub) = hub {
@@ -371,15 +366,12 @@ impl WsSession {
         let input = NewMessage { body, client_msg_id: Some(client_msg_id.clone()) };
         ctx.spawn(
             async move {
-                let turn = state.registry().socket_db_turn(firm).await;
                 let (message, stored) = state
-                    .db()
-                    .firm_tx(firm, |conn| {
+                    .socket_tx(firm, |conn| {
                         async move { conversations::post_message(conn, firm, viewer, conversation_id, input).await }
                             .scope_boxed()
                     })
                     .await?;
-                drop(turn);
                 if stored == Stored::New {
                     live::publish_message(state.bus(), firm, &message).await;
                 }
@@ -400,10 +392,8 @@ impl WsSession {
         let (state, firm, viewer) = (self.live.clone(), self.firm, self.viewer);
         ctx.spawn(
             async move {
-                let _turn = state.registry().socket_db_turn(firm).await;
                 let stored = state
-                    .db()
-                    .firm_tx(firm, |conn| {
+                    .socket_tx(firm, |conn| {
                         async move { conversations::read_up_to(conn, firm, viewer, conversation_id, seq).await }
                             .scope_boxed()
                     })

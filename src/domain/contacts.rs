@@ -269,16 +269,21 @@ pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Resul
         .ok_or(DomainError::NotFound("contact"))
 }
 
+/// A contact has a first or a last name (the table's CHECK says so too; this names the field).
+fn require_a_name(first: &str, last: &str) -> Result<(), DomainError> {
+    if first.trim().is_empty() && last.trim().is_empty() {
+        return Err(DomainError::invalid_field("first_name", "a first or last name is required"));
+    }
+    Ok(())
+}
+
 pub async fn create(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     input: ContactInput,
     phone_region: &str,
 ) -> Result<Contact, DomainError> {
-    let blank = |v: &Option<String>| v.as_deref().is_none_or(|v| v.trim().is_empty());
-    if blank(&input.first_name) && blank(&input.last_name) {
-        return Err(DomainError::invalid_field("first_name", "a first or last name is required"));
-    }
+    require_a_name(input.first_name.as_deref().unwrap_or(""), input.last_name.as_deref().unwrap_or(""))?;
     check_client(conn, firm, input.client_id).await?;
     let checked = checked(input, phone_region)?;
     let id = Uuid::now_v7();
@@ -309,12 +314,11 @@ pub async fn update(
     phone_region: &str,
 ) -> Result<Contact, DomainError> {
     let current = find(conn, firm, id).await?;
-    // The rule creation applies, on the names the contact would have after the change.
-    let first = input.first_name.as_deref().unwrap_or(&current.first_name);
-    let last = input.last_name.as_deref().unwrap_or(&current.last_name);
-    if first.trim().is_empty() && last.trim().is_empty() {
-        return Err(DomainError::invalid_field("first_name", "a first or last name is required"));
-    }
+    // Checked on the names the contact would have after the change.
+    require_a_name(
+        input.first_name.as_deref().unwrap_or(&current.first_name),
+        input.last_name.as_deref().unwrap_or(&current.last_name),
+    )?;
     check_client(conn, firm, input.client_id).await?;
     let checked = checked(input, phone_region)?;
     diesel::update(contacts::table)

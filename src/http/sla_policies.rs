@@ -357,19 +357,21 @@ pub async fn sla_report(
     let written = out.write_record(header).and_then(|()| {
         let number = |v: Option<f64>| v.map(|v| format!("{v:.0}")).unwrap_or_default();
         rows.iter().try_for_each(|r| {
-            let cells = [
-                r.group.clone().unwrap_or_default(),
-                r.metric.clone(),
-                r.met.to_string(),
-                r.breached.to_string(),
-                r.overdue.to_string(),
-                r.met_rate.map(|v| format!("{v:.4}")).unwrap_or_default(),
-                number(r.p50_seconds),
-                number(r.p90_seconds),
-                number(r.p99_seconds),
-            ];
             // Group names are the firm's own text: a spreadsheet must not run them.
-            out.write_record(cells.iter().map(|cell| crate::ingest::csv::neutralised(cell)))
+            crate::ingest::csv::write_row(
+                &mut out,
+                &[
+                    r.group.as_deref().unwrap_or(""),
+                    &r.metric,
+                    &r.met.to_string(),
+                    &r.breached.to_string(),
+                    &r.overdue.to_string(),
+                    &r.met_rate.map(|v| format!("{v:.4}")).unwrap_or_default(),
+                    &number(r.p50_seconds),
+                    &number(r.p90_seconds),
+                    &number(r.p99_seconds),
+                ],
+            )
         })
     });
     written.map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?;

@@ -101,6 +101,11 @@ fn restored(cell: &str) -> &str {
     }
 }
 
+/// Writes one row of an exported file, every cell through `neutralised`.
+pub fn write_row<W: Write>(writer: &mut csv::Writer<W>, cells: &[&str]) -> csv::Result<()> {
+    writer.write_record(cells.iter().map(|cell| neutralised(cell)))
+}
+
 fn read_rows<R: Read, T: for<'de> Deserialize<'de>>(reader: R) -> Result<Rows<T>, CsvError> {
     let mut csv = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(reader);
     let headers = csv.headers()?.clone();
@@ -317,15 +322,17 @@ pub async fn export_contacts<W: Write>(db: &Db, firm: FirmId, out: W, phone_regi
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for c in &page.items {
-            let cells = [
-                c.first_name.clone(),
-                c.last_name.clone(),
-                c.title.clone().unwrap_or_default(),
-                c.emails.join(";"),
-                c.phones.join(";"),
-                c.client_id.map(|id| id.to_string()).unwrap_or_default(),
-            ];
-            writer.write_record(cells.iter().map(|cell| neutralised(cell)))?;
+            write_row(
+                &mut writer,
+                &[
+                    &c.first_name,
+                    &c.last_name,
+                    c.title.as_deref().unwrap_or(""),
+                    &c.emails.join(";"),
+                    &c.phones.join(";"),
+                    &c.client_id.map(|id| id.to_string()).unwrap_or_default(),
+                ],
+            )?;
             written += 1;
         }
         match page.next {
@@ -365,18 +372,20 @@ pub async fn export_leads<W: Write>(db: &Db, firm: FirmId, out: W) -> Result<usi
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?;
         for l in &page.items {
-            let cells = [
-                l.first_name.as_str(),
-                l.last_name.as_str(),
-                l.company.as_deref().unwrap_or(""),
-                l.email.as_deref().unwrap_or(""),
-                l.phone.as_deref().unwrap_or(""),
-                l.source.as_deref().unwrap_or(""),
-                l.status.as_str(),
-                &l.estimated_value_minor.map(|v| v.to_string()).unwrap_or_default(),
-                l.currency.as_deref().unwrap_or(""),
-            ];
-            writer.write_record(cells.iter().map(|cell| neutralised(cell)))?;
+            write_row(
+                &mut writer,
+                &[
+                    l.first_name.as_str(),
+                    l.last_name.as_str(),
+                    l.company.as_deref().unwrap_or(""),
+                    l.email.as_deref().unwrap_or(""),
+                    l.phone.as_deref().unwrap_or(""),
+                    l.source.as_deref().unwrap_or(""),
+                    l.status.as_str(),
+                    &l.estimated_value_minor.map(|v| v.to_string()).unwrap_or_default(),
+                    l.currency.as_deref().unwrap_or(""),
+                ],
+            )?;
             written += 1;
         }
         match page.next {
