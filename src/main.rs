@@ -18,13 +18,14 @@ use consultantpro::secret_box::SecretBox;
 use consultantpro::standins::twilio::{self as standin_twilio, TwilioStandin};
 use consultantpro::{Application, db, telemetry};
 use rand::Rng;
-
-/// mimalloc: the request path allocates and frees many small buffers across worker
-/// threads, where it spends about half of what glibc's malloc does (BENCHMARKS.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use rand::distr::Alphanumeric;
 use scoped_futures::ScopedFutureExt;
+
+/// mimalloc: the request path allocates and frees many small buffers across worker
+/// threads; with it a page of contacts was served 20% faster than with glibc's malloc
+/// (BENCHMARKS.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(name = "consultantpro", version, about = "ConsultantPro communications hub and API")]
