@@ -72,7 +72,7 @@ impl ApplicationBuilder {
         // A server that could not open the credentials it stores should not start.
         secret_box::SecretBox::from_settings(&settings.secrets)?;
         let settings = Arc::new(settings);
-        let db = Db::new(&settings.database)?;
+        let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
         let bus = match settings.redis.url() {
             Some(url) => Bus::redis(url)
                 .await

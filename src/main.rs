@@ -190,12 +190,12 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             }
         }
         Command::CreateFirm { slug, name } => {
-            let db = Db::new(&settings.database)?;
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let firm = onboarding::create_firm(&db, &slug, &name).await?;
             println!("created firm {} ({}) id {}", firm.slug, firm.name, firm.id);
         }
         Command::CreateUser { firm, email, role, name } => {
-            let db = Db::new(&settings.database)?;
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let role: Role = role.parse()?;
             let firm = onboarding::find_firm(&db, &firm).await.with_context(|| format!("firm `{firm}`"))?;
             let joiner = match onboarding::find_user(&db, &email).await? {
@@ -213,7 +213,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("{email} is now {} of {}", membership.role, firm.slug);
         }
         Command::CreateOperator { email, name } => {
-            let db = Db::new(&settings.database)?;
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let password = read_password()?;
             let display_name = name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
             let new = NewOperator::parse(&email, &display_name, &password)?;
@@ -222,7 +222,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("operator {} created (id {})", operator.email, operator.id);
         }
         Command::EnrollOperatorTotp { email } => {
-            let db = Db::new(&settings.database)?;
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let issuer = settings.auth.totp_issuer.clone();
             let enrollment = db
                 .platform_tx(|conn| {
@@ -240,7 +240,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("  uri:    {}", enrollment.otpauth_uri);
         }
         Command::DeactivateOperator { email } => {
-            let db = Db::new(&settings.database)?;
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let operator =
                 db.platform_tx(|conn| async move { operators::deactivate(conn, &email).await }.scope_boxed()).await?;
             println!("operator {} deactivated; their tokens no longer work", operator.email);
@@ -256,7 +256,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             tokio::signal::ctrl_c().await?;
         }
         Command::ResealSecrets { firm } => {
-            let db = Db::new(&settings.database)?;
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let secret_box = SecretBox::from_settings(&settings.secrets)?;
             let only = match firm {
                 Some(slug) => {
@@ -273,7 +273,7 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             import(&settings, kind, &file, &firm, skip_invalid).await?
         }
         Command::Export { kind, firm, output } => {
-            let db = Db::new(&settings.database)?;
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let firm = onboarding::find_firm(&db, &firm).await.with_context(|| format!("firm `{firm}`"))?;
             let out: Box<dyn std::io::Write> = match &output {
                 Some(path) => {
@@ -300,7 +300,7 @@ async fn import(
     firm: &str,
     skip_invalid: bool,
 ) -> anyhow::Result<()> {
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let firm = onboarding::find_firm(&db, firm).await.with_context(|| format!("firm `{firm}`"))?;
     let reader = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
     let region = &settings.crm.default_phone_region;
@@ -332,7 +332,7 @@ async fn import(
 }
 
 async fn status(settings: &Settings, as_json: bool) -> anyhow::Result<()> {
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let name = settings.cluster.name.clone();
     let (nodes, firms) = db
         .platform_tx(|conn| async move { cluster::status(conn, &name).await }.scope_boxed())
@@ -402,7 +402,7 @@ fn progress_bar(len: usize) -> indicatif::ProgressBar {
 
 /// Idempotent: a second run finds the firm and owner and changes nothing.
 async fn demo(settings: &Settings) -> anyhow::Result<()> {
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let firm = match onboarding::find_firm(&db, DEMO_SLUG).await {
         Ok(firm) => firm,
         Err(consultantpro::domain::DomainError::NotFound(_)) => {

@@ -288,7 +288,8 @@ impl SlaTimers {
                     // without meaning that nothing is left.
                     let done = fired.is_empty();
                     for fire in &fired {
-                        live::publish_event(live.bus(), firm, fire.alarm().event_type(), fire.payload(now)).await;
+                        live::publish_event(live.bus(), firm, fire.alarm().event_type().as_str(), fire.payload(now))
+                            .await;
                     }
                     all.extend(fired.into_iter().map(|f| (f, fired_at)));
                     if done {
@@ -302,7 +303,8 @@ impl SlaTimers {
                 match swept {
                     Ok(Some(fired)) => {
                         for (fire, fired_at) in &fired {
-                            metrics::counter!("cp_sla_fired_total", "alarm" => fire.alarm().event_type()).increment(1);
+                            metrics::counter!("cp_sla_fired_total", "alarm" => fire.alarm().event_type().as_str())
+                                .increment(1);
                             let due = match fire.alarm() {
                                 Alarm::Breach => fire.due_at,
                                 Alarm::Warning => None,

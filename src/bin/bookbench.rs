@@ -50,7 +50,7 @@ fn address(i: usize) -> String {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let settings = Settings::load()?;
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let run = uuid::Uuid::now_v7().simple().to_string();
     let firm = onboarding::create_firm(&db, &format!("bookbench-{run}"), "Booking bench").await?;
     let email = format!("owner-{run}@bookbench.example");

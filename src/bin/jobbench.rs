@@ -46,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     settings.jobs.batch_size = 50;
     settings.database.max_connections = (args.runners * args.concurrency + 8).min(64);
     consultantpro::db::migrate::run_migrations(&settings.database).await?;
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
 
     let received = Arc::new(AtomicUsize::new(0));
     let counter = web::Data::new(Arc::clone(&received));
@@ -79,7 +79,15 @@ async fn main() -> anyhow::Result<()> {
         db.firm_tx(firm, |conn| {
             async move {
                 for _ in 0..chunk {
-                    webhooks::enqueue_delivery(conn, firm, endpoint, "ping", serde_json::json!({}), 3).await?;
+                    webhooks::enqueue_delivery(
+                        conn,
+                        firm,
+                        endpoint,
+                        webhooks::EventType::Ping,
+                        serde_json::json!({}),
+                        3,
+                    )
+                    .await?;
                 }
                 Ok::<_, DomainError>(())
             }

@@ -241,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
         bail!("need at least one firm, one conversation per firm and one socket");
     }
     let settings = Settings::load()?;
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let run = now_us();
 

@@ -101,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     let port = settings.mail.local_imap_port.context("mail.local_imap_port: the project's Dovecot")?;
     let imap_password =
         settings.mail.local_imap_password.as_ref().context("mail.local_imap_password")?.expose_secret().to_owned();
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let run = uuid::Uuid::now_v7().simple().to_string();
     let firm = onboarding::create_firm(&db, &format!("mailbench-{run}"), "Mail bench").await?;
     let email = format!("owner-{run}@mailbench.example");

@@ -140,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
     settings.cluster.name = format!("slabench-{run}");
     settings.server.port = 0;
     settings.jobs.enabled = false;
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let firm = onboarding::create_firm(&db, &format!("slabench-{run}"), "SLA bench").await?.firm_id();
     let hour = Target { first_response_minutes: Some(60), next_response_minutes: None, resolution_minutes: Some(600) };
     let policy = db

@@ -57,7 +57,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let settings = Settings::load()?;
-    let db = Db::new(&settings.database)?;
+    let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
     let node = args.node.trim_end_matches('/').to_owned();
 

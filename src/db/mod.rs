@@ -52,8 +52,23 @@ pub struct Db {
 impl Db {
     /// Builds the pool without connecting; connections open on first use, so a server
     /// can start (and report not-ready) while the database is down.
-    pub fn new(settings: &DatabaseSettings) -> Result<Self, DbError> {
+    ///
+    /// `job_max_attempts` is set on every connection (`app.job_max_attempts`): jobs the
+    /// database queues itself (a `message.created` delivery) get the server's attempts.
+    pub fn new(settings: &DatabaseSettings, job_max_attempts: u32) -> Result<Self, DbError> {
         let mut manager_config = ManagerConfig::default();
+        let set_attempts = format!("SET app.job_max_attempts = {}", job_max_attempts.clamp(1, 100));
+        manager_config.custom_setup = Box::new(move |url| {
+            let set_attempts = set_attempts.clone();
+            Box::pin(async move {
+                let mut conn = AsyncPgConnection::establish(url).await?;
+                diesel::sql_query(set_attempts)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                Ok(conn)
+            })
+        });
         // A checkout skips the `SELECT 1` round trip: a connection the server closed is
         // still caught (the client notices the closed socket and the pool discards it), and
         // one left mid-transaction by a dropped request is discarded too.

@@ -194,7 +194,7 @@ async fn check_client(
     if let Some(Some(client_id)) = client {
         clients::find(conn, firm, client_id)
             .await
-            .map_err(|_| DomainError::invalid_field("client_id", "is not a client of this firm"))?;
+            .map_err(DomainError::missing_as_invalid("client_id", "is not a client of this firm"))?;
     }
     Ok(())
 }

@@ -280,7 +280,7 @@ pub async fn create(
     if let Some(client) = input.client_id {
         super::clients::find(conn, firm, client)
             .await
-            .map_err(|_| DomainError::invalid_field("client_id", "no such client"))?;
+            .map_err(DomainError::missing_as_invalid("client_id", "no such client"))?;
     }
     let id = Uuid::now_v7();
     diesel::insert_into(conversations::table)

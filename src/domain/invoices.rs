@@ -16,6 +16,7 @@
 //! negative payment never larger than what was paid, and credit notes are the only way to
 //! reduce a sent invoice.
 
+use super::webhooks::EventType;
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -280,12 +281,12 @@ pub struct Invoice {
 }
 
 impl Invoice {
-    fn from_row(row: InvoiceRow, today: NaiveDate) -> Self {
+    fn from_row(row: InvoiceRow, today: NaiveDate) -> Result<Self, DomainError> {
         let open = row.status == "sent" || row.status == "partially_paid";
-        Invoice {
+        Ok(Invoice {
             overdue: open && row.due_date < today,
             balance_minor: row.total_minor - row.paid_minor - row.credited_minor,
-            line_items: serde_json::from_value(row.line_items).unwrap_or_default(),
+            line_items: super::from_json("invoice lines", row.line_items)?,
             id: row.id,
             client_id: row.client_id,
             number: row.number,
@@ -305,7 +306,7 @@ impl Invoice {
             voided_at: row.voided_at,
             created_at: row.created_at,
             updated_at: row.updated_at,
-        }
+        })
     }
 }
 
@@ -341,7 +342,7 @@ pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Resul
         .await
         .optional()?
         .ok_or(DomainError::NotFound("invoice"))?;
-    Ok(Invoice::from_row(row, Utc::now().date_naive()))
+    Invoice::from_row(row, Utc::now().date_naive())
 }
 
 pub async fn create(conn: &mut AsyncPgConnection, firm: FirmId, input: InvoiceInput) -> Result<Invoice, DomainError> {
@@ -372,7 +373,7 @@ pub async fn create(conn: &mut AsyncPgConnection, firm: FirmId, input: InvoiceIn
     let client_id = client_id.unwrap_or_default();
     super::clients::find(conn, firm, client_id)
         .await
-        .map_err(|_| DomainError::invalid_field("client_id", "no such client"))?;
+        .map_err(DomainError::missing_as_invalid("client_id", "no such client"))?;
     let id = Uuid::now_v7();
     diesel::insert_into(invoices::table)
         .values((
@@ -440,7 +441,7 @@ pub async fn update(
     if let Some(client) = input.client_id {
         super::clients::find(conn, firm, client)
             .await
-            .map_err(|_| DomainError::invalid_field("client_id", "no such client"))?;
+            .map_err(DomainError::missing_as_invalid("client_id", "no such client"))?;
     }
     let (lines, totals) = match priced {
         Some((lines, totals)) => (Some(serde_json::to_value(&lines).unwrap_or_default()), Some(totals)),
@@ -474,7 +475,7 @@ pub async fn send(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Resul
     if row.status != "draft" {
         return Err(DomainError::Conflict(format!("only a draft can be sent; this one is {}", row.status)));
     }
-    let lines: Vec<InvoiceLine> = serde_json::from_value(row.line_items).unwrap_or_default();
+    let lines: Vec<InvoiceLine> = super::from_json("invoice lines", row.line_items)?;
     if lines.is_empty() {
         return Err(DomainError::invalid_field("line_items", "an invoice needs at least one line to be sent"));
     }
@@ -792,7 +793,7 @@ pub async fn list(
         query.order((invoices::created_at.desc(), invoices::id.desc()))
     };
     let rows: Vec<InvoiceRow> = query.limit(spec.fetch_limit()).load(conn).await?;
-    let items = rows.into_iter().map(|r| Invoice::from_row(r, today)).collect();
+    let items = rows.into_iter().map(|r| Invoice::from_row(r, today)).collect::<Result<Vec<_>, _>>()?;
     Ok(Page::from_rows(items, spec, |i: &Invoice| CreatedKey { at: i.created_at, id: i.id }))
 }
 
@@ -976,13 +977,13 @@ pub async fn apply_stripe_event(
     let (outcome, action, data) = match record_payment(conn, firm, invoice_id, input, None).await {
         Ok((payment, invoice)) => (
             StripeOutcome::Recorded,
-            "payment.received",
+            EventType::PaymentReceived,
             serde_json::json!({ "invoice_id": invoice_id, "payment_id": payment.id, "amount_minor": amount_minor,
                                 "balance_minor": invoice.balance_minor }),
         ),
         Err(DomainError::Validation { .. } | DomainError::Conflict(_)) => (
             StripeOutcome::Unapplied,
-            "payment.unapplied",
+            EventType::PaymentUnapplied,
             serde_json::json!({ "invoice_id": invoice_id, "payment_intent": intent_id, "amount_minor": amount_minor }),
         ),
         Err(other) => return Err(other),
@@ -997,7 +998,7 @@ pub async fn apply_stripe_event(
         firm,
         super::audit::ActorType::System,
         None,
-        action,
+        action.as_str(),
         super::audit::Outcome::Success,
     )
     .with_target("invoice", invoice_id)

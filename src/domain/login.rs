@@ -215,7 +215,15 @@ async fn second_factor(
 
 async fn firm_for_audit(db: &Db, slug: &str) -> Option<Firm> {
     let slug = slug.to_owned();
-    db.platform_tx(|conn| async move { firms::find_by_slug(conn, &slug).await }.scope_boxed()).await.ok().flatten()
+    match db.platform_tx(|conn| async move { firms::find_by_slug(conn, &slug).await }.scope_boxed()).await {
+        Ok(firm) => firm,
+        // The sign-in is refused either way; the failure is logged so the missing audit
+        // event is explained.
+        Err(err) => {
+            tracing::warn!(error = %err, "looking up the firm to audit a failed sign-in");
+            None
+        }
+    }
 }
 
 /// Audits a failed sign-in in the firm when the firm exists (never recording the

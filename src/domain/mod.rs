@@ -104,6 +104,15 @@ impl DomainError {
         }
     }
 
+    /// Maps "not found" to a validation error on `field` (an id in the body that names
+    /// nothing this firm has); every other error, a database failure included, passes.
+    pub fn missing_as_invalid(field: &'static str, problem: &'static str) -> impl FnOnce(DomainError) -> DomainError {
+        move |err| match err {
+            DomainError::NotFound(_) => DomainError::invalid_field(field, problem),
+            other => other,
+        }
+    }
+
     /// Maps a unique-constraint violation to `Conflict` with `message`; other errors pass.
     pub fn conflict_on_unique(message: impl Into<String>) -> impl FnOnce(diesel::result::Error) -> DomainError {
         move |err| match err {

@@ -521,7 +521,7 @@ pub async fn convert(
         Some(client_id) => (
             clients::find(conn, firm, client_id)
                 .await
-                .map_err(|_| DomainError::invalid_field("client_id", "is not a client of this firm"))?,
+                .map_err(DomainError::missing_as_invalid("client_id", "is not a client of this firm"))?,
             false,
         ),
         None => {

@@ -47,10 +47,10 @@ pub enum Alarm {
 
 impl Alarm {
     /// The webhook event type and socket topic.
-    pub fn event_type(self) -> &'static str {
+    pub fn event_type(self) -> super::webhooks::EventType {
         match self {
-            Alarm::Warning => "sla.warning",
-            Alarm::Breach => "sla.breached",
+            Alarm::Warning => super::webhooks::EventType::SlaWarning,
+            Alarm::Breach => super::webhooks::EventType::SlaBreached,
         }
     }
 }

@@ -20,26 +20,152 @@ use crate::db::schema::{webhook_deliveries, webhook_endpoints};
 /// The job kind that sends one delivery.
 pub const DELIVER_JOB: &str = "webhook.deliver";
 
-/// Event types a firm may subscribe to. Some are emitted by features still to come; a
-/// firm can subscribe ahead. `*` means all.
-pub const EVENT_TYPES: &[&str] = &[
-    "ping",
-    "member.added",
-    "member.role_changed",
-    "member.deactivated",
-    "member.reactivated",
-    "conversation.created",
-    "message.created",
-    "client.created",
-    "invoice.sent",
-    "payment.received",
-    "sla.warning",
-    "sla.breached",
-    "booking.created",
-    "booking.confirmed",
-    "booking.rescheduled",
-    "booking.cancelled",
-];
+/// The events a firm may subscribe to: the one list emitters, subscriptions, the README
+/// and the OpenAPI document share. A subscription names some of them or `*` for all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum EventType {
+    /// A test delivery sent from the endpoint's ping action.
+    #[serde(rename = "ping")]
+    Ping,
+    /// A login joined the firm (an invitation accepted).
+    #[serde(rename = "member.added")]
+    MemberAdded,
+    /// A member's role changed.
+    #[serde(rename = "member.role_changed")]
+    MemberRoleChanged,
+    /// A member was deactivated.
+    #[serde(rename = "member.deactivated")]
+    MemberDeactivated,
+    /// A deactivated member was reactivated.
+    #[serde(rename = "member.reactivated")]
+    MemberReactivated,
+    /// A conversation was opened by a member.
+    #[serde(rename = "conversation.created")]
+    ConversationCreated,
+    /// A message was stored in any conversation, whatever its channel.
+    #[serde(rename = "message.created")]
+    MessageCreated,
+    /// A client was created (directly or by converting a lead).
+    #[serde(rename = "client.created")]
+    ClientCreated,
+    /// A draft invoice was created.
+    #[serde(rename = "invoice.created")]
+    InvoiceCreated,
+    /// A draft invoice was edited.
+    #[serde(rename = "invoice.updated")]
+    InvoiceUpdated,
+    /// An invoice was sent and got its number.
+    #[serde(rename = "invoice.sent")]
+    InvoiceSent,
+    /// An invoice was voided.
+    #[serde(rename = "invoice.voided")]
+    InvoiceVoided,
+    /// A payment was recorded against an invoice.
+    #[serde(rename = "payment.received")]
+    PaymentReceived,
+    /// A refund (a negative payment) was recorded.
+    #[serde(rename = "payment.refunded")]
+    PaymentRefunded,
+    /// A card payment arrived from Stripe that could not be applied (the invoice paid or void).
+    #[serde(rename = "payment.unapplied")]
+    PaymentUnapplied,
+    /// A credit note was issued against an invoice.
+    #[serde(rename = "credit_note.issued")]
+    CreditNoteIssued,
+    /// A ticket's SLA clock reached its warning point.
+    #[serde(rename = "sla.warning")]
+    SlaWarning,
+    /// A ticket's SLA clock ran out.
+    #[serde(rename = "sla.breached")]
+    SlaBreached,
+    /// An invitee booked a slot.
+    #[serde(rename = "booking.created")]
+    BookingCreated,
+    /// A member confirmed a booking.
+    #[serde(rename = "booking.confirmed")]
+    BookingConfirmed,
+    /// An invitee moved a booking.
+    #[serde(rename = "booking.rescheduled")]
+    BookingRescheduled,
+    /// A booking was cancelled (by the invitee or a member).
+    #[serde(rename = "booking.cancelled")]
+    BookingCancelled,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 22] = [
+        EventType::Ping,
+        EventType::MemberAdded,
+        EventType::MemberRoleChanged,
+        EventType::MemberDeactivated,
+        EventType::MemberReactivated,
+        EventType::ConversationCreated,
+        EventType::MessageCreated,
+        EventType::ClientCreated,
+        EventType::InvoiceCreated,
+        EventType::InvoiceUpdated,
+        EventType::InvoiceSent,
+        EventType::InvoiceVoided,
+        EventType::PaymentReceived,
+        EventType::PaymentRefunded,
+        EventType::PaymentUnapplied,
+        EventType::CreditNoteIssued,
+        EventType::SlaWarning,
+        EventType::SlaBreached,
+        EventType::BookingCreated,
+        EventType::BookingConfirmed,
+        EventType::BookingRescheduled,
+        EventType::BookingCancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::Ping => "ping",
+            EventType::MemberAdded => "member.added",
+            EventType::MemberRoleChanged => "member.role_changed",
+            EventType::MemberDeactivated => "member.deactivated",
+            EventType::MemberReactivated => "member.reactivated",
+            EventType::ConversationCreated => "conversation.created",
+            EventType::MessageCreated => "message.created",
+            EventType::ClientCreated => "client.created",
+            EventType::InvoiceCreated => "invoice.created",
+            EventType::InvoiceUpdated => "invoice.updated",
+            EventType::InvoiceSent => "invoice.sent",
+            EventType::InvoiceVoided => "invoice.voided",
+            EventType::PaymentReceived => "payment.received",
+            EventType::PaymentRefunded => "payment.refunded",
+            EventType::PaymentUnapplied => "payment.unapplied",
+            EventType::CreditNoteIssued => "credit_note.issued",
+            EventType::SlaWarning => "sla.warning",
+            EventType::SlaBreached => "sla.breached",
+            EventType::BookingCreated => "booking.created",
+            EventType::BookingConfirmed => "booking.confirmed",
+            EventType::BookingRescheduled => "booking.rescheduled",
+            EventType::BookingCancelled => "booking.cancelled",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|event| event.as_str() == name)
+    }
+}
+
+/// One entry of an endpoint's `event_types`: an event's name, or `*` for every event.
+/// Stored as text; documented as the closed set it is.
+pub struct EventSelector;
+
+impl utoipa::PartialSchema for EventSelector {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        let names = EventType::ALL.iter().map(|event| event.as_str()).chain(["*"]);
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(names))
+            .description(Some("An event type, or `*` for every event."))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for EventSelector {}
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = webhook_endpoints)]
@@ -50,6 +176,7 @@ pub struct Endpoint {
     pub id: Uuid,
     pub url: String,
     pub description: String,
+    #[schema(value_type = Vec<EventSelector>)]
     pub event_types: Vec<String>,
     pub active: bool,
     #[serde(skip)]
@@ -74,6 +201,7 @@ pub struct Delivery {
     /// Sent as `X-CP-Delivery-Id`; the same on every attempt.
     pub id: Uuid,
     pub endpoint_id: Uuid,
+    #[schema(value_type = EventType)]
     pub event_type: String,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
@@ -151,8 +279,9 @@ fn validate_event_types(types: &[String]) -> Result<Vec<String>, String> {
     }
     let mut cleaned: Vec<String> = Vec::new();
     for t in types {
-        if t != "*" && !EVENT_TYPES.contains(&t.as_str()) {
-            return Err(format!("unknown event type `{t}`; known: {}", EVENT_TYPES.join(", ")));
+        if t != "*" && EventType::parse(t).is_none() {
+            let known: Vec<&str> = EventType::ALL.iter().map(|event| event.as_str()).collect();
+            return Err(format!("unknown event type `{t}`; known: {}", known.join(", ")));
         }
         if !cleaned.contains(t) {
             cleaned.push(t.clone());
@@ -299,48 +428,18 @@ pub async fn rotate_secret(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid)
     Ok(secret)
 }
 
-/// Creates one delivery for an endpoint and the job that sends it.
+/// Creates one delivery for one endpoint, whatever it subscribes to (a ping), and the job
+/// that sends it.
 pub async fn enqueue_delivery(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     endpoint_id: Uuid,
-    event_type: &str,
+    event: EventType,
     data: serde_json::Value,
     max_attempts: i32,
 ) -> Result<Uuid, DomainError> {
-    enqueue_delivery_at(conn, firm, endpoint_id, event_type, data, max_attempts, Utc::now()).await
-}
-
-/// As [`enqueue_delivery`], sent no earlier than `send_at` (a notice held to business hours).
-async fn enqueue_delivery_at(
-    conn: &mut AsyncPgConnection,
-    firm: FirmId,
-    endpoint_id: Uuid,
-    event_type: &str,
-    data: serde_json::Value,
-    max_attempts: i32,
-    send_at: DateTime<Utc>,
-) -> Result<Uuid, DomainError> {
-    let id = Uuid::now_v7();
-    let payload = serde_json::json!({
-        "id": id,
-        "type": event_type,
-        "created_at": Utc::now(),
-        "firm_id": firm,
-        "data": data,
-    });
-    diesel::insert_into(webhook_deliveries::table)
-        .values((
-            webhook_deliveries::firm_id.eq(firm.into_uuid()),
-            webhook_deliveries::id.eq(id),
-            webhook_deliveries::endpoint_id.eq(endpoint_id),
-            webhook_deliveries::event_type.eq(event_type),
-            webhook_deliveries::payload.eq(payload),
-        ))
-        .execute(conn)
-        .await?;
-    jobs::enqueue_at(conn, firm, DELIVER_JOB, serde_json::json!({ "delivery_id": id }), max_attempts, send_at).await?;
-    Ok(id)
+    let queued = queue_deliveries(conn, firm, event, data, max_attempts, Utc::now(), Some(endpoint_id)).await?;
+    queued.into_iter().next().ok_or(DomainError::NotFound("webhook endpoint"))
 }
 
 /// Emits a domain event to every active endpoint of the firm that wants it, inside the
@@ -348,38 +447,53 @@ async fn enqueue_delivery_at(
 pub async fn emit(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
-    event_type: &str,
+    event: EventType,
     data: serde_json::Value,
     max_attempts: i32,
 ) -> Result<usize, DomainError> {
-    emit_at(conn, firm, event_type, data, max_attempts, Utc::now()).await
+    emit_at(conn, firm, event, data, max_attempts, Utc::now()).await
 }
 
 /// As [`emit`], the deliveries sent no earlier than `send_at`.
 pub async fn emit_at(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
-    event_type: &str,
+    event: EventType,
     data: serde_json::Value,
     max_attempts: i32,
     send_at: DateTime<Utc>,
 ) -> Result<usize, DomainError> {
-    let endpoints: Vec<Uuid> = webhook_endpoints::table
-        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
-        .filter(webhook_endpoints::active.eq(true))
-        .filter(webhook_endpoints::deleted_at.is_null())
-        .filter(
-            webhook_endpoints::event_types
-                .contains(vec![event_type.to_owned()])
-                .or(webhook_endpoints::event_types.contains(vec!["*".to_owned()])),
-        )
-        .select(webhook_endpoints::id)
-        .load(conn)
+    Ok(queue_deliveries(conn, firm, event, data, max_attempts, send_at, None).await?.len())
+}
+
+#[derive(QueryableByName)]
+struct QueuedDelivery {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: Uuid,
+}
+
+/// `cp_emit_webhook`: the deliveries and their jobs in one statement (the database also
+/// calls it for `message.created`, so a delivery has one shape wherever it was queued).
+async fn queue_deliveries(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    event: EventType,
+    data: serde_json::Value,
+    max_attempts: i32,
+    send_at: DateTime<Utc>,
+    only_endpoint: Option<Uuid>,
+) -> Result<Vec<Uuid>, DomainError> {
+    use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
+    let queued = diesel::sql_query("SELECT cp_emit_webhook AS id FROM cp_emit_webhook($1, $2, $3, $4, $5, $6)")
+        .bind::<diesel::sql_types::Uuid, _>(firm.into_uuid())
+        .bind::<Text, _>(event.as_str())
+        .bind::<Jsonb, _>(data)
+        .bind::<Integer, _>(max_attempts)
+        .bind::<Timestamptz, _>(send_at)
+        .bind::<Nullable<diesel::sql_types::Uuid>, _>(only_endpoint)
+        .load::<QueuedDelivery>(conn)
         .await?;
-    for endpoint in &endpoints {
-        enqueue_delivery_at(conn, firm, *endpoint, event_type, data.clone(), max_attempts, send_at).await?;
-    }
-    Ok(endpoints.len())
+    Ok(queued.into_iter().map(|queued| queued.id).collect())
 }
 
 pub async fn find_delivery(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Delivery, DomainError> {

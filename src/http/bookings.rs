@@ -2,6 +2,7 @@
 //! links (`/booking-links`), the firm's bookings (`/bookings`), and the public pages an
 //! invitee books through (`/public/booking-links/{slug}`: no sign-in, limited per address).
 
+use super::body::JsonObject;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
@@ -66,7 +67,7 @@ pub async fn set_availability(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<AvailabilityInput>,
+    body: JsonObject<AvailabilityInput>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentRead)?;
     let (user, _) = auth.member()?;
@@ -95,7 +96,7 @@ pub async fn create_link(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<LinkInput>,
+    body: JsonObject<LinkInput>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (user, _) = auth.member()?;
@@ -179,7 +180,7 @@ pub async fn update_link(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<LinkInput>,
+    body: JsonObject<LinkInput>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id, input) = (auth.firm, path.into_inner(), body.into_inner());
@@ -269,7 +270,7 @@ pub async fn cancel_booking(
     meta: RequestMeta,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    member_change(&state, &auth, &meta, path.into_inner(), "booking.cancelled", |conn, firm, id| {
+    member_change(&state, &auth, &meta, path.into_inner(), webhooks::EventType::BookingCancelled, |conn, firm, id| {
         async move { bookings::cancel(conn, firm, id).await }.scope_boxed()
     })
     .await
@@ -282,7 +283,7 @@ async fn member_change<F>(
     auth: &FirmAuth,
     meta: &RequestMeta,
     id: Uuid,
-    event: &'static str,
+    event: webhooks::EventType,
     change: F,
 ) -> Result<HttpResponse, ApiError>
 where
@@ -297,7 +298,7 @@ where
     auth.require(Permission::ContentWrite)?;
     let firm = auth.firm;
     let attempts = state.job_attempts();
-    let audit_event = auth.audit(event, Outcome::Success, meta).with_target("booking", id);
+    let audit_event = auth.audit(event.as_str(), Outcome::Success, meta).with_target("booking", id);
     let (booking, changed) = audit::audited(state.db(), firm, audit_event, move |conn| {
         async move {
             let (booking, changed) = change(conn, firm, id).await?;
@@ -311,7 +312,7 @@ where
     })
     .await?;
     if changed {
-        live::publish_event(state.bus(), firm, event, booking_event(&booking)).await;
+        live::publish_event(state.bus(), firm, event.as_str(), booking_event(&booking)).await;
     }
     Ok(envelope::ok(booking))
 }
@@ -334,7 +335,7 @@ pub async fn confirm_booking(
     meta: RequestMeta,
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
-    member_change(&state, &auth, &meta, path.into_inner(), "booking.confirmed", |conn, firm, id| {
+    member_change(&state, &auth, &meta, path.into_inner(), webhooks::EventType::BookingConfirmed, |conn, firm, id| {
         async move { bookings::confirm(conn, firm, id).await }.scope_boxed()
     })
     .await
@@ -540,7 +541,7 @@ pub async fn public_book(
     meta: RequestMeta,
     req: HttpRequest,
     path: web::Path<String>,
-    body: web::Json<BookingRequest>,
+    body: JsonObject<BookingRequest>,
 ) -> Result<HttpResponse, ApiError> {
     public_allowance(&state, &meta, "booking", BOOKINGS_PER_TEN_MINUTES, Duration::minutes(10)).await?;
     let request = body.into_inner();
@@ -559,7 +560,8 @@ pub async fn public_book(
                     return Ok((replay, None));
                 }
                 let booking = bookings::book(conn, firm, &link, &request, Utc::now()).await?;
-                webhooks::emit(conn, firm, "booking.created", booking_event(&booking), attempts).await?;
+                webhooks::emit(conn, firm, webhooks::EventType::BookingCreated, booking_event(&booking), attempts)
+                    .await?;
                 bookings::queue_notices(conn, firm, &booking, attempts).await?;
                 let shown = PublicBooking::of(&booking, &secret, firm);
                 let body = serde_json::json!({ "data": shown, "meta": {} });
@@ -628,7 +630,7 @@ where
 pub async fn public_lookup(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<ManageBody>,
+    body: JsonObject<ManageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let secret = manage_secret(&state);
     let booking = managed(&state, &meta, &body.token, move |conn, firm, id| {
@@ -652,14 +654,15 @@ pub async fn public_lookup(
 pub async fn public_cancel(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<ManageBody>,
+    body: JsonObject<ManageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let (secret, attempts) = (manage_secret(&state), state.job_attempts());
     let (booking, changed, firm) = managed(&state, &meta, &body.token, move |conn, firm, id| {
         async move {
             let (booking, changed) = bookings::cancel(conn, firm, id).await?;
             if changed {
-                webhooks::emit(conn, firm, "booking.cancelled", booking_event(&booking), attempts).await?;
+                webhooks::emit(conn, firm, webhooks::EventType::BookingCancelled, booking_event(&booking), attempts)
+                    .await?;
                 bookings::queue_notices(conn, firm, &booking, attempts).await?;
             }
             Ok((booking, changed, firm))
@@ -689,14 +692,15 @@ pub async fn public_cancel(
 pub async fn public_reschedule(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<ManageBody>,
+    body: JsonObject<ManageBody>,
 ) -> Result<HttpResponse, ApiError> {
     let start = body.start.ok_or_else(|| ApiError::invalid_field("start", "is required"))?;
     let (secret, attempts) = (manage_secret(&state), state.job_attempts());
     let (booking, firm) = managed(&state, &meta, &body.token, move |conn, firm, id| {
         async move {
             let booking = bookings::reschedule(conn, firm, id, start, Utc::now()).await?;
-            webhooks::emit(conn, firm, "booking.rescheduled", booking_event(&booking), attempts).await?;
+            webhooks::emit(conn, firm, webhooks::EventType::BookingRescheduled, booking_event(&booking), attempts)
+                .await?;
             bookings::queue_notices(conn, firm, &booking, attempts).await?;
             Ok((booking, firm))
         }

@@ -2,6 +2,7 @@
 //! reads them; owners and admins change them. `due` and `elapsed` show the arithmetic the
 //! clocks use, so a calendar can be checked before a policy relies on it.
 
+use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use scoped_futures::ScopedFutureExt;
@@ -69,7 +70,7 @@ pub async fn create_calendar(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<NewCalendarBody>,
+    body: JsonObject<NewCalendarBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
@@ -156,7 +157,7 @@ pub async fn update_calendar(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<CalendarChanges>,
+    body: JsonObject<CalendarChanges>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();

@@ -1,6 +1,7 @@
 //! A member's own calendar: events (`/calendar/events`, recurring ones with exceptions)
 //! and a private `.ics` feed of their events and bookings at a secret URL.
 
+use super::body::JsonObject;
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
 use scoped_futures::ScopedFutureExt;
@@ -85,7 +86,7 @@ pub async fn create_event(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<EventInput>,
+    body: JsonObject<EventInput>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentRead)?;
     let (user, _) = auth.member()?;
@@ -156,7 +157,7 @@ pub async fn add_exception(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<ExceptionBody>,
+    body: JsonObject<ExceptionBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentRead)?;
     let (user, _) = auth.member()?;

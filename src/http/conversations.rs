@@ -3,6 +3,7 @@
 //! user (role `client`) reads and writes only the conversations their contact is in.
 //! Messages sent here reach live sockets exactly like those sent over a socket.
 
+use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncPgConnection;
 use scoped_futures::ScopedFutureExt;
@@ -90,7 +91,7 @@ pub async fn create_conversation(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<NewConversationBody>,
+    body: JsonObject<NewConversationBody>,
 ) -> Result<HttpResponse, ApiError> {
     require_write(&auth)?;
     let body = body.into_inner();
@@ -116,7 +117,7 @@ pub async fn create_conversation(
                     .with_metadata(serde_json::json!({ "channel": created.channel }));
                 audit::record(conn, &event).await?;
                 let data = serde_json::json!({ "conversation_id": created.id, "channel": created.channel });
-                webhooks::emit(conn, firm, "conversation.created", data, attempts).await?;
+                webhooks::emit(conn, firm, webhooks::EventType::ConversationCreated, data, attempts).await?;
                 Ok::<_, DomainError>(created)
             }
             .scope_boxed()
@@ -250,7 +251,7 @@ pub async fn update_conversation(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<ConversationPatch>,
+    body: JsonObject<ConversationPatch>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id) = (auth.firm, path.into_inner());
@@ -311,7 +312,7 @@ pub async fn post_message(
     auth: FirmAuth,
     req: HttpRequest,
     path: web::Path<Uuid>,
-    body: web::Json<NewMessageBody>,
+    body: JsonObject<NewMessageBody>,
 ) -> Result<HttpResponse, ApiError> {
     require_write(&auth)?;
     auth.member()?;
@@ -443,7 +444,7 @@ pub async fn mark_read(
     state: web::Data<AppState>,
     auth: FirmAuth,
     path: web::Path<Uuid>,
-    body: web::Json<ReadBody>,
+    body: JsonObject<ReadBody>,
 ) -> Result<HttpResponse, ApiError> {
     require_read(&auth)?;
     let (user_id, _) = auth.member()?;

@@ -1,6 +1,7 @@
 //! `/clients` and `/contacts`. Everyone in the firm reads them; owners, admins and staff
 //! change them. Every change is audited and emits its domain event for webhooks.
 
+use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
@@ -90,7 +91,7 @@ pub async fn create_client(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<ClientBody>,
+    body: JsonObject<ClientBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, attempts) = (auth.firm, state.job_attempts());
@@ -102,8 +103,14 @@ pub async fn create_client(
             async move {
                 let client = clients::create(conn, firm, input).await?;
                 audit::record(conn, &event.with_target("client", client.id)).await?;
-                webhooks::emit(conn, firm, "client.created", serde_json::json!({ "client_id": client.id }), attempts)
-                    .await?;
+                webhooks::emit(
+                    conn,
+                    firm,
+                    webhooks::EventType::ClientCreated,
+                    serde_json::json!({ "client_id": client.id }),
+                    attempts,
+                )
+                .await?;
                 Ok::<_, DomainError>(client)
             }
             .scope_boxed()
@@ -189,7 +196,7 @@ pub async fn update_client(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<ClientBody>,
+    body: JsonObject<ClientBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id) = (auth.firm, path.into_inner());
@@ -322,7 +329,7 @@ pub async fn create_contact(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<ContactBody>,
+    body: JsonObject<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let firm = auth.firm;
@@ -424,7 +431,7 @@ pub async fn update_contact(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<ContactBody>,
+    body: JsonObject<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id) = (auth.firm, path.into_inner());
@@ -503,7 +510,7 @@ pub async fn add_note(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<NoteBody>,
+    body: JsonObject<NoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id) = (auth.firm, path.into_inner());

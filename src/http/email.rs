@@ -2,6 +2,7 @@
 //! step-by-step connection test, email settings and rules with a dry run, and reading
 //! stored emails, their parts and what triage kept out of the conversations.
 
+use super::body::JsonObject;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, http::header, web};
@@ -171,7 +172,7 @@ pub async fn create_mailbox(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<MailboxBody>,
+    body: JsonObject<MailboxBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let firm = auth.firm;
@@ -260,7 +261,7 @@ pub async fn update_mailbox(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<MailboxPatch>,
+    body: JsonObject<MailboxPatch>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let (firm, id) = (auth.firm, path.into_inner());
@@ -495,7 +496,7 @@ pub async fn put_settings(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<EmailSettingsBody>,
+    body: JsonObject<EmailSettingsBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let firm = auth.firm;
@@ -580,7 +581,7 @@ pub async fn create_rule(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<RuleBody>,
+    body: JsonObject<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let firm = auth.firm;
@@ -611,7 +612,7 @@ pub async fn update_rule(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<RuleBody>,
+    body: JsonObject<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let (firm, id) = (auth.firm, path.into_inner());
@@ -689,7 +690,7 @@ pub struct DryRun {
 pub async fn dry_run(
     state: web::Data<AppState>,
     auth: FirmAuth,
-    body: web::Json<DryRunBody>,
+    body: JsonObject<DryRunBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let firm = auth.firm;

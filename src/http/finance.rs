@@ -2,6 +2,8 @@
 //! and Stripe card payments. Owners, admins and billing members read and write finance.
 //! Creations that move money honour `Idempotency-Key`.
 
+use super::body::JsonObject;
+use crate::domain::webhooks::EventType;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
@@ -44,7 +46,7 @@ enum Answer {
 /// and the response body.
 struct Created {
     event: NewAuditEvent,
-    event_type: &'static str,
+    event_type: EventType,
     data: serde_json::Value,
     body: serde_json::Value,
 }
@@ -125,7 +127,7 @@ pub async fn create_invoice(
     auth: FirmAuth,
     meta: RequestMeta,
     req: HttpRequest,
-    body: web::Json<NewInvoiceBody>,
+    body: JsonObject<NewInvoiceBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
     let body = body.into_inner();
@@ -146,7 +148,7 @@ pub async fn create_invoice(
             let invoice = invoices::create(conn, firm, input).await?;
             Ok(Created {
                 event: event.with_target("invoice", invoice.id),
-                event_type: "invoice.created",
+                event_type: EventType::InvoiceCreated,
                 data: serde_json::json!({ "invoice_id": invoice.id, "client_id": invoice.client_id }),
                 body: enveloped(&invoice),
             })
@@ -270,7 +272,7 @@ pub async fn update_invoice(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<InvoicePatch>,
+    body: JsonObject<InvoicePatch>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
     let body = body.into_inner();
@@ -283,10 +285,16 @@ pub async fn update_invoice(
         notes: body.notes,
         line_items: body.line_items,
     };
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("invoice.updated", Outcome::Success, &meta).with_target("invoice", id);
+    let (firm, id, attempts) = (auth.firm, path.into_inner(), state.job_attempts());
+    let event = auth.audit(EventType::InvoiceUpdated.as_str(), Outcome::Success, &meta).with_target("invoice", id);
     let changed = audit::audited(state.db(), firm, event, |conn| {
-        async move { invoices::update(conn, firm, id, input).await }.scope_boxed()
+        async move {
+            let invoice = invoices::update(conn, firm, id, input).await?;
+            let data = serde_json::json!({ "invoice_id": id, "total_minor": invoice.total_minor });
+            webhooks::emit(conn, firm, EventType::InvoiceUpdated, data, attempts).await?;
+            Ok(invoice)
+        }
+        .scope_boxed()
     })
     .await?;
     Ok(envelope::ok(changed))
@@ -298,16 +306,16 @@ async fn lifecycle(
     auth: &FirmAuth,
     meta: &RequestMeta,
     id: Uuid,
-    action: &'static str,
+    action: EventType,
 ) -> Result<Invoice, ApiError> {
     let (firm, attempts) = (auth.firm, state.job_attempts());
-    let event = auth.audit(action, Outcome::Success, meta).with_target("invoice", id);
+    let event = auth.audit(action.as_str(), Outcome::Success, meta).with_target("invoice", id);
     let invoice = state
         .db()
         .firm_tx(firm, |conn| {
             async move {
                 let invoice = match action {
-                    "invoice.sent" => invoices::send(conn, firm, id).await?,
+                    EventType::InvoiceSent => invoices::send(conn, firm, id).await?,
                     _ => invoices::void(conn, firm, id).await?,
                 };
                 audit::record(conn, &event.with_metadata(serde_json::json!({ "number": invoice.number }))).await?;
@@ -341,7 +349,7 @@ pub async fn send_invoice(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
-    Ok(envelope::ok(lifecycle(&state, &auth, &meta, path.into_inner(), "invoice.sent").await?))
+    Ok(envelope::ok(lifecycle(&state, &auth, &meta, path.into_inner(), EventType::InvoiceSent).await?))
 }
 
 /// Voids a draft, or a sent invoice with nothing paid or credited.
@@ -363,7 +371,7 @@ pub async fn void_invoice(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
-    Ok(envelope::ok(lifecycle(&state, &auth, &meta, path.into_inner(), "invoice.voided").await?))
+    Ok(envelope::ok(lifecycle(&state, &auth, &meta, path.into_inner(), EventType::InvoiceVoided).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -408,7 +416,7 @@ pub async fn record_payment(
     meta: RequestMeta,
     req: HttpRequest,
     path: web::Path<Uuid>,
-    body: web::Json<NewPaymentBody>,
+    body: JsonObject<NewPaymentBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
     let (firm, id, by) = (auth.firm, path.into_inner(), actor_id(&auth));
@@ -421,8 +429,8 @@ pub async fn record_payment(
         reference: body.reference,
         refund_of: body.refund_of,
     };
-    let action = if input.amount_minor < 0 { "payment.refunded" } else { "payment.received" };
-    let event = auth.audit(action, Outcome::Success, &meta);
+    let action = if input.amount_minor < 0 { EventType::PaymentRefunded } else { EventType::PaymentReceived };
+    let event = auth.audit(action.as_str(), Outcome::Success, &meta);
     create_once(&state, firm, once, |conn| {
         async move {
             let (payment, invoice) = invoices::record_payment(conn, firm, id, input, by).await?;
@@ -503,7 +511,7 @@ pub async fn issue_credit_note(
     meta: RequestMeta,
     req: HttpRequest,
     path: web::Path<Uuid>,
-    body: web::Json<NewCreditNoteBody>,
+    body: JsonObject<NewCreditNoteBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
     let (firm, id, by) = (auth.firm, path.into_inner(), actor_id(&auth));
@@ -517,7 +525,7 @@ pub async fn issue_credit_note(
                 event: event.with_target("invoice", id).with_metadata(
                     serde_json::json!({ "credit_note": note.number, "amount_minor": note.amount_minor }),
                 ),
-                event_type: "credit_note.issued",
+                event_type: EventType::CreditNoteIssued,
                 data: serde_json::json!({ "invoice_id": id, "credit_note_id": note.id, "number": note.number,
                                           "amount_minor": note.amount_minor }),
                 body: enveloped(CreditNoteIssued { credit_note: note, invoice }),
@@ -662,7 +670,7 @@ pub async fn update_settings(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<SettingsPatch>,
+    body: JsonObject<SettingsPatch>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::FinanceWrite)?;
     let body = body.into_inner();

@@ -1,5 +1,6 @@
 //! Log-in, token refresh, log-out, `/me` and MFA.
 
+use super::body::JsonObject;
 use actix_web::{HttpResponse, web};
 use chrono::Duration;
 use scoped_futures::ScopedFutureExt;
@@ -142,7 +143,7 @@ pub(super) fn throttled(retry_after: Duration) -> ApiError {
 pub async fn login_handler(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<LoginBody>,
+    body: JsonObject<LoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("firm", &body.firm), ("email", &body.email), ("password", &body.password)])?;
@@ -200,7 +201,7 @@ pub struct RefreshBody {
 pub async fn refresh_handler(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<RefreshBody>,
+    body: JsonObject<RefreshBody>,
 ) -> Result<HttpResponse, ApiError> {
     let refused =
         || ApiError::unauthorized_as("invalid_refresh_token", "the refresh token is invalid, expired or revoked");
@@ -437,7 +438,7 @@ pub async fn mfa_enroll(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<PasswordProof>,
+    body: JsonObject<PasswordProof>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("password", &body.password)])?;
@@ -496,7 +497,7 @@ pub async fn mfa_confirm(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<MfaCode>,
+    body: JsonObject<MfaCode>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("password", &body.password), ("code", &body.code)])?;
@@ -555,7 +556,7 @@ pub async fn mfa_disable(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<MfaDisableBody>,
+    body: JsonObject<MfaDisableBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("password", &body.password), ("code", &body.code)])?;
@@ -631,7 +632,7 @@ pub async fn change_password(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<PasswordChange>,
+    body: JsonObject<PasswordChange>,
 ) -> Result<HttpResponse, ApiError> {
     let (_, session_id) = auth.member()?;
     let body = body.into_inner();
@@ -692,7 +693,7 @@ pub struct ForgotAccepted {
 pub async fn forgot_password(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<ForgotPassword>,
+    body: JsonObject<ForgotPassword>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("firm", &body.firm), ("email", &body.email)])?;
@@ -770,7 +771,7 @@ pub struct PasswordReset {
 pub async fn reset_password(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<PasswordReset>,
+    body: JsonObject<PasswordReset>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let invalid = || ApiError::invalid_field("token", "the reset link is invalid, already used or has lapsed");

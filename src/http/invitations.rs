@@ -2,6 +2,7 @@
 //! joining, and an existing login must still prove itself (password, and its TOTP code
 //! when it has MFA), so a token alone never opens someone else's account.
 
+use super::body::JsonObject;
 use actix_web::{HttpResponse, web};
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
@@ -47,7 +48,7 @@ pub struct InvitationToken {
         (status = 404, description = "Unknown, used, withdrawn or lapsed", body = ErrorBody),
     )
 )]
-pub async fn preview(state: web::Data<AppState>, body: web::Json<InvitationToken>) -> Result<HttpResponse, ApiError> {
+pub async fn preview(state: web::Data<AppState>, body: JsonObject<InvitationToken>) -> Result<HttpResponse, ApiError> {
     let token = body.into_inner().token;
     let (firm, secret) = sessions::parse_firm_secret(token.trim()).ok_or_else(invalid_invitation)?;
     let secret = secret.to_owned();
@@ -110,7 +111,7 @@ pub struct Joined {
 pub async fn accept(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<AcceptInvitation>,
+    body: JsonObject<AcceptInvitation>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("token", &body.token), ("password", &body.password)])?;
@@ -179,7 +180,7 @@ pub async fn accept(
                 invitations::mark_accepted(conn, firm, invitation_id, user_id).await?;
                 audit::record(conn, &event).await?;
                 let data = serde_json::json!({ "user_id": user_id, "role": role.as_str() });
-                webhooks::emit(conn, firm, "member.added", data, attempts).await?;
+                webhooks::emit(conn, firm, webhooks::EventType::MemberAdded, data, attempts).await?;
                 Ok(())
             }
             .scope_boxed()

@@ -1,6 +1,8 @@
 //! `/members`: who belongs to the firm. Owners and admins manage members; only owners
 //! make, change or remove owners; the last active owner can be neither demoted nor removed.
 
+use super::body::JsonObject;
+use crate::domain::webhooks::EventType;
 use actix_web::{HttpRequest, HttpResponse, web};
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
@@ -131,7 +133,7 @@ pub async fn add_member(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<NewMemberBody>,
+    body: JsonObject<NewMemberBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::MembersManage)?;
     let body = body.into_inner();
@@ -288,7 +290,7 @@ pub async fn update_member(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<MemberChanges>,
+    body: JsonObject<MemberChanges>,
 ) -> Result<HttpResponse, ApiError> {
     let changes = body.into_inner();
     if changes.role.is_none() && changes.status.is_none() {
@@ -349,21 +351,24 @@ async fn change_member(
                 if after.status == MemberStatus::Deactivated.as_str() && before.status != after.status {
                     sessions::revoke_all_for_user(conn, firm, user_id, "deactivated").await?;
                 }
-                let action = match (before.role != after.role, before.status != after.status) {
-                    (true, _) => "member.role_changed",
-                    (false, true) if after.status == MemberStatus::Deactivated.as_str() => "member.deactivated",
-                    (false, true) => "member.reactivated",
-                    (false, false) => "member.unchanged",
+                let change = match (before.role != after.role, before.status != after.status) {
+                    (true, _) => Some(EventType::MemberRoleChanged),
+                    (false, true) if after.status == MemberStatus::Deactivated.as_str() => {
+                        Some(EventType::MemberDeactivated)
+                    }
+                    (false, true) => Some(EventType::MemberReactivated),
+                    (false, false) => None,
                 };
+                let action = change.map_or("member.unchanged", EventType::as_str);
                 let mut event = audit_template.with_target("user", user_id).with_metadata(serde_json::json!({
                     "role": { "from": before.role, "to": after.role },
                     "status": { "from": before.status, "to": after.status },
                 }));
                 event.set_action(action);
                 audit::record(conn, &event).await?;
-                if action != "member.unchanged" {
+                if let Some(change) = change {
                     let data = serde_json::json!({ "user_id": user_id, "role": after.role, "status": after.status });
-                    webhooks::emit(conn, firm, action, data, attempts).await?;
+                    webhooks::emit(conn, firm, change, data, attempts).await?;
                 }
                 Ok::<_, DomainError>(after)
             }

@@ -3,6 +3,7 @@
 
 pub mod audit_log;
 pub mod auth;
+pub mod body;
 pub mod bookings;
 pub mod business_calendars;
 pub mod calendar;
@@ -447,23 +448,26 @@ fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
         JsonPayloadError::ContentType => {
             ApiError::UnsupportedMediaType("expected a JSON body with Content-Type: application/json".into())
         }
-        JsonPayloadError::Deserialize(cause) => {
-            let kind = match cause.classify() {
-                serde_json::error::Category::Data => "wrong_shape",
-                serde_json::error::Category::Eof => "truncated",
-                serde_json::error::Category::Syntax | serde_json::error::Category::Io => "malformed",
-            };
-            ApiError::validation(
-                format!("invalid JSON body: {cause}"),
-                serde_json::json!({ "kind": kind, "line": cause.line(), "column": cause.column() }),
-            )
-        }
+        JsonPayloadError::Deserialize(cause) => deserialize_error(cause),
         JsonPayloadError::Payload(actix_web::error::PayloadError::Overflow) => {
             ApiError::PayloadTooLarge("request body too large".into())
         }
         other => ApiError::validation(format!("unreadable request body: {other}"), serde_json::json!({})),
     };
     api_error.into()
+}
+
+/// A body that is not JSON, or JSON of the wrong shape, with where serde stopped.
+fn deserialize_error(cause: &serde_json::Error) -> ApiError {
+    let kind = match cause.classify() {
+        serde_json::error::Category::Data => "wrong_shape",
+        serde_json::error::Category::Eof => "truncated",
+        serde_json::error::Category::Syntax | serde_json::error::Category::Io => "malformed",
+    };
+    ApiError::validation(
+        format!("invalid JSON body: {cause}"),
+        serde_json::json!({ "kind": kind, "line": cause.line(), "column": cause.column() }),
+    )
 }
 
 fn query_error(err: QueryPayloadError, _req: &HttpRequest) -> actix_web::Error {

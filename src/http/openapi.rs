@@ -189,7 +189,9 @@ use super::{
         crate::domain::pipeline::CreatedSort,
         crate::domain::sla::ReportGroup,
         crate::domain::bookings::Assignment,
-        members::ListedStatus
+        members::ListedStatus,
+        crate::domain::webhooks::EventType,
+        crate::domain::webhooks::EventSelector
     )),
     modifiers(&BearerAuth),
     tags(

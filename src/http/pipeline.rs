@@ -1,5 +1,6 @@
 //! `/leads` and `/prospects`, and lead conversion.
 
+use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
 use scoped_futures::ScopedFutureExt;
@@ -99,7 +100,7 @@ pub async fn create_lead(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<LeadBody>,
+    body: JsonObject<LeadBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, region) = (auth.firm, region(&state));
@@ -190,7 +191,7 @@ pub async fn update_lead(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<LeadBody>,
+    body: JsonObject<LeadBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id, region) = (auth.firm, path.into_inner(), region(&state));
@@ -234,7 +235,7 @@ pub async fn convert_lead(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<ConvertBody>,
+    body: JsonObject<ConvertBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id, region) = (auth.firm, path.into_inner(), region(&state));
@@ -256,7 +257,7 @@ pub async fn convert_lead(
                 audit::record(conn, &event.with_metadata(metadata)).await?;
                 if conversion.client_created {
                     let data = serde_json::json!({ "client_id": conversion.client.id });
-                    webhooks::emit(conn, firm, "client.created", data, attempts).await?;
+                    webhooks::emit(conn, firm, webhooks::EventType::ClientCreated, data, attempts).await?;
                 }
                 Ok::<_, DomainError>(conversion)
             }
@@ -339,7 +340,7 @@ pub async fn create_prospect(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<ProspectBody>,
+    body: JsonObject<ProspectBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let firm = auth.firm;
@@ -434,7 +435,7 @@ pub async fn update_prospect(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<ProspectBody>,
+    body: JsonObject<ProspectBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id) = (auth.firm, path.into_inner());

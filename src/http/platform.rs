@@ -4,6 +4,7 @@
 //! is audited on the platform and in the firm, and the firm's owners are told when a grant
 //! is used.
 
+use super::body::JsonObject;
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use scoped_futures::ScopedFutureExt;
@@ -61,7 +62,7 @@ pub struct AccessToken {
 pub async fn operator_login(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: web::Json<OperatorLoginBody>,
+    body: JsonObject<OperatorLoginBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     check_credentials_shape(&[("email", &body.email), ("password", &body.password)])?;
@@ -285,7 +286,7 @@ pub async fn request_grant(
     state: web::Data<AppState>,
     operator: OperatorAuth,
     meta: RequestMeta,
-    body: web::Json<GrantRequestBody>,
+    body: JsonObject<GrantRequestBody>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let firm = FirmId(body.firm_id);

@@ -1,5 +1,6 @@
 //! Proposals: `/prospects/{id}/proposals`, `/proposals/{id}` and its transitions.
 
+use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,7 @@ pub async fn create_proposal(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<NewProposalBody>,
+    body: JsonObject<NewProposalBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, prospect) = (auth.firm, path.into_inner());
@@ -166,7 +167,7 @@ pub async fn revise_proposal(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<ReviseProposalBody>,
+    body: JsonObject<ReviseProposalBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id) = (auth.firm, path.into_inner());
@@ -198,7 +199,7 @@ pub async fn transition_proposal(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<TransitionBody>,
+    body: JsonObject<TransitionBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (firm, id, action) = (auth.firm, path.into_inner(), body.action);

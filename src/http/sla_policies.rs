@@ -2,6 +2,7 @@
 //! owners and admins change them. `GET /tickets/{id}/sla-policy` says which one covers a
 //! ticket now.
 
+use super::body::JsonObject;
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
 use scoped_futures::ScopedFutureExt;
@@ -84,7 +85,7 @@ pub async fn create_policy(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<NewPolicyBody>,
+    body: JsonObject<NewPolicyBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
@@ -182,7 +183,7 @@ pub async fn update_policy(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<PolicyChanges>,
+    body: JsonObject<PolicyChanges>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();

@@ -4,6 +4,7 @@
 //! is for, and stored before it is answered, so a message Twilio was told we have is never
 //! lost.
 
+use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
 use scoped_futures::ScopedFutureExt;
@@ -111,7 +112,7 @@ pub async fn put_settings(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<SmsSettingsBody>,
+    body: JsonObject<SmsSettingsBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
@@ -199,7 +200,7 @@ pub async fn add_number(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<NewSmsNumberBody>,
+    body: JsonObject<NewSmsNumberBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();

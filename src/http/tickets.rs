@@ -1,6 +1,7 @@
 //! `/tickets`: support tickets and their activity. Members read them; owners, admins and
 //! staff open and change them. Portal users have no access to tickets.
 
+use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
@@ -53,7 +54,7 @@ pub async fn create_ticket(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<NewTicketBody>,
+    body: JsonObject<NewTicketBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (user, _) = auth.member()?;
@@ -205,7 +206,7 @@ pub async fn update_ticket(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<TicketPatch>,
+    body: JsonObject<TicketPatch>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::ContentWrite)?;
     let (user, _) = auth.member()?;

@@ -1,6 +1,8 @@
 //! `/webhooks`: where a firm wants its events, the delivery log, redelivery and a test
 //! ping; and `/jobs`: the firm's dead-letter queue. Owners and admins only.
 
+use super::body::JsonObject;
+use crate::domain::webhooks::EventSelector;
 use actix_web::{HttpRequest, HttpResponse, web};
 use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
@@ -23,7 +25,8 @@ use crate::domain::{DomainError, RequestMeta};
 pub struct NewEndpointBody {
     /// http(s) URL; internal addresses are refused when sending.
     pub url: String,
-    /// Event types to receive (see the README), or `["*"]` for all.
+    /// Event types to receive, or `["*"]` for all.
+    #[schema(value_type = Vec<EventSelector>, min_items = 1)]
     pub event_types: Vec<String>,
     pub description: Option<String>,
     pub active: Option<bool>,
@@ -33,6 +36,7 @@ pub struct NewEndpointBody {
 #[serde(deny_unknown_fields)]
 pub struct EndpointChanges {
     pub url: Option<String>,
+    #[schema(value_type = Option<Vec<EventSelector>>, min_items = 1)]
     pub event_types: Option<Vec<String>>,
     pub description: Option<String>,
     /// `true` re-enables an endpoint switched off after failures, clearing its streak.
@@ -92,7 +96,7 @@ pub async fn create_endpoint(
     state: web::Data<AppState>,
     auth: FirmAuth,
     meta: RequestMeta,
-    body: web::Json<NewEndpointBody>,
+    body: JsonObject<NewEndpointBody>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
@@ -176,7 +180,7 @@ pub async fn update_endpoint(
     auth: FirmAuth,
     meta: RequestMeta,
     path: web::Path<Uuid>,
-    body: web::Json<EndpointChanges>,
+    body: JsonObject<EndpointChanges>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
@@ -267,7 +271,7 @@ pub async fn ping(state: web::Data<AppState>, auth: FirmAuth, path: web::Path<Uu
             async move {
                 webhooks::find(conn, firm, id).await?;
                 let data = serde_json::json!({ "message": "ConsultantPro webhook test" });
-                webhooks::enqueue_delivery(conn, firm, id, "ping", data, attempts).await
+                webhooks::enqueue_delivery(conn, firm, id, webhooks::EventType::Ping, data, attempts).await
             }
             .scope_boxed()
         })

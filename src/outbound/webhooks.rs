@@ -28,7 +28,13 @@ pub async fn deliver(ctx: &JobContext, job: &Job) -> JobOutcome {
         .firm_tx(firm, |conn| {
             async move {
                 let delivery = webhooks::find_delivery(conn, firm, delivery_id).await?;
-                let endpoint = webhooks::find(conn, firm, delivery.endpoint_id).await.ok();
+                // Only "not found" means the endpoint was deleted; a database failure is
+                // retried like any other, never taken as a reason to drop the delivery.
+                let endpoint = match webhooks::find(conn, firm, delivery.endpoint_id).await {
+                    Ok(endpoint) => Some(endpoint),
+                    Err(DomainError::NotFound(_)) => None,
+                    Err(other) => return Err(other),
+                };
                 Ok::<_, DomainError>((delivery, endpoint))
             }
             .scope_boxed()

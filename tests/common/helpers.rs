@@ -157,7 +157,7 @@ impl TestApp {
     }
 
     pub fn db(&self) -> Db {
-        Db::new(&self.settings.database).expect("pool builds")
+        Db::new(&self.settings.database, self.settings.jobs.max_attempts).expect("pool builds")
     }
 }
 
@@ -185,7 +185,7 @@ pub async fn test_db() -> Db {
     LazyLock::force(&TRACING);
     let settings = test_settings();
     migrate(&settings).await;
-    Db::new(&settings.database).expect("pool builds")
+    Db::new(&settings.database, settings.jobs.max_attempts).expect("pool builds")
 }
 
 /// A firm of its own for one test, so tests share the database and still never collide.

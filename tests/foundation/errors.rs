@@ -2,6 +2,7 @@
 //! server stays healthy.
 
 use actix_web::{HttpResponse, web};
+use consultantpro::http::body::JsonObject;
 use serde::Deserialize;
 
 use crate::helpers::{TestApp, json, spawn_app_with_routes};
@@ -16,7 +17,7 @@ struct Probe {
 fn probe_routes(cfg: &mut web::ServiceConfig) {
     cfg.route(
         "/test/probe/{id}",
-        web::post().to(|id: web::Path<uuid::Uuid>, body: web::Json<Probe>| async move {
+        web::post().to(|id: web::Path<uuid::Uuid>, body: JsonObject<Probe>| async move {
             HttpResponse::Ok()
                 .json(serde_json::json!({ "data": { "id": *id, "name": body.name, "count": body.count } }))
         }),
@@ -145,4 +146,34 @@ async fn text_with_a_nul_character_is_a_400_and_stores_nothing() {
     assert!(listed["data"].as_array().unwrap().is_empty(), "{listed}");
     let searched = app.get_as(&token, "/api/v1/clients?q=%00").await;
     assert!(searched.status() == 200 || searched.status() == 400, "{}", searched.status());
+}
+
+#[actix_web::test]
+async fn a_body_that_is_not_a_json_object_is_a_400_and_changes_nothing() {
+    let app = crate::helpers::spawn_app().await;
+    let (_, _, _, token) = crate::helpers::signed_in_owner(&app).await;
+    let before = json(app.get_as(&token, "/api/v1/finance/settings").await).await;
+    assert!(before["data"]["invoice_pattern"].is_string(), "{before}");
+    for (body, found) in
+        [("[null,null]", "array"), ("[]", "array"), ("\"x\"", "string"), ("null", "null"), ("7", "number")]
+    {
+        let answer = app
+            .client
+            .patch(app.url("/api/v1/finance/settings"))
+            .bearer_auth(&token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let error = expect_error(answer, 400, "validation_error").await;
+        assert_eq!(error["error"]["details"]["found"], found, "{body}");
+    }
+    let after = json(app.get_as(&token, "/api/v1/finance/settings").await).await;
+    assert_eq!(before, after);
+    // The positive control: the same endpoint takes an object.
+    let changed = app
+        .patch_as(&token, "/api/v1/finance/settings", &serde_json::json!({ "invoice_pattern": "F-{YYYY}-{seq:04}" }))
+        .await;
+    assert_eq!(changed.status(), 200);
 }

@@ -307,3 +307,38 @@ async fn metrics_behind_a_token_answer_only_its_bearer() {
     // Only /metrics is behind it.
     assert_eq!(app.get("/ready/").await.status(), 200);
 }
+
+#[actix_web::test]
+async fn every_webhook_event_is_documented_in_the_openapi_document_and_the_readme() {
+    use consultantpro::domain::webhooks::EventType;
+    let app = spawn_app().await;
+    let doc = json(app.get("/api/openapi.json").await).await;
+    let schemas = &doc["components"]["schemas"];
+    let listed = |schema: &str| -> Vec<String> {
+        schemas[schema]["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema} has no enum"))
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let names: Vec<String> = EventType::ALL.iter().map(|e| e.as_str().to_owned()).collect();
+    assert_eq!(listed("EventType"), names);
+    let mut selectors = names.clone();
+    selectors.push("*".to_owned());
+    assert_eq!(listed("EventSelector"), selectors);
+    for event in EventType::ALL {
+        assert_eq!(serde_json::to_value(event).unwrap(), event.as_str(), "serde and as_str agree");
+        assert_eq!(EventType::parse(event.as_str()), Some(event));
+    }
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for name in &names {
+        assert!(readme.contains(&format!("`{name}`")), "README does not list {name}");
+    }
+    // Subscriptions accept exactly the set (and `*`), nothing else.
+    let (_, _, _, token) = crate::helpers::signed_in_owner(&app).await;
+    let body = serde_json::json!({ "url": "https://example.com/hook", "event_types": names });
+    assert_eq!(app.post_as(&token, "/api/v1/webhooks", &body).await.status(), 201);
+    let body = serde_json::json!({ "url": "https://example.com/hook", "event_types": ["invoice.paid"] });
+    assert_eq!(app.post_as(&token, "/api/v1/webhooks", &body).await.status(), 400);
+}

@@ -294,7 +294,7 @@ async fn single_connection_db() -> Db {
     let mut settings = test_settings();
     settings.database.max_connections = 1;
     crate::helpers::migrate(&settings).await;
-    Db::new(&settings.database).unwrap()
+    Db::new(&settings.database, settings.jobs.max_attempts).unwrap()
 }
 
 /// The backend and its firm setting, seen outside any firm.
@@ -352,7 +352,7 @@ async fn an_exhausted_pool_fails_fast_instead_of_hanging() {
     settings.database.max_connections = 1;
     settings.database.wait_timeout_ms = 200;
     crate::helpers::migrate(&settings).await;
-    let db = Db::new(&settings.database).unwrap();
+    let db = Db::new(&settings.database, settings.jobs.max_attempts).unwrap();
     let (firm, _) = new_firm_with_owner(&db).await;
 
     let holder = db.firm_tx(firm.firm_id(), |conn| {

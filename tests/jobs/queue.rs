@@ -48,8 +48,10 @@ async fn firm_jobs(db: &Db, firm: FirmId) -> Vec<Job> {
 
 async fn ping(db: &Db, firm: FirmId, endpoint: uuid::Uuid) -> uuid::Uuid {
     db.firm_tx(firm, |conn| {
-        async move { webhooks::enqueue_delivery(conn, firm, endpoint, "ping", serde_json::json!({}), 5).await }
-            .scope_boxed()
+        async move {
+            webhooks::enqueue_delivery(conn, firm, endpoint, webhooks::EventType::Ping, serde_json::json!({}), 5).await
+        }
+        .scope_boxed()
     })
     .await
     .unwrap()
@@ -108,7 +110,8 @@ async fn a_rolled_back_change_enqueues_nothing() {
     let rolled_back: Result<(), DomainError> = db
         .firm_tx(firm, |conn| {
             async move {
-                let queued = webhooks::emit(conn, firm, "member.added", serde_json::json!({}), 5).await?;
+                let queued =
+                    webhooks::emit(conn, firm, webhooks::EventType::MemberAdded, serde_json::json!({}), 5).await?;
                 assert_eq!(queued, 1);
                 Err(DomainError::Conflict("the change failed after emitting".into()))
             }
@@ -119,7 +122,8 @@ async fn a_rolled_back_change_enqueues_nothing() {
     assert!(firm_jobs(&db, firm).await.is_empty());
 
     db.firm_tx(firm, |conn| {
-        async move { webhooks::emit(conn, firm, "member.added", serde_json::json!({}), 5).await }.scope_boxed()
+        async move { webhooks::emit(conn, firm, webhooks::EventType::MemberAdded, serde_json::json!({}), 5).await }
+            .scope_boxed()
     })
     .await
     .unwrap();
