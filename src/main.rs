@@ -118,7 +118,7 @@ enum Command {
     /// Re-seal every stored credential under `secrets.active_key` (after adding a new key);
     /// the old key may be removed afterwards.
     ResealSecrets {
-        /// Only this firm's (by slug).
+        /// Only this firm's (by slug); TOTP secrets, which belong to logins, only in a full run.
         #[arg(long)]
         firm: Option<String>,
     },
@@ -188,6 +188,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             for version in applied {
                 println!("applied {version}");
             }
+            // Secrets stored before they were sealed (TOTP and webhook signing secrets) are
+            // sealed now, so an upgraded database holds none in the clear.
+            let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
+            let secret_box = SecretBox::from_settings(&settings.secrets)?;
+            let sealed = consultantpro::domain::webhooks::seal_all(&db, &secret_box, None).await?
+                + consultantpro::domain::mfa::seal_all(&db, &secret_box).await?;
+            if sealed > 0 {
+                println!("sealed {sealed} stored secrets under key `{}`", settings.secrets.active_key);
+            }
         }
         Command::CreateFirm { slug, name } => {
             let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
@@ -224,13 +233,14 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::EnrollOperatorTotp { email } => {
             let db = Db::new(&settings.database, settings.jobs.max_attempts)?;
             let issuer = settings.auth.totp_issuer.clone();
+            let secrets = SecretBox::from_settings(&settings.secrets)?;
             let enrollment = db
                 .platform_tx(|conn| {
                     async move {
                         let operator = operators::find_by_email(conn, &email)
                             .await?
                             .ok_or(consultantpro::domain::DomainError::NotFound("operator"))?;
-                        operators::enroll_totp(conn, operator.id, &issuer).await
+                        operators::enroll_totp(conn, operator.id, &issuer, &secrets).await
                     }
                     .scope_boxed()
                 })
@@ -265,7 +275,13 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
                 None => None,
             };
             let resealed = sms::reseal_all(&db, &secret_box, only).await?
-                + consultantpro::domain::mailboxes::reseal_all(&db, &secret_box, only).await?;
+                + consultantpro::domain::mailboxes::reseal_all(&db, &secret_box, only).await?
+                + consultantpro::domain::webhooks::seal_all(&db, &secret_box, only).await?
+                // TOTP secrets belong to logins, not firms: resealed by a run over every firm.
+                + match only {
+                    Some(_) => 0,
+                    None => consultantpro::domain::mfa::seal_all(&db, &secret_box).await?,
+                };
             println!("resealed {resealed} stored credentials under key `{}`", settings.secrets.active_key);
         }
         Command::Status { json } => status(&settings, json).await?,

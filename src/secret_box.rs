@@ -102,10 +102,44 @@ impl SecretBox {
         String::from_utf8(plain).map(SecretString::from).map_err(|_| SecretBoxError::Malformed)
     }
 
+    /// Opens a stored secret. A value stored before it was sealed (no `v1:` prefix: TOTP
+    /// secrets are base32 and webhook secrets `whsec_…`, neither holds a `:`) reads as it
+    /// is until `consultantpro migrate` seals it.
+    pub fn open_stored(&self, stored: &str, context: &str) -> Result<SecretString, SecretBoxError> {
+        if is_sealed(stored) { self.open(stored, context) } else { Ok(SecretString::from(stored.to_owned())) }
+    }
+
+    /// The value to store instead of `stored` so it is sealed under the active key, or
+    /// `None` when it already is.
+    pub fn refreshed(&self, stored: &str, context: &str) -> Result<Option<String>, SecretBoxError> {
+        if is_sealed(stored) && !self.needs_reseal(stored) {
+            return Ok(None);
+        }
+        let plain = self.open_stored(stored, context)?;
+        self.seal(plain.expose_secret(), context).map(Some)
+    }
+
+    /// For a sealing pass over many rows: as [`SecretBox::refreshed`], but a value no
+    /// configured key opens is left as it is and logged, so one row sealed by a key
+    /// removed too soon does not stop the pass (nor a migration) for every other row.
+    pub fn refreshed_or_skipped(&self, stored: &str, context: &str) -> Option<String> {
+        match self.refreshed(stored, context) {
+            Ok(refreshed) => refreshed,
+            Err(err) => {
+                tracing::warn!(error = %err, context, "a stored secret does not open; left as it is");
+                None
+            }
+        }
+    }
+
     /// Whether a value was sealed by another key than the active one.
     pub fn needs_reseal(&self, sealed: &str) -> bool {
         parse(sealed).map(|(key, _)| key != self.active).unwrap_or(false)
     }
+}
+
+fn is_sealed(stored: &str) -> bool {
+    stored.starts_with("v1:")
 }
 
 fn parse(sealed: &str) -> Result<(&str, Vec<u8>), SecretBoxError> {
@@ -126,6 +160,23 @@ mod tests {
 
     fn key(byte: u8) -> String {
         STANDARD.encode([byte; 32])
+    }
+
+    #[test]
+    fn values_stored_before_sealing_read_as_they_are_until_refreshed() {
+        let secrets = SecretBox::from_settings(&settings("a", &format!("a:{},b:{}", key(1), key(2)))).expect("config");
+        let legacy = "JBSWY3DPEHPK3PXP";
+        assert_eq!(secrets.open_stored(legacy, "users.mfa:1").expect("plain").expose_secret(), legacy);
+        let sealed = secrets.refreshed(legacy, "users.mfa:1").expect("seal").expect("was plain");
+        assert!(sealed.starts_with("v1:a:") && !sealed.contains(legacy));
+        assert_eq!(secrets.open_stored(&sealed, "users.mfa:1").expect("open").expose_secret(), legacy);
+        assert_eq!(secrets.refreshed(&sealed, "users.mfa:1").expect("current"), None, "already under the active key");
+        let rotated = SecretBox::from_settings(&settings("b", &format!("a:{},b:{}", key(1), key(2)))).expect("config");
+        let resealed = rotated.refreshed(&sealed, "users.mfa:1").expect("reseal").expect("old key");
+        assert!(resealed.starts_with("v1:b:"));
+        assert_eq!(rotated.open_stored(&resealed, "users.mfa:2").expect_err("moved"), SecretBoxError::Tampered);
+        let only_b = SecretBox::from_settings(&settings("b", &format!("b:{}", key(2)))).expect("config");
+        assert_eq!(only_b.refreshed_or_skipped(&sealed, "users.mfa:1"), None, "no key opens it: left alone");
     }
 
     #[test]

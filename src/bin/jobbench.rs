@@ -69,8 +69,12 @@ async fn main() -> anyhow::Result<()> {
     let slug = format!("bench-{}", uuid::Uuid::now_v7().simple());
     let firm = onboarding::create_firm(&db, &slug, "Benchmark").await?.firm_id();
     let input = EndpointInput { url: Some(url), description: None, event_types: Some(vec!["*".into()]), active: None };
-    let endpoint =
-        db.firm_tx(firm, |conn| async move { webhooks::create(conn, firm, &input).await }.scope_boxed()).await?.0.id;
+    let secrets = consultantpro::secret_box::SecretBox::from_settings(&settings.secrets)?;
+    let endpoint = db
+        .firm_tx(firm, |conn| async move { webhooks::create(conn, firm, &input, &secrets).await }.scope_boxed())
+        .await?
+        .0
+        .id;
 
     let started = Instant::now();
     let mut left = args.jobs;

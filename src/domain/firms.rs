@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use scoped_futures::ScopedFutureExt;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -125,4 +126,38 @@ mod tests {
         assert!(fields.contains_key("slug"));
         assert!(fields.contains_key("name"));
     }
+}
+
+/// Which firms hold rows a platform-wide pass (sealing secrets) must visit: `only`, or
+/// those a SECURITY DEFINER lister names (`cp_firms_with_*`), since tenant tables read
+/// empty without a firm.
+#[derive(Debug, Clone, Copy)]
+pub enum FirmLister {
+    Mailboxes,
+    SmsSettings,
+    WebhookEndpoints,
+}
+
+pub async fn holding(db: &crate::db::Db, lister: FirmLister, only: Option<FirmId>) -> Result<Vec<FirmId>, DomainError> {
+    #[derive(QueryableByName)]
+    struct FirmRow {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        firm_id: Uuid,
+    }
+    if let Some(firm) = only {
+        return Ok(vec![firm]);
+    }
+    let query = match lister {
+        FirmLister::Mailboxes => "SELECT cp_firms_with_mailboxes() AS firm_id",
+        FirmLister::SmsSettings => "SELECT cp_firms_with_sms_settings() AS firm_id",
+        FirmLister::WebhookEndpoints => "SELECT cp_firms_with_webhook_endpoints() AS firm_id",
+    };
+    db.platform_tx(|conn| {
+        async move {
+            let rows = diesel::sql_query(query).load::<FirmRow>(conn).await?;
+            Ok::<_, DomainError>(rows.into_iter().map(|r| FirmId(r.firm_id)).collect())
+        }
+        .scope_boxed()
+    })
+    .await
 }

@@ -80,6 +80,7 @@ pub async fn login(
     meta: &RequestMeta,
     policy: ThrottlePolicy,
     refresh_ttl: Duration,
+    secrets: &crate::secret_box::SecretBox,
 ) -> Result<LoginSuccess, LoginError> {
     let account_key = throttle::account_key(throttle::Flow::Login, &request.firm_slug, &request.email);
     let ip_key = meta.ip.as_deref().map(throttle::ip_key);
@@ -125,7 +126,7 @@ pub async fn login(
     };
 
     if user.mfa_enabled {
-        let second_factor = second_factor(db, &firm, &user, &request).await?;
+        let second_factor = second_factor(db, &firm, &user, &request, secrets).await?;
         if let Err(err) = second_factor {
             match err {
                 LoginError::InvalidMfaCode => {
@@ -178,6 +179,7 @@ async fn second_factor(
     firm: &Firm,
     user: &User,
     request: &LoginRequest,
+    secrets: &crate::secret_box::SecretBox,
 ) -> Result<Result<(), LoginError>, LoginError> {
     let totp = request.totp_code.clone().filter(|c| !c.trim().is_empty());
     let recovery = request.recovery_code.clone().filter(|c| !c.trim().is_empty());
@@ -190,7 +192,7 @@ async fn second_factor(
         .firm_tx(firm_id, |conn| {
             async move {
                 let accepted = match (&totp, &recovery) {
-                    (Some(code), _) => mfa::accept_code(conn, &user, code).await?,
+                    (Some(code), _) => mfa::accept_code(conn, &user, code, secrets).await?,
                     (None, Some(code)) => mfa::spend_recovery_code(conn, user_id, code).await?,
                     (None, None) => false,
                 };

@@ -504,12 +504,6 @@ pub async fn advance_folder(
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct FirmRow {
-    #[diesel(sql_type = diesel::sql_types::Uuid)]
-    firm_id: Uuid,
-}
-
 /// Seals every stored mailbox password (IMAP and SMTP) again under the active key, for a
 /// key rotation: all firms, or one. Returns how many passwords were resealed.
 pub async fn reseal_all(
@@ -519,22 +513,9 @@ pub async fn reseal_all(
 ) -> Result<usize, DomainError> {
     use scoped_futures::ScopedFutureExt;
     use secrecy::ExposeSecret;
-    let firms: Vec<Uuid> = match only {
-        Some(firm) => vec![firm.into_uuid()],
-        None => {
-            db.platform_tx(|conn| {
-                async move {
-                    let rows =
-                        diesel::sql_query("SELECT cp_firms_with_mailboxes() AS firm_id").load::<FirmRow>(conn).await?;
-                    Ok::<_, DomainError>(rows.into_iter().map(|r| r.firm_id).collect())
-                }
-                .scope_boxed()
-            })
-            .await?
-        }
-    };
+    let firms = super::firms::holding(db, super::firms::FirmLister::Mailboxes, only).await?;
     let mut resealed = 0;
-    for firm in firms.into_iter().map(FirmId) {
+    for firm in firms {
         resealed += db
             .firm_tx(firm, |conn| {
                 async move {

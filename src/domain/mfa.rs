@@ -1,5 +1,6 @@
 //! TOTP multi-factor authentication (RFC 6238: SHA-1, 6 digits, 30 s steps, one step of
-//! drift either way) and one-time recovery codes. Both live on the login identity.
+//! drift either way) and one-time recovery codes. Both live on the login identity. The
+//! TOTP secret is stored sealed (`SecretBox`, bound to the user), the codes only hashed.
 
 use chrono::Utc;
 use diesel::prelude::*;
@@ -12,6 +13,18 @@ use super::DomainError;
 use super::sessions::sha256_hex;
 use super::users::{self as user_store, User};
 use crate::db::schema::{user_recovery_codes, users};
+use crate::secret_box::{SecretBox, SecretBoxError};
+use secrecy::ExposeSecret;
+
+/// Where a user's TOTP secret is sealed (pending and confirmed alike).
+pub fn secret_context(user_id: Uuid) -> String {
+    format!("users.mfa:{user_id}")
+}
+
+/// A stored secret that does not open is the server's problem (a key removed too soon).
+pub(crate) fn unsealable(err: SecretBoxError) -> DomainError {
+    DomainError::Internal(format!("stored TOTP secret: {err}"))
+}
 
 pub const RECOVERY_CODE_COUNT: usize = 10;
 /// Unambiguous characters (no 0/O, 1/I/L) for codes people copy from paper.
@@ -71,6 +84,7 @@ pub async fn begin_enrollment(
     conn: &mut AsyncPgConnection,
     user: &User,
     issuer: &str,
+    secrets: &SecretBox,
 ) -> Result<Enrollment, DomainError> {
     if user.mfa_enabled {
         return Err(DomainError::Conflict("MFA is already enabled; disable it first".into()));
@@ -81,8 +95,9 @@ pub async fn begin_enrollment(
     let otpauth_uri = totp(&secret, issuer, &user.email)?
         .to_url()
         .map_err(|e| DomainError::Internal(format!("otpauth URI: {e:?}")))?;
+    let sealed = secrets.seal(&secret, &secret_context(user.id)).map_err(unsealable)?;
     diesel::update(users::table.find(user.id))
-        .set((users::mfa_pending_secret.eq(&secret), users::updated_at.eq(Utc::now())))
+        .set((users::mfa_pending_secret.eq(&sealed), users::updated_at.eq(Utc::now())))
         .execute(conn)
         .await?;
     Ok(Enrollment { secret, otpauth_uri })
@@ -90,7 +105,12 @@ pub async fn begin_enrollment(
 
 /// Turns MFA on when `code` matches the pending secret; returns fresh recovery codes,
 /// shown once and stored only hashed.
-pub async fn confirm(conn: &mut AsyncPgConnection, user_id: Uuid, code: &str) -> Result<Vec<String>, DomainError> {
+pub async fn confirm(
+    conn: &mut AsyncPgConnection,
+    user_id: Uuid,
+    code: &str,
+    secrets: &SecretBox,
+) -> Result<Vec<String>, DomainError> {
     let user = user_store::find(conn, user_id).await?;
     if user.mfa_enabled {
         return Err(DomainError::Conflict("MFA is already enabled".into()));
@@ -98,7 +118,8 @@ pub async fn confirm(conn: &mut AsyncPgConnection, user_id: Uuid, code: &str) ->
     let Some(pending) = user.mfa_pending_secret else {
         return Err(DomainError::Conflict("no MFA enrolment in progress; call enroll first".into()));
     };
-    let Some(step) = matching_step(&pending, code, unix_now()) else {
+    let opened = secrets.open_stored(&pending, &secret_context(user_id)).map_err(unsealable)?;
+    let Some(step) = matching_step(opened.expose_secret(), code, unix_now()) else {
         return Err(DomainError::invalid_field("code", "does not match the authenticator"));
     };
     diesel::update(users::table.find(user_id))
@@ -158,11 +179,17 @@ fn normalize_recovery(code: &str) -> String {
 
 /// Accepts a TOTP code once: the step must be later than the last accepted one, and the
 /// update that records it is conditional, so two concurrent uses cannot both pass.
-pub async fn accept_code(conn: &mut AsyncPgConnection, user: &User, code: &str) -> Result<bool, DomainError> {
-    let Some(secret) = user.mfa_secret.as_deref() else {
+pub async fn accept_code(
+    conn: &mut AsyncPgConnection,
+    user: &User,
+    code: &str,
+    secrets: &SecretBox,
+) -> Result<bool, DomainError> {
+    let Some(stored) = user.mfa_secret.as_deref() else {
         return Ok(false);
     };
-    let Some(step) = matching_step(secret, code, unix_now()).and_then(|s| i64::try_from(s).ok()) else {
+    let secret = secrets.open_stored(stored, &secret_context(user.id)).map_err(unsealable)?;
+    let Some(step) = matching_step(secret.expose_secret(), code, unix_now()).and_then(|s| i64::try_from(s).ok()) else {
         return Ok(false);
     };
     let accepted = diesel::update(users::table.find(user.id))
@@ -199,6 +226,60 @@ pub async fn disable(conn: &mut AsyncPgConnection, user_id: Uuid) -> Result<(), 
         .await?;
     retire_recovery_codes(conn, user_id).await?;
     Ok(())
+}
+
+/// Seals every stored TOTP secret (members' confirmed and pending ones, operators') under
+/// the active key: those stored before secrets were sealed, and those sealed by an older
+/// key. Returns how many changed.
+pub async fn seal_all(db: &crate::db::Db, secrets: &SecretBox) -> Result<usize, DomainError> {
+    use crate::db::schema::operators;
+    use scoped_futures::ScopedFutureExt;
+    db.platform_tx(|conn| {
+        async move {
+            let mut changed = 0;
+            let stored: Vec<(Uuid, Option<String>, Option<String>)> = users::table
+                .filter(users::mfa_secret.is_not_null().or(users::mfa_pending_secret.is_not_null()))
+                .select((users::id, users::mfa_secret, users::mfa_pending_secret))
+                .for_update()
+                .load(conn)
+                .await?;
+            for (id, confirmed, pending) in stored {
+                let context = secret_context(id);
+                let refresh = |value: Option<String>| value.and_then(|v| secrets.refreshed_or_skipped(&v, &context));
+                if let Some(sealed) = refresh(confirmed) {
+                    diesel::update(users::table.find(id)).set(users::mfa_secret.eq(sealed)).execute(conn).await?;
+                    changed += 1;
+                }
+                if let Some(sealed) = refresh(pending) {
+                    diesel::update(users::table.find(id))
+                        .set(users::mfa_pending_secret.eq(sealed))
+                        .execute(conn)
+                        .await?;
+                    changed += 1;
+                }
+            }
+            let stored: Vec<(Uuid, Option<String>)> = operators::table
+                .filter(operators::mfa_secret.is_not_null())
+                .select((operators::id, operators::mfa_secret))
+                .for_update()
+                .load(conn)
+                .await?;
+            for (id, secret) in stored {
+                let Some(secret) = secret else { continue };
+                let context = super::operators::totp_context(id);
+                if let Some(sealed) = secrets.refreshed_or_skipped(&secret, &context) {
+                    diesel::update(operators::table.find(id))
+                        .set(operators::mfa_secret.eq(sealed))
+                        .execute(conn)
+                        .await?;
+                    changed += 1;
+                }
+            }
+            Ok::<_, DomainError>(changed)
+        }
+        .scope_boxed()
+    })
+    .await
 }
 
 #[cfg(test)]

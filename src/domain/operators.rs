@@ -66,25 +66,42 @@ pub async fn insert(conn: &mut AsyncPgConnection, new: &NewOperator) -> Result<O
         .map_err(DomainError::conflict_on_unique(format!("an operator with email `{}` already exists", new.email)))
 }
 
+/// Where an operator's TOTP secret is sealed.
+pub fn totp_context(operator_id: Uuid) -> String {
+    format!("operators.mfa:{operator_id}")
+}
+
 /// Gives the operator a new TOTP secret (replacing any earlier one); returns it with its
 /// `otpauth://` URI, to be shown once.
 pub async fn enroll_totp(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     issuer: &str,
+    secrets: &crate::secret_box::SecretBox,
 ) -> Result<super::mfa::Enrollment, DomainError> {
     let operator = operators::table.find(id).select(Operator::as_select()).first(conn).await?;
     let enrollment = super::mfa::new_secret(issuer, &operator.email)?;
+    let sealed = secrets.seal(&enrollment.secret, &totp_context(operator.id)).map_err(super::mfa::unsealable)?;
     diesel::update(operators::table.find(id))
-        .set((operators::mfa_secret.eq(&enrollment.secret), operators::mfa_last_step.eq(None::<i64>)))
+        .set((operators::mfa_secret.eq(&sealed), operators::mfa_last_step.eq(None::<i64>)))
         .execute(conn)
         .await?;
     Ok(enrollment)
 }
 
 /// Accepts a TOTP code once (a later step than the last accepted; recorded conditionally).
-pub async fn accept_totp(conn: &mut AsyncPgConnection, operator: &Operator, code: &str) -> Result<bool, DomainError> {
-    let Some(step) = operator.mfa_secret.as_deref().and_then(|secret| super::mfa::current_step(secret, code)) else {
+pub async fn accept_totp(
+    conn: &mut AsyncPgConnection,
+    operator: &Operator,
+    code: &str,
+    secrets: &crate::secret_box::SecretBox,
+) -> Result<bool, DomainError> {
+    use secrecy::ExposeSecret;
+    let Some(stored) = operator.mfa_secret.as_deref() else {
+        return Ok(false);
+    };
+    let secret = secrets.open_stored(stored, &totp_context(operator.id)).map_err(super::mfa::unsealable)?;
+    let Some(step) = super::mfa::current_step(secret.expose_secret(), code) else {
         return Ok(false);
     };
     let accepted = diesel::update(operators::table.find(operator.id))

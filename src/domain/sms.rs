@@ -1019,12 +1019,6 @@ pub async fn apply_status(
     Ok(changed.map(Into::into))
 }
 
-#[derive(QueryableByName)]
-struct FirmRow {
-    #[diesel(sql_type = SqlUuid)]
-    firm_id: Uuid,
-}
-
 /// Re-seals the stored auth tokens that another key than the active one sealed, of one
 /// firm or of every firm that has one; returns how many changed.
 pub async fn reseal_all(
@@ -1034,23 +1028,9 @@ pub async fn reseal_all(
 ) -> Result<usize, DomainError> {
     use scoped_futures::ScopedFutureExt;
     use secrecy::ExposeSecret;
-    let firms: Vec<Uuid> = match only {
-        Some(firm) => vec![firm.into_uuid()],
-        None => {
-            db.platform_tx(|conn| {
-                async move {
-                    let rows = diesel::sql_query("SELECT cp_firms_with_sms_settings() AS firm_id")
-                        .load::<FirmRow>(conn)
-                        .await?;
-                    Ok::<_, DomainError>(rows.into_iter().map(|r| r.firm_id).collect())
-                }
-                .scope_boxed()
-            })
-            .await?
-        }
-    };
+    let firms = super::firms::holding(db, super::firms::FirmLister::SmsSettings, only).await?;
     let mut resealed = 0;
-    for firm in firms.into_iter().map(FirmId) {
+    for firm in firms {
         let context = token_context(firm);
         let changed = db
             .firm_tx(firm, |conn| {

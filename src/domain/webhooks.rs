@@ -9,6 +9,8 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
+use scoped_futures::ScopedFutureExt;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 use uuid::Uuid;
@@ -16,6 +18,7 @@ use uuid::Uuid;
 use super::pagination::{Direction, Page, PageSpec, past_time_key};
 use super::{DomainError, FieldErrors, FirmId, jobs};
 use crate::db::schema::{webhook_deliveries, webhook_endpoints};
+use crate::secret_box::SecretBox;
 
 /// The job kind that sends one delivery.
 pub const DELIVER_JOB: &str = "webhook.deliver";
@@ -179,6 +182,7 @@ pub struct Endpoint {
     #[schema(value_type = Vec<EventSelector>)]
     pub event_types: Vec<String>,
     pub active: bool,
+    /// Sealed (`SecretBox`, bound to the endpoint); see [`signing_secret`].
     #[serde(skip)]
     #[schema(ignore)]
     pub secret: String,
@@ -324,10 +328,25 @@ fn check(input: &EndpointInput) -> Result<CheckedInput, DomainError> {
 }
 
 /// Registers an endpoint; returns it with its secret (shown to the firm once).
+/// Where an endpoint's signing secret is sealed.
+pub fn secret_context(firm: FirmId, endpoint: Uuid) -> String {
+    format!("webhook_endpoints:{}:{endpoint}", firm.into_uuid())
+}
+
+fn unsealable(err: crate::secret_box::SecretBoxError) -> DomainError {
+    DomainError::Internal(format!("webhook signing secret: {err}"))
+}
+
+/// The endpoint's signing secret, opened.
+pub fn signing_secret(endpoint: &Endpoint, secrets: &SecretBox) -> Result<SecretString, DomainError> {
+    secrets.open_stored(&endpoint.secret, &secret_context(FirmId(endpoint.firm_id), endpoint.id)).map_err(unsealable)
+}
+
 pub async fn create(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
     input: &EndpointInput,
+    secrets: &SecretBox,
 ) -> Result<(Endpoint, String), DomainError> {
     let checked = check(input)?;
     let mut fields = FieldErrors::new();
@@ -338,16 +357,17 @@ pub async fn create(
         fields.insert("event_types".into(), "is required".into());
     }
     DomainError::check(fields)?;
-    let secret = new_secret();
+    let (id, secret) = (Uuid::now_v7(), new_secret());
+    let sealed = secrets.seal(&secret, &secret_context(firm, id)).map_err(unsealable)?;
     let endpoint = diesel::insert_into(webhook_endpoints::table)
         .values((
             webhook_endpoints::firm_id.eq(firm.into_uuid()),
-            webhook_endpoints::id.eq(Uuid::now_v7()),
+            webhook_endpoints::id.eq(id),
             webhook_endpoints::url.eq(checked.url.unwrap_or_default()),
             webhook_endpoints::description.eq(checked.description.unwrap_or_default()),
             webhook_endpoints::event_types.eq(checked.event_types.unwrap_or_default()),
             webhook_endpoints::active.eq(input.active.unwrap_or(true)),
-            webhook_endpoints::secret.eq(&secret),
+            webhook_endpoints::secret.eq(&sealed),
         ))
         .returning(Endpoint::as_returning())
         .get_result(conn)
@@ -416,16 +436,58 @@ pub async fn delete(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Res
     Ok(())
 }
 
-pub async fn rotate_secret(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<String, DomainError> {
+pub async fn rotate_secret(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    id: Uuid,
+    secrets: &SecretBox,
+) -> Result<String, DomainError> {
     find(conn, firm, id).await?;
     let secret = new_secret();
+    let sealed = secrets.seal(&secret, &secret_context(firm, id)).map_err(unsealable)?;
+    replace_secret(conn, firm, id, &sealed).await?;
+    Ok(secret)
+}
+
+async fn replace_secret(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid, sealed: &str) -> Result<(), DomainError> {
     diesel::update(webhook_endpoints::table)
         .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
         .filter(webhook_endpoints::id.eq(id))
-        .set((webhook_endpoints::secret.eq(&secret), webhook_endpoints::updated_at.eq(Utc::now())))
+        .set((webhook_endpoints::secret.eq(sealed), webhook_endpoints::updated_at.eq(Utc::now())))
         .execute(conn)
         .await?;
-    Ok(secret)
+    Ok(())
+}
+
+/// Seals every signing secret under the active key: those stored before secrets were
+/// sealed, and those sealed by an older key. All firms, or one. Returns how many changed.
+pub async fn seal_all(db: &crate::db::Db, secrets: &SecretBox, only: Option<FirmId>) -> Result<usize, DomainError> {
+    let firms = super::firms::holding(db, super::firms::FirmLister::WebhookEndpoints, only).await?;
+    let mut sealed = 0;
+    for firm in firms {
+        sealed += db
+            .firm_tx(firm, |conn| {
+                async move {
+                    let stored: Vec<(Uuid, String)> = webhook_endpoints::table
+                        .filter(webhook_endpoints::firm_id.eq(firm.into_uuid()))
+                        .select((webhook_endpoints::id, webhook_endpoints::secret))
+                        .for_update()
+                        .load(conn)
+                        .await?;
+                    let mut changed = 0;
+                    for (id, secret) in stored {
+                        if let Some(resealed) = secrets.refreshed_or_skipped(&secret, &secret_context(firm, id)) {
+                            replace_secret(conn, firm, id, &resealed).await?;
+                            changed += 1;
+                        }
+                    }
+                    Ok::<_, DomainError>(changed)
+                }
+                .scope_boxed()
+            })
+            .await?;
+    }
+    Ok(sealed)
 }
 
 /// Creates one delivery for one endpoint, whatever it subscribes to (a ping), and the job

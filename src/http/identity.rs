@@ -154,7 +154,8 @@ pub async fn login_handler(
         totp_code: body.totp_code,
         recovery_code: body.recovery_code,
     };
-    let result = login::login(state.db(), request, &meta, throttle_policy(&state), refresh_ttl(&state)).await;
+    let secrets = state.secret_box()?;
+    let result = login::login(state.db(), request, &meta, throttle_policy(&state), refresh_ttl(&state), &secrets).await;
     let success = result.map_err(|err| match err {
         LoginError::InvalidCredentials => {
             ApiError::unauthorized_as("invalid_credentials", "the firm, email or password is not correct")
@@ -447,12 +448,13 @@ pub async fn mfa_enroll(
     reauth_succeeded(&state, &user, &meta).await?;
     let user_id = user.id;
     let issuer = state.settings().auth.totp_issuer.clone();
+    let secrets = state.secret_box()?;
     let event = auth.audit("auth.mfa.enrollment_started", Outcome::Success, &meta).with_target("user", user_id);
     let enrollment = state
         .db()
         .firm_tx(auth.firm, |conn| {
             async move {
-                let enrollment = mfa::begin_enrollment(conn, &user, &issuer).await?;
+                let enrollment = mfa::begin_enrollment(conn, &user, &issuer, &secrets).await?;
                 audit::record(conn, &event).await?;
                 Ok::<_, DomainError>(enrollment)
             }
@@ -505,9 +507,9 @@ pub async fn mfa_confirm(
     prove_password(&state, &user, &body.password, &meta).await?;
     let user_id = user.id;
     let event = auth.audit("auth.mfa.enabled", Outcome::Success, &meta).with_target("user", user_id);
-    let code = body.code;
+    let (code, secrets) = (body.code, state.secret_box()?);
     let confirmed = audit::audited(state.db(), auth.firm, event, |conn| {
-        async move { mfa::confirm(conn, user_id, &code).await }.scope_boxed()
+        async move { mfa::confirm(conn, user_id, &code, &secrets).await }.scope_boxed()
     })
     .await;
     match confirmed {
@@ -568,12 +570,12 @@ pub async fn mfa_disable(
     let user_id = user.id;
     let counted_user = user.clone();
     let event = auth.audit("auth.mfa.disabled", Outcome::Success, &meta).with_target("user", user_id);
-    let code = body.code;
+    let (code, secrets) = (body.code, state.secret_box()?);
     let disabled = state
         .db()
         .firm_tx(auth.firm, |conn| {
             async move {
-                let accepted = mfa::accept_code(conn, &user, &code).await?
+                let accepted = mfa::accept_code(conn, &user, &code, &secrets).await?
                     || mfa::spend_recovery_code(conn, user_id, &code).await?;
                 if !accepted {
                     return Ok(false);

@@ -211,10 +211,10 @@ async fn prove_existing_login(
         let Some(code) = body.totp_code.clone().filter(|c| !c.trim().is_empty()) else {
             return Err(ApiError::unauthorized_as("mfa_required", "this login has MFA: give `totp_code`"));
         };
-        let user = user.clone();
+        let (user, secrets) = (user.clone(), state.secret_box()?);
         let accepted = state
             .db()
-            .firm_tx(firm, |conn| async move { mfa::accept_code(conn, &user, &code).await }.scope_boxed())
+            .firm_tx(firm, |conn| async move { mfa::accept_code(conn, &user, &code, &secrets).await }.scope_boxed())
             .await?;
         if !accepted {
             return Err(ApiError::unauthorized_as("invalid_mfa_code", "the code is not correct"));

@@ -99,10 +99,12 @@ pub async fn operator_login(
             (None, _) => Err(("mfa_not_enrolled", "enrol a second factor first: consultantpro enroll-operator-totp")),
             (Some(_), None) => Err(("mfa_required", "give `totp_code` from your authenticator")),
             (Some(_), Some(code)) => {
-                let (found, code) = (found.clone(), code.to_owned());
+                let (found, code, secrets) = (found.clone(), code.to_owned(), state.secret_box()?);
                 let accepted = state
                     .db()
-                    .platform_tx(|conn| async move { operators::accept_totp(conn, &found, &code).await }.scope_boxed())
+                    .platform_tx(|conn| {
+                        async move { operators::accept_totp(conn, &found, &code, &secrets).await }.scope_boxed()
+                    })
                     .await?;
                 if accepted { Ok(()) } else { Err(("invalid_mfa_code", "the code is not correct")) }
             }

@@ -106,13 +106,13 @@ pub async fn create_endpoint(
         event_types: Some(body.event_types),
         active: body.active,
     };
-    let firm = auth.firm;
+    let (firm, secrets) = (auth.firm, state.secret_box()?);
     let event = auth.audit("webhook.created", Outcome::Success, &meta);
     let (endpoint, secret) = state
         .db()
         .firm_tx(firm, |conn| {
             async move {
-                let created = webhooks::create(conn, firm, &input).await?;
+                let created = webhooks::create(conn, firm, &input, &secrets).await?;
                 audit::record(conn, &event.with_target("webhook_endpoint", created.0.id)).await?;
                 Ok::<_, DomainError>(created)
             }
@@ -242,10 +242,10 @@ pub async fn rotate_secret(
     path: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+    let (firm, id, secrets) = (auth.firm, path.into_inner(), state.secret_box()?);
     let event = auth.audit("webhook.secret_rotated", Outcome::Success, &meta).with_target("webhook_endpoint", id);
     let secret = audit::audited(state.db(), firm, event, |conn| {
-        async move { webhooks::rotate_secret(conn, firm, id).await }.scope_boxed()
+        async move { webhooks::rotate_secret(conn, firm, id, &secrets).await }.scope_boxed()
     })
     .await?;
     Ok(envelope::ok(NewSecret { secret }))

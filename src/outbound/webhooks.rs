@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use scoped_futures::ScopedFutureExt;
+use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::guard::read_capped;
@@ -15,6 +16,7 @@ use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::jobs::Job;
 use crate::domain::webhooks::{self, AttemptResult, Delivery, Endpoint};
 use crate::domain::{DomainError, FirmId};
+use crate::secret_box::SecretBox;
 
 pub async fn deliver(ctx: &JobContext, job: &Job) -> JobOutcome {
     let Some(delivery_id) =
@@ -99,6 +101,19 @@ async fn send(ctx: &JobContext, endpoint: &Endpoint, delivery: &Delivery) -> (At
     if let Err(reason) = ctx.policy.check_url(&url) {
         return refused(reason);
     }
+    let secret = match SecretBox::from_settings(&ctx.settings.secrets)
+        .map_err(|err| DomainError::Internal(format!("secrets: {err}")))
+        .and_then(|secrets| webhooks::signing_secret(endpoint, &secrets))
+    {
+        Ok(secret) => secret,
+        // The server's key configuration, not the receiver: retried (not permanent), so the
+        // delivery goes out once the key is back.
+        Err(err) => {
+            tracing::error!(error = %err, "a webhook signing secret does not open");
+            let error = "the signing secret could not be opened on this server".to_owned();
+            return (AttemptResult { status_code: None, latency_ms: 0, error: Some(error) }, false);
+        }
+    };
     let body = serde_json::to_vec(&delivery.payload).unwrap_or_default();
     let timestamp = Utc::now().timestamp();
     let response = ctx
@@ -107,7 +122,7 @@ async fn send(ctx: &JobContext, endpoint: &Endpoint, delivery: &Delivery) -> (At
         .header("content-type", "application/json")
         .header("x-cp-event", &delivery.event_type)
         .header("x-cp-delivery-id", delivery.id.to_string())
-        .header("x-cp-signature", webhooks::signature(&endpoint.secret, timestamp, &body))
+        .header("x-cp-signature", webhooks::signature(secret.expose_secret(), timestamp, &body))
         .body(body)
         .send()
         .await;

@@ -18,12 +18,13 @@ use crate::helpers::{PASSWORD, TestApp, add_member, json, signed_in_owner, spawn
 pub(crate) async fn new_operator(app: &TestApp) -> (uuid::Uuid, String, String) {
     let email = format!("ops-{}@platform.example.com", uuid::Uuid::now_v7().simple());
     let new = NewOperator::parse(&email, "Operator", PASSWORD).unwrap();
+    let secrets = consultantpro::secret_box::SecretBox::from_settings(&app.settings.secrets).unwrap();
     let (operator, enrollment) = app
         .db()
         .platform_tx(|conn| {
             async move {
                 let operator = operators::insert(conn, &new).await?;
-                let enrollment = operators::enroll_totp(conn, operator.id, "ConsultantPro").await?;
+                let enrollment = operators::enroll_totp(conn, operator.id, "ConsultantPro", &secrets).await?;
                 Ok::<_, consultantpro::domain::DomainError>((operator, enrollment))
             }
             .scope_boxed()

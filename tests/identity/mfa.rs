@@ -166,3 +166,72 @@ async fn a_known_password_does_not_buy_unlimited_guesses_at_the_code() {
     assert!(statuses.contains(&429), "guessing the code was never throttled: {statuses:?}");
     assert!(statuses.iter().take_while(|s| **s == 401).count() <= 3, "{statuses:?}");
 }
+
+/// The TOTP secret column as stored for the login `email`.
+async fn stored_totp_secret(app: &TestApp, email: &str) -> String {
+    use consultantpro::db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use scoped_futures::ScopedFutureExt;
+    let email = email.to_owned();
+    app.db()
+        .platform_tx(|conn| {
+            async move {
+                users::table
+                    .filter(users::email.eq(&email))
+                    .select(users::mfa_secret)
+                    .first::<Option<String>>(conn)
+                    .await
+                    .map_err(consultantpro::db::DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap()
+        .expect("MFA is on")
+}
+
+/// Puts `secret` back in the clear, as a database from before sealing would hold it (and
+/// forgets the last accepted step, so the current code may be used again).
+async fn store_totp_secret_in_the_clear(app: &TestApp, email: &str, secret: &str) {
+    use consultantpro::db::schema::users;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use scoped_futures::ScopedFutureExt;
+    let (email, secret) = (email.to_owned(), secret.to_owned());
+    let changed = app
+        .db()
+        .platform_tx(|conn| {
+            async move {
+                diesel::update(users::table.filter(users::email.eq(&email)))
+                    .set((users::mfa_secret.eq(Some(&secret)), users::mfa_last_step.eq(None::<i64>)))
+                    .execute(conn)
+                    .await
+                    .map_err(consultantpro::db::DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+}
+
+#[actix_web::test]
+async fn totp_secrets_are_stored_sealed_and_migrate_seals_ones_stored_in_the_clear() {
+    let app = spawn_app().await;
+    let (slug, email, secret, _) = member_with_mfa(&app).await;
+    let stored = stored_totp_secret(&app, &email).await;
+    assert!(stored.starts_with("v1:") && !stored.contains(&secret), "{stored}");
+
+    store_totp_secret_in_the_clear(&app, &email, &secret).await;
+    let code = code_at(&secret, now()).unwrap();
+    assert_eq!(login_with(&app, &slug, &email, serde_json::json!({ "totp_code": code })).await.status(), 200);
+
+    let migrated = crate::helpers::cli_command().arg("migrate").output().unwrap();
+    assert!(migrated.status.success(), "{}", String::from_utf8_lossy(&migrated.stderr));
+    let sealed = stored_totp_secret(&app, &email).await;
+    assert!(sealed.starts_with("v1:") && !sealed.contains(&secret), "{sealed}");
+    // The next step's code (the current one was spent) opens the sealed secret.
+    let code = code_at(&secret, now() + 30).unwrap();
+    assert_eq!(login_with(&app, &slug, &email, serde_json::json!({ "totp_code": code })).await.status(), 200);
+}

@@ -26,7 +26,13 @@ fn context(app: &TestApp) -> JobContext {
 async fn endpoint(db: &Db, firm: FirmId, url: &str) -> uuid::Uuid {
     let input =
         EndpointInput { url: Some(url.into()), description: None, event_types: Some(vec!["*".into()]), active: None };
-    db.firm_tx(firm, |conn| async move { webhooks::create(conn, firm, &input).await }.scope_boxed()).await.unwrap().0.id
+    let secrets =
+        consultantpro::secret_box::SecretBox::from_settings(&crate::helpers::test_settings().secrets).unwrap();
+    db.firm_tx(firm, |conn| async move { webhooks::create(conn, firm, &input, &secrets).await }.scope_boxed())
+        .await
+        .unwrap()
+        .0
+        .id
 }
 
 async fn firm_jobs(db: &Db, firm: FirmId) -> Vec<Job> {

@@ -335,3 +335,73 @@ async fn job_attempts_of(app: &TestApp, firm: &Firm, delivery: uuid::Uuid) -> i3
         .await
         .unwrap()
 }
+
+/// The signing secret column as stored for `endpoint`.
+async fn stored_secret(app: &TestApp, firm: &Firm, endpoint: uuid::Uuid) -> String {
+    use consultantpro::db::schema::webhook_endpoints;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use scoped_futures::ScopedFutureExt;
+    app.db()
+        .firm_tx(firm.firm_id(), |conn| {
+            async move {
+                webhook_endpoints::table
+                    .filter(webhook_endpoints::id.eq(endpoint))
+                    .select(webhook_endpoints::secret)
+                    .first::<String>(conn)
+                    .await
+                    .map_err(consultantpro::db::DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap()
+}
+
+#[actix_web::test]
+async fn signing_secrets_are_stored_sealed_and_ones_stored_in_the_clear_get_sealed() {
+    use consultantpro::db::schema::webhook_endpoints;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use scoped_futures::ScopedFutureExt;
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let receiver = Receiver::start(&[], 200);
+    let (endpoint, secret) = register(&app, &owner, &receiver.url, serde_json::json!(["*"])).await;
+    let endpoint_id = uuid::Uuid::parse_str(&endpoint).unwrap();
+    let stored = stored_secret(&app, &firm, endpoint_id).await;
+    assert!(stored.starts_with("v1:") && !stored.contains(&secret), "{stored}");
+    start_runner(&app, &firm);
+
+    // A secret from before sealing, in the clear, still signs.
+    let plain = "whsec_stored_before_sealing_was_introduced".to_owned();
+    let written = plain.clone();
+    app.db()
+        .firm_tx(firm.firm_id(), |conn| {
+            async move {
+                diesel::update(webhook_endpoints::table.filter(webhook_endpoints::id.eq(endpoint_id)))
+                    .set(webhook_endpoints::secret.eq(&written))
+                    .execute(conn)
+                    .await
+                    .map_err(consultantpro::db::DbError::from)
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    ping(&app, &owner, &endpoint).await;
+    let first = receiver.wait_for(1, Duration::from_secs(10)).await.remove(0);
+    let now = chrono::Utc::now().timestamp();
+    assert!(verify_signature(&plain, &first.signature, &first.body, now, 300));
+
+    // Sealing (what `migrate` and `reseal-secrets` run) seals it, and it still signs.
+    let secrets = consultantpro::secret_box::SecretBox::from_settings(&app.settings.secrets).unwrap();
+    let sealed = consultantpro::domain::webhooks::seal_all(&app.db(), &secrets, Some(firm.firm_id())).await.unwrap();
+    assert_eq!(sealed, 1);
+    let stored = stored_secret(&app, &firm, endpoint_id).await;
+    assert!(stored.starts_with("v1:") && !stored.contains(&plain), "{stored}");
+    assert_eq!(consultantpro::domain::webhooks::seal_all(&app.db(), &secrets, Some(firm.firm_id())).await.unwrap(), 0);
+    ping(&app, &owner, &endpoint).await;
+    let second = receiver.wait_for(2, Duration::from_secs(10)).await.remove(1);
+    assert!(verify_signature(&plain, &second.signature, &second.body, chrono::Utc::now().timestamp(), 300));
+}

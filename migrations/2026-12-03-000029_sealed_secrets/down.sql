@@ -1,0 +1,1 @@
+DROP FUNCTION cp_firms_with_webhook_endpoints();
