@@ -251,6 +251,8 @@ pub struct TelemetrySettings {
     pub filter: String,
     /// When set, `/metrics` answers only requests bearing it (`Authorization: Bearer ...`).
     pub metrics_token: SecretString,
+    /// How often a scrape may refresh the job-queue gauges (a query across firms).
+    pub job_counts_every_secs: u64,
 }
 
 impl Settings {

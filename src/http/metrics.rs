@@ -119,11 +119,15 @@ pub async fn metrics_text(state: web::Data<AppState>, req: HttpRequest) -> Resul
             metrics::gauge!("cp_children", "kind" => kind, "state" => child_state.as_str()).set(count as f64);
         }
     }
-    // Queue depth across firms (counts only); a scrape during a database outage skips it.
-    let counts = state.db().platform_tx(|conn| async move { jobs::counts(conn).await }.scope_boxed()).await;
-    if let Ok(counts) = counts {
-        for (job_state, count) in job_gauges(&counts) {
-            metrics::gauge!("jobs", "state" => job_state).set(count as f64);
+    // Queue depth across firms (counts only), refreshed at most once per interval; a
+    // scrape during a database outage keeps the last values.
+    let every = std::time::Duration::from_secs(state.settings().telemetry.job_counts_every_secs);
+    if state.claim_job_counts_refresh(Instant::now(), every) {
+        let counts = state.db().platform_tx(|conn| async move { jobs::counts(conn).await }.scope_boxed()).await;
+        if let Ok(counts) = counts {
+            for (job_state, count) in job_gauges(&counts) {
+                metrics::gauge!("jobs", "state" => job_state).set(count as f64);
+            }
         }
     }
     Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(state.metrics().render()))
