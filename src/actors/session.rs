@@ -38,7 +38,7 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
 /// Frames a client may send.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 enum ClientFrame {
     Subscribe { conversation_id: Uuid, after_seq: Option<i64> },
@@ -50,6 +50,28 @@ enum ClientFrame {
 }
 
 const CLIENT_FRAME_TYPES: [&str; 6] = ["subscribe", "unsubscribe", "send", "typing", "read", "ping"];
+
+/// Why a client's frame was not read: the socket's error code and what to tell the client.
+#[derive(Debug, PartialEq, Eq)]
+struct FrameRefusal {
+    code: &'static str,
+    message: String,
+}
+
+/// Reads one text frame: at most `max_bytes`, JSON, a known `type`, that type's fields.
+fn decode_frame(text: &str, max_bytes: usize) -> Result<ClientFrame, FrameRefusal> {
+    let refuse = |code, message: String| FrameRefusal { code, message };
+    if text.len() > max_bytes {
+        return Err(refuse("frame_too_large", format!("frames are limited to {max_bytes} bytes")));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(text).map_err(|err| refuse("bad_frame", format!("not JSON: {err}")))?;
+    let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
+    if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) {
+        return Err(refuse("unknown_type", format!("`type` must be one of {}", CLIENT_FRAME_TYPES.join(", "))));
+    }
+    serde_json::from_value(value).map_err(|err| refuse("bad_frame", format!("{kind}: {err}")))
+}
 
 /// A subscribed conversation.
 struct Watched {
@@ -442,26 +464,9 @@ impl WsSession {
         if !self.frame_allowed(ctx) {
             return;
         }
-        let max = self.live.settings().realtime.max_frame_bytes;
-        if text.len() > max {
-            return Self::error(ctx, "frame_too_large", &format!("frames are limited to {max} bytes"), None);
-        }
-        let value: serde_json::Value = match serde_json::from_str(text) {
-            Ok(value) => value,
-            Err(err) => return Self::error(ctx, "bad_frame", &format!("not JSON: {err}"), None),
-        };
-        let kind = value.get("type").and_then(|t| t.as_str()).unwrap_or_default().to_owned();
-        if !CLIENT_FRAME_TYPES.contains(&kind.as_str()) {
-            return Self::error(
-                ctx,
-                "unknown_type",
-                &format!("`type` must be one of {}", CLIENT_FRAME_TYPES.join(", ")),
-                None,
-            );
-        }
-        let frame: ClientFrame = match serde_json::from_value(value) {
+        let frame = match decode_frame(text, self.live.settings().realtime.max_frame_bytes) {
             Ok(frame) => frame,
-            Err(err) => return Self::error(ctx, "bad_frame", &format!("{kind}: {err}"), None),
+            Err(refused) => return Self::error(ctx, refused.code, &refused.message, None),
         };
         match frame {
             ClientFrame::Subscribe { conversation_id, after_seq } => self.subscribe(conversation_id, after_seq, ctx),
@@ -616,6 +621,126 @@ impl StreamHandler<Result<ws::Message, ws::ProtocolError>> for WsSession {
                 ctx.close(Some(reason));
                 ctx.stop();
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use uuid::Uuid;
+
+    use super::{ClientFrame, decode_frame};
+
+    const MAX: usize = 16 * 1024;
+
+    fn uuid() -> impl Strategy<Value = Uuid> {
+        any::<u128>().prop_map(Uuid::from_u128)
+    }
+
+    /// Every frame a client may send, with random fields.
+    fn frame() -> impl Strategy<Value = ClientFrame> {
+        prop_oneof![
+            (uuid(), proptest::option::of(any::<i64>()))
+                .prop_map(|(conversation_id, after_seq)| ClientFrame::Subscribe { conversation_id, after_seq }),
+            uuid().prop_map(|conversation_id| ClientFrame::Unsubscribe { conversation_id }),
+            (uuid(), ".{0,40}", ".{0,200}").prop_map(|(conversation_id, client_msg_id, body)| ClientFrame::Send {
+                conversation_id,
+                client_msg_id,
+                body
+            }),
+            uuid().prop_map(|conversation_id| ClientFrame::Typing { conversation_id }),
+            (uuid(), any::<i64>()).prop_map(|(conversation_id, seq)| ClientFrame::Read { conversation_id, seq }),
+            Just(ClientFrame::Ping),
+        ]
+    }
+
+    fn encoded(frame: &ClientFrame) -> serde_json::Value {
+        match frame {
+            ClientFrame::Subscribe { conversation_id, after_seq } => {
+                serde_json::json!({ "type": "subscribe", "conversation_id": conversation_id, "after_seq": after_seq })
+            }
+            ClientFrame::Unsubscribe { conversation_id } => {
+                serde_json::json!({ "type": "unsubscribe", "conversation_id": conversation_id })
+            }
+            ClientFrame::Send { conversation_id, client_msg_id, body } => serde_json::json!({
+                "type": "send", "conversation_id": conversation_id, "client_msg_id": client_msg_id, "body": body
+            }),
+            ClientFrame::Typing { conversation_id } => {
+                serde_json::json!({ "type": "typing", "conversation_id": conversation_id })
+            }
+            ClientFrame::Read { conversation_id, seq } => {
+                serde_json::json!({ "type": "read", "conversation_id": conversation_id, "seq": seq })
+            }
+            ClientFrame::Ping => serde_json::json!({ "type": "ping" }),
+        }
+    }
+
+    /// JSON-ish text a careless or hostile client might send.
+    fn frame_shaped() -> impl Strategy<Value = String> {
+        let key = prop_oneof![
+            Just("type"),
+            Just("conversation_id"),
+            Just("after_seq"),
+            Just("seq"),
+            Just("body"),
+            Just("client_msg_id"),
+            Just("extra")
+        ];
+        let value = prop_oneof![
+            Just("\"subscribe\"".to_owned()),
+            Just("\"send\"".to_owned()),
+            Just("\"ping\"".to_owned()),
+            Just("null".to_owned()),
+            Just("[]".to_owned()),
+            Just("{}".to_owned()),
+            Just("1e400".to_owned()),
+            Just("-9223372036854775809".to_owned()),
+            Just("\"00000000-0000-0000-0000-000000000000\"".to_owned()),
+            ".{0,20}".prop_map(|s| serde_json::Value::String(s).to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+        ];
+        proptest::collection::vec((key, value), 0..8).prop_map(|pairs| {
+            let fields: Vec<String> = pairs.iter().map(|(k, v)| format!("\"{k}\":{v}")).collect();
+            format!("{{{}}}", fields.join(","))
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Every valid frame decodes to itself.
+        #[test]
+        fn valid_frames_decode_to_what_was_sent(frame in frame()) {
+            let text = encoded(&frame).to_string();
+            prop_assert_eq!(decode_frame(&text, MAX), Ok(frame));
+        }
+
+        /// Any text at all gets a frame or one of the documented refusals, never a panic.
+        #[test]
+        fn arbitrary_text_is_decoded_or_refused(text in ".{0,400}") {
+            if let Err(refused) = decode_frame(&text, MAX) {
+                prop_assert!(["frame_too_large", "bad_frame", "unknown_type"].contains(&refused.code));
+                prop_assert!(!refused.message.is_empty());
+            }
+        }
+
+        /// Frame-shaped objects with wrong, missing, duplicate or extra fields.
+        #[test]
+        fn frame_shaped_objects_are_decoded_or_refused(text in frame_shaped()) {
+            if let Err(refused) = decode_frame(&text, MAX) {
+                prop_assert!(["bad_frame", "unknown_type"].contains(&refused.code), "{:?}", refused);
+            }
+        }
+
+        /// Size is checked before anything is parsed.
+        #[test]
+        fn oversized_frames_are_refused_by_size(extra in 1_usize..512, frame in frame()) {
+            let text = encoded(&frame).to_string();
+            let refused = decode_frame(&text, text.len() - 1).map(|_| ()).unwrap_err();
+            prop_assert_eq!(refused.code, "frame_too_large");
+            let padded = format!("{text}{}", " ".repeat(extra));
+            prop_assert!(decode_frame(&padded, text.len()).is_err());
         }
     }
 }

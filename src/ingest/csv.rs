@@ -413,4 +413,64 @@ mod tests {
             assert_eq!(restored(&neutralised(value)), value, "{value:?}");
         }
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{neutralised, read_contacts, read_leads, restored, write_row};
+
+        /// A cell as an import reads it back: trimmed, and non-empty so `non_empty` keeps it.
+        fn cell() -> impl Strategy<Value = String> {
+            "[^\\s;][^;]{0,30}[^\\s;]|[^\\s;]"
+                .prop_map(|c| c.trim().to_owned())
+                .prop_filter("trimmed", |c| !c.is_empty())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(256))]
+
+            /// Any bytes at all: rows or an error naming a line, never a panic.
+            #[test]
+            fn arbitrary_files_are_read_or_refused(raw in proptest::collection::vec(any::<u8>(), 0..2048)) {
+                let _ = read_contacts(raw.as_slice());
+                let _ = read_leads(raw.as_slice());
+            }
+
+            /// Header-shaped files with random cells (quotes, commas, formulas, odd ids and
+            /// numbers) are read or refused, never a panic.
+            #[test]
+            fn contact_shaped_files_never_panic(rows in proptest::collection::vec(proptest::collection::vec(".{0,20}", 0..8), 0..20)) {
+                let mut file = String::from("first_name,last_name,title,emails,phones,client_id\n");
+                for row in rows {
+                    file.push_str(&row.join(","));
+                    file.push('\n');
+                }
+                let _ = read_contacts(file.as_bytes());
+            }
+
+            /// Whatever an export writes, an import reads back to the same values.
+            #[test]
+            fn exported_cells_import_unchanged(first in cell(), last in cell(), company in cell()) {
+                let mut writer = csv::Writer::from_writer(Vec::new());
+                write_row(&mut writer, &["first_name", "last_name", "company"]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                write_row(&mut writer, &[&first, &last, &company]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let bytes = writer.into_inner().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let rows = read_leads(bytes.as_slice()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(rows.len(), 1);
+                let lead = &rows[0].1;
+                prop_assert_eq!(lead.first_name.as_deref(), Some(first.as_str()));
+                prop_assert_eq!(lead.last_name.as_deref(), Some(last.as_str()));
+                let read_company = lead.company.clone().flatten();
+                prop_assert_eq!(read_company.as_deref(), Some(company.as_str()));
+            }
+
+            /// Marking and unmarking are inverse for every string.
+            #[test]
+            fn neutralising_is_undone_by_restoring(cell in ".{0,40}") {
+                let marked = neutralised(&cell);
+                prop_assert_eq!(restored(&marked), cell.as_str());
+                prop_assert!(!marked.trim_start_matches('\'').starts_with(['=', '+', '-', '@', '\t', '\r']) || marked.starts_with('\''));
+            }
+        }
+    }
 }

@@ -222,4 +222,43 @@ mod tests {
         assert_eq!(url_variants("https://host:8443?a=1")[1], "https://host?a=1");
         assert_eq!(url_variants("not a url").len(), 1);
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{compute_signature, form_params, json_params, url_variants, verify};
+
+        fn params() -> impl Strategy<Value = Vec<(String, String)>> {
+            proptest::collection::vec(("[A-Za-z]{1,12}", ".{0,40}"), 0..8)
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any signature text, URL and body: an answer, never a panic, and no forgery.
+            #[test]
+            fn arbitrary_input_is_refused(signature in ".{0,80}", url in ".{0,120}", body in proptest::collection::vec(any::<u8>(), 0..200)) {
+                let form = form_params(&body);
+                prop_assert!(!verify("token", &url, &form, None, &signature) || signature == compute_signature("token", &url, &form));
+                let _ = json_params(&body);
+                prop_assert!(!verify("token", &url, &[], Some(&body), &signature));
+                prop_assert!(!url_variants(&url).is_empty());
+            }
+
+            /// What Twilio would sign verifies for any parameters, and not once one changes.
+            #[test]
+            fn signed_requests_verify_until_changed(params in params(), port in proptest::option::of(1_u16..)) {
+                let url = match port {
+                    Some(port) => format!("https://hub.example.com:{port}/api/v1/sms/inbound?x=1"),
+                    None => "https://hub.example.com/api/v1/sms/inbound".to_owned(),
+                };
+                let signature = compute_signature("token", &url, &params);
+                prop_assert!(verify("token", &url, &params, None, &signature));
+                prop_assert!(!verify("other", &url, &params, None, &signature));
+                let mut changed = params.clone();
+                changed.push(("Injected".to_owned(), "1".to_owned()));
+                prop_assert!(!verify("token", &url, &changed, None, &signature));
+            }
+        }
+    }
 }

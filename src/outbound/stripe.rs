@@ -128,7 +128,8 @@ pub fn verify_signature(
     if !matches {
         return Err(SignatureError::Mismatch);
     }
-    if (now - timestamp).unsigned_abs() > tolerance.as_secs() {
+    // abs_diff: a signed header may carry any i64, and `now - t` would overflow at the extremes.
+    if now.abs_diff(timestamp) > tolerance.as_secs() {
         return Err(SignatureError::Stale);
     }
     Ok(())
@@ -162,5 +163,38 @@ mod tests {
         // A second signature (during secret rotation) may be the one that matches.
         let rotated = format!("{header},v1={}", "00".repeat(32));
         assert_eq!(verify_signature(&rotated, payload, "whsec_test", tolerance, now), Ok(()));
+    }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::super::{SignatureError, sign, verify_signature};
+        use std::time::Duration;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(512))]
+
+            /// Any header text is refused without a panic unless it was signed with the secret.
+            #[test]
+            fn arbitrary_headers_are_refused(header in ".{0,200}", now in any::<i64>()) {
+                let checked = verify_signature(&header, b"{}", "whsec_test", Duration::from_secs(300), now);
+                prop_assert!(checked.is_err(), "accepted {}", header);
+            }
+
+            /// Signed at any moment (extremes included), checked at any other moment: within
+            /// tolerance it verifies, outside it is stale, never a panic.
+            #[test]
+            fn signed_payloads_verify_within_tolerance(t in any::<i64>(), now in any::<i64>(), payload in proptest::collection::vec(any::<u8>(), 0..256)) {
+                let header = sign(&payload, "whsec_test", t);
+                let checked = verify_signature(&header, &payload, "whsec_test", Duration::from_secs(300), now);
+                if now.abs_diff(t) <= 300 {
+                    prop_assert_eq!(checked, Ok(()));
+                } else {
+                    prop_assert_eq!(checked, Err(SignatureError::Stale));
+                }
+                let forged = verify_signature(&header, &payload, "whsec_other", Duration::from_secs(300), t);
+                prop_assert_eq!(forged, Err(SignatureError::Mismatch));
+            }
+        }
     }
 }
