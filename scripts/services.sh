@@ -10,6 +10,9 @@
 #
 #   scripts/services.sh up     install, start, create roles and databases
 #   scripts/services.sh down   stop the project's instances
+#   scripts/services.sh postgres-stop | postgres-start
+#                              stop PostgreSQL at once (as a crash would) or start it
+#                              again: the fault tests' outage
 #
 # Ports, names and passwords follow the server's configuration: CP__DATABASE__* and
 # CP_REDIS_PORT from the environment, else config/$CP_ENV.toml, else config/default.toml.
@@ -414,5 +417,10 @@ case "${1:-up}" in
     ensure_bounce_corpus
     ;;
   down) stop_all ;;
-  *) die "usage: $0 [up|down]" ;;
+  postgres-stop)
+    runuser -u postgres -- "$(pg_bin_dir)/pg_ctl" -D "$(pg_data_root)/postgres" -m immediate stop >/dev/null
+    log "PostgreSQL stopped"
+    ;;
+  postgres-start) start_postgres ;;
+  *) die "usage: $0 [up|down|postgres-stop|postgres-start]" ;;
 esac

@@ -18,6 +18,10 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 /// Messages buffered per channel for a slow local receiver before it starts lagging.
 const CHANNEL_CAPACITY: usize = 1024;
+/// How long a publish may wait for Redis (connecting or answering).
+const PUBLISH_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+/// How often a node whose subscriber connection dropped asks Redis whether it is back.
+const RECONNECT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -46,15 +50,25 @@ impl Bus {
 
     /// Connects to Redis: one connection for publishing, one RESP3 connection whose
     /// subscriptions are restored automatically after a reconnect.
+    ///
+    /// Publishing is best effort (what matters is stored first), so while Redis is down a
+    /// publish fails within about a second instead of holding its request through the
+    /// reconnect back-off.
     pub async fn redis(url: &str) -> Result<Self, BusError> {
         let client = redis::Client::open(with_resp3(url))?;
-        let publisher = client.get_connection_manager().await?;
+        let fail_fast = ConnectionManagerConfig::new()
+            .set_number_of_retries(1)
+            .set_connection_timeout(Some(PUBLISH_TIMEOUT))
+            .set_response_timeout(Some(PUBLISH_TIMEOUT));
+        let publisher = client.get_connection_manager_with_config(fail_fast).await?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new().set_push_sender(push_tx).set_automatic_resubscription();
         let subscriber = client.get_connection_manager_with_config(config).await?;
         let (reconcile_tx, reconcile_rx) = mpsc::unbounded_channel();
         let local = LocalFanout { on_idle: Some(reconcile_tx.clone()), ..LocalFanout::default() };
-        tokio::spawn(forward_pushes(push_rx, local.clone()));
+        let (lost_tx, lost_rx) = mpsc::unbounded_channel();
+        tokio::spawn(forward_pushes(push_rx, local.clone(), lost_tx));
+        tokio::spawn(restore_after_disconnect(lost_rx, subscriber.clone(), local.clone()));
         tokio::spawn(reconcile_subscriptions(reconcile_rx, subscriber, local.clone()));
         Ok(Bus::Redis(RedisBus { publisher, local, reconcile_tx }))
     }
@@ -148,20 +162,27 @@ struct Reconcile {
 /// holds one Redis subscription per channel however many local sessions listen.
 #[derive(Clone, Default)]
 pub struct LocalFanout {
-    channels: Arc<Mutex<HashMap<String, broadcast::Sender<Bytes>>>>,
+    channels: Arc<Mutex<HashMap<String, broadcast::Sender<Fanned>>>>,
     /// Told when a channel loses its last receiver (Redis variant only).
     on_idle: Option<mpsc::UnboundedSender<Reconcile>>,
 }
 
 impl LocalFanout {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Bytes>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, broadcast::Sender<Fanned>>> {
         self.channels.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn dispatch(&self, channel: &str, payload: Bytes) {
         if let Some(sender) = self.lock().get(channel) {
             // No receivers left is not an error: the channel is being torn down.
-            let _ = sender.send(payload);
+            let _ = sender.send(Fanned::Message(payload));
+        }
+    }
+
+    /// Tells every receiver it missed messages (the node's Redis subscriptions were down).
+    fn mark_missed(&self) {
+        for sender in self.lock().values() {
+            let _ = sender.send(Fanned::Missed);
         }
     }
 
@@ -196,14 +217,22 @@ impl LocalFanout {
 pub struct Subscription {
     channel: String,
     /// Always `Some` until dropped; taken in `drop` so the count excludes it.
-    receiver: Option<broadcast::Receiver<Bytes>>,
+    receiver: Option<broadcast::Receiver<Fanned>>,
     local: LocalFanout,
+}
+
+/// What travels on a local channel: a published payload, or word that some were missed.
+#[derive(Debug, Clone)]
+enum Fanned {
+    Message(Bytes),
+    Missed,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 pub enum Received {
     Message(Bytes),
-    /// This receiver fell behind and `n` messages were skipped; the caller refills from storage.
+    /// This receiver fell behind and `n` messages were skipped (0: an unknown number, lost
+    /// while the node's Redis connection was down); the caller refills from storage.
     Lagged(u64),
     Closed,
 }
@@ -218,7 +247,8 @@ impl Subscription {
             return Received::Closed;
         };
         match receiver.recv().await {
-            Ok(payload) => Received::Message(payload),
+            Ok(Fanned::Message(payload)) => Received::Message(payload),
+            Ok(Fanned::Missed) => Received::Lagged(0),
             Err(broadcast::error::RecvError::Lagged(n)) => Received::Lagged(n),
             Err(broadcast::error::RecvError::Closed) => Received::Closed,
         }
@@ -236,8 +266,16 @@ impl Drop for Subscription {
     }
 }
 
-async fn forward_pushes(mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>, local: LocalFanout) {
+async fn forward_pushes(
+    mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>,
+    local: LocalFanout,
+    lost: mpsc::UnboundedSender<()>,
+) {
     while let Some(push) = pushes.recv().await {
+        if push.kind == PushKind::Disconnection {
+            let _ = lost.send(());
+            continue;
+        }
         if push.kind != PushKind::Message {
             continue;
         }
@@ -251,6 +289,31 @@ async fn forward_pushes(mut pushes: mpsc::UnboundedReceiver<redis::PushInfo>, lo
             continue;
         };
         local.dispatch(&channel, Bytes::from(payload));
+    }
+}
+
+/// A dropped subscriber connection loses whatever was published meanwhile. The connection
+/// manager reconnects (restoring the subscriptions) only while someone uses it, so this
+/// asks Redis until it answers, then tells every local receiver it missed messages: hubs
+/// have their sessions refill from the database.
+async fn restore_after_disconnect(
+    mut lost: mpsc::UnboundedReceiver<()>,
+    mut subscriber: ConnectionManager,
+    local: LocalFanout,
+) {
+    while lost.recv().await.is_some() {
+        tracing::warn!("redis subscriber connection lost; reconnecting");
+        loop {
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut subscriber).await;
+            if pong.is_ok() {
+                break;
+            }
+            tokio::time::sleep(RECONNECT_EVERY).await;
+        }
+        // Disconnections noticed while reconnecting are covered by this one refill.
+        while lost.try_recv().is_ok() {}
+        tracing::info!("redis subscriber reconnected; receivers refill what they missed");
+        local.mark_missed();
     }
 }
 

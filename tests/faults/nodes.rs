@@ -1,0 +1,202 @@
+//! A node killed with SIGKILL while a client's socket is subscribed: the client resumes on
+//! another node with `after_seq`, and gets every message once, in order.
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::connect_async;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::helpers::{PASSWORD, add_member, cli_command, new_firm, test_db, unique_ip};
+
+/// A `consultantpro serve` process, killed when dropped so none outlives the run.
+pub struct Node {
+    child: Child,
+    pub port: u16,
+}
+
+impl Node {
+    /// Starts a node of `cluster` on a port of its own, talking to `redis_url`.
+    pub fn start(cluster: &str, redis_url: &str) -> Node {
+        let mut child = cli_command()
+            .arg("serve")
+            .env("CP__SERVER__PORT", "0")
+            .env("CP__CLUSTER__NAME", cluster)
+            .env("CP__REDIS__URL", redis_url)
+            .env("CP__TELEMETRY__FORMAT", "json")
+            .env("CP__TELEMETRY__FILTER", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines.next().expect("the node logs before exiting").unwrap();
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
+            if entry["message"] == "listening" {
+                break u16::try_from(entry["port"].as_u64().unwrap()).unwrap();
+            }
+        };
+        // Keep reading its log, so a full pipe never blocks the node.
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        Node { child, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// SIGKILL: no shutdown, no hand-off, sockets cut mid-stream.
+    pub fn kill(&mut self) {
+        let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client of the nodes, from an address of its own (sign-in throttles by address).
+pub fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", unique_ip().parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
+}
+
+/// A new firm's owner signed in through `node`: (firm slug, access token).
+pub async fn owner_on(client: &reqwest::Client, node_url: &str) -> (String, String) {
+    let db = test_db().await;
+    let firm = new_firm(&db).await;
+    let (email, _) = add_member(&db, &firm, consultantpro::domain::memberships::Role::Owner).await;
+    let body = json!({ "firm": firm.slug, "email": email, "password": PASSWORD });
+    let answer = client.post(format!("{node_url}/api/v1/auth/login")).json(&body).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let tokens: Value = answer.json().await.unwrap();
+    (firm.slug, tokens["data"]["access_token"].as_str().unwrap().to_owned())
+}
+
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A socket on the node at `node_url`, subscribed to `conversation` after `after_seq`.
+pub async fn subscribed(
+    client: &reqwest::Client,
+    node_url: &str,
+    token: &str,
+    conversation: &str,
+    after_seq: Option<i64>,
+) -> Socket {
+    let ticket: Value = client
+        .post(format!("{node_url}/api/v1/realtime/ticket"))
+        .bearer_auth(token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = ticket["data"]["ticket"].as_str().unwrap();
+    let ws_url = format!("{}/api/v1/ws?ticket={ticket}", node_url.replacen("http", "ws", 1));
+    let (mut socket, _) = connect_async(ws_url).await.unwrap();
+    let mut frame = json!({ "type": "subscribe", "conversation_id": conversation });
+    if let Some(after) = after_seq {
+        frame["after_seq"] = after.into();
+    }
+    socket.send(Message::text(frame.to_string())).await.unwrap();
+    socket
+}
+
+/// The next `message` frame of `conversation`, or `None` once the socket ended.
+pub async fn next_message(socket: &mut Socket, conversation: &str) -> Option<Value> {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), socket.next()).await.expect("a frame in time");
+        match message {
+            Some(Ok(Message::Text(text))) => {
+                let frame: Value = serde_json::from_str(&text).unwrap();
+                if frame["type"] == "message" && frame["conversation_id"] == conversation {
+                    return Some(frame);
+                }
+            }
+            Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[actix_web::test]
+async fn a_node_killed_under_a_socket_loses_nothing_once_the_client_resumes_elsewhere() {
+    let _one_fault = crate::FAULTS.lock().await;
+    let settings = crate::helpers::test_settings();
+    let redis_url = secrecy::ExposeSecret::expose_secret(&settings.redis.url).to_owned();
+    let cluster = format!("faults-{}", uuid::Uuid::now_v7().simple());
+    let mut doomed = Node::start(&cluster, &redis_url);
+    let survivor = Node::start(&cluster, &redis_url);
+    let client = client();
+    let (_, token) = owner_on(&client, &doomed.url("")).await;
+    let created: Value = client
+        .post(doomed.url("/api/v1/conversations"))
+        .bearer_auth(&token)
+        .json(&json!({ "subject": "Across a crash" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let conversation = created["data"]["id"].as_str().unwrap().to_owned();
+
+    // Messages go in through the surviving node, before, during and after the crash.
+    const TOTAL: i64 = 60;
+    let poster = {
+        let (client, token, conversation, url) =
+            (client.clone(), token.clone(), conversation.clone(), survivor.url(""));
+        tokio::spawn(async move {
+            for n in 1..=TOTAL {
+                let answer = client
+                    .post(format!("{url}/api/v1/conversations/{conversation}/messages"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "body": format!("message {n}") }))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(answer.status(), 201, "message {n}");
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        })
+    };
+
+    let mut seen = Vec::new();
+    let mut socket = subscribed(&client, &doomed.url(""), &token, &conversation, None).await;
+    while seen.len() < 15 {
+        let frame = next_message(&mut socket, &conversation).await.expect("the first node is still up");
+        seen.push(frame["seq"].as_i64().unwrap());
+    }
+    doomed.kill();
+    // Whatever was already on the wire still counts; then the socket ends.
+    while let Some(frame) = next_message(&mut socket, &conversation).await {
+        seen.push(frame["seq"].as_i64().unwrap());
+    }
+    let last = *seen.last().unwrap();
+    let mut socket = subscribed(&client, &survivor.url(""), &token, &conversation, Some(last)).await;
+    while seen.len() < usize::try_from(TOTAL).unwrap() {
+        let frame = next_message(&mut socket, &conversation).await.expect("the surviving node keeps the socket");
+        seen.push(frame["seq"].as_i64().unwrap());
+    }
+    poster.await.unwrap();
+    assert_eq!(seen, (1..=TOTAL).collect::<Vec<_>>(), "every message once, in order");
+    let distinct: BTreeSet<i64> = seen.iter().copied().collect();
+    assert_eq!(distinct.len(), seen.len());
+    // And nothing more arrives: no message was doubled after the resume.
+    let extra = tokio::time::timeout(Duration::from_millis(500), next_message(&mut socket, &conversation)).await;
+    assert!(extra.is_err(), "an extra message arrived: {extra:?}");
+}
