@@ -346,19 +346,22 @@ CONF
 # own under the data directory.
 ICALENDAR_VERSION=7.3.2
 FLUFL_BOUNCE_VERSION=6.0.0
+# The contract suite (tests/contract) runs it against /api/openapi.json.
+SCHEMATHESIS_VERSION=4.32.5
 ensure_test_tools() {
   local venv=$DATA_DIR/pyenv
   if "$venv/bin/python" -c "
 import sys, icalendar
 from importlib.metadata import version
-sys.exit(icalendar.__version__ != '$ICALENDAR_VERSION' or version('flufl.bounce') != '$FLUFL_BOUNCE_VERSION')" 2>/dev/null; then
+sys.exit(icalendar.__version__ != '$ICALENDAR_VERSION' or version('flufl.bounce') != '$FLUFL_BOUNCE_VERSION'
+         or version('schemathesis') != '$SCHEMATHESIS_VERSION')" 2>/dev/null; then
     return
   fi
-  log "virtualenv with icalendar $ICALENDAR_VERSION and flufl.bounce $FLUFL_BOUNCE_VERSION in $venv"
+  log "virtualenv with icalendar $ICALENDAR_VERSION, flufl.bounce $FLUFL_BOUNCE_VERSION and schemathesis $SCHEMATHESIS_VERSION in $venv"
   mkdir -p "$DATA_DIR"
   /usr/bin/python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check "icalendar==$ICALENDAR_VERSION" \
-    "flufl.bounce==$FLUFL_BOUNCE_VERSION" >/dev/null
+    "flufl.bounce==$FLUFL_BOUNCE_VERSION" "schemathesis==$SCHEMATHESIS_VERSION" >/dev/null
 }
 
 # flufl.bounce's corpus of real bounces (in its source release, not its wheel): the email

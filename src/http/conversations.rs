@@ -305,6 +305,7 @@ pub struct NewMessageBody {
         (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Role may not send", body = ErrorBody),
         (status = 404, description = "No such conversation visible to the caller", body = ErrorBody),
+        (status = 409, description = "The conversation's channel cannot send now (SMS not set up, the contact opted out)", body = ErrorBody),
     )
 )]
 pub async fn post_message(

@@ -1,5 +1,6 @@
 //! The OpenAPI description, generated from the handlers' annotations.
 
+use utoipa::openapi::RefOr;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -193,7 +194,7 @@ use super::{
         crate::domain::webhooks::EventType,
         crate::domain::webhooks::EventSelector
     )),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     tags(
         (name = "operations", description = "Health, readiness and metrics"),
         (name = "auth", description = "Log-in, tokens, MFA"),
@@ -224,5 +225,111 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
         );
+    }
+}
+
+/// What every operation can answer, decided here once instead of per handler: the
+/// success envelope around each documented body, and the standard errors the extractors,
+/// middleware and database mapping can return.
+struct Contract;
+
+/// Bodies answered as they are, not in the envelope (Stripe reads `{"received": true}`).
+const UNENVELOPED: [&str; 1] = ["/api/v1/stripe/webhook"];
+
+impl Modify for Contract {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::schema::Schema;
+        let schemas = openapi.components.as_ref().map(|c| c.schemas.clone()).unwrap_or_default();
+        let is_envelope = |schema: &RefOr<Schema>| -> bool {
+            let resolved = match schema {
+                RefOr::Ref(reference) => {
+                    let name = reference.ref_location.rsplit('/').next().unwrap_or_default();
+                    match schemas.get(name) {
+                        Some(found) => found,
+                        None => return false,
+                    }
+                }
+                inline => inline,
+            };
+            matches!(resolved, RefOr::T(Schema::Object(object)) if object.properties.contains_key("data"))
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+                &mut item.head,
+                &mut item.options,
+            ];
+            for operation in operations.into_iter().flatten() {
+                if !UNENVELOPED.contains(&path.as_str()) {
+                    envelope_successes(operation, &is_envelope);
+                }
+                standard_errors(path, operation);
+            }
+        }
+    }
+}
+
+/// Wraps each JSON 2xx body that is not already an envelope in `{"data": ..., "meta": {}}`.
+fn envelope_successes(
+    operation: &mut utoipa::openapi::path::Operation,
+    is_envelope: &dyn Fn(&RefOr<utoipa::openapi::schema::Schema>) -> bool,
+) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    for (status, response) in operation.responses.responses.iter_mut() {
+        let RefOr::T(response) = response else { continue };
+        if !status.starts_with('2') {
+            continue;
+        }
+        let Some(RefOr::T(content)) = response.content.get_mut("application/json") else { continue };
+        let Some(body) = content.schema.take() else { continue };
+        content.schema = Some(if is_envelope(&body) {
+            body
+        } else {
+            ObjectBuilder::new()
+                .property("data", body)
+                .required("data")
+                .property("meta", ObjectBuilder::new().schema_type(Type::Object))
+                .required("meta")
+                .into()
+        });
+    }
+}
+
+/// Adds the errors any operation of its shape can answer, where the handler did not
+/// document them itself.
+fn standard_errors(path: &str, operation: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::path::ParameterIn;
+    let parameters = operation.parameters.as_deref().unwrap_or_default();
+    let has_path_id = parameters.iter().any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Path));
+    let has_input = !parameters.is_empty() || operation.request_body.is_some();
+    let has_body = operation.request_body.is_some();
+    let secured = operation.security.as_ref().is_some_and(|s| !s.is_empty());
+    // The platform surface answers a firm member's token as if it did not exist.
+    let platform = path.starts_with("/api/v1/platform/") && secured;
+    let standard: [(bool, &str, &str); 8] = [
+        (has_input, "400", "A malformed path id, query parameter or body (`details` says where)"),
+        (secured, "401", "Not signed in, or the token expired or was revoked"),
+        (secured, "403", "The signed-in role may not do this"),
+        (has_path_id, "404", "No such resource in this firm"),
+        (platform, "404", "Not an operator's token: the platform surface does not exist for firm members"),
+        (has_body, "413", "The body is larger than server.max_body_bytes"),
+        (has_body, "415", "The body is not sent as application/json"),
+        (true, "503", "The database or another dependency is down or busy; retry later"),
+    ];
+    for (applies, status, description) in standard {
+        if applies && !operation.responses.responses.contains_key(status) {
+            let response = utoipa::openapi::ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    utoipa::openapi::content::Content::new(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody"))),
+                )
+                .build();
+            operation.responses.responses.insert(status.to_owned(), RefOr::T(response));
+        }
     }
 }

@@ -17,6 +17,7 @@ use crate::domain::permissions::Permission;
 use crate::domain::{DomainError, sessions};
 
 #[derive(Serialize, ToSchema)]
+#[schema(as = SocketTicket)]
 pub struct Ticket {
     /// Pass as `?ticket=` to `GET /api/v1/ws` within `expires_in` seconds; works once.
     pub ticket: String,
