@@ -113,7 +113,8 @@ async fn filters_search_sort_and_pages_are_stable_while_rows_are_added() {
     let first = json(app.get_as(&owner, "/api/v1/clients?sort=name&limit=2").await).await;
     assert_eq!(names(&first), ["alpha GmbH", "Bravo 50%"]);
     // A client added before the cursor's position does not shift the next page.
-    app.post_as(&owner, "/api/v1/clients", &serde_json::json!({ "name": "Aardvark" })).await;
+    let added = app.post_as(&owner, "/api/v1/clients", &serde_json::json!({ "name": "Aardvark" })).await;
+    assert_eq!(added.status(), 201);
     let second = json(app.get_as(&owner, first["meta"]["next"].as_str().unwrap()).await).await;
     assert_eq!(names(&second), ["Charlie & Co", "Delta LLC"]);
     let back = json(app.get_as(&owner, second["meta"]["previous"].as_str().unwrap()).await).await;

@@ -164,6 +164,11 @@ async fn payments_refunds_and_credit_notes_never_make_a_balance_negative() {
     let credit = json(credit).await["data"].clone();
     assert_eq!(credit["credit_note"]["number"], format!("CN-{}-00001", chrono::Utc::now().format("%Y")));
     assert_eq!(credit["invoice"]["balance_minor"], 500);
+    let listed = json(app.get_as(&owner, &format!("/api/v1/invoices/{id}/credit-notes")).await).await;
+    let notes = listed["data"].as_array().unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(notes.len(), 1, "{listed}");
+    assert_eq!(notes[0]["id"], credit["credit_note"]["id"]);
+    assert_eq!((notes[0]["amount_minor"].as_i64(), notes[0]["reason"].as_str()), (Some(200), Some("Discount agreed")));
     let too_much = app
         .post_as(
             &owner,

@@ -164,9 +164,10 @@ async fn operators_see_firm_metadata_and_no_content() {
 #[actix_web::test]
 async fn a_grant_needs_a_reason_a_limit_and_a_second_operator() {
     let app = spawn_app().await;
-    let (firm, _, _, _) = signed_in_owner(&app).await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
     let (_, requester) = operator_token(&app).await;
     let (_, approver) = operator_token(&app).await;
+    assert_eq!(app.get_as(&owner, "/api/v1/platform/break-glass").await.status(), 404);
 
     for body in [
         serde_json::json!({ "firm_id": firm.id, "reason": "", "minutes": 30 }),
@@ -199,6 +200,15 @@ async fn a_grant_needs_a_reason_a_limit_and_a_second_operator() {
         app.post_as(&approver, &format!("/api/v1/platform/break-glass/{id}/approve"), &serde_json::json!({})).await;
     assert_eq!(approved.status(), 200);
     assert_eq!(json(approved).await["data"]["state"], "active");
+    // The grant log shows it to every operator, with who asked and why; a firm member's
+    // token finds no platform surface at all.
+    let log = json(app.get_as(&approver, "/api/v1/platform/break-glass").await).await;
+    let listed =
+        log["data"].as_array().unwrap().iter().find(|g| g["id"] == id).unwrap_or_else(|| panic!("{log}")).clone();
+    assert_eq!(listed["state"], "active");
+    assert_eq!(listed["firm_id"], firm.id.to_string());
+    assert_eq!(listed["reason"], "Customer ticket 4711: mailbox not syncing");
+    assert!(listed["approved_by"].is_string() && listed["approved_by"] != listed["requested_by"], "{listed}");
     // Approving twice is refused; only the requester may take the grant up.
     assert_eq!(
         app.post_as(&approver, &format!("/api/v1/platform/break-glass/{id}/approve"), &serde_json::json!({}))

@@ -405,3 +405,53 @@ async fn signing_secrets_are_stored_sealed_and_ones_stored_in_the_clear_get_seal
     let second = receiver.wait_for(2, Duration::from_secs(10)).await.remove(1);
     assert!(verify_signature(&plain, &second.signature, &second.body, chrono::Utc::now().timestamp(), 300));
 }
+
+#[actix_web::test]
+async fn a_delivery_can_be_sent_again_and_a_deleted_endpoint_gets_nothing_more() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let receiver = Receiver::start(&[], 200);
+    let (endpoint, _) = register(&app, &owner, &receiver.url, serde_json::json!(["*"])).await;
+    start_runner(&app, &firm);
+    let delivery_id = ping(&app, &owner, &endpoint).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    eventually("the first attempt to succeed", || async {
+        deliveries(&app, &owner, &endpoint).await.first().is_some_and(|d| d["state"] == "succeeded")
+    })
+    .await;
+
+    let again = app
+        .post_as(
+            &owner,
+            &format!("/api/v1/webhooks/{endpoint}/deliveries/{delivery_id}/redeliver"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(again.status(), 202);
+    assert_eq!(json(again).await["data"]["id"], delivery_id.as_str());
+    let resent = receiver.wait_for(2, Duration::from_secs(10)).await.remove(1);
+    assert_eq!(resent.delivery_id, delivery_id, "the same delivery id, so the receiver can drop the duplicate");
+    eventually("the second attempt to be logged", || async {
+        deliveries(&app, &owner, &endpoint)
+            .await
+            .first()
+            .is_some_and(|d| d["attempts"] == 2 && d["state"] == "succeeded")
+    })
+    .await;
+
+    assert_eq!(app.delete_as(&owner, &format!("/api/v1/webhooks/{endpoint}")).await.status(), 200);
+    assert_eq!(app.get_as(&owner, &format!("/api/v1/webhooks/{endpoint}")).await.status(), 404);
+    let listed = json(app.get_as(&owner, "/api/v1/webhooks").await).await;
+    assert!(listed["data"].as_array().unwrap().is_empty(), "{listed}");
+    let ping_after = app.post_as(&owner, &format!("/api/v1/webhooks/{endpoint}/ping"), &serde_json::json!({})).await;
+    assert_eq!(ping_after.status(), 404);
+    let redeliver_after = app
+        .post_as(
+            &owner,
+            &format!("/api/v1/webhooks/{endpoint}/deliveries/{delivery_id}/redeliver"),
+            &serde_json::json!({}),
+        )
+        .await;
+    assert_eq!(redeliver_after.status(), 404);
+    assert_eq!(receiver.requests().len(), 2, "nothing more reached the deleted endpoint");
+}

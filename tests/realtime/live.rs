@@ -540,3 +540,33 @@ async fn events_reach_only_the_roles_allowed_to_see_their_subject() {
         assert!(socket.quiet("event", Duration::from_millis(300)).await, "{role} heard more than {expected:?}");
     }
 }
+
+#[actix_web::test]
+async fn an_unsubscribed_conversation_stops_arriving_and_the_others_keep_coming() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let kept = conversation(&app, &owner, serde_json::json!({ "subject": "Kept" })).await;
+    let dropped = conversation(&app, &owner, serde_json::json!({ "subject": "Dropped" })).await;
+    let mut socket = connect(&app, &owner).await;
+    socket.subscribe(&kept, None).await;
+    socket.subscribe(&dropped, None).await;
+    post(&app, &owner, &dropped, "while subscribed").await;
+    assert_eq!(seqs(&socket.messages(&dropped, 1).await), [1], "the positive control: it arrives while subscribed");
+
+    socket.send(serde_json::json!({ "type": "unsubscribe", "conversation_id": dropped })).await;
+    // A ping after the unsubscribe: its pong proves the unsubscribe was handled first.
+    socket.send(serde_json::json!({ "type": "ping" })).await;
+    socket.next_of("pong").await;
+    post(&app, &owner, &dropped, "after the unsubscribe").await;
+    post(&app, &owner, &kept, "still watched").await;
+    // The kept conversation's message arrives, and no message of the dropped one came
+    // before it or comes after it.
+    loop {
+        let frame = socket.next_of("message").await;
+        assert_ne!(frame["conversation_id"], dropped.as_str(), "an unsubscribed conversation still arrives: {frame}");
+        if frame["conversation_id"] == kept.as_str() {
+            break;
+        }
+    }
+    assert!(socket.quiet("message", Duration::from_millis(300)).await, "nothing more arrives");
+}
