@@ -11,6 +11,9 @@ use super::{DomainError, FieldErrors, FirmId};
 use crate::db::functions::cp_search_client_ids;
 use crate::db::schema::{audit_events, client_notes, clients, conversations, memberships};
 
+/// What a client's `status` may be.
+pub const CLIENT_STATUSES: [&str; 2] = ["active", "inactive"];
+
 pub const MAX_TAGS: usize = 20;
 pub const MAX_CUSTOM_FIELDS: usize = 50;
 /// Serialized size limit of `custom_fields`, so one client cannot carry a document.
@@ -83,7 +86,7 @@ fn checked(input: ClientInput) -> Result<ClientChanges, DomainError> {
     if name.as_ref().is_some_and(|n| n.is_empty() || n.chars().count() > 200) {
         fields.insert("name".into(), "must be 1 to 200 characters".into());
     }
-    if input.status.as_deref().is_some_and(|s| !matches!(s, "active" | "inactive")) {
+    if input.status.as_deref().is_some_and(|s| !CLIENT_STATUSES.contains(&s)) {
         fields.insert("status".into(), "must be active or inactive".into());
     }
     let industry = input.industry.map(|i| i.map(|i| i.trim().to_owned()).filter(|i| !i.is_empty()));

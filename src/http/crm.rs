@@ -23,6 +23,7 @@ use crate::domain::{DomainError, RequestMeta, webhooks};
 pub struct ClientBody {
     pub name: Option<String>,
     /// `active` or `inactive`.
+    #[schema(value_type = Option<super::openapi::ClientStatus>)]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -57,6 +58,7 @@ impl From<ClientBody> for ClientInput {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ClientQuery {
+    #[param(value_type = Option<super::openapi::ClientStatus>)]
     pub status: Option<String>,
     pub tag: Option<String>,
     pub owner_user_id: Option<Uuid>,

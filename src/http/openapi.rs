@@ -192,7 +192,10 @@ use super::{
         crate::domain::bookings::Assignment,
         members::ListedStatus,
         crate::domain::webhooks::EventType,
-        crate::domain::webhooks::EventSelector
+        crate::domain::webhooks::EventSelector,
+        LeadStatus,
+        ProspectStage,
+        ClientStatus
     )),
     modifiers(&BearerAuth, &Contract),
     tags(
@@ -333,3 +336,36 @@ fn standard_errors(path: &str, operation: &mut utoipa::openapi::path::Operation)
         }
     }
 }
+
+/// A text field whose values are a fixed set the domain holds: documented as that enum,
+/// from the same constant the domain validates against.
+fn one_of(values: &[&str], description: &str) -> RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(values.iter().copied()))
+        .description(Some(description))
+        .into()
+}
+
+macro_rules! value_set {
+    ($name:ident, $values:expr, $description:literal) => {
+        #[doc = $description]
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
+                one_of(&$values, $description)
+            }
+        }
+
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+value_set!(
+    LeadStatus,
+    crate::domain::pipeline::LEAD_STATUSES,
+    "A lead's status (`converted` comes from converting it)."
+);
+value_set!(ProspectStage, crate::domain::pipeline::STAGES, "A prospect's stage in the pipeline.");
+value_set!(ClientStatus, crate::domain::clients::CLIENT_STATUSES, "A client's status.");

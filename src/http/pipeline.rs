@@ -26,6 +26,7 @@ pub struct LeadBody {
     #[schema(value_type = Option<String>)]
     pub source: Option<Option<String>>,
     /// `new`, `contacted`, `qualified` or `disqualified` (`converted` comes from converting).
+    #[schema(value_type = Option<super::openapi::LeadStatus>)]
     pub status: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -67,6 +68,7 @@ impl From<LeadBody> for LeadInput {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LeadQuery {
+    #[param(value_type = Option<super::openapi::LeadStatus>)]
     pub status: Option<String>,
     /// Substring of the name, company or email.
     pub q: Option<String>,
@@ -276,6 +278,7 @@ pub struct ProspectBody {
     pub contact_id: Option<Option<Uuid>>,
     pub name: Option<String>,
     /// `discovery`, `proposal`, `negotiation`, `won` or `lost`.
+    #[schema(value_type = Option<super::openapi::ProspectStage>)]
     pub stage: Option<String>,
     /// Integer minor units (cents); never negative.
     pub value_minor: Option<i64>,
@@ -312,6 +315,7 @@ impl From<ProspectBody> for ProspectInput {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProspectQuery {
+    #[param(value_type = Option<super::openapi::ProspectStage>)]
     pub stage: Option<String>,
     pub client_id: Option<Uuid>,
     /// `-created_at` (default) or `created_at`.

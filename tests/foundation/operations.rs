@@ -342,3 +342,26 @@ async fn every_webhook_event_is_documented_in_the_openapi_document_and_the_readm
     let body = serde_json::json!({ "url": "https://example.com/hook", "event_types": ["invoice.paid"] });
     assert_eq!(app.post_as(&token, "/api/v1/webhooks", &body).await.status(), 400);
 }
+
+#[actix_web::test]
+async fn fixed_value_sets_are_documented_as_enums_from_the_domain_constants() {
+    use consultantpro::domain::{clients::CLIENT_STATUSES, pipeline::LEAD_STATUSES, pipeline::STAGES};
+    let app = spawn_app().await;
+    let doc = json(app.get("/api/openapi.json").await).await;
+    let listed = |schema: &str| -> Vec<String> {
+        let values = doc["components"]["schemas"][schema]["enum"].as_array().unwrap_or_else(|| panic!("{schema}"));
+        values.iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(listed("LeadStatus"), LEAD_STATUSES);
+    assert_eq!(listed("ProspectStage"), STAGES);
+    assert_eq!(listed("ClientStatus"), CLIENT_STATUSES);
+    // Query parameters and body fields point at them.
+    let param = |path: &str, name: &str| -> serde_json::Value {
+        let params = doc["paths"][path]["get"]["parameters"].as_array().unwrap();
+        params.iter().find(|p| p["name"] == name).unwrap_or_else(|| panic!("{path} ?{name}")).clone()
+    };
+    assert!(param("/api/v1/leads", "status").to_string().contains("#/components/schemas/LeadStatus"));
+    assert!(param("/api/v1/prospects", "stage").to_string().contains("#/components/schemas/ProspectStage"));
+    assert!(param("/api/v1/clients", "status").to_string().contains("#/components/schemas/ClientStatus"));
+    assert!(doc["components"]["schemas"]["LeadBody"]["properties"]["status"].to_string().contains("LeadStatus"));
+}
