@@ -11,6 +11,9 @@ use super::{DomainError, FieldErrors, FirmId};
 use crate::db::functions::cp_search_client_ids;
 use crate::db::schema::{audit_events, client_notes, clients, conversations, memberships};
 
+/// The fields creating a client needs (an update may leave them out).
+pub const REQUIRED_ON_CREATE: [&str; 1] = ["name"];
+
 /// What a client's `status` may be.
 pub const CLIENT_STATUSES: [&str; 2] = ["active", "inactive"];
 

@@ -18,6 +18,8 @@ use crate::db::schema::{leads, memberships, prospects};
 
 pub const LEAD_STATUSES: [&str; 5] = ["new", "contacted", "qualified", "disqualified", "converted"];
 pub const STAGES: [&str; 5] = ["discovery", "proposal", "negotiation", "won", "lost"];
+/// The fields opening a prospect needs (an update may leave them out).
+pub const PROSPECT_REQUIRED_ON_CREATE: [&str; 3] = ["client_id", "name", "currency"];
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = leads)]
@@ -378,11 +380,12 @@ pub async fn create_prospect(
     lead_id: Option<Uuid>,
 ) -> Result<Prospect, DomainError> {
     let mut missing = FieldErrors::new();
-    for (field, absent) in [
-        ("client_id", input.client_id.is_none()),
-        ("name", input.name.is_none()),
-        ("currency", input.currency.is_none()),
-    ] {
+    for field in PROSPECT_REQUIRED_ON_CREATE {
+        let absent = match field {
+            "client_id" => input.client_id.is_none(),
+            "name" => input.name.is_none(),
+            _ => input.currency.is_none(),
+        };
         if absent {
             missing.insert(field.into(), "is required".into());
         }

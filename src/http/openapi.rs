@@ -236,6 +236,13 @@ impl Modify for BearerAuth {
 /// middleware and database mapping can return.
 struct Contract;
 
+/// Creations whose body type is shared with the update (where every field is optional):
+/// the creation's document names the fields it needs, from the domain's own list.
+const REQUIRED_ON_CREATE: [(&str, &[&str]); 2] = [
+    ("/api/v1/clients", &crate::domain::clients::REQUIRED_ON_CREATE),
+    ("/api/v1/prospects", &crate::domain::pipeline::PROSPECT_REQUIRED_ON_CREATE),
+];
+
 /// Bodies answered as they are, not in the envelope (Stripe reads `{"received": true}`).
 const UNENVELOPED: [&str; 1] = ["/api/v1/stripe/webhook"];
 
@@ -257,6 +264,11 @@ impl Modify for Contract {
             matches!(resolved, RefOr::T(Schema::Object(object)) if object.properties.contains_key("data"))
         };
         for (path, item) in openapi.paths.paths.iter_mut() {
+            if let Some(fields) = REQUIRED_ON_CREATE.iter().find(|(p, _)| p == path).map(|(_, fields)| *fields)
+                && let Some(create) = item.post.as_mut()
+            {
+                require_on_create(create, fields, &schemas);
+            }
             let operations = [
                 &mut item.get,
                 &mut item.put,
@@ -369,3 +381,33 @@ value_set!(
 );
 value_set!(ProspectStage, crate::domain::pipeline::STAGES, "A prospect's stage in the pipeline.");
 value_set!(ClientStatus, crate::domain::clients::CLIENT_STATUSES, "A client's status.");
+
+/// Inlines the creation's JSON body schema with `fields` required and not nullable.
+fn require_on_create(
+    operation: &mut utoipa::openapi::path::Operation,
+    fields: &[&str],
+    schemas: &std::collections::BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>>,
+) {
+    use utoipa::openapi::schema::{Schema, SchemaType, Type};
+    let Some(RefOr::T(body)) = operation.request_body.as_mut() else { return };
+    let Some(RefOr::T(content)) = body.content.get_mut("application/json") else { return };
+    let Some(RefOr::Ref(reference)) = content.schema.as_ref() else { return };
+    let name = reference.ref_location.rsplit('/').next().unwrap_or_default();
+    let Some(RefOr::T(Schema::Object(shared))) = schemas.get(name) else { return };
+    let mut creation = shared.clone();
+    for field in fields {
+        if !creation.required.iter().any(|r| r == field) {
+            creation.required.push((*field).to_owned());
+        }
+        if let Some(RefOr::T(Schema::Object(property))) = creation.properties.get_mut(*field)
+            && let SchemaType::Array(types) = &property.schema_type
+        {
+            let present: Vec<Type> = types.iter().filter(|t| **t != Type::Null).cloned().collect();
+            property.schema_type = match present.as_slice() {
+                [single] => SchemaType::Type(single.clone()),
+                _ => SchemaType::Array(present),
+            };
+        }
+    }
+    content.schema = Some(RefOr::T(Schema::Object(creation)));
+}

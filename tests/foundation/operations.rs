@@ -365,3 +365,39 @@ async fn fixed_value_sets_are_documented_as_enums_from_the_domain_constants() {
     assert!(param("/api/v1/clients", "status").to_string().contains("#/components/schemas/ClientStatus"));
     assert!(doc["components"]["schemas"]["LeadBody"]["properties"]["status"].to_string().contains("LeadStatus"));
 }
+
+#[actix_web::test]
+async fn a_creation_documents_the_fields_it_needs_and_the_update_does_not() {
+    use consultantpro::domain::{clients, pipeline};
+    let app = spawn_app().await;
+    let doc = json(app.get("/api/openapi.json").await).await;
+    let body_of = |path: &str, method: &str| {
+        doc["paths"][path][method]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    for (path, update, fields) in [
+        ("/api/v1/clients", "/api/v1/clients/{id}", clients::REQUIRED_ON_CREATE.as_slice()),
+        ("/api/v1/prospects", "/api/v1/prospects/{id}", pipeline::PROSPECT_REQUIRED_ON_CREATE.as_slice()),
+    ] {
+        let create = body_of(path, "post");
+        let required: Vec<&str> = create["required"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{path}: {create}"))
+            .iter()
+            .map(|f| f.as_str().unwrap())
+            .collect();
+        for field in fields {
+            assert!(required.contains(field), "{path} does not require {field}: {create}");
+            assert!(
+                !create["properties"][field].to_string().contains("\"null\""),
+                "{path}.{field} is nullable: {create}"
+            );
+        }
+        let changes = body_of(update, "patch");
+        assert!(changes.to_string().contains("$ref"), "the update keeps the shared, all-optional body: {changes}");
+    }
+    // What the document says is what the server does.
+    let (_, _, _, token) = crate::helpers::signed_in_owner(&app).await;
+    let refused = json(app.post_as(&token, "/api/v1/prospects", &serde_json::json!({})).await).await;
+    let named: Vec<&String> = refused["error"]["details"]["fields"].as_object().unwrap().keys().collect();
+    assert_eq!(named, ["client_id", "currency", "name"]);
+}
