@@ -280,14 +280,23 @@ async fn metrics_count_requests_by_route_and_show_the_pool() {
     assert_eq!(response.status(), 200);
     assert!(response.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     let text = response.text().await.unwrap();
-    let request_line = text
-        .lines()
-        .find(|l| {
-            l.starts_with("http_requests_total{") && l.contains("route=\"/ready/\"") && l.contains("status=\"200\"")
-        })
-        .unwrap_or_else(|| panic!("no request counter for /ready/ in:\n{text}"));
-    let count: f64 = request_line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(count >= 1.0);
+    let ready_count = |text: &str| -> f64 {
+        let line = text
+            .lines()
+            .find(|l| {
+                l.starts_with("http_requests_total{") && l.contains("route=\"/ready/\"") && l.contains("status=\"200\"")
+            })
+            .unwrap_or_else(|| panic!("no request counter for /ready/ in:\n{text}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    let before = ready_count(&text);
+    // The counter is the process's (other tests' servers count too): this test's own three
+    // requests must each show.
+    for _ in 0..3 {
+        assert_eq!(app.get("/ready/").await.status(), 200);
+    }
+    let after = ready_count(&app.get("/metrics").await.text().await.unwrap());
+    assert!(after - before >= 3.0, "{before} -> {after}");
     assert!(text.contains("http_request_duration_seconds_bucket{"), "latency histogram missing");
     assert!(text.contains("db_pool_max_connections"));
     assert!(text.contains("db_pool_wait_seconds"));
