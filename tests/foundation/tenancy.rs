@@ -151,17 +151,151 @@ async fn without_a_firm_every_tenant_table_reads_empty() {
     }
 }
 
+/// The tables `seed_through_the_api` gives a firm rows in: for each, the isolation check
+/// below first sees the other firm's rows (the positive control) before proving firm A
+/// sees none of them.
+const SEEDED: [&str; 30] = [
+    "audit_events",
+    "auth_sessions",
+    "refresh_tokens",
+    "memberships",
+    "clients",
+    "client_notes",
+    "contacts",
+    "contact_emails",
+    "contact_phones",
+    "leads",
+    "prospects",
+    "proposals",
+    "proposal_versions",
+    "conversations",
+    "messages",
+    "conversation_reads",
+    "tickets",
+    "sla_policies",
+    "business_calendars",
+    "invoices",
+    "payments",
+    "credit_notes",
+    "idempotency_keys",
+    "webhook_endpoints",
+    "webhook_deliveries",
+    "jobs",
+    "invitations",
+    "realtime_tickets",
+    "password_resets",
+    "booking_links",
+];
+
+/// One of most things a firm can own, made the way a firm makes them.
+async fn seed_through_the_api(app: &crate::helpers::TestApp, slug: &str, email: &str, owner: uuid::Uuid, token: &str) {
+    use serde_json::json;
+    let created = |path: &'static str, body: serde_json::Value| async move {
+        let answer = app.post_as(token, path, &body).await;
+        let status = answer.status();
+        let body = crate::helpers::json(answer).await;
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body["data"].clone()
+    };
+    let client = created("/api/v1/clients", json!({ "name": "Seeded Co" })).await;
+    let client_id = client["id"].as_str().unwrap().to_owned();
+    let note = app.post_as(token, &format!("/api/v1/clients/{client_id}/notes"), &json!({ "body": "A note" })).await;
+    assert_eq!(note.status(), 201);
+    created(
+        "/api/v1/contacts",
+        json!({ "first_name": "Ada", "client_id": client_id, "emails": ["ada@seeded.test"], "phones": ["+14155552671"] }),
+    )
+    .await;
+    created("/api/v1/leads", json!({ "first_name": "Lee", "company": "Lead Co" })).await;
+    let prospect =
+        created("/api/v1/prospects", json!({ "client_id": client_id, "name": "Deal", "currency": "USD" })).await;
+    let lines = json!([{ "description": "Work", "quantity": 1, "unit_price_minor": 1000 }]);
+    let proposal = app
+        .post_as(
+            token,
+            &format!("/api/v1/prospects/{}/proposals", prospect["id"].as_str().unwrap()),
+            &json!({ "title": "Q1", "line_items": lines }),
+        )
+        .await;
+    assert_eq!(proposal.status(), 201);
+    let conversation = created("/api/v1/conversations", json!({ "subject": "Seeded" })).await;
+    let posted = app
+        .post_as(
+            token,
+            &format!("/api/v1/conversations/{}/messages", conversation["id"].as_str().unwrap()),
+            &json!({ "body": "Hi" }),
+        )
+        .await;
+    assert_eq!(posted.status(), 201);
+    created("/api/v1/tickets", json!({ "subject": "Seeded ticket" })).await;
+    created(
+        "/api/v1/sla-policies",
+        json!({ "name": "Seeded", "targets": { "normal": { "first_response_minutes": 60, "resolution_minutes": 600 } } }),
+    )
+    .await;
+    created("/api/v1/business-calendars", json!({ "name": "Seeded", "time_zone": "UTC", "always_open": true })).await;
+    let invoice = app
+        .client
+        .post(app.url("/api/v1/invoices"))
+        .bearer_auth(token)
+        .header("Idempotency-Key", "seeded-invoice")
+        .json(&json!({ "client_id": client_id, "currency": "USD", "line_items": lines }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invoice.status(), 201);
+    let invoice_id = crate::helpers::json(invoice).await["data"]["id"].as_str().unwrap().to_owned();
+    let sent = app.post_as(token, &format!("/api/v1/invoices/{invoice_id}/send"), &json!({})).await;
+    assert_eq!(sent.status(), 200);
+    let paid = app
+        .post_as(
+            token,
+            &format!("/api/v1/invoices/{invoice_id}/payments"),
+            &json!({ "amount_minor": 300, "method": "cash" }),
+        )
+        .await;
+    assert_eq!(paid.status(), 201);
+    let credited = app
+        .post_as(
+            token,
+            &format!("/api/v1/invoices/{invoice_id}/credit-notes"),
+            &json!({ "amount_minor": 100, "reason": "Goodwill" }),
+        )
+        .await;
+    assert_eq!(credited.status(), 201);
+    let endpoint =
+        created("/api/v1/webhooks", json!({ "url": "https://hooks.example.com/x", "event_types": ["*"] })).await;
+    let ping = app
+        .post_as(token, &format!("/api/v1/webhooks/{}/ping", endpoint["endpoint"]["id"].as_str().unwrap()), &json!({}))
+        .await;
+    assert_eq!(ping.status(), 202);
+    created("/api/v1/members", json!({ "email": format!("invited-{owner}@seeded.test"), "role": "staff" })).await;
+    created("/api/v1/realtime/ticket", json!({})).await;
+    let forgot = app.post("/api/v1/auth/password/forgot", &json!({ "firm": slug, "email": email })).await;
+    assert_eq!(forgot.status(), 202);
+    created("/api/v1/booking-links", json!({ "title": "Intro", "member_ids": [owner], "duration_minutes": 30 })).await;
+}
+
 #[actix_web::test]
 async fn one_firm_never_sees_anothers_rows() {
-    let db = test_db().await;
-    let (firm_a, _) = new_firm_with_owner(&db).await;
-    let (firm_b, _) = new_firm_with_owner(&db).await;
+    let app = crate::helpers::spawn_app().await;
+    let db = app.db();
+    let (firm_a, _, _, _) = crate::helpers::signed_in_owner(&app).await;
+    let (firm_b, email_b, owner_b, token_b) = crate::helpers::signed_in_owner(&app).await;
+    seed_through_the_api(&app, &firm_b.slug, &email_b, owner_b, &token_b).await;
+    let mut holding = Vec::new();
     for table in tenant_tables(&db).await {
         let sql = format!("SELECT count(*) AS n FROM {} WHERE firm_id = '{}'", table.name, firm_b.id);
+        if count_rows(&db, Some(firm_b.firm_id()), sql.clone()).await.unwrap() > 0 {
+            holding.push(table.name.clone());
+        }
         assert_eq!(count_rows(&db, Some(firm_a.firm_id()), sql.clone()).await.unwrap(), 0, "{}", table.name);
         // Without the filter, firm A sees only firm A's rows.
         let foreign = format!("SELECT count(*) AS n FROM {} WHERE firm_id <> '{}'", table.name, firm_a.id);
         assert_eq!(count_rows(&db, Some(firm_a.firm_id()), foreign).await.unwrap(), 0, "{}", table.name);
+    }
+    for table in SEEDED {
+        assert!(holding.iter().any(|t| t == table), "firm B has no row in {table}, so its check proves nothing");
     }
 }
 
