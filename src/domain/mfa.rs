@@ -13,17 +13,12 @@ use super::DomainError;
 use super::sessions::sha256_hex;
 use super::users::{self as user_store, User};
 use crate::db::schema::{user_recovery_codes, users};
-use crate::secret_box::{SecretBox, SecretBoxError};
+use crate::secret_box::SecretBox;
 use secrecy::ExposeSecret;
 
 /// Where a user's TOTP secret is sealed (pending and confirmed alike).
 pub fn secret_context(user_id: Uuid) -> String {
     format!("users.mfa:{user_id}")
-}
-
-/// A stored secret that does not open is the server's problem (a key removed too soon).
-pub(crate) fn unsealable(err: SecretBoxError) -> DomainError {
-    DomainError::Internal(format!("stored TOTP secret: {err}"))
 }
 
 pub const RECOVERY_CODE_COUNT: usize = 10;
@@ -95,7 +90,7 @@ pub async fn begin_enrollment(
     let otpauth_uri = totp(&secret, issuer, &user.email)?
         .to_url()
         .map_err(|e| DomainError::Internal(format!("otpauth URI: {e:?}")))?;
-    let sealed = secrets.seal(&secret, &secret_context(user.id)).map_err(unsealable)?;
+    let sealed = secrets.seal(&secret, &secret_context(user.id))?;
     diesel::update(users::table.find(user.id))
         .set((users::mfa_pending_secret.eq(&sealed), users::updated_at.eq(Utc::now())))
         .execute(conn)
@@ -118,7 +113,7 @@ pub async fn confirm(
     let Some(pending) = user.mfa_pending_secret else {
         return Err(DomainError::Conflict("no MFA enrolment in progress; call enroll first".into()));
     };
-    let opened = secrets.open_stored(&pending, &secret_context(user_id)).map_err(unsealable)?;
+    let opened = secrets.open_stored(&pending, &secret_context(user_id))?;
     let Some(step) = matching_step(opened.expose_secret(), code, unix_now()) else {
         return Err(DomainError::invalid_field("code", "does not match the authenticator"));
     };
@@ -188,7 +183,7 @@ pub async fn accept_code(
     let Some(stored) = user.mfa_secret.as_deref() else {
         return Ok(false);
     };
-    let secret = secrets.open_stored(stored, &secret_context(user.id)).map_err(unsealable)?;
+    let secret = secrets.open_stored(stored, &secret_context(user.id))?;
     let Some(step) = matching_step(secret.expose_secret(), code, unix_now()).and_then(|s| i64::try_from(s).ok()) else {
         return Ok(false);
     };

@@ -76,6 +76,14 @@ pub enum DomainError {
     Internal(String),
 }
 
+/// A stored secret that does not seal or open is the server's problem (a key removed too
+/// soon, a tampered row), never the caller's.
+impl From<crate::secret_box::SecretBoxError> for DomainError {
+    fn from(err: crate::secret_box::SecretBoxError) -> Self {
+        DomainError::Internal(format!("stored secret: {err}"))
+    }
+}
+
 impl From<diesel::result::Error> for DomainError {
     fn from(err: diesel::result::Error) -> Self {
         DomainError::Db(DbError::Query(err))

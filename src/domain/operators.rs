@@ -81,7 +81,7 @@ pub async fn enroll_totp(
 ) -> Result<super::mfa::Enrollment, DomainError> {
     let operator = operators::table.find(id).select(Operator::as_select()).first(conn).await?;
     let enrollment = super::mfa::new_secret(issuer, &operator.email)?;
-    let sealed = secrets.seal(&enrollment.secret, &totp_context(operator.id)).map_err(super::mfa::unsealable)?;
+    let sealed = secrets.seal(&enrollment.secret, &totp_context(operator.id))?;
     diesel::update(operators::table.find(id))
         .set((operators::mfa_secret.eq(&sealed), operators::mfa_last_step.eq(None::<i64>)))
         .execute(conn)
@@ -100,7 +100,7 @@ pub async fn accept_totp(
     let Some(stored) = operator.mfa_secret.as_deref() else {
         return Ok(false);
     };
-    let secret = secrets.open_stored(stored, &totp_context(operator.id)).map_err(super::mfa::unsealable)?;
+    let secret = secrets.open_stored(stored, &totp_context(operator.id))?;
     let Some(step) = super::mfa::current_step(secret.expose_secret(), code) else {
         return Ok(false);
     };

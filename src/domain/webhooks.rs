@@ -334,13 +334,9 @@ pub fn secret_context(firm: FirmId, endpoint: Uuid) -> String {
     format!("webhook_endpoints:{}:{endpoint}", firm.into_uuid())
 }
 
-fn unsealable(err: crate::secret_box::SecretBoxError) -> DomainError {
-    DomainError::Internal(format!("webhook signing secret: {err}"))
-}
-
 /// The endpoint's signing secret, opened.
 pub fn signing_secret(endpoint: &Endpoint, secrets: &SecretBox) -> Result<SecretString, DomainError> {
-    secrets.open_stored(&endpoint.secret, &secret_context(FirmId(endpoint.firm_id), endpoint.id)).map_err(unsealable)
+    Ok(secrets.open_stored(&endpoint.secret, &secret_context(FirmId(endpoint.firm_id), endpoint.id))?)
 }
 
 pub async fn create(
@@ -359,7 +355,7 @@ pub async fn create(
     }
     DomainError::check(fields)?;
     let (id, secret) = (Uuid::now_v7(), new_secret());
-    let sealed = secrets.seal(&secret, &secret_context(firm, id)).map_err(unsealable)?;
+    let sealed = secrets.seal(&secret, &secret_context(firm, id))?;
     let endpoint = diesel::insert_into(webhook_endpoints::table)
         .values((
             webhook_endpoints::firm_id.eq(firm.into_uuid()),
@@ -445,7 +441,7 @@ pub async fn rotate_secret(
 ) -> Result<String, DomainError> {
     find(conn, firm, id).await?;
     let secret = new_secret();
-    let sealed = secrets.seal(&secret, &secret_context(firm, id)).map_err(unsealable)?;
+    let sealed = secrets.seal(&secret, &secret_context(firm, id))?;
     replace_secret(conn, firm, id, &sealed).await?;
     Ok(secret)
 }

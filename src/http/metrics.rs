@@ -90,6 +90,16 @@ fn scrape_allowed(state: &AppState, req: &HttpRequest) -> bool {
     digest(offered) == digest(token)
 }
 
+/// Whether this scrape refreshes the job gauges: at most once per `every`, and only one
+/// of the scrapes arriving together (the claim is taken before the query).
+fn claim_refresh(last: &mut Option<Instant>, now: Instant, every: std::time::Duration) -> bool {
+    if last.is_some_and(|at| now.saturating_duration_since(at) < every) {
+        return false;
+    }
+    *last = Some(now);
+    true
+}
+
 #[utoipa::path(
     get,
     path = "/metrics",
@@ -122,7 +132,11 @@ pub async fn metrics_text(state: web::Data<AppState>, req: HttpRequest) -> Resul
     // Queue depth across firms (counts only), refreshed at most once per interval; a
     // scrape during a database outage keeps the last values.
     let every = std::time::Duration::from_secs(state.settings().telemetry.job_counts_every_secs);
-    if state.claim_job_counts_refresh(Instant::now(), every) {
+    let refresh = {
+        let mut last = state.job_counts_refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        claim_refresh(&mut last, Instant::now(), every)
+    };
+    if refresh {
         let counts = state.db().platform_tx(|conn| async move { jobs::counts(conn).await }.scope_boxed()).await;
         if let Ok(counts) = counts {
             for (job_state, count) in job_gauges(&counts) {
@@ -136,6 +150,28 @@ pub async fn metrics_text(state: web::Data<AppState>, req: HttpRequest) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn job_counts_refresh_at_most_once_per_interval() {
+        let (start, every) = (Instant::now(), std::time::Duration::from_secs(15));
+        let mut last = None;
+        assert!(claim_refresh(&mut last, start, every), "the first scrape refreshes");
+        assert!(
+            !claim_refresh(&mut last, start + std::time::Duration::from_secs(1), every),
+            "a scrape soon after does not"
+        );
+        assert!(!claim_refresh(&mut last, start + std::time::Duration::from_secs(14), every));
+        assert!(
+            claim_refresh(&mut last, start + std::time::Duration::from_secs(15), every),
+            "once the interval passed"
+        );
+        let mut always = None;
+        assert!(claim_refresh(&mut always, start, std::time::Duration::ZERO));
+        assert!(
+            claim_refresh(&mut always, start, std::time::Duration::ZERO),
+            "an interval of 0 refreshes every scrape"
+        );
+    }
 
     #[test]
     fn a_drained_job_state_reads_zero() {

@@ -109,13 +109,6 @@ impl AppState {
     pub fn metrics(&self) -> &PrometheusHandle {
         &self.metrics
     }
-
-    /// Whether this scrape should refresh the job gauges: at most once per `every`, and
-    /// only one scrape of those arriving together (the claim is taken before the query).
-    pub fn claim_job_counts_refresh(&self, now: std::time::Instant, every: std::time::Duration) -> bool {
-        let mut last = self.job_counts_refreshed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        claim_refresh(&mut last, now, every)
-    }
 }
 
 /// Routes and extractor settings; called once per worker.
@@ -442,14 +435,6 @@ fn envelope_bare_error<B: MessageBody + 'static>(
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, enveloped).map_into_right_body()))
 }
 
-fn claim_refresh(last: &mut Option<std::time::Instant>, now: std::time::Instant, every: std::time::Duration) -> bool {
-    if last.is_some_and(|at| now.saturating_duration_since(at) < every) {
-        return false;
-    }
-    *last = Some(now);
-    true
-}
-
 pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
     Err(ApiError::NotFound("no such resource".into()))
 }
@@ -503,24 +488,4 @@ where
 {
     use serde::Deserialize;
     Ok(Some(Option::<T>::deserialize(deserializer)?))
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, Instant};
-
-    use super::claim_refresh;
-
-    #[test]
-    fn job_counts_refresh_at_most_once_per_interval() {
-        let (start, every) = (Instant::now(), Duration::from_secs(15));
-        let mut last = None;
-        assert!(claim_refresh(&mut last, start, every), "the first scrape refreshes");
-        assert!(!claim_refresh(&mut last, start + Duration::from_secs(1), every), "a scrape soon after does not");
-        assert!(!claim_refresh(&mut last, start + Duration::from_secs(14), every));
-        assert!(claim_refresh(&mut last, start + Duration::from_secs(15), every), "once the interval passed");
-        let mut always = None;
-        assert!(claim_refresh(&mut always, start, Duration::ZERO));
-        assert!(claim_refresh(&mut always, start, Duration::ZERO), "an interval of 0 refreshes every scrape");
-    }
 }

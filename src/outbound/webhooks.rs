@@ -102,7 +102,7 @@ async fn send(ctx: &JobContext, endpoint: &Endpoint, delivery: &Delivery) -> (At
         return refused(reason);
     }
     let secret = match SecretBox::from_settings(&ctx.settings.secrets)
-        .map_err(|err| DomainError::Internal(format!("secrets: {err}")))
+        .map_err(DomainError::from)
         .and_then(|secrets| webhooks::signing_secret(endpoint, &secrets))
     {
         Ok(secret) => secret,

@@ -417,3 +417,62 @@ pub async fn portal_user(app: &TestApp, firm_slug: &str, owner: &str) -> (String
     let token = invite_and_join(app, owner, &firm, &email, "client", Some(&contact_id)).await;
     (token, contact_id)
 }
+
+/// A `consultantpro serve` process (see [`serve`]); killed when dropped, so none outlives
+/// the run.
+pub struct Served {
+    pub child: std::process::Child,
+    pub port: u16,
+    /// The `listening` log entry.
+    pub listening: serde_json::Value,
+    /// Its log after that line, for the caller to read; dropping it unread can block the
+    /// server once the pipe fills (see [`Served::drain_log`]).
+    pub log: Option<std::io::Lines<std::io::BufReader<std::process::ChildStderr>>>,
+}
+
+/// Starts `consultantpro serve` on a port of its own, with `envs` on top of the test
+/// profile, logging JSON at info; returns once it logged `listening`.
+pub fn serve(envs: &[(&str, &str)]) -> Served {
+    use std::io::BufRead;
+    let mut command = cli_command();
+    command
+        .arg("serve")
+        .env("CP__SERVER__PORT", "0")
+        .env("CP__TELEMETRY__FORMAT", "json")
+        .env("CP__TELEMETRY__FILTER", "info")
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut child = command.spawn().expect("serve starts");
+    let mut lines = std::io::BufReader::new(child.stderr.take().expect("stderr piped")).lines();
+    let listening = loop {
+        let line = lines.next().expect("the server logs before exiting").expect("log line");
+        let entry: serde_json::Value =
+            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        if entry["message"] == "listening" {
+            break entry;
+        }
+    };
+    let port = u16::try_from(listening["port"].as_u64().expect("port logged")).expect("a port");
+    Served { child, port, listening, log: Some(lines) }
+}
+
+impl Served {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Reads the rest of the log on a thread of its own, so a full pipe never blocks it.
+    pub fn drain_log(&mut self) {
+        if let Some(lines) = self.log.take() {
+            std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

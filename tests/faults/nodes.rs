@@ -2,8 +2,7 @@
 //! another node with `after_seq`, and gets every message once, in order.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -11,58 +10,25 @@ use serde_json::{Value, json};
 use tokio_tungstenite::connect_async;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::helpers::{PASSWORD, add_member, cli_command, new_firm, test_db, unique_ip};
+use crate::helpers::{PASSWORD, Served, add_member, new_firm, serve, test_db, unique_ip};
 
-/// A `consultantpro serve` process, killed when dropped so none outlives the run.
-pub struct Node {
-    child: Child,
-    pub port: u16,
+/// A node of `cluster` on a port of its own, talking to `redis_url`.
+fn node(cluster: &str, redis_url: &str) -> Served {
+    let mut served = serve(&[("CP__CLUSTER__NAME", cluster), ("CP__REDIS__URL", redis_url)]);
+    served.drain_log();
+    served
 }
 
-impl Node {
-    /// Starts a node of `cluster` on a port of its own, talking to `redis_url`.
-    pub fn start(cluster: &str, redis_url: &str) -> Node {
-        let mut child = cli_command()
-            .arg("serve")
-            .env("CP__SERVER__PORT", "0")
-            .env("CP__CLUSTER__NAME", cluster)
-            .env("CP__REDIS__URL", redis_url)
-            .env("CP__TELEMETRY__FORMAT", "json")
-            .env("CP__TELEMETRY__FILTER", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let port = loop {
-            let line = lines.next().expect("the node logs before exiting").unwrap();
-            let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
-            if entry["message"] == "listening" {
-                break u16::try_from(entry["port"].as_u64().unwrap()).unwrap();
-            }
-        };
-        // Keep reading its log, so a full pipe never blocks the node.
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-        Node { child, port }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-
-    /// SIGKILL: no shutdown, no hand-off, sockets cut mid-stream.
-    pub fn kill(&mut self) {
-        let status = Command::new("kill").args(["-KILL", &self.child.id().to_string()]).status().unwrap();
-        assert!(status.success());
-        let _ = self.child.wait();
-    }
+/// SIGKILL: no shutdown, no hand-off, sockets cut mid-stream.
+fn kill(node: &mut Served) {
+    let status = Command::new("kill").args(["-KILL", &node.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let _ = node.child.wait();
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// POSTs `body` as `token` and returns the answer's JSON.
+async fn post_json(client: &reqwest::Client, url: String, token: &str, body: Value) -> Value {
+    client.post(url).bearer_auth(token).json(&body).send().await.unwrap().json().await.unwrap()
 }
 
 /// A client of the nodes, from an address of its own (sign-in throttles by address).
@@ -95,16 +61,7 @@ pub async fn subscribed(
     conversation: &str,
     after_seq: Option<i64>,
 ) -> Socket {
-    let ticket: Value = client
-        .post(format!("{node_url}/api/v1/realtime/ticket"))
-        .bearer_auth(token)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ticket = post_json(client, format!("{node_url}/api/v1/realtime/ticket"), token, json!({})).await;
     let ticket = ticket["data"]["ticket"].as_str().unwrap();
     let ws_url = format!("{}/api/v1/ws?ticket={ticket}", node_url.replacen("http", "ws", 1));
     let (mut socket, _) = connect_async(ws_url).await.unwrap();
@@ -139,20 +96,12 @@ async fn a_node_killed_under_a_socket_loses_nothing_once_the_client_resumes_else
     let settings = crate::helpers::test_settings();
     let redis_url = secrecy::ExposeSecret::expose_secret(&settings.redis.url).to_owned();
     let cluster = format!("faults-{}", uuid::Uuid::now_v7().simple());
-    let mut doomed = Node::start(&cluster, &redis_url);
-    let survivor = Node::start(&cluster, &redis_url);
+    let mut doomed = node(&cluster, &redis_url);
+    let survivor = node(&cluster, &redis_url);
     let client = client();
     let (_, token) = owner_on(&client, &doomed.url("")).await;
-    let created: Value = client
-        .post(doomed.url("/api/v1/conversations"))
-        .bearer_auth(&token)
-        .json(&json!({ "subject": "Across a crash" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let created =
+        post_json(&client, doomed.url("/api/v1/conversations"), &token, json!({ "subject": "Across a crash" })).await;
     let conversation = created["data"]["id"].as_str().unwrap().to_owned();
 
     // Messages go in through the surviving node, before, during and after the crash.
@@ -181,7 +130,7 @@ async fn a_node_killed_under_a_socket_loses_nothing_once_the_client_resumes_else
         let frame = next_message(&mut socket, &conversation).await.expect("the first node is still up");
         seen.push(frame["seq"].as_i64().unwrap());
     }
-    doomed.kill();
+    kill(&mut doomed);
     // Whatever was already on the wire still counts; then the socket ends.
     while let Some(frame) = next_message(&mut socket, &conversation).await {
         seen.push(frame["seq"].as_i64().unwrap());

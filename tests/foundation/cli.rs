@@ -1,6 +1,6 @@
 //! The `consultantpro` command as an operator uses it.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -154,55 +154,28 @@ fn an_unset_environment_counts_as_production() {
     assert!(output.status.success(), "{}", text(&output.stderr));
 }
 
-/// Kills the server if the test fails before stopping it, so no process outlives the run.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[actix_web::test]
 async fn serve_stops_cleanly_on_sigint() {
     test_db().await;
-    let mut child = cli()
-        .arg("serve")
-        .env("CP__SERVER__PORT", "0")
-        .env("CP__TELEMETRY__FORMAT", "json")
-        .env("CP__TELEMETRY__FILTER", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let mut child = KillOnDrop(child);
-    let port = loop {
-        let line = lines.next().expect("server logs before exiting").unwrap();
-        let entry: serde_json::Value =
-            serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
-        if entry["message"] == "listening" {
-            assert_eq!(entry["bus"], "redis");
-            break entry["port"].as_u64().unwrap();
-        }
-    };
+    let mut served = crate::helpers::serve(&[]);
+    assert_eq!(served.listening["bus"], "redis");
+    let port = served.port;
     let client = reqwest::Client::new();
     let ready = client.get(format!("http://127.0.0.1:{port}/ready/")).send().await.unwrap();
     assert_eq!(ready.status(), 200);
     assert_eq!(json(ready).await["data"]["status"], "ready");
 
     let started = Instant::now();
-    let status = Command::new("kill").args(["-INT", &child.0.id().to_string()]).status().unwrap();
+    let status = Command::new("kill").args(["-INT", &served.child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = loop {
-        if let Some(exit) = child.0.try_wait().unwrap() {
+        if let Some(exit) = served.child.try_wait().unwrap() {
             break exit;
         }
         assert!(started.elapsed() < Duration::from_secs(15), "server did not stop after SIGINT");
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(exit.success(), "exit status {exit}");
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest: Vec<String> = served.log.take().unwrap().map_while(Result::ok).collect();
     assert!(rest.iter().any(|l| l.contains("\"stopped\"")), "no clean-stop log line in {rest:?}");
 }

@@ -187,53 +187,50 @@ const SEEDED: [&str; 30] = [
     "booking_links",
 ];
 
+/// POSTs `body` as `token`; it must answer `expected`. Returns the answer's `data`.
+async fn posted(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    path: &str,
+    body: serde_json::Value,
+    expected: u16,
+) -> serde_json::Value {
+    let answer = app.post_as(token, path, &body).await;
+    let status = answer.status();
+    let body = crate::helpers::json(answer).await;
+    assert_eq!(status, expected, "{path}: {body}");
+    body["data"].clone()
+}
+
 /// One of most things a firm can own, made the way a firm makes them.
 async fn seed_through_the_api(app: &crate::helpers::TestApp, slug: &str, email: &str, owner: uuid::Uuid, token: &str) {
     use serde_json::json;
-    let created = |path: &'static str, body: serde_json::Value| async move {
-        let answer = app.post_as(token, path, &body).await;
-        let status = answer.status();
-        let body = crate::helpers::json(answer).await;
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body["data"].clone()
-    };
-    let client = created("/api/v1/clients", json!({ "name": "Seeded Co" })).await;
+    let client = posted(app, token, "/api/v1/clients", json!({ "name": "Seeded Co" }), 201).await;
     let client_id = client["id"].as_str().unwrap().to_owned();
-    let note = app.post_as(token, &format!("/api/v1/clients/{client_id}/notes"), &json!({ "body": "A note" })).await;
-    assert_eq!(note.status(), 201);
-    created(
-        "/api/v1/contacts",
-        json!({ "first_name": "Ada", "client_id": client_id, "emails": ["ada@seeded.test"], "phones": ["+14155552671"] }),
+    posted(app, token, &format!("/api/v1/clients/{client_id}/notes"), json!({ "body": "A note" }), 201).await;
+    let contact = json!({ "first_name": "Ada", "client_id": client_id, "emails": ["ada@seeded.test"], "phones": ["+14155552671"] });
+    posted(app, token, "/api/v1/contacts", contact, 201).await;
+    posted(app, token, "/api/v1/leads", json!({ "first_name": "Lee", "company": "Lead Co" }), 201).await;
+    let prospect = posted(
+        app,
+        token,
+        "/api/v1/prospects",
+        json!({ "client_id": client_id, "name": "Deal", "currency": "USD" }),
+        201,
     )
     .await;
-    created("/api/v1/leads", json!({ "first_name": "Lee", "company": "Lead Co" })).await;
-    let prospect =
-        created("/api/v1/prospects", json!({ "client_id": client_id, "name": "Deal", "currency": "USD" })).await;
     let lines = json!([{ "description": "Work", "quantity": 1, "unit_price_minor": 1000 }]);
-    let proposal = app
-        .post_as(
-            token,
-            &format!("/api/v1/prospects/{}/proposals", prospect["id"].as_str().unwrap()),
-            &json!({ "title": "Q1", "line_items": lines }),
-        )
-        .await;
-    assert_eq!(proposal.status(), 201);
-    let conversation = created("/api/v1/conversations", json!({ "subject": "Seeded" })).await;
-    let posted = app
-        .post_as(
-            token,
-            &format!("/api/v1/conversations/{}/messages", conversation["id"].as_str().unwrap()),
-            &json!({ "body": "Hi" }),
-        )
-        .await;
-    assert_eq!(posted.status(), 201);
-    created("/api/v1/tickets", json!({ "subject": "Seeded ticket" })).await;
-    created(
-        "/api/v1/sla-policies",
-        json!({ "name": "Seeded", "targets": { "normal": { "first_response_minutes": 60, "resolution_minutes": 600 } } }),
-    )
-    .await;
-    created("/api/v1/business-calendars", json!({ "name": "Seeded", "time_zone": "UTC", "always_open": true })).await;
+    let proposals = format!("/api/v1/prospects/{}/proposals", prospect["id"].as_str().unwrap());
+    posted(app, token, &proposals, json!({ "title": "Q1", "line_items": lines }), 201).await;
+    let conversation = posted(app, token, "/api/v1/conversations", json!({ "subject": "Seeded" }), 201).await;
+    let messages = format!("/api/v1/conversations/{}/messages", conversation["id"].as_str().unwrap());
+    posted(app, token, &messages, json!({ "body": "Hi" }), 201).await;
+    posted(app, token, "/api/v1/tickets", json!({ "subject": "Seeded ticket" }), 201).await;
+    let targets = json!({ "normal": { "first_response_minutes": 60, "resolution_minutes": 600 } });
+    posted(app, token, "/api/v1/sla-policies", json!({ "name": "Seeded", "targets": targets }), 201).await;
+    let calendar = json!({ "name": "Seeded", "time_zone": "UTC", "always_open": true });
+    posted(app, token, "/api/v1/business-calendars", calendar, 201).await;
+    // With an Idempotency-Key, so the key is stored too.
     let invoice = app
         .client
         .post(app.url("/api/v1/invoices"))
@@ -245,35 +242,22 @@ async fn seed_through_the_api(app: &crate::helpers::TestApp, slug: &str, email: 
         .unwrap();
     assert_eq!(invoice.status(), 201);
     let invoice_id = crate::helpers::json(invoice).await["data"]["id"].as_str().unwrap().to_owned();
-    let sent = app.post_as(token, &format!("/api/v1/invoices/{invoice_id}/send"), &json!({})).await;
-    assert_eq!(sent.status(), 200);
-    let paid = app
-        .post_as(
-            token,
-            &format!("/api/v1/invoices/{invoice_id}/payments"),
-            &json!({ "amount_minor": 300, "method": "cash" }),
-        )
-        .await;
-    assert_eq!(paid.status(), 201);
-    let credited = app
-        .post_as(
-            token,
-            &format!("/api/v1/invoices/{invoice_id}/credit-notes"),
-            &json!({ "amount_minor": 100, "reason": "Goodwill" }),
-        )
-        .await;
-    assert_eq!(credited.status(), 201);
-    let endpoint =
-        created("/api/v1/webhooks", json!({ "url": "https://hooks.example.com/x", "event_types": ["*"] })).await;
-    let ping = app
-        .post_as(token, &format!("/api/v1/webhooks/{}/ping", endpoint["endpoint"]["id"].as_str().unwrap()), &json!({}))
-        .await;
-    assert_eq!(ping.status(), 202);
-    created("/api/v1/members", json!({ "email": format!("invited-{owner}@seeded.test"), "role": "staff" })).await;
-    created("/api/v1/realtime/ticket", json!({})).await;
+    posted(app, token, &format!("/api/v1/invoices/{invoice_id}/send"), json!({}), 200).await;
+    let payment = json!({ "amount_minor": 300, "method": "cash" });
+    posted(app, token, &format!("/api/v1/invoices/{invoice_id}/payments"), payment, 201).await;
+    let credit = json!({ "amount_minor": 100, "reason": "Goodwill" });
+    posted(app, token, &format!("/api/v1/invoices/{invoice_id}/credit-notes"), credit, 201).await;
+    let hook = json!({ "url": "https://hooks.example.com/x", "event_types": ["*"] });
+    let endpoint = posted(app, token, "/api/v1/webhooks", hook, 201).await;
+    let ping = format!("/api/v1/webhooks/{}/ping", endpoint["endpoint"]["id"].as_str().unwrap());
+    posted(app, token, &ping, json!({}), 202).await;
+    let invited = json!({ "email": format!("invited-{owner}@seeded.test"), "role": "staff" });
+    posted(app, token, "/api/v1/members", invited, 201).await;
+    posted(app, token, "/api/v1/realtime/ticket", json!({}), 200).await;
     let forgot = app.post("/api/v1/auth/password/forgot", &json!({ "firm": slug, "email": email })).await;
     assert_eq!(forgot.status(), 202);
-    created("/api/v1/booking-links", json!({ "title": "Intro", "member_ids": [owner], "duration_minutes": 30 })).await;
+    let link = json!({ "title": "Intro", "member_ids": [owner], "duration_minutes": 30 });
+    posted(app, token, "/api/v1/booking-links", link, 201).await;
 }
 
 #[actix_web::test]
