@@ -4,6 +4,8 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
 CARGO ?= cargo
+# Where cargo puts what it builds (CARGO_TARGET_DIR moves it).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 # make run talks to the project's Redis, like a multi-node deployment would; unset it
 # (CP__REDIS__URL=) to run on the in-process bus.
 REDIS_URL ?= redis://127.0.0.1:$(or $(CP_REDIS_PORT),56379)
@@ -19,14 +21,15 @@ services:
 
 run: services
 	$(CARGO) build --release --locked
-	./target/release/consultantpro migrate
+	./scripts/web.sh build $(TARGET_DIR)/release/consultantpro
+	$(TARGET_DIR)/release/consultantpro migrate
 	@# Twilio cannot be reached from here: its local stand-in (config/development.toml points
 	@# the server at it). One still running from an earlier run keeps serving.
 	mkdir -p "$${CP_DATA_DIR:-.data}"
-	(./target/release/consultantpro twilio-standin --listen $(TWILIO_STANDIN) --demo \
+	($(TARGET_DIR)/release/consultantpro twilio-standin --listen $(TWILIO_STANDIN) --demo \
 	  --hub-url "http://127.0.0.1:$${CP__SERVER__PORT:-8080}" >> "$${CP_DATA_DIR:-.data}/twilio-standin.log" 2>&1 &)
-	./target/release/consultantpro demo
-	CP__REDIS__URL=$${CP__REDIS__URL-$(REDIS_URL)} exec ./target/release/consultantpro serve
+	$(TARGET_DIR)/release/consultantpro demo
+	CP__REDIS__URL=$${CP__REDIS__URL-$(REDIS_URL)} exec $(TARGET_DIR)/release/consultantpro serve
 
 # Tests use config/test.toml (database consultantpro_test, Redis on) and start their own
 # servers on 127.0.0.1:0. TEST_LOG=1 shows the servers' logs.
@@ -36,3 +39,4 @@ test: services
 	$(CARGO) build --locked --all-targets
 	$(CARGO) run --locked --quiet -- migrate
 	$(CARGO) test --locked --all-targets --no-fail-fast
+	./scripts/web.sh test $(TARGET_DIR)/debug/consultantpro

@@ -25,7 +25,8 @@ PGBENCH=$(ls /usr/lib/postgresql/*/bin/pgbench | tail -1)
 
 ./scripts/services.sh up
 cargo build --release --locked --bin consultantpro --bin loadgen
-BIN=./target/release/consultantpro
+# MSGBENCH_BIN measures another build of the server (an earlier commit's, say) the same way.
+BIN=${MSGBENCH_BIN:-./target/release/consultantpro}
 $BIN migrate >/dev/null
 
 # The reference's firm: 50 conversations with ids pgbench can compute from a number.

@@ -196,6 +196,13 @@ pub struct ServerSettings {
     /// the address that many hops from the right of `X-Forwarded-For`; anything further
     /// left was written by the client and is never believed.
     pub trusted_proxies: usize,
+    /// The built browser app (`web/dist`); served at `/` when its `index.html` is there.
+    #[serde(default = "default_web_dir")]
+    pub web_dir: String,
+}
+
+fn default_web_dir() -> String {
+    "web/dist".to_owned()
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -93,12 +93,17 @@ impl ApplicationBuilder {
         let port = listener.local_addr()?.port();
         let max_body_bytes = settings.server.max_body_bytes;
         let app_state = state.clone();
+        let web_app = http::web_app::WebApp::at(std::path::Path::new(&settings.server.web_dir));
+        if !web_app.is_built() {
+            tracing::info!(web_dir = %settings.server.web_dir, "no built browser app there; serving the API only");
+        }
         let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(app_state.clone())
                 .configure(|cfg| http::configure(cfg, max_body_bytes))
+                .configure(|cfg| web_app.configure(cfg))
                 .configure(extra_routes)
-                .default_service(web::to(http::not_found))
+                .default_service(web::to(http::web_app::fallback))
                 .wrap(http::error_envelopes())
                 .wrap(from_fn(http::auth::read_only_guard))
                 .wrap(from_fn(http::auth::audit_break_glass_requests))

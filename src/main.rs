@@ -83,6 +83,9 @@ enum Command {
     },
     /// Create the demo firm `demo` with an owner, printing the credentials once.
     Demo,
+    /// Print the OpenAPI document (as served at /api/openapi.json); the browser app's
+    /// types are generated from it.
+    Openapi,
     /// Import contacts or leads from a CSV file into a firm. By default a file with any bad
     /// row imports nothing; every bad row is reported with its line number.
     Import {
@@ -114,6 +117,10 @@ enum Command {
         /// Know the demo firm's account (see `consultantpro demo`).
         #[arg(long)]
         demo: bool,
+        /// Know another account: `AC...:TOKEN:+NUMBER` (the browser tests give their firm
+        /// one of its own). Repeatable.
+        #[arg(long = "account", value_parser = parse_standin_account)]
+        accounts: Vec<standin_twilio::StandinAccount>,
     },
     /// Re-seal every stored credential under `secrets.active_key` (after adding a new key);
     /// the old key may be removed afterwards.
@@ -138,12 +145,43 @@ enum CsvKind {
     Leads,
 }
 
+/// `AC...:TOKEN:+NUMBER` -> a stand-in account with that one number and a Messaging Service.
+fn parse_standin_account(text: &str) -> Result<standin_twilio::StandinAccount, String> {
+    let mut parts = text.splitn(3, ':');
+    let (Some(sid), Some(token), Some(number)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err("expected AC...:TOKEN:+NUMBER".into());
+    };
+    if !sid.starts_with("AC") || token.is_empty() || !number.starts_with('+') {
+        return Err("expected AC...:TOKEN:+NUMBER".into());
+    }
+    let mut account = standin_twilio::StandinAccount::generate(number);
+    account.sid = sid.to_owned();
+    account.token = token.to_owned();
+    Ok(account)
+}
+
+fn print_openapi() -> anyhow::Result<()> {
+    use utoipa::OpenApi;
+    println!("{}", consultantpro::http::openapi::ApiDoc::openapi().to_pretty_json()?);
+    Ok(())
+}
+
 const DEMO_SLUG: &str = "demo";
 const DEMO_OWNER_EMAIL: &str = "owner@demo.consultantpro.test";
 
 #[actix_web::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The document needs no configuration, database or secrets (the web build runs it).
+    if matches!(cli.command, Command::Openapi) {
+        return match print_openapi() {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                eprintln!("error: {err}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(err) => {
@@ -256,11 +294,15 @@ async fn run(command: Command, settings: Settings) -> anyhow::Result<()> {
             println!("operator {} deactivated; their tokens no longer work", operator.email);
         }
         Command::Demo => demo(&settings).await?,
-        Command::TwilioStandin { listen, hub_url, demo } => {
+        Command::Openapi => print_openapi()?,
+        Command::TwilioStandin { listen, hub_url, demo, accounts } => {
             let listener = std::net::TcpListener::bind(&listen).with_context(|| format!("binding {listen}"))?;
             let standin = TwilioStandin::start(listener, hub_url)?;
             if demo {
                 standin.add_account(standin_twilio::demo_account());
+            }
+            for account in accounts {
+                standin.add_account(account);
             }
             println!("Twilio stand-in on {}", standin.base_url);
             tokio::signal::ctrl_c().await?;

@@ -105,6 +105,13 @@ pub struct HubCounts {
 #[rtype(result = "()")]
 pub struct Crash;
 
+/// Holds the hub's thread for a while, as a hub stuck behind slow work would be: frames
+/// published meanwhile overflow its bus receiver, which then reports how far it fell
+/// behind. Fault tests use it to see the sessions refill from the database.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct Stall(pub std::time::Duration);
+
 struct SessionEntry {
     user_id: Uuid,
     member: bool,
@@ -518,6 +525,14 @@ impl Handler<Crash> for ConversationHub {
     #[allow(clippy::panic)]
     fn handle(&mut self, _: Crash, _ctx: &mut Self::Context) {
         panic!("conversation hub of firm {} crashed on request", self.firm);
+    }
+}
+
+impl Handler<Stall> for ConversationHub {
+    type Result = ();
+
+    fn handle(&mut self, Stall(how_long): Stall, _ctx: &mut Self::Context) {
+        std::thread::sleep(how_long);
     }
 }
 

@@ -123,29 +123,113 @@ impl Db {
         E: From<DbError> + From<diesel::result::Error> + Send + 'a,
         R: Send + 'a,
     {
+        let mut guard = self.begin_firm(firm_id).await?;
+        let result = f(guard.conn()?).await;
+        guard.end(result).await
+    }
+
+    /// [`Db::firm_tx`] for work that may simply be run again: a transaction that lost a
+    /// serialization race or a deadlock is rolled back and `f` runs afresh in a new one, up
+    /// to [`TRANSIENT_RETRIES`] more times with a short jittered pause, before the failure
+    /// is returned (a 503 to the client). Anything else ends it at once.
+    pub async fn firm_tx_retried<R, E>(
+        &self,
+        firm_id: FirmId,
+        f: impl AsyncFnMut(&mut AsyncPgConnection) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<DbError> + From<diesel::result::Error> + Transient,
+    {
+        self.run_retried(firm_id, None, f).await
+    }
+
+    /// [`Db::firm_tx_retried`] for a request whose member's session has not been checked
+    /// yet: the check (`cp_session_role`) is pipelined with `BEGIN` and the firm setting,
+    /// so it costs no round trip and no second connection of its own. `admit` sees the role
+    /// the session still carries (None: ended, or the membership inactive) and says whether
+    /// `f` may run; when it may not, the transaction is rolled back and `Ok(None)` returned.
+    pub async fn firm_tx_for_session<R, E>(
+        &self,
+        firm_id: FirmId,
+        session: SessionKey,
+        admit: impl FnOnce(Option<&str>) -> bool,
+        f: impl AsyncFnMut(&mut AsyncPgConnection) -> Result<R, E>,
+    ) -> Result<Option<R>, E>
+    where
+        E: From<DbError> + From<diesel::result::Error> + Transient,
+    {
+        let (guard, role) = self.begin_firm_checking(firm_id, session).await?;
+        if !admit(role.as_deref()) {
+            guard.roll_back().await?;
+            return Ok(None);
+        }
+        self.run_retried(firm_id, Some(guard), f).await.map(Some)
+    }
+
+    /// Runs `f` in `opened` (or a new transaction), again in a new one after a transient
+    /// failure, up to [`TRANSIENT_RETRIES`] times.
+    async fn run_retried<R, E>(
+        &self,
+        firm_id: FirmId,
+        mut opened: Option<OpenTransaction>,
+        mut f: impl AsyncFnMut(&mut AsyncPgConnection) -> Result<R, E>,
+    ) -> Result<R, E>
+    where
+        E: From<DbError> + From<diesel::result::Error> + Transient,
+    {
+        let mut retries = 0;
+        loop {
+            let mut guard = match opened.take() {
+                Some(guard) => guard,
+                None => self.begin_firm(firm_id).await?,
+            };
+            let result = f(guard.conn()?).await;
+            match guard.end(result).await {
+                Err(error) if error.is_transient() && retries < TRANSIENT_RETRIES => {
+                    retries += 1;
+                    metrics::counter!("db_transaction_retries_total").increment(1);
+                    tokio::time::sleep(retry_pause(retries)).await;
+                }
+                ended => return ended,
+            }
+        }
+    }
+
+    /// [`Db::begin_firm`] with the session's role read in the same round trip: the simple
+    /// query that opens the transaction and the (prepared, cached) check are sent together
+    /// and answered in order. Should either fail, the guard is dropped with the transaction
+    /// in an unknown state and the connection is closed rather than reused.
+    async fn begin_firm_checking(
+        &self,
+        firm_id: FirmId,
+        session: SessionKey,
+    ) -> Result<(OpenTransaction, Option<String>), DbError> {
         let mut guard = OpenTransaction::new(self.checkout().await?);
         let conn: &mut AsyncPgConnection = guard.conn()?;
-        // BEGIN and the firm setting travel in one round trip. The firm id is a UUID we
-        // render, never input text.
-        let begin = format!("BEGIN; SELECT set_config('app.current_firm_id', '{}', true)", firm_id.into_uuid());
-        AnsiTransactionManager::begin_transaction_sql(conn, &begin).await?;
-        match f(conn).await {
-            Ok(value) => {
-                AnsiTransactionManager::commit_transaction(conn).await?;
-                guard.finished();
-                Ok(value)
-            }
-            // Only a clean rollback lets the connection go back to the pool; otherwise the
-            // guard closes it.
-            Err(error) => match AnsiTransactionManager::rollback_transaction(conn).await {
-                Ok(()) => {
-                    guard.finished();
-                    Err(error)
-                }
-                Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
-                Err(rollback) => Err(rollback.into()),
-            },
-        }
+        let role = {
+            let mut shared: &AsyncPgConnection = conn;
+            let begin = firm_begin_sql(firm_id);
+            let opened = diesel_async::SimpleAsyncConnection::batch_execute(&mut shared, &begin);
+            let check =
+                diesel::select(functions::cp_session_role(firm_id.into_uuid(), session.user_id, session.session_id))
+                    .get_result::<Option<String>>(&mut &*conn);
+            let ((), role) = futures_util::future::try_join(opened, check).await?;
+            role
+        };
+        // The transaction was opened outside diesel's manager: tell it, as
+        // `begin_transaction_sql` would, so commit and rollback work as usual.
+        AnsiTransactionManager::transaction_manager_status_mut(conn)
+            .transaction_state()?
+            .change_transaction_depth(diesel::connection::TransactionDepthChange::IncreaseDepth)?;
+        Ok((guard, role))
+    }
+
+    /// A pooled connection with a transaction open and the firm set.
+    async fn begin_firm(&self, firm_id: FirmId) -> Result<OpenTransaction, DbError> {
+        let mut guard = OpenTransaction::new(self.checkout().await?);
+        let conn: &mut AsyncPgConnection = guard.conn()?;
+        AnsiTransactionManager::begin_transaction_sql(conn, &firm_begin_sql(firm_id)).await?;
+        Ok(guard)
     }
 
     /// Runs `f` in a transaction with no firm set, for platform tables only. Tenant tables
@@ -194,6 +278,19 @@ impl Db {
     }
 }
 
+/// `BEGIN` and the firm setting, sent as one simple query (one round trip). The firm id is
+/// a UUID rendered here, never input text.
+fn firm_begin_sql(firm_id: FirmId) -> String {
+    format!("BEGIN; SELECT set_config('app.current_firm_id', '{}', true)", firm_id.into_uuid())
+}
+
+/// A member's session, as an access token names it.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionKey {
+    pub user_id: Uuid,
+    pub session_id: Uuid,
+}
+
 /// A pooled connection inside a transaction. If the future running the transaction is
 /// dropped half-way (a cancelled request, a child stopped mid-write), the connection must
 /// not go back to the pool: it would sit idle holding the transaction's row locks until
@@ -217,6 +314,69 @@ impl OpenTransaction {
     /// The transaction ended (committed or rolled back): the connection may be reused.
     fn finished(mut self) {
         self.conn.take();
+    }
+
+    /// Ends the transaction without doing anything more in it.
+    async fn roll_back(mut self) -> Result<(), DbError> {
+        let conn: &mut AsyncPgConnection = self.conn()?;
+        AnsiTransactionManager::rollback_transaction(conn).await?;
+        self.finished();
+        Ok(())
+    }
+
+    /// Commits on `Ok`, rolls back on `Err`. Only a clean end lets the connection go back
+    /// to the pool; otherwise dropping the guard closes it.
+    async fn end<R, E>(mut self, result: Result<R, E>) -> Result<R, E>
+    where
+        E: From<DbError> + From<diesel::result::Error>,
+    {
+        let conn: &mut AsyncPgConnection = self.conn()?;
+        match result {
+            Ok(value) => {
+                AnsiTransactionManager::commit_transaction(conn).await?;
+                self.finished();
+                Ok(value)
+            }
+            Err(error) => match AnsiTransactionManager::rollback_transaction(conn).await {
+                Ok(()) => {
+                    self.finished();
+                    Err(error)
+                }
+                Err(diesel::result::Error::BrokenTransactionManager) => Err(error),
+                Err(rollback) => Err(rollback.into()),
+            },
+        }
+    }
+}
+
+/// How many times [`Db::firm_tx_retried`] runs a transaction again after it lost a
+/// serialization race or a deadlock.
+pub const TRANSIENT_RETRIES: u32 = 3;
+
+/// 5-10 ms, 10-20 ms, 20-40 ms: long enough for the winner to commit, short against a
+/// request's budget.
+fn retry_pause(retry: u32) -> Duration {
+    let base = 5u64 << retry.saturating_sub(1).min(4);
+    Duration::from_millis(base + rand::random_range(0..=base))
+}
+
+/// An error that says whether running the same transaction again could succeed.
+pub trait Transient {
+    fn is_transient(&self) -> bool;
+}
+
+impl Transient for DbError {
+    /// A serialization failure (40001) or a deadlock (40P01): the transaction lost a race
+    /// and was rolled back whole, so repeating it is safe.
+    fn is_transient(&self) -> bool {
+        use diesel::result::{DatabaseErrorKind, Error};
+        match self {
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) => true,
+            DbError::Query(Error::DatabaseError(DatabaseErrorKind::Unknown, info)) => {
+                info.message().starts_with("deadlock detected")
+            }
+            _ => false,
+        }
     }
 }
 

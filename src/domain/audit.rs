@@ -7,11 +7,8 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
-
 use super::pagination::{Direction, Page, PageSpec, past_time_key};
 use super::{DomainError, FirmId, RequestMeta};
-use crate::db::Db;
 use crate::db::schema::audit_events;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,49 +127,6 @@ impl NewAuditEvent {
 pub async fn record(conn: &mut AsyncPgConnection, event: &NewAuditEvent) -> Result<(), DomainError> {
     diesel::insert_into(audit_events::table).values(event).execute(conn).await?;
     Ok(())
-}
-
-/// Runs a change in the firm's transaction and records `event` with it: both happen or
-/// neither does.
-pub async fn audited<'a, R, F>(db: &Db, firm: FirmId, event: NewAuditEvent, change: F) -> Result<R, DomainError>
-where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, DomainError>> + Send + 'a,
-    R: Send + 'a,
-{
-    db.firm_tx(firm, |conn| {
-        async move {
-            let result = change(conn).await?;
-            record(conn, &event).await?;
-            Ok(result)
-        }
-        .scope_boxed()
-    })
-    .await
-}
-
-/// As [`audited`], for a creation: the event's target is what was created, known only
-/// once it is.
-pub async fn audited_creation<'a, R, F>(
-    db: &Db,
-    firm: FirmId,
-    event: NewAuditEvent,
-    target_type: &'static str,
-    target_id: fn(&R) -> Uuid,
-    create: F,
-) -> Result<R, DomainError>
-where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<R, DomainError>> + Send + 'a,
-    R: Send + 'a,
-{
-    db.firm_tx(firm, |conn| {
-        async move {
-            let created = create(conn).await?;
-            record(conn, &event.with_target(target_type, target_id(&created))).await?;
-            Ok(created)
-        }
-        .scope_boxed()
-    })
-    .await
 }
 
 /// Narrows an audit listing; every field is optional.

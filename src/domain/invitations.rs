@@ -46,6 +46,7 @@ pub struct Invitation {
 
 const COLUMNS: &str = "id, email, role, contact_id, 'invited' AS status, created_at, expires_at, sent_at";
 
+#[derive(Debug, Clone)]
 pub struct NewInvitation {
     pub email: String,
     pub role: Role,

@@ -136,14 +136,8 @@ pub async fn login(
                 LoginError::MfaRequired => {
                     let (account_key, ip_key) = (account_key.clone(), ip_key.clone());
                     db.platform_tx(|conn| {
-                        async move {
-                            throttle::give_back(conn, &account_key).await?;
-                            if let Some(ip_key) = &ip_key {
-                                throttle::give_back(conn, ip_key).await?;
-                            }
-                            Ok::<_, DomainError>(())
-                        }
-                        .scope_boxed()
+                        async move { throttle::give_back_both(conn, &account_key, ip_key.as_deref()).await }
+                            .scope_boxed()
                     })
                     .await?;
                 }

@@ -84,6 +84,12 @@ impl From<crate::secret_box::SecretBoxError> for DomainError {
     }
 }
 
+impl crate::db::Transient for DomainError {
+    fn is_transient(&self) -> bool {
+        matches!(self, DomainError::Db(db) if crate::db::Transient::is_transient(db))
+    }
+}
+
 impl From<diesel::result::Error> for DomainError {
     fn from(err: diesel::result::Error) -> Self {
         DomainError::Db(DbError::Query(err))

@@ -14,10 +14,14 @@
 //! | SecurityManage    |   x   |       |       |         |          |        |
 //! | IntegrationsManage|   x   |   x   |       |         |          |        |
 //! | MessagesSend      |   x   |   x   |   x   |         |          |   x    |
+//! | ConversationsRead |   x   |   x   |   x   |    x    |    x     |   x    |
+//! | OwnAccount        |   x   |   x   |   x   |    x    |    x     |   x    |
 //!
-//! Break-glass access acts as `readonly`. A `client` (portal) login holds none of these:
-//! it reaches only the conversations its contact takes part in, checked per conversation,
-//! and may write in those (`MessagesSend`), over HTTP and on its socket alike.
+//! Break-glass access acts as `readonly`. A `client` (portal) login holds only the last three:
+//! `ConversationsRead` reaches just the conversations its contact takes part in (members
+//! see all of the firm's), checked per conversation, and it may write in those
+//! (`MessagesSend`), over HTTP and on its socket alike. `OwnAccount` is everyone's own
+//! sign-in: who they are, their session, second factor and password.
 
 use super::memberships::Role;
 
@@ -42,10 +46,15 @@ pub enum Permission {
     IntegrationsManage,
     /// Post messages in the conversations the caller may see.
     MessagesSend,
+    /// Read the conversations the caller may see: a member every one of the firm's, a
+    /// portal user those of its own contact.
+    ConversationsRead,
+    /// The caller's own sign-in: `/me`, signing out, their second factor and password.
+    OwnAccount,
 }
 
 impl Permission {
-    pub const ALL: [Permission; 11] = [
+    pub const ALL: [Permission; 13] = [
         Permission::ContentRead,
         Permission::ContentWrite,
         Permission::FinanceRead,
@@ -57,6 +66,8 @@ impl Permission {
         Permission::SecurityManage,
         Permission::IntegrationsManage,
         Permission::MessagesSend,
+        Permission::ConversationsRead,
+        Permission::OwnAccount,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -72,6 +83,8 @@ impl Permission {
             Permission::SecurityManage => "security_manage",
             Permission::IntegrationsManage => "integrations_manage",
             Permission::MessagesSend => "messages_send",
+            Permission::ConversationsRead => "conversations_read",
+            Permission::OwnAccount => "own_account",
         }
     }
 
@@ -123,6 +136,7 @@ impl Role {
             MembersManage | AuditRead | IntegrationsManage => matches!(self, Owner | Admin),
             OwnersManage | SecurityManage => matches!(self, Owner),
             MessagesSend => matches!(self, Owner | Admin | Staff | Client),
+            ConversationsRead | OwnAccount => true,
         }
     }
 }
@@ -133,7 +147,7 @@ mod tests {
 
     #[test]
     fn matrix_matches_the_documented_table() {
-        let rows: [(Permission, [bool; 6]); 11] = [
+        let rows: [(Permission, [bool; 6]); 13] = [
             (Permission::ContentRead, [true, true, true, true, true, false]),
             (Permission::ContentWrite, [true, true, true, false, false, false]),
             (Permission::FinanceRead, [true, true, false, true, false, false]),
@@ -145,6 +159,8 @@ mod tests {
             (Permission::SecurityManage, [true, false, false, false, false, false]),
             (Permission::IntegrationsManage, [true, true, false, false, false, false]),
             (Permission::MessagesSend, [true, true, true, false, false, true]),
+            (Permission::ConversationsRead, [true, true, true, true, true, true]),
+            (Permission::OwnAccount, [true, true, true, true, true, true]),
         ];
         for (permission, allowed) in rows {
             for (role, expected) in Role::ALL.into_iter().zip(allowed) {

@@ -492,6 +492,7 @@ pub struct Conversion {
     pub prospect: Prospect,
 }
 
+#[derive(Debug, Clone)]
 pub struct ConvertOptions {
     /// Link this existing client instead of creating one.
     pub client_id: Option<Uuid>,

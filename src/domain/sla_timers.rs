@@ -15,7 +15,6 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamptz, Uuid as SqlUuid};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
-use scoped_futures::ScopedBoxFuture;
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -349,17 +348,13 @@ pub async fn rules_changed(
 
 /// Runs `edit` of a business calendar and, when policies count in it, closes their
 /// clocks' counted time under the calendar as it was ([`rules_changed`]).
-pub async fn calendar_edit<'a, T, F>(
-    conn: &'a mut AsyncPgConnection,
+pub async fn calendar_edit<T>(
+    conn: &mut AsyncPgConnection,
     firm: FirmId,
     calendar: Uuid,
     cluster_name: &str,
-    edit: F,
-) -> Result<T, DomainError>
-where
-    F: for<'c> FnOnce(&'c mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'c, Result<T, DomainError>> + Send + 'a,
-    T: Send + 'a,
-{
+    edit: impl AsyncFnOnce(&mut AsyncPgConnection) -> Result<T, DomainError>,
+) -> Result<T, DomainError> {
     let counting: Vec<Uuid> = policies_table::table
         .filter(policies_table::firm_id.eq(firm.into_uuid()))
         .filter(policies_table::business_calendar_id.eq(calendar))

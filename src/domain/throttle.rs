@@ -158,16 +158,32 @@ pub async fn take_attempts(
 
 /// The credentials were right: the account starts afresh and the address gets its
 /// attempt back.
+///
+/// Rows are locked in the order `take_attempts` locks them, the address first: two
+/// sign-ins of one person from one address at the same moment (two tabs, a phone and a
+/// laptop behind one NAT) would otherwise each hold the row the other waits for.
 pub async fn succeeded(
     conn: &mut AsyncPgConnection,
     account_key: &str,
     ip_key: Option<&str>,
 ) -> Result<(), DomainError> {
-    clear(conn, account_key).await?;
     if let Some(ip_key) = ip_key {
         give_back(conn, ip_key).await?;
     }
-    Ok(())
+    clear(conn, account_key).await
+}
+
+/// Returns both counted attempts (the password was right and a second factor is asked
+/// for), in the same order as every other change here: the address first.
+pub async fn give_back_both(
+    conn: &mut AsyncPgConnection,
+    account_key: &str,
+    ip_key: Option<&str>,
+) -> Result<(), DomainError> {
+    if let Some(ip_key) = ip_key {
+        give_back(conn, ip_key).await?;
+    }
+    give_back(conn, account_key).await
 }
 
 /// Returns one counted attempt (an attempt that turned out not to be a failure).

@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::pagination::{CreatedKey, Page, PageSpec, keyset_comparison, past_time_key};
 use super::sla::TicketChange;
 use super::{DomainError, FieldErrors, FirmId};
-use crate::db::schema::{conversation_participants, conversations, memberships, ticket_events, tickets};
+use crate::db::schema::{conversation_participants, conversations, memberships, sla_clocks, ticket_events, tickets};
 
 pub const MAX_TAGS: usize = 20;
 
@@ -88,6 +88,48 @@ pub struct Ticket {
     pub updated_at: DateTime<Utc>,
     /// When any of its SLA targets was first breached, as the timers recorded it.
     pub sla_breached_at: Option<DateTime<Utc>>,
+}
+
+/// A ticket as lists show it: with the next moments its running SLA clocks warn and come
+/// due, so a list can count down without asking for each ticket's clocks.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct TicketSummary {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// The earliest warning moment among its running clocks; null when none runs.
+    pub sla_next_warn_at: Option<DateTime<Utc>>,
+    /// The earliest due moment among its running clocks; null when none runs (paused,
+    /// met, breached, or no policy covers it).
+    pub sla_next_due_at: Option<DateTime<Utc>>,
+}
+
+/// A ticket's next SLA warning and due moments.
+type NextMoments = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The page's tickets with their next SLA moments: one statement for the whole page.
+pub async fn with_sla_moments(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    page: Vec<Ticket>,
+) -> Result<Vec<TicketSummary>, DomainError> {
+    use diesel::dsl::min;
+    let ids: Vec<Uuid> = page.iter().map(|t| t.id).collect();
+    let moments: Vec<(Uuid, NextMoments)> = sla_clocks::table
+        .filter(sla_clocks::firm_id.eq(firm.into_uuid()))
+        .filter(sla_clocks::ticket_id.eq_any(&ids))
+        .filter(sla_clocks::state.eq("running"))
+        .group_by(sla_clocks::ticket_id)
+        .select((sla_clocks::ticket_id, (min(sla_clocks::warn_at), min(sla_clocks::due_at))))
+        .load(conn)
+        .await?;
+    let moments: std::collections::HashMap<Uuid, NextMoments> = moments.into_iter().collect();
+    Ok(page
+        .into_iter()
+        .map(|ticket| {
+            let (sla_next_warn_at, sla_next_due_at) = moments.get(&ticket.id).copied().unwrap_or((None, None));
+            TicketSummary { ticket, sla_next_warn_at, sla_next_due_at }
+        })
+        .collect())
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]

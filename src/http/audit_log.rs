@@ -2,13 +2,11 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Utc};
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::FirmAuth;
+use super::ctx::FirmCtx;
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
@@ -45,18 +43,14 @@ pub struct AuditList {
     responses(
         (status = 200, description = "A page of events", body = AuditList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
 pub async fn list_audit_events(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<AuditQuery>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::AuditRead)?;
     let spec = page.spec()?;
     let query = query.into_inner();
     if let (Some(from), Some(to)) = (query.from, query.to) {
@@ -65,12 +59,8 @@ pub async fn list_audit_events(
         }
     }
     let filter = AuditFilter { action: query.action, actor_id: query.actor_id, from: query.from, to: query.to };
-    let firm = auth.firm;
-    let page_spec = spec.clone();
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { audit::list(conn, firm, &filter, &page_spec).await }.scope_boxed())
-        .await?;
+    let listed =
+        ctx.tx(Permission::AuditRead, async |conn, firm| audit::list(conn, firm, &filter, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }

@@ -174,11 +174,11 @@ pub struct FirmAuth {
 impl FirmAuth {
     /// The one authorisation check handlers make.
     pub fn require(&self, permission: Permission) -> Result<(), ApiError> {
-        if self.role.can(permission) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!("your role ({}) does not allow this", self.role)))
-        }
+        if self.role.can(permission) { Ok(()) } else { Err(self.refusal()) }
+    }
+
+    pub(super) fn refusal(&self) -> ApiError {
+        ApiError::Forbidden(format!("your role ({}) does not allow this", self.role))
     }
 
     /// The member behind the request; break-glass access has no personal settings.
@@ -188,30 +188,26 @@ impl FirmAuth {
             Actor::BreakGlass { .. } => Err(ApiError::Forbidden("not available under break-glass access".into())),
         }
     }
-
-    /// An audit event by whoever this is.
-    pub fn audit(&self, action: &str, outcome: Outcome, meta: &RequestMeta) -> NewAuditEvent {
-        let (actor_type, actor_id) = match self.actor {
-            Actor::Member { user_id, .. } => (ActorType::User, user_id),
-            Actor::BreakGlass { operator_id, .. } => (ActorType::Operator, operator_id),
-        };
-        NewAuditEvent::new(self.firm, actor_type, Some(actor_id), action, outcome).with_request(meta)
-    }
 }
 
-/// A member's session already checked for this request (by the read-only guard), so the
-/// extractor does not ask the database again.
-#[derive(Debug, Clone, Copy)]
-struct CheckedSession {
+/// An audit event in `firm` by `actor`.
+pub(super) fn audit_event(
     firm: FirmId,
-    user_id: Uuid,
-    session_id: Uuid,
-    role: Option<Role>,
+    actor: Actor,
+    action: &str,
+    outcome: Outcome,
+    meta: &RequestMeta,
+) -> NewAuditEvent {
+    let (actor_type, actor_id) = match actor {
+        Actor::Member { user_id, .. } => (ActorType::User, user_id),
+        Actor::BreakGlass { operator_id, .. } => (ActorType::Operator, operator_id),
+    };
+    NewAuditEvent::new(firm, actor_type, Some(actor_id), action, outcome).with_request(meta)
 }
 
 /// Writes a read-only login may still make: to its own session and sign-in (log out, a
 /// socket ticket, its second factor, its password) and its own read position.
-fn self_service(path: &str) -> bool {
+pub(super) fn self_service(path: &str) -> bool {
     const OWN: [&str; 6] = [
         "/api/v1/auth/logout",
         "/api/v1/realtime/ticket",
@@ -227,15 +223,19 @@ fn self_service(path: &str) -> bool {
     matches!(segments.as_slice(), ["", "api", "v1", "conversations", id, "read"] if id.parse::<Uuid>().is_ok())
 }
 
-/// The one read-only guard, ahead of every handler: a break-glass token, or a member whose
-/// role is `readonly`, is refused on every method but GET and HEAD (a read-only member's
-/// own session and read position excepted), whatever the handler would have checked. A
-/// request without a valid token passes on to fail (or not) where authentication is asked.
+/// The read-only guard, ahead of every handler: a break-glass token, or a member whose
+/// token names the `readonly` role, is refused on every method but GET and HEAD (a
+/// read-only member's own session and read position excepted), whatever the handler would
+/// have checked. It asks nothing of the database: a member whose role has become
+/// `readonly` since the token was issued is refused the same way by [`FirmCtx`]
+/// (super::ctx::FirmCtx) when it reads the member's standing, which every handler does
+/// before it touches data. A request without a valid token passes on to fail (or not)
+/// where authentication is asked.
 pub async fn read_only_guard(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
-    if matches!(*req.method(), actix_web::http::Method::GET | actix_web::http::Method::HEAD) {
+    if !writes(req.method()) {
         return next.call(req).await.map(ServiceResponse::map_into_boxed_body);
     }
     let refused = match verified_claims(req.request()) {
@@ -244,33 +244,29 @@ pub async fn read_only_guard(
                 // Audited as a denied request under the grant, like any other.
                 req.extensions_mut().insert(BreakGlassUse { firm: FirmId(firm), operator_id: claims.sub, grant_id });
             }
-            Some("break-glass access is read-only")
+            Some(ApiError::Forbidden("break-glass access is read-only".into()))
         }
-        Ok((state, claims)) if claims.typ == TokenType::User => match (claims.firm_id, claims.sid) {
-            (Some(firm), Some(session_id)) => {
-                let (firm, user_id) = (FirmId(firm), claims.sub);
-                match state.db().session_role(firm, user_id, session_id).await {
-                    Ok(role) => {
-                        let role = role.and_then(|r| r.parse::<Role>().ok());
-                        req.extensions_mut().insert(CheckedSession { firm, user_id, session_id, role });
-                        (role == Some(Role::Readonly) && !self_service(req.path()))
-                            .then_some("your role (readonly) allows reading only")
-                    }
-                    // The extractor asks again and answers the failure.
-                    Err(_) => None,
-                }
-            }
-            _ => None,
-        },
+        Ok((_, claims)) if claims.typ == TokenType::User && claims.role == Some(Role::Readonly) => {
+            (!self_service(req.path())).then(read_only_refusal)
+        }
         _ => None,
     };
     match refused {
-        Some(why) => {
-            let response = actix_web::ResponseError::error_response(&ApiError::Forbidden(why.to_owned()));
+        Some(refusal) => {
+            let response = actix_web::ResponseError::error_response(&refusal);
             Ok(req.into_response(response))
         }
         None => next.call(req).await.map(ServiceResponse::map_into_boxed_body),
     }
+}
+
+/// Whether a request's method can change anything.
+pub(super) fn writes(method: &actix_web::http::Method) -> bool {
+    !matches!(*method, actix_web::http::Method::GET | actix_web::http::Method::HEAD)
+}
+
+pub(super) fn read_only_refusal() -> ApiError {
+    ApiError::Forbidden("your role (readonly) allows reading only".into())
 }
 
 /// Marks a request made under break-glass, so its outcome is audited in the firm.
@@ -283,64 +279,73 @@ struct BreakGlassUse {
 
 type LocalFuture<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
 
-impl FromRequest for FirmAuth {
-    type Error = ApiError;
-    type Future = LocalFuture<Self>;
+/// What a firm request's token establishes: the firm and who acts, and — for break-glass,
+/// whose grant is checked here — the standing. A member's standing is asked by [`FirmCtx`]
+/// (super::ctx::FirmCtx) at its first need, in the round trip that opens the request's
+/// transaction.
+pub(super) struct FirmBearer {
+    pub state: web::Data<AppState>,
+    pub firm: FirmId,
+    pub actor: Actor,
+    pub checked: Option<FirmAuth>,
+}
 
-    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let (state, claims) = verified_claims(&req)?;
-            if claims.typ == TokenType::Operator {
-                // Operators see no firm content without a grant; the firm's resources do
-                // not exist for them.
-                return Err(ApiError::NotFound("no such resource".into()));
-            }
-            let firm = claims.firm_id.map(FirmId).ok_or_else(invalid_token)?;
-            let auth = match claims.typ {
-                TokenType::User => {
-                    let session_id = claims.sid.ok_or_else(invalid_token)?;
-                    let user_id = claims.sub;
-                    let checked = req
-                        .extensions()
-                        .get::<CheckedSession>()
-                        .copied()
-                        .filter(|c| c.firm == firm && c.user_id == user_id && c.session_id == session_id);
-                    let role = match checked {
-                        Some(checked) => checked.role,
-                        None => state.db().session_role(firm, user_id, session_id).await?.and_then(|r| r.parse().ok()),
-                    }
-                    .ok_or_else(|| ApiError::unauthorized("the session has ended or the membership is inactive"))?;
-                    FirmAuth { firm, role, actor: Actor::Member { user_id, session_id } }
-                }
-                TokenType::BreakGlass => {
-                    let grant_id = claims.bg.ok_or_else(invalid_token)?;
-                    let operator_id = claims.sub;
-                    req.extensions_mut().insert(BreakGlassUse { firm, operator_id, grant_id });
-                    let admitted = state
-                        .db()
-                        .platform_tx(|conn| {
-                            async move {
-                                let grant = break_glass::admits(conn, grant_id, operator_id, firm).await?;
-                                let operator = operators::find_active(conn, operator_id).await?;
-                                // Signed out (or switched off) since the token was issued: over.
-                                let current = operator.is_some_and(|o| Some(o.session_key) == claims.sid);
-                                Ok::<_, DomainError>(grant.is_some() && current)
-                            }
-                            .scope_boxed()
-                        })
-                        .await?;
-                    if !admitted {
-                        return Err(ApiError::unauthorized("the break-glass grant has ended"));
-                    }
-                    FirmAuth { firm, role: Role::Readonly, actor: Actor::BreakGlass { operator_id, grant_id } }
-                }
-                TokenType::Operator => return Err(ApiError::NotFound("no such resource".into())),
-            };
-            tracing::Span::current().record("firm_id", tracing::field::display(firm));
-            Ok(auth)
-        })
+pub(super) async fn firm_bearer(req: &HttpRequest) -> Result<FirmBearer, ApiError> {
+    let (state, claims) = verified_claims(req)?;
+    if claims.typ == TokenType::Operator {
+        // Operators see no firm content without a grant; the firm's resources do not
+        // exist for them.
+        return Err(ApiError::NotFound("no such resource".into()));
     }
+    let firm = claims.firm_id.map(FirmId).ok_or_else(invalid_token)?;
+    tracing::Span::current().record("firm_id", tracing::field::display(firm));
+    match claims.typ {
+        TokenType::User => {
+            let session_id = claims.sid.ok_or_else(invalid_token)?;
+            let user_id = claims.sub;
+            Ok(FirmBearer { state, firm, actor: Actor::Member { user_id, session_id }, checked: None })
+        }
+        TokenType::BreakGlass => {
+            let grant_id = claims.bg.ok_or_else(invalid_token)?;
+            let operator_id = claims.sub;
+            req.extensions_mut().insert(BreakGlassUse { firm, operator_id, grant_id });
+            let admitted = state
+                .db()
+                .platform_tx(|conn| {
+                    async move {
+                        let grant = break_glass::admits(conn, grant_id, operator_id, firm).await?;
+                        let operator = operators::find_active(conn, operator_id).await?;
+                        // Signed out (or switched off) since the token was issued: over.
+                        let current = operator.is_some_and(|o| Some(o.session_key) == claims.sid);
+                        Ok::<_, DomainError>(grant.is_some() && current)
+                    }
+                    .scope_boxed()
+                })
+                .await?;
+            if !admitted {
+                return Err(ApiError::unauthorized("the break-glass grant has ended"));
+            }
+            let actor = Actor::BreakGlass { operator_id, grant_id };
+            Ok(FirmBearer { state, firm, actor, checked: Some(FirmAuth { firm, role: Role::Readonly, actor }) })
+        }
+        TokenType::Operator => Err(ApiError::NotFound("no such resource".into())),
+    }
+}
+
+/// A member's standing asked on a connection of its own, for work outside a transaction.
+pub(super) async fn check_session(
+    state: &AppState,
+    firm: FirmId,
+    user_id: Uuid,
+    session_id: Uuid,
+) -> Result<FirmAuth, ApiError> {
+    let role = state.db().session_role(firm, user_id, session_id).await?;
+    let role = role.and_then(|r| r.parse::<Role>().ok()).ok_or_else(session_ended)?;
+    Ok(FirmAuth { firm, role, actor: Actor::Member { user_id, session_id } })
+}
+
+pub(super) fn session_ended() -> ApiError {
+    ApiError::unauthorized("the session has ended or the membership is inactive")
 }
 
 /// An authenticated platform operator (platform endpoints only).

@@ -11,13 +11,13 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
 use super::identity::throttled;
 use super::once::Once;
 use super::{AppState, envelope};
 use crate::bus::live;
-use crate::domain::audit::{self, Outcome};
+use crate::db::Connection;
 use crate::domain::bookings::{
     self, AvailabilityInput, AvailabilityView, Booking, BookingLink, BookingRequest, LinkInput, Question,
 };
@@ -35,18 +35,13 @@ const BOOKINGS_PER_TEN_MINUTES: u32 = 30;
     get, path = "/api/v1/calendar/availability", tag = "bookings", security(("bearer" = [])),
     responses(
         (status = 200, description = "The hours", body = AvailabilityView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No hours set yet", body = ErrorBody),
     )
 )]
-pub async fn get_availability(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (user, _) = auth.member()?;
-    let firm = auth.firm;
-    let hours = state
-        .db()
-        .firm_tx(firm, |conn| async move { bookings::availability(conn, firm, user).await }.scope_boxed())
+pub async fn get_availability(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
+    let hours = ctx
+        .tx(Permission::ContentRead, async |conn, firm| bookings::availability(conn, firm, user).await)
         .await?
         .ok_or_else(|| ApiError::NotFound("no bookable hours set yet".into()))?;
     Ok(envelope::ok(hours))
@@ -59,24 +54,17 @@ pub async fn get_availability(state: web::Data<AppState>, auth: FirmAuth) -> Res
     responses(
         (status = 200, description = "Set", body = AvailabilityView),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn set_availability(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<AvailabilityInput>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (user, _) = auth.member()?;
-    let (firm, input) = (auth.firm, body.into_inner());
-    let event = auth.audit("availability.updated", Outcome::Success, &meta).with_target("user", user);
-    let hours = audit::audited(state.db(), firm, event, |conn| {
-        async move { bookings::set_availability(conn, firm, user, input).await }.scope_boxed()
-    })
-    .await?;
+pub async fn set_availability(ctx: FirmCtx, body: JsonObject<AvailabilityInput>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
+    let input = body.into_inner();
+    let audit = Audit::new("availability.updated").target("user", user);
+    let hours = ctx
+        .audited(Permission::ContentRead, audit, async |conn, firm| {
+            bookings::set_availability(conn, firm, user, input.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(hours))
 }
 
@@ -87,30 +75,18 @@ pub async fn set_availability(
     responses(
         (status = 201, description = "Added", body = BookingLink),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not write content", body = ErrorBody),
         (status = 409, description = "The slug is taken", body = ErrorBody),
     )
 )]
-pub async fn create_link(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<LinkInput>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (user, _) = auth.member()?;
-    let (firm, input) = (auth.firm, body.into_inner());
-    let event = auth.audit("booking_link.created", Outcome::Success, &meta);
-    let link = audit::audited_creation(
-        state.db(),
-        firm,
-        event,
-        "booking_link",
-        |l: &BookingLink| l.id,
-        |conn| async move { bookings::create_link(conn, firm, user, input).await }.scope_boxed(),
-    )
-    .await?;
+pub async fn create_link(ctx: FirmCtx, body: JsonObject<LinkInput>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
+    let input = body.into_inner();
+    let audit = Audit::new("booking_link.created").target_of("booking_link", |l: &BookingLink| l.id);
+    let link = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            bookings::create_link(conn, firm, user, input.clone()).await
+        })
+        .await?;
     Ok(envelope::created(link))
 }
 
@@ -126,15 +102,10 @@ pub struct LinkList {
     get, path = "/api/v1/booking-links", tag = "bookings", security(("bearer" = [])),
     responses(
         (status = 200, description = "Links", body = LinkList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn list_links(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let firm = auth.firm;
-    let links =
-        state.db().firm_tx(firm, |conn| async move { bookings::list_links(conn, firm).await }.scope_boxed()).await?;
+pub async fn list_links(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let links = ctx.tx(Permission::ContentRead, async |conn, firm| bookings::list_links(conn, firm).await).await?;
     Ok(envelope::whole_list(links))
 }
 
@@ -144,20 +115,12 @@ pub async fn list_links(state: web::Data<AppState>, auth: FirmAuth) -> Result<Ht
     params(("id" = Uuid, Path, description = "Link id")),
     responses(
         (status = 200, description = "The link", body = BookingLink),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such link in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_link(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let link =
-        state.db().firm_tx(firm, |conn| async move { bookings::find_link(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_link(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let link = ctx.tx(Permission::ContentRead, async |conn, firm| bookings::find_link(conn, firm, id).await).await?;
     Ok(envelope::ok(link))
 }
 
@@ -169,26 +132,22 @@ pub async fn get_link(
     responses(
         (status = 200, description = "Changed", body = BookingLink),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not write content", body = ErrorBody),
         (status = 404, description = "No such link in this firm", body = ErrorBody),
         (status = 409, description = "The slug is taken", body = ErrorBody),
     )
 )]
 pub async fn update_link(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<LinkInput>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id, input) = (auth.firm, path.into_inner(), body.into_inner());
-    let event = auth.audit("booking_link.updated", Outcome::Success, &meta).with_target("booking_link", id);
-    let link = audit::audited(state.db(), firm, event, |conn| {
-        async move { bookings::update_link(conn, firm, id, input).await }.scope_boxed()
-    })
-    .await?;
+    let (id, input) = (path.into_inner(), body.into_inner());
+    let audit = Audit::new("booking_link.updated").target("booking_link", id);
+    let link = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            bookings::update_link(conn, firm, id, input.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(link))
 }
 
@@ -218,26 +177,17 @@ pub struct BookingList {
     responses(
         (status = 200, description = "Bookings", body = BookingList),
         (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn list_bookings(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    query: web::Query<BookingsQuery>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
+pub async fn list_bookings(ctx: FirmCtx, query: web::Query<BookingsQuery>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let from = query.from.unwrap_or_else(Utc::now);
     bookings::check_moment("from", from)?;
     let to = query.to.unwrap_or(from + Duration::days(bookings::MAX_LISTING_DAYS));
     bookings::check_moment("to", to)?;
-    let (firm, member) = (auth.firm, query.member_user_id);
-    let found = state
-        .db()
-        .firm_tx(firm, |conn| async move { bookings::list(conn, firm, member, from, to).await }.scope_boxed())
-        .await?;
+    let member = query.member_user_id;
+    let found =
+        ctx.tx(Permission::ContentRead, async |conn, firm| bookings::list(conn, firm, member, from, to).await).await?;
     Ok(envelope::whole_list(found))
 }
 
@@ -259,60 +209,39 @@ fn booking_event(booking: &Booking) -> serde_json::Value {
     params(("id" = Uuid, Path, description = "Booking id")),
     responses(
         (status = 200, description = "Cancelled (or already was)", body = Booking),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not write content", body = ErrorBody),
         (status = 404, description = "No such booking in this firm", body = ErrorBody),
     )
 )]
-pub async fn cancel_booking(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    member_change(&state, &auth, &meta, path.into_inner(), webhooks::EventType::BookingCancelled, |conn, firm, id| {
-        async move { bookings::cancel(conn, firm, id).await }.scope_boxed()
+pub async fn cancel_booking(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    member_change(&ctx, id, webhooks::EventType::BookingCancelled, async |conn, firm| {
+        bookings::cancel(conn, firm, id).await
     })
     .await
 }
 
 /// A member's change of a booking: audited, and when it changed anything, told to webhooks
 /// (`event`), to both sides by email, and to sockets.
-async fn member_change<F>(
-    state: &AppState,
-    auth: &FirmAuth,
-    meta: &RequestMeta,
+async fn member_change(
+    ctx: &FirmCtx,
     id: Uuid,
     event: webhooks::EventType,
-    change: F,
-) -> Result<HttpResponse, ApiError>
-where
-    F: for<'c> FnOnce(
-            &'c mut diesel_async::AsyncPgConnection,
-            FirmId,
-            Uuid,
-        ) -> scoped_futures::ScopedBoxFuture<'static, 'c, Result<(Booking, bool), DomainError>>
-        + Send
-        + 'static,
-{
-    auth.require(Permission::ContentWrite)?;
-    let firm = auth.firm;
-    let attempts = state.job_attempts();
-    let audit_event = auth.audit(event.as_str(), Outcome::Success, meta).with_target("booking", id);
-    let (booking, changed) = audit::audited(state.db(), firm, audit_event, move |conn| {
-        async move {
-            let (booking, changed) = change(conn, firm, id).await?;
+    mut change: impl AsyncFnMut(&mut Connection, FirmId) -> Result<(Booking, bool), DomainError>,
+) -> Result<HttpResponse, ApiError> {
+    let attempts = ctx.job_attempts();
+    let audit = Audit::new(event.as_str()).target("booking", id);
+    let (booking, changed) = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            let (booking, changed) = change(conn, firm).await?;
             if changed {
                 webhooks::emit(conn, firm, event, booking_event(&booking), attempts).await?;
                 bookings::queue_notices(conn, firm, &booking, attempts).await?;
             }
-            Ok::<_, DomainError>((booking, changed))
-        }
-        .scope_boxed()
-    })
-    .await?;
+            Ok((booking, changed))
+        })
+        .await?;
     if changed {
-        live::publish_event(state.bus(), firm, event.as_str(), booking_event(&booking)).await;
+        live::publish_event(ctx.state().await?.bus(), ctx.firm(), event.as_str(), booking_event(&booking)).await;
     }
     Ok(envelope::ok(booking))
 }
@@ -323,20 +252,14 @@ where
     params(("id" = Uuid, Path, description = "Booking id")),
     responses(
         (status = 200, description = "Confirmed (or already was)", body = Booking),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not write content", body = ErrorBody),
         (status = 404, description = "No such booking in this firm", body = ErrorBody),
         (status = 409, description = "The booking is cancelled", body = ErrorBody),
     )
 )]
-pub async fn confirm_booking(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    member_change(&state, &auth, &meta, path.into_inner(), webhooks::EventType::BookingConfirmed, |conn, firm, id| {
-        async move { bookings::confirm(conn, firm, id).await }.scope_boxed()
+pub async fn confirm_booking(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    member_change(&ctx, id, webhooks::EventType::BookingConfirmed, async |conn, firm| {
+        bookings::confirm(conn, firm, id).await
     })
     .await
 }

@@ -5,16 +5,13 @@
 use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::{DateTime, Duration, Utc};
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, double_option, envelope};
-use crate::domain::RequestMeta;
-use crate::domain::audit::{self, Outcome};
+use super::{double_option, envelope};
 use crate::domain::business_calendars::{self, BusinessCalendarView, CalendarInput, HolidaySpec, WindowSpec};
 use crate::domain::permissions::Permission;
 use crate::domain::sla_timers;
@@ -61,18 +58,10 @@ pub struct CalendarList {
     responses(
         (status = 201, description = "Created", body = BusinessCalendarView),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 409, description = "Too many calendars", body = ErrorBody),
     )
 )]
-pub async fn create_calendar(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<NewCalendarBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
+pub async fn create_calendar(ctx: FirmCtx, body: JsonObject<NewCalendarBody>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = CalendarInput {
         name: Some(body.name),
@@ -81,17 +70,12 @@ pub async fn create_calendar(
         windows: Some(body.windows),
         holidays: Some(body.holidays),
     };
-    let firm = auth.firm;
-    let event = auth.audit("business_calendar.created", Outcome::Success, &meta);
-    let calendar = audit::audited_creation(
-        state.db(),
-        firm,
-        event,
-        "business_calendar",
-        |c: &BusinessCalendarView| c.id,
-        |conn| async move { business_calendars::create(conn, firm, input).await }.scope_boxed(),
-    )
-    .await?;
+    let audit = Audit::new("business_calendar.created").target_of("business_calendar", |c: &BusinessCalendarView| c.id);
+    let calendar = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            business_calendars::create(conn, firm, input.clone()).await
+        })
+        .await?;
     Ok(envelope::created(calendar))
 }
 
@@ -100,17 +84,11 @@ pub async fn create_calendar(
     get, path = "/api/v1/business-calendars", tag = "support", security(("bearer" = [])),
     responses(
         (status = 200, description = "Calendars", body = CalendarList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn list_calendars(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let firm = auth.firm;
-    let calendars = state
-        .db()
-        .firm_tx(firm, |conn| async move { business_calendars::list(conn, firm).await }.scope_boxed())
-        .await?;
+pub async fn list_calendars(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let calendars =
+        ctx.tx(Permission::ContentRead, async |conn, firm| business_calendars::list(conn, firm).await).await?;
     Ok(envelope::whole_list(calendars))
 }
 
@@ -120,23 +98,11 @@ pub async fn list_calendars(state: web::Data<AppState>, auth: FirmAuth) -> Resul
     params(("id" = Uuid, Path, description = "Calendar id")),
     responses(
         (status = 200, description = "The calendar", body = BusinessCalendarView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_calendar(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let calendar = state
-        .db()
-        .firm_tx(firm, |conn| async move { business_calendars::find(conn, firm, id).await }.scope_boxed())
-        .await?;
-    Ok(envelope::ok(calendar))
+pub async fn get_calendar(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(calendar_of(&ctx, path.into_inner()).await?))
 }
 
 /// Changes a calendar: only the fields given; `windows` and `holidays` replace their lists.
@@ -147,19 +113,14 @@ pub async fn get_calendar(
     responses(
         (status = 200, description = "Changed", body = BusinessCalendarView),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
     )
 )]
 pub async fn update_calendar(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<CalendarChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
     let input = CalendarInput {
         name: body.name,
@@ -168,18 +129,16 @@ pub async fn update_calendar(
         windows: body.windows,
         holidays: body.holidays.map(Option::unwrap_or_default),
     };
-    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
-    let event = auth.audit("business_calendar.updated", Outcome::Success, &meta).with_target("business_calendar", id);
-    let calendar = audit::audited(state.db(), firm, event, |conn| {
-        async move {
-            sla_timers::calendar_edit(conn, firm, id, &cluster, |conn| {
-                async move { business_calendars::update(conn, firm, id, input).await }.scope_boxed()
+    let (id, cluster) = (path.into_inner(), ctx.cluster_name());
+    let audit = Audit::new("business_calendar.updated").target("business_calendar", id);
+    let calendar = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            sla_timers::calendar_edit(conn, firm, id, cluster, async |conn| {
+                business_calendars::update(conn, firm, id, input.clone()).await
             })
             .await
-        }
-        .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
     Ok(envelope::ok(calendar))
 }
 
@@ -189,25 +148,18 @@ pub async fn update_calendar(
     params(("id" = Uuid, Path, description = "Calendar id")),
     responses(
         (status = 200, description = "Deleted", body = BusinessCalendarView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
         (status = 409, description = "An SLA policy counts in this calendar", body = ErrorBody),
     )
 )]
-pub async fn delete_calendar(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("business_calendar.deleted", Outcome::Success, &meta).with_target("business_calendar", id);
-    let calendar = audit::audited(state.db(), firm, event, |conn| {
-        async move { business_calendars::delete(conn, firm, id).await }.scope_boxed()
-    })
-    .await?;
+pub async fn delete_calendar(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("business_calendar.deleted").target("business_calendar", id);
+    let calendar = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            business_calendars::delete(conn, firm, id).await
+        })
+        .await?;
     Ok(envelope::ok(calendar))
 }
 
@@ -229,22 +181,18 @@ pub struct ImportedHolidays {
     responses(
         (status = 200, description = "Imported", body = ImportedHolidays),
         (status = 400, description = "Not an iCalendar file, or too many dates", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
         (status = 413, description = "Larger than 256 KiB", body = ErrorBody),
         (status = 415, description = "Not text/calendar", body = ErrorBody),
     )
 )]
 pub async fn import_holidays(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     req: HttpRequest,
     path: web::Path<Uuid>,
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
+    ctx.require(Permission::IntegrationsManage).await?;
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !content_type.trim_start().to_ascii_lowercase().starts_with("text/calendar") {
         return Err(ApiError::UnsupportedMediaType("send the iCalendar file as text/calendar".into()));
@@ -254,18 +202,16 @@ pub async fn import_holidays(
     }
     let text = std::str::from_utf8(&body).map_err(|_| ApiError::invalid_field("body", "must be UTF-8"))?;
     let holidays = business_calendars::holidays_from_ical(text)?;
-    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
-    let event = auth.audit("business_calendar.updated", Outcome::Success, &meta).with_target("business_calendar", id);
-    let (calendar, added) = audit::audited(state.db(), firm, event, |conn| {
-        async move {
-            sla_timers::calendar_edit(conn, firm, id, &cluster, |conn| {
-                async move { business_calendars::add_holidays(conn, firm, id, holidays).await }.scope_boxed()
+    let (id, cluster) = (path.into_inner(), ctx.cluster_name());
+    let audit = Audit::new("business_calendar.updated").target("business_calendar", id);
+    let (calendar, added) = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            sla_timers::calendar_edit(conn, firm, id, cluster, async |conn| {
+                business_calendars::add_holidays(conn, firm, id, holidays.clone()).await
             })
             .await
-        }
-        .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
     Ok(envelope::ok(ImportedHolidays { calendar, added }))
 }
 
@@ -300,13 +246,8 @@ fn check_moment(field: &str, at: DateTime<Utc>) -> Result<(), ApiError> {
     }
 }
 
-async fn calendar_of(state: &AppState, auth: &FirmAuth, id: Uuid) -> Result<BusinessCalendarView, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let firm = auth.firm;
-    Ok(state
-        .db()
-        .firm_tx(firm, |conn| async move { business_calendars::find(conn, firm, id).await }.scope_boxed())
-        .await?)
+async fn calendar_of(ctx: &FirmCtx, id: Uuid) -> Result<BusinessCalendarView, ApiError> {
+    ctx.tx(Permission::ContentRead, async |conn, firm| business_calendars::find(conn, firm, id).await).await
 }
 
 /// The moment a span of open time ends, as SLA clocks compute it.
@@ -316,22 +257,15 @@ async fn calendar_of(state: &AppState, auth: &FirmAuth, id: Uuid) -> Result<Busi
     responses(
         (status = 200, description = "The due moment", body = Due),
         (status = 400, description = "Bad query", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
     )
 )]
-pub async fn due(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-    query: web::Query<DueQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn due(ctx: FirmCtx, path: web::Path<Uuid>, query: web::Query<DueQuery>) -> Result<HttpResponse, ApiError> {
     check_moment("from", query.from)?;
     if !(0..=MAX_MINUTES).contains(&query.minutes) {
         return Err(ApiError::invalid_field("minutes", "must be between 0 and 1576800 (three years)"));
     }
-    let calendar = calendar_of(&state, &auth, path.into_inner()).await?.calendar()?;
+    let calendar = calendar_of(&ctx, path.into_inner()).await?.calendar()?;
     Ok(envelope::ok(Due { due: calendar.add(query.from, Duration::minutes(query.minutes)) }))
 }
 
@@ -358,14 +292,11 @@ pub struct Elapsed {
     responses(
         (status = 200, description = "Open time", body = Elapsed),
         (status = 400, description = "Bad query", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such calendar in this firm", body = ErrorBody),
     )
 )]
 pub async fn elapsed(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     query: web::Query<ElapsedQuery>,
 ) -> Result<HttpResponse, ApiError> {
@@ -374,6 +305,6 @@ pub async fn elapsed(
     if query.to - query.from > Duration::days(3 * 366) {
         return Err(ApiError::invalid_field("to", "must be at most three years after `from`"));
     }
-    let calendar = calendar_of(&state, &auth, path.into_inner()).await?.calendar()?;
+    let calendar = calendar_of(&ctx, path.into_inner()).await?.calendar()?;
     Ok(envelope::ok(Elapsed { seconds: calendar.elapsed(query.from, query.to).num_seconds() }))
 }

@@ -9,10 +9,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, envelope};
-use crate::domain::audit::{self, Outcome};
 use crate::domain::calendar_events::{self, CalendarEvent, EventInput, Occurrence};
 use crate::domain::ical::{self, FeedEntry};
 use crate::domain::permissions::Permission;
@@ -42,17 +41,10 @@ pub struct OccurrenceList {
     responses(
         (status = 200, description = "Occurrences", body = OccurrenceList),
         (status = 400, description = "Invalid period", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn list_events(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    query: web::Query<OccurrenceQuery>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (user, _) = auth.member()?;
+pub async fn list_events(ctx: FirmCtx, query: web::Query<OccurrenceQuery>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
     let from = query.from.unwrap_or_else(Utc::now);
     bookings::check_moment("from", from)?;
     let to = query.to.unwrap_or(from + Duration::days(31));
@@ -60,12 +52,8 @@ pub async fn list_events(
     if to <= from || to - from > Duration::days(366) {
         return Err(ApiError::invalid_field("to", "must be after `from`, at most 366 days"));
     }
-    let firm = auth.firm;
-    let found = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { calendar_events::occurrences(conn, firm, user, from, to).await }.scope_boxed()
-        })
+    let found = ctx
+        .tx(Permission::ContentRead, async |conn, firm| calendar_events::occurrences(conn, firm, user, from, to).await)
         .await?;
     Ok(envelope::whole_list(found))
 }
@@ -77,30 +65,18 @@ pub async fn list_events(
     responses(
         (status = 201, description = "Added", body = CalendarEvent),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 409, description = "A booking holds some of that time", body = ErrorBody),
     )
 )]
-pub async fn create_event(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<EventInput>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (user, _) = auth.member()?;
-    let (firm, input) = (auth.firm, body.into_inner());
-    let event = auth.audit("calendar_event.created", Outcome::Success, &meta);
-    let created = audit::audited_creation(
-        state.db(),
-        firm,
-        event,
-        "calendar_event",
-        |e: &CalendarEvent| e.id,
-        |conn| async move { calendar_events::create(conn, firm, user, input).await }.scope_boxed(),
-    )
-    .await?;
+pub async fn create_event(ctx: FirmCtx, body: JsonObject<EventInput>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
+    let input = body.into_inner();
+    let audit = Audit::new("calendar_event.created").target_of("calendar_event", |e: &CalendarEvent| e.id);
+    let created = ctx
+        .audited(Permission::ContentRead, audit, async |conn, firm| {
+            calendar_events::create(conn, firm, user, input.clone()).await
+        })
+        .await?;
     Ok(envelope::created(created))
 }
 
@@ -110,25 +86,16 @@ pub async fn create_event(
     params(("id" = Uuid, Path, description = "Event id")),
     responses(
         (status = 200, description = "Deleted", body = CalendarEvent),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such event of yours", body = ErrorBody),
     )
 )]
-pub async fn delete_event(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (user, _) = auth.member()?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("calendar_event.deleted", Outcome::Success, &meta).with_target("calendar_event", id);
-    let deleted = audit::audited(state.db(), firm, event, |conn| {
-        async move { calendar_events::delete(conn, firm, user, id).await }.scope_boxed()
-    })
-    .await?;
+pub async fn delete_event(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
+    let id = path.into_inner();
+    let audit = Audit::new("calendar_event.deleted").target("calendar_event", id);
+    let deleted = ctx
+        .audited(Permission::ContentRead, audit, async |conn, firm| calendar_events::delete(conn, firm, user, id).await)
+        .await?;
     Ok(envelope::ok(deleted))
 }
 
@@ -147,26 +114,22 @@ pub struct ExceptionBody {
     responses(
         (status = 200, description = "The event with its exceptions", body = CalendarEvent),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such event of yours", body = ErrorBody),
     )
 )]
 pub async fn add_exception(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ExceptionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (user, _) = auth.member()?;
-    let (firm, id, start) = (auth.firm, path.into_inner(), body.start);
-    let event = auth.audit("calendar_event.updated", Outcome::Success, &meta).with_target("calendar_event", id);
-    let changed = audit::audited(state.db(), firm, event, |conn| {
-        async move { calendar_events::except(conn, firm, user, id, start).await }.scope_boxed()
-    })
-    .await?;
+    let (user, _) = ctx.member()?;
+    let (id, start) = (path.into_inner(), body.start);
+    let audit = Audit::new("calendar_event.updated").target("calendar_event", id);
+    let changed = ctx
+        .audited(Permission::ContentRead, audit, async |conn, firm| {
+            calendar_events::except(conn, firm, user, id, start).await
+        })
+        .await?;
     Ok(envelope::ok(changed))
 }
 
@@ -182,24 +145,17 @@ pub struct FeedUrl {
     post, path = "/api/v1/calendar/feed", tag = "bookings", security(("bearer" = [])),
     responses(
         (status = 200, description = "The feed's URL", body = FeedUrl),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn rotate_feed(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (user, _) = auth.member()?;
-    let firm = auth.firm;
-    let event = auth.audit("calendar_feed.rotated", Outcome::Success, &meta).with_target("user", user);
-    let token = audit::audited(state.db(), firm, event, |conn| {
-        async move { calendar_events::rotate_feed(conn, firm, user).await }.scope_boxed()
-    })
-    .await?;
-    let base = state.settings().mail.link_base_url.trim_end_matches('/').to_owned();
+pub async fn rotate_feed(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
+    let audit = Audit::new("calendar_feed.rotated").target("user", user);
+    let token = ctx
+        .audited(Permission::ContentRead, audit, async |conn, firm| {
+            calendar_events::rotate_feed(conn, firm, user).await
+        })
+        .await?;
+    let base = ctx.link_base_url().trim_end_matches('/');
     Ok(envelope::ok(FeedUrl { url: format!("{base}/api/v1/public/calendar-feeds/{token}") }))
 }
 

@@ -6,15 +6,15 @@
 use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use diesel_async::AsyncPgConnection;
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::{Actor, FirmAuth};
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
-use super::{AppState, double_option, envelope};
+use super::{double_option, envelope};
 use crate::bus::live;
 use crate::domain::audit::{self, Outcome};
 use crate::domain::conversations::{
@@ -23,7 +23,7 @@ use crate::domain::conversations::{
 };
 use crate::domain::memberships::Role;
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, RequestMeta, webhooks};
+use crate::domain::{DomainError, webhooks};
 
 /// Who reads: members need `ContentRead`; a portal user is narrowed to their contact.
 async fn viewer(conn: &mut AsyncPgConnection, auth: &FirmAuth) -> Result<Viewer, DomainError> {
@@ -37,18 +37,6 @@ async fn viewer(conn: &mut AsyncPgConnection, auth: &FirmAuth) -> Result<Viewer,
     match conversations::portal_contact_of(conn, auth.firm, user_id).await? {
         Some(contact) => Ok(Viewer { user_id, portal_contact: Some(contact) }),
         None => Err(DomainError::Forbidden("this portal login is not tied to a contact".into())),
-    }
-}
-
-fn require_read(auth: &FirmAuth) -> Result<(), ApiError> {
-    if auth.role == Role::Client { Ok(()) } else { auth.require(Permission::ContentRead) }
-}
-
-fn require_write(auth: &FirmAuth) -> Result<(), ApiError> {
-    if auth.role.can(Permission::MessagesSend) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!("your role ({}) does not allow this", auth.role)))
     }
 }
 
@@ -83,17 +71,12 @@ pub struct ParticipantsBody {
     responses(
         (status = 201, description = "The conversation", body = Conversation),
         (status = 400, description = "Invalid field (details name it)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not start conversations", body = ErrorBody),
     )
 )]
 pub async fn create_conversation(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     body: JsonObject<NewConversationBody>,
 ) -> Result<HttpResponse, ApiError> {
-    require_write(&auth)?;
     let body = body.into_inner();
     let input = NewConversation {
         subject: Some(body.subject),
@@ -103,24 +86,17 @@ pub async fn create_conversation(
         assignee_user_id: body.assignee_user_id,
         client_id: body.client_id,
     };
-    let firm = auth.firm;
-    let attempts = state.job_attempts();
-    let event = auth.audit("conversation.created", Outcome::Success, &meta);
-    let created = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let viewer = viewer(conn, &auth).await?;
-                let created = conversations::create(conn, firm, viewer, input).await?;
-                let event = event
-                    .with_target("conversation", created.id)
-                    .with_metadata(serde_json::json!({ "channel": created.channel }));
-                audit::record(conn, &event).await?;
-                let data = serde_json::json!({ "conversation_id": created.id, "channel": created.channel });
-                webhooks::emit(conn, firm, webhooks::EventType::ConversationCreated, data, attempts).await?;
-                Ok::<_, DomainError>(created)
-            }
-            .scope_boxed()
+    let attempts = ctx.job_attempts();
+    let audit = Audit::new("conversation.created")
+        .target_of("conversation", |c: &Conversation| c.id)
+        .metadata_of(|c: &Conversation| serde_json::json!({ "channel": c.channel }));
+    let created = ctx
+        .audited(Permission::MessagesSend, audit, async |conn, firm| {
+            let viewer = viewer(conn, ctx.checked()?).await?;
+            let created = conversations::create(conn, firm, viewer, input.clone()).await?;
+            let data = serde_json::json!({ "conversation_id": created.id, "channel": created.channel });
+            webhooks::emit(conn, firm, webhooks::EventType::ConversationCreated, data, attempts).await?;
+            Ok(created)
         })
         .await?;
     Ok(envelope::created(created))
@@ -157,16 +133,13 @@ pub struct ConversationList {
     responses(
         (status = 200, description = "A page of conversations", body = ConversationList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_conversations(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<ConversationQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_read(&auth)?;
     let query = query.into_inner();
     let spec = PageParams { limit: query.limit, cursor: query.cursor.clone() }.spec()?;
     let filter = ConversationFilter {
@@ -177,15 +150,10 @@ pub async fn list_conversations(
         client_id: query.client_id,
         q: query.q,
     };
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let viewer = viewer(conn, &auth).await?;
-                conversations::list(conn, firm, viewer, &filter, &page_spec).await
-            }
-            .scope_boxed()
+    let listed = ctx
+        .tx(Permission::ConversationsRead, async |conn, firm| {
+            let viewer = viewer(conn, ctx.checked()?).await?;
+            conversations::list(conn, firm, viewer, &filter, &spec).await
         })
         .await?;
     let meta = page_meta(&req, &listed, &spec);
@@ -198,25 +166,15 @@ pub async fn list_conversations(
     params(("id" = Uuid, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "The conversation", body = Conversation),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such conversation visible to the caller", body = ErrorBody),
     )
 )]
-pub async fn get_conversation(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    require_read(&auth)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let found = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let viewer = viewer(conn, &auth).await?;
-                conversations::find(conn, firm, viewer, id).await
-            }
-            .scope_boxed()
+pub async fn get_conversation(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let found = ctx
+        .tx(Permission::ConversationsRead, async |conn, firm| {
+            let viewer = viewer(conn, ctx.checked()?).await?;
+            conversations::find(conn, firm, viewer, id).await
         })
         .await?;
     Ok(envelope::ok(found))
@@ -241,38 +199,28 @@ pub struct ConversationPatch {
     responses(
         (status = 200, description = "The conversation as changed", body = Conversation),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not change conversations", body = ErrorBody),
         (status = 404, description = "No such conversation", body = ErrorBody),
     )
 )]
 pub async fn update_conversation(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ConversationPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let body = body.into_inner();
+    let (id, body) = (path.into_inner(), body.into_inner());
     let changes =
         ConversationChanges { subject: body.subject, status: body.status, assignee_user_id: body.assignee_user_id };
-    let event = auth.audit("conversation.updated", Outcome::Success, &meta);
-    let changed = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let viewer = viewer(conn, &auth).await?;
-                let (before, after) = conversations::update(conn, firm, viewer, id, changes).await?;
-                let event = event.with_target("conversation", id).with_metadata(serde_json::json!({
-                    "status": { "from": before.status, "to": after.status },
-                    "assignee_user_id": { "from": before.assignee_user_id, "to": after.assignee_user_id },
-                }));
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(after)
-            }
-            .scope_boxed()
+    let changed = ctx
+        .tx(Permission::ContentWrite, async |conn, firm| {
+            let viewer = viewer(conn, ctx.checked()?).await?;
+            let (before, after) = conversations::update(conn, firm, viewer, id, changes.clone()).await?;
+            let event = ctx.event("conversation.updated", Outcome::Success).with_target("conversation", id);
+            let event = event.with_metadata(serde_json::json!({
+                "status": { "from": before.status, "to": after.status },
+                "assignee_user_id": { "from": before.assignee_user_id, "to": after.assignee_user_id },
+            }));
+            audit::record(conn, &event).await?;
+            Ok(after)
         })
         .await?;
     Ok(envelope::ok(changed))
@@ -302,21 +250,17 @@ pub struct NewMessageBody {
         (status = 201, description = "Stored", body = Message),
         (status = 200, description = "A resend: the message stored the first time", body = Message),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not send", body = ErrorBody),
         (status = 404, description = "No such conversation visible to the caller", body = ErrorBody),
         (status = 409, description = "The conversation's channel cannot send now (SMS not set up, the contact opted out)", body = ErrorBody),
     )
 )]
 pub async fn post_message(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     path: web::Path<Uuid>,
     body: JsonObject<NewMessageBody>,
 ) -> Result<HttpResponse, ApiError> {
-    require_write(&auth)?;
-    auth.member()?;
+    ctx.member()?;
     let body = body.into_inner();
     let header_key = match req.headers().get("idempotency-key") {
         Some(value) => {
@@ -332,20 +276,16 @@ pub async fn post_message(
         (None, key) => key.map(str::to_owned),
     };
     let input = NewMessage { body: body.body, client_msg_id };
-    let (firm, id) = (auth.firm, path.into_inner());
-    let (message, stored) = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let viewer = viewer(conn, &auth).await?;
-                conversations::post_message(conn, firm, viewer, id, input).await
-            }
-            .scope_boxed()
+    let id = path.into_inner();
+    let (message, stored) = ctx
+        .tx(Permission::MessagesSend, async |conn, firm| {
+            let viewer = viewer(conn, ctx.checked()?).await?;
+            conversations::post_message(conn, firm, viewer, id, input.clone()).await
         })
         .await?;
     Ok(match stored {
         Stored::New => {
-            live::publish_message(state.bus(), firm, &message).await;
+            live::publish_message(ctx.state().await?.bus(), ctx.firm(), &message).await;
             envelope::created(message)
         }
         Stored::Duplicate => envelope::ok(message),
@@ -379,17 +319,14 @@ pub struct MessageList {
     responses(
         (status = 200, description = "Messages in seq order", body = MessageList),
         (status = 400, description = "Bad bounds", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such conversation visible to the caller", body = ErrorBody),
     )
 )]
 pub async fn list_messages(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     query: web::Query<HistoryQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    require_read(&auth)?;
     let query = query.into_inner();
     let limit = query.limit.unwrap_or(50);
     if !(1..=conversations::MAX_HISTORY).contains(&limit) {
@@ -398,18 +335,14 @@ pub async fn list_messages(
     if query.after_seq.is_some_and(|s| s < 0) || query.before_seq.is_some_and(|s| s < 1) {
         return Err(ApiError::invalid_field("after_seq", "seqs start at 1"));
     }
-    let (firm, id) = (auth.firm, path.into_inner());
-    let messages = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let viewer = viewer(conn, &auth).await?;
-                let last = conversations::check_visible(conn, firm, viewer, id).await?;
-                // Neither bound: the newest page, i.e. everything before last + 1.
-                let before = query.before_seq.or(query.after_seq.is_none().then_some(last + 1));
-                conversations::history(conn, firm, id, query.after_seq, before, limit).await
-            }
-            .scope_boxed()
+    let id = path.into_inner();
+    let messages = ctx
+        .tx(Permission::ConversationsRead, async |conn, firm| {
+            let viewer = viewer(conn, ctx.checked()?).await?;
+            let last = conversations::check_visible(conn, firm, viewer, id).await?;
+            // Neither bound: the newest page, i.e. everything before last + 1.
+            let before = query.before_seq.or(query.after_seq.is_none().then_some(last + 1));
+            conversations::history(conn, firm, id, query.after_seq, before, limit).await
         })
         .await?;
     let meta = serde_json::json!({ "count": messages.len() });
@@ -437,29 +370,22 @@ pub struct ReadReceipt {
     responses(
         (status = 200, description = "The stored position", body = ReadReceipt),
         (status = 400, description = "Seq beyond the conversation", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such conversation visible to the caller", body = ErrorBody),
     )
 )]
 pub async fn mark_read(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ReadBody>,
 ) -> Result<HttpResponse, ApiError> {
-    require_read(&auth)?;
-    let (user_id, _) = auth.member()?;
-    let (firm, id, seq) = (auth.firm, path.into_inner(), body.seq);
-    let stored = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let viewer = viewer(conn, &auth).await?;
-                conversations::read_up_to(conn, firm, viewer, id, seq).await
-            }
-            .scope_boxed()
+    let (user_id, _) = ctx.member()?;
+    let (id, seq) = (path.into_inner(), body.seq);
+    let stored = ctx
+        .tx(Permission::ConversationsRead, async |conn, firm| {
+            let viewer = viewer(conn, ctx.checked()?).await?;
+            conversations::read_up_to(conn, firm, viewer, id, seq).await
         })
         .await?;
-    live::publish_read(state.bus(), firm, id, user_id, stored).await;
+    live::publish_read(ctx.state().await?.bus(), ctx.firm(), id, user_id, stored).await;
     Ok(envelope::ok(ReadReceipt { conversation_id: id, last_read_seq: stored }))
 }

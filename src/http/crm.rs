@@ -3,20 +3,18 @@
 
 use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
-use super::{AppState, double_option, envelope};
-use crate::domain::audit::{self, Outcome};
+use super::{double_option, envelope};
 use crate::domain::clients::{self, Address, Client, ClientFilter, ClientInput, ClientSort};
 use crate::domain::contacts::{self, Contact, ContactFilter, ContactInput, ContactSort};
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, RequestMeta, webhooks};
+use crate::domain::webhooks;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,40 +80,18 @@ pub struct ClientList {
 #[utoipa::path(
     post, path = "/api/v1/clients", tag = "crm", security(("bearer" = [])),
     request_body = ClientBody,
-    responses(
-        (status = 201, description = "Created", body = Client),
-        (status = 400, description = "Invalid fields (see details.fields)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
-    )
+    responses((status = 201, description = "Created", body = Client))
 )]
-pub async fn create_client(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<ClientBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, attempts) = (auth.firm, state.job_attempts());
-    let event = auth.audit("client.created", Outcome::Success, &meta);
+pub async fn create_client(ctx: FirmCtx, body: JsonObject<ClientBody>) -> Result<HttpResponse, ApiError> {
     let input = ClientInput::from(body.into_inner());
-    let client = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let client = clients::create(conn, firm, input).await?;
-                audit::record(conn, &event.with_target("client", client.id)).await?;
-                webhooks::emit(
-                    conn,
-                    firm,
-                    webhooks::EventType::ClientCreated,
-                    serde_json::json!({ "client_id": client.id }),
-                    attempts,
-                )
-                .await?;
-                Ok::<_, DomainError>(client)
-            }
-            .scope_boxed()
+    let attempts = ctx.job_attempts();
+    let audit = Audit::new("client.created").target_of("client", |c: &Client| c.id);
+    let client = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            let client = clients::create(conn, firm, input.clone()).await?;
+            let data = serde_json::json!({ "client_id": client.id });
+            webhooks::emit(conn, firm, webhooks::EventType::ClientCreated, data, attempts).await?;
+            Ok(client)
         })
         .await?;
     Ok(envelope::created(client))
@@ -128,17 +104,14 @@ pub async fn create_client(
     responses(
         (status = 200, description = "A page of clients", body = ClientList),
         (status = 400, description = "Bad filter, sort or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_clients(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<ClientQuery>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
     let spec = page.spec()?;
     let query = query.into_inner();
     let filter = ClientFilter {
@@ -149,11 +122,8 @@ pub async fn list_clients(
         include_archived: query.include_archived,
         sort: query.sort.unwrap_or_default(),
     };
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { clients::list(conn, firm, &filter, &page_spec).await }.scope_boxed())
-        .await?;
+    let listed =
+        ctx.tx(Permission::ContentRead, async |conn, firm| clients::list(conn, firm, &filter, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }
@@ -162,21 +132,11 @@ pub async fn list_clients(
 #[utoipa::path(
     get, path = "/api/v1/clients/{id}", tag = "crm", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Client id")),
-    responses(
-        (status = 200, description = "The client", body = Client),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No such client in this firm", body = ErrorBody),
-    )
+    responses((status = 200, description = "The client", body = Client))
 )]
-pub async fn get_client(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let client =
-        state.db().firm_tx(firm, |conn| async move { clients::find(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_client(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let client = ctx.tx(Permission::ContentRead, async |conn, firm| clients::find(conn, firm, id).await).await?;
     Ok(envelope::ok(client))
 }
 
@@ -185,31 +145,23 @@ pub async fn get_client(
     patch, path = "/api/v1/clients/{id}", tag = "crm", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Client id")),
     request_body = ClientBody,
-    responses(
-        (status = 200, description = "Changed", body = Client),
-        (status = 400, description = "Invalid fields", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
-        (status = 404, description = "No such client in this firm", body = ErrorBody),
-    )
+    responses((status = 200, description = "Changed", body = Client))
 )]
 pub async fn update_client(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ClientBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let body = body.into_inner();
-    let changed = serde_json::json!({ "fields": given_fields(&body) });
-    let event = auth.audit("client.updated", Outcome::Success, &meta).with_target("client", id).with_metadata(changed);
+    let (id, body) = (path.into_inner(), body.into_inner());
+    let audit = Audit::new("client.updated")
+        .target("client", id)
+        .metadata(serde_json::json!({ "fields": given_fields(&body) }));
     let input = ClientInput::from(body);
-    let client = audit::audited(state.db(), firm, event, |conn| {
-        async move { clients::update(conn, firm, id, input).await }.scope_boxed()
-    })
-    .await?;
+    let client = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            clients::update(conn, firm, id, input.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(client))
 }
 
@@ -217,26 +169,13 @@ pub async fn update_client(
 #[utoipa::path(
     delete, path = "/api/v1/clients/{id}", tag = "crm", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Client id")),
-    responses(
-        (status = 200, description = "Archived", body = Client),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
-        (status = 404, description = "No such client in this firm", body = ErrorBody),
-    )
+    responses((status = 200, description = "Archived", body = Client))
 )]
-pub async fn archive_client(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("client.archived", Outcome::Success, &meta).with_target("client", id);
-    let client = audit::audited(state.db(), firm, event, |conn| {
-        async move { clients::archive(conn, firm, id).await }.scope_boxed()
-    })
-    .await?;
+pub async fn archive_client(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("client.archived").target("client", id);
+    let client =
+        ctx.audited(Permission::ContentWrite, audit, async |conn, firm| clients::archive(conn, firm, id).await).await?;
     Ok(envelope::ok(client))
 }
 
@@ -321,32 +260,16 @@ pub struct ContactList {
     request_body = ContactBody,
     responses(
         (status = 201, description = "Created", body = Contact),
-        (status = 400, description = "Invalid fields", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 409, description = "An email already belongs to another contact in this firm", body = ErrorBody),
     )
 )]
-pub async fn create_contact(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<ContactBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let firm = auth.firm;
-    let region = state.settings().crm.default_phone_region.clone();
-    let event = auth.audit("contact.created", Outcome::Success, &meta);
+pub async fn create_contact(ctx: FirmCtx, body: JsonObject<ContactBody>) -> Result<HttpResponse, ApiError> {
+    let region = ctx.phone_region();
     let input = ContactInput::from(body.into_inner());
-    let contact = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let contact = contacts::create(conn, firm, input, &region).await?;
-                audit::record(conn, &event.with_target("contact", contact.id)).await?;
-                Ok::<_, DomainError>(contact)
-            }
-            .scope_boxed()
+    let audit = Audit::new("contact.created").target_of("contact", |c: &Contact| c.id);
+    let contact = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            contacts::create(conn, firm, input.clone(), region).await
         })
         .await?;
     Ok(envelope::created(contact))
@@ -359,17 +282,14 @@ pub async fn create_contact(
     responses(
         (status = 200, description = "A page of contacts", body = ContactList),
         (status = 400, description = "Bad filter, sort or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_contacts(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<ContactQuery>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
     let spec = page.spec()?;
     let query = query.into_inner();
     let filter = ContactFilter {
@@ -380,13 +300,9 @@ pub async fn list_contacts(
         include_archived: query.include_archived,
         sort: query.sort.unwrap_or_default(),
     };
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let region = state.settings().crm.default_phone_region.clone();
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { contacts::list(conn, firm, &filter, &page_spec, &region).await }.scope_boxed()
-        })
+    let region = ctx.phone_region();
+    let listed = ctx
+        .tx(Permission::ContentRead, async |conn, firm| contacts::list(conn, firm, &filter, &spec, region).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
@@ -396,21 +312,11 @@ pub async fn list_contacts(
 #[utoipa::path(
     get, path = "/api/v1/contacts/{id}", tag = "crm", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Contact id")),
-    responses(
-        (status = 200, description = "The contact", body = Contact),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No such contact in this firm", body = ErrorBody),
-    )
+    responses((status = 200, description = "The contact", body = Contact))
 )]
-pub async fn get_contact(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let contact =
-        state.db().firm_tx(firm, |conn| async move { contacts::find(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_contact(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let contact = ctx.tx(Permission::ContentRead, async |conn, firm| contacts::find(conn, firm, id).await).await?;
     Ok(envelope::ok(contact))
 }
 
@@ -421,29 +327,23 @@ pub async fn get_contact(
     request_body = ContactBody,
     responses(
         (status = 200, description = "Changed", body = Contact),
-        (status = 400, description = "Invalid fields", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
-        (status = 404, description = "No such contact in this firm", body = ErrorBody),
         (status = 409, description = "An email already belongs to another contact in this firm", body = ErrorBody),
     )
 )]
 pub async fn update_contact(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ContactBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let region = state.settings().crm.default_phone_region.clone();
-    let event = auth.audit("contact.updated", Outcome::Success, &meta).with_target("contact", id);
+    let id = path.into_inner();
+    let region = ctx.phone_region();
     let input = ContactInput::from(body.into_inner());
-    let contact = audit::audited(state.db(), firm, event, |conn| {
-        async move { contacts::update(conn, firm, id, input, &region).await }.scope_boxed()
-    })
-    .await?;
+    let audit = Audit::new("contact.updated").target("contact", id);
+    let contact = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            contacts::update(conn, firm, id, input.clone(), region).await
+        })
+        .await?;
     Ok(envelope::ok(contact))
 }
 
@@ -451,26 +351,14 @@ pub async fn update_contact(
 #[utoipa::path(
     delete, path = "/api/v1/contacts/{id}", tag = "crm", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Contact id")),
-    responses(
-        (status = 200, description = "Archived", body = Contact),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
-        (status = 404, description = "No such contact in this firm", body = ErrorBody),
-    )
+    responses((status = 200, description = "Archived", body = Contact))
 )]
-pub async fn archive_contact(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("contact.archived", Outcome::Success, &meta).with_target("contact", id);
-    let contact = audit::audited(state.db(), firm, event, |conn| {
-        async move { contacts::archive(conn, firm, id).await }.scope_boxed()
-    })
-    .await?;
+pub async fn archive_contact(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("contact.archived").target("contact", id);
+    let contact = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| contacts::archive(conn, firm, id).await)
+        .await?;
     Ok(envelope::ok(contact))
 }
 
@@ -502,27 +390,22 @@ pub struct Timeline {
     responses(
         (status = 201, description = "Added", body = clients::TimelineEntry),
         (status = 400, description = "Empty or too long", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
-        (status = 404, description = "No such client in this firm", body = ErrorBody),
     )
 )]
 pub async fn add_note(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<NoteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let author = auth.member().ok().map(|(user_id, _)| user_id);
-    let event = auth.audit("client.note_added", Outcome::Success, &meta).with_target("client", id);
+    let id = path.into_inner();
+    let author = ctx.member().ok().map(|(user_id, _)| user_id);
     let text = body.into_inner().body;
-    let note = audit::audited(state.db(), firm, event, |conn| {
-        async move { clients::add_note(conn, firm, id, author, &text).await }.scope_boxed()
-    })
-    .await?;
+    let audit = Audit::new("client.note_added").target("client", id);
+    let note = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            clients::add_note(conn, firm, id, author, &text).await
+        })
+        .await?;
     Ok(envelope::created(note))
 }
 
@@ -533,23 +416,17 @@ pub async fn add_note(
     responses(
         (status = 200, description = "Newest first", body = Timeline),
         (status = 400, description = "Bad limit", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 404, description = "No such client in this firm", body = ErrorBody),
     )
 )]
 pub async fn timeline(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     query: web::Query<TimelineQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+    let id = path.into_inner();
     let limit = i64::from(query.limit.unwrap_or(50).clamp(1, 100));
-    let entries = state
-        .db()
-        .firm_tx(firm, |conn| async move { clients::timeline(conn, firm, id, limit).await }.scope_boxed())
-        .await?;
+    let entries =
+        ctx.tx(Permission::ContentRead, async |conn, firm| clients::timeline(conn, firm, id, limit).await).await?;
     let meta = serde_json::json!({ "count": entries.len(), "limit": limit, "next": null, "previous": null });
     Ok(envelope::with_meta(entries, meta))
 }

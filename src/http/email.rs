@@ -6,22 +6,20 @@ use super::body::JsonObject;
 use std::time::Duration;
 
 use actix_web::{HttpResponse, http::header, web};
-use scoped_futures::ScopedFutureExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
-use crate::domain::audit::{self, Outcome};
+use crate::domain::cluster;
 use crate::domain::email::{self, Email, EmailWithParts, ThreadedBy};
 use crate::domain::email_rules::{self, Actions, Condition, Rule, RuleInput, RuleOutcome};
 use crate::domain::mailboxes::{self, EmailSettings, Mailbox, MailboxInput, SmtpInput, TlsMode};
 use crate::domain::permissions::Permission;
-use crate::domain::{RequestMeta, cluster};
 use crate::ingest::email::imap::{self, Endpoint, Step};
 use crate::ingest::email::{parse, triage};
 use crate::outbound::guard::OutboundPolicy;
@@ -145,14 +143,10 @@ pub struct MailboxList {
     get, path = "/api/v1/mailboxes", tag = "email", security(("bearer" = [])),
     responses(
         (status = 200, description = "Mailboxes (passwords are never returned)", body = MailboxList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn list_mailboxes(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
-    let list = state.db().firm_tx(firm, |conn| async move { mailboxes::list(conn, firm).await }.scope_boxed()).await?;
+pub async fn list_mailboxes(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let list = ctx.tx(Permission::IntegrationsManage, async |conn, firm| mailboxes::list(conn, firm).await).await?;
     Ok(envelope::whole_list(list))
 }
 
@@ -163,19 +157,12 @@ pub async fn list_mailboxes(state: web::Data<AppState>, auth: FirmAuth) -> Resul
     responses(
         (status = 201, description = "Created", body = Mailbox),
         (status = 400, description = "Invalid field (an internal host, plaintext to a remote host, ...)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 503, description = "No secrets key configured on the server", body = ErrorBody),
     )
 )]
-pub async fn create_mailbox(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<MailboxBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
+pub async fn create_mailbox(ctx: FirmCtx, body: JsonObject<MailboxBody>) -> Result<HttpResponse, ApiError> {
+    ctx.require(Permission::IntegrationsManage).await?;
+    let (state, firm) = (ctx.state().await?, ctx.firm());
     let id = Uuid::now_v7();
     let body = body.into_inner();
     let mut input = MailboxInput {
@@ -185,35 +172,28 @@ pub async fn create_mailbox(
         imap_host: body.imap.host,
         imap_tls: Some(body.imap.tls),
         imap_username: body.imap.username,
-        imap_password_sealed: seal(
-            &state,
-            body.imap.password.as_ref(),
-            &mailboxes::password_context(firm, id, "imap"),
-        )?,
+        imap_password_sealed: seal(state, body.imap.password.as_ref(), &mailboxes::password_context(firm, id, "imap"))?,
         folders: body.folders.unwrap_or_else(|| vec!["INBOX".into()]),
-        smtp: body.smtp.map(|s| smtp_input(&state, firm, id, s)).transpose()?,
+        smtp: body.smtp.map(|s| smtp_input(state, firm, id, s)).transpose()?,
         poll_interval_secs: body.poll_interval_secs.unwrap_or(60),
         mark_seen: body.mark_seen.unwrap_or(false),
         enabled: body.enabled.unwrap_or(true),
         auto_acknowledge: body.auto_acknowledge,
     };
     mailboxes::check(&mut input, true, &state.settings().mail.allow_private_hosts)?;
-    let event = auth
-        .audit("mailbox.created", Outcome::Success, &meta)
-        .with_target("mailbox", id)
-        .with_metadata(serde_json::json!({ "address": input.address, "imap_host": input.imap_host }));
-    let cluster_name = state.settings().cluster.name.clone();
-    let mailbox = audit::audited(state.db(), firm, event, |conn| {
-        async move {
-            let mailbox = mailboxes::create(conn, firm, id, input).await?;
+    let audit = Audit::new("mailbox.created")
+        .target("mailbox", id)
+        .metadata(serde_json::json!({ "address": input.address, "imap_host": input.imap_host }));
+    let cluster_name = &state.settings().cluster.name;
+    let mailbox = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            let mailbox = mailboxes::create(conn, firm, id, input.clone()).await?;
             // The firm now has once-only work: a node of the cluster owns it from now on.
-            cluster::require_owner(conn, &cluster_name, firm).await?;
-            cluster::request_refresh(conn, &cluster_name, firm).await?;
+            cluster::require_owner(conn, cluster_name, firm).await?;
+            cluster::request_refresh(conn, cluster_name, firm).await?;
             Ok(mailbox)
-        }
-        .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
     Ok(envelope::created(mailbox))
 }
 
@@ -223,21 +203,13 @@ pub async fn create_mailbox(
     params(("id" = Uuid, Path, description = "Mailbox id")),
     responses(
         (status = 200, description = "The mailbox", body = Mailbox),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_mailbox(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let mailbox = state
-        .db()
-        .firm_tx(firm, |conn| async move { mailboxes::find(conn, firm, id).await.map(Mailbox::from) }.scope_boxed())
+pub async fn get_mailbox(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let mailbox = ctx
+        .tx(Permission::IntegrationsManage, async |conn, firm| mailboxes::find(conn, firm, id).await.map(Mailbox::from))
         .await?;
     Ok(envelope::ok(mailbox))
 }
@@ -250,24 +222,19 @@ pub async fn get_mailbox(
     responses(
         (status = 200, description = "Changed", body = Mailbox),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
         (status = 503, description = "No secrets key configured on the server", body = ErrorBody),
     )
 )]
 pub async fn update_mailbox(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<MailboxPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+    let (state, firm, id) = (ctx.state().await?, ctx.firm(), path.into_inner());
     let patch = body.into_inner();
     let current =
-        state.db().firm_tx(firm, |conn| async move { mailboxes::find(conn, firm, id).await }.scope_boxed()).await?;
+        ctx.tx(Permission::IntegrationsManage, async |conn, firm| mailboxes::find(conn, firm, id).await).await?;
     let mut input = MailboxInput {
         name: patch.name.unwrap_or(current.name),
         address: patch.address.unwrap_or(current.address),
@@ -320,27 +287,25 @@ pub async fn update_mailbox(
         input.imap_tls = Some(imap.tls);
         input.imap_username = imap.username;
         input.imap_password_sealed =
-            seal(&state, imap.password.as_ref(), &mailboxes::password_context(firm, id, "imap"))?;
+            seal(state, imap.password.as_ref(), &mailboxes::password_context(firm, id, "imap"))?;
     }
     if let Some(smtp) = patch.smtp {
-        input.smtp = smtp.map(|s| smtp_input(&state, firm, id, s)).transpose()?;
+        input.smtp = smtp.map(|s| smtp_input(state, firm, id, s)).transpose()?;
     }
     mailboxes::check(&mut input, false, &state.settings().mail.allow_private_hosts)?;
-    let event = auth.audit("mailbox.updated", Outcome::Success, &meta).with_target("mailbox", id).with_metadata(
+    let audit = Audit::new("mailbox.updated").target("mailbox", id).metadata(
         serde_json::json!({ "address": input.address, "password_changed": input.imap_password_sealed.is_some() }),
     );
-    let cluster_name = state.settings().cluster.name.clone();
-    let mailbox = audit::audited(state.db(), firm, event, |conn| {
-        async move {
-            let mailbox = mailboxes::update(conn, firm, id, input).await?;
-            cluster::require_owner(conn, &cluster_name, firm).await?;
+    let cluster_name = &state.settings().cluster.name;
+    let mailbox = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            let mailbox = mailboxes::update(conn, firm, id, input.clone()).await?;
+            cluster::require_owner(conn, cluster_name, firm).await?;
             cluster::notify_children(conn, crate::actors::mailbox::MAILBOX_KIND, firm, &id.to_string()).await?;
-            cluster::request_refresh(conn, &cluster_name, firm).await?;
+            cluster::request_refresh(conn, cluster_name, firm).await?;
             Ok(mailbox)
-        }
-        .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
     Ok(envelope::ok(mailbox))
 }
 
@@ -350,28 +315,17 @@ pub async fn update_mailbox(
     params(("id" = Uuid, Path, description = "Mailbox id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
     )
 )]
-pub async fn delete_mailbox(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("mailbox.deleted", Outcome::Success, &meta).with_target("mailbox", id);
-    let cluster_name = state.settings().cluster.name.clone();
-    audit::audited(state.db(), firm, event, |conn| {
-        async move {
-            mailboxes::delete(conn, firm, id).await?;
-            cluster::request_refresh(conn, &cluster_name, firm).await?;
-            Ok(())
-        }
-        .scope_boxed()
+pub async fn delete_mailbox(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("mailbox.deleted").target("mailbox", id);
+    let cluster_name = ctx.cluster_name();
+    ctx.audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+        mailboxes::delete(conn, firm, id).await?;
+        cluster::request_refresh(conn, cluster_name, firm).await?;
+        Ok(())
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -400,21 +354,14 @@ pub struct FolderCheck {
     params(("id" = Uuid, Path, description = "Mailbox id")),
     responses(
         (status = 200, description = "The outcome, passed or with the failed step", body = MailboxTest),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such mailbox in this firm", body = ErrorBody),
         (status = 503, description = "The stored password cannot be opened on this server", body = ErrorBody),
     )
 )]
-pub async fn test_mailbox(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+pub async fn test_mailbox(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (state, firm, id) = (ctx.state().await?, ctx.firm(), path.into_inner());
     let stored =
-        state.db().firm_tx(firm, |conn| async move { mailboxes::find(conn, firm, id).await }.scope_boxed()).await?;
+        ctx.tx(Permission::IntegrationsManage, async |conn, firm| mailboxes::find(conn, firm, id).await).await?;
     let password = state
         .secret_box()?
         .open(&stored.imap_password_sealed, &mailboxes::password_context(firm, id, "imap"))
@@ -460,15 +407,11 @@ pub async fn test_mailbox(
     get, path = "/api/v1/email/settings", tag = "email", security(("bearer" = [])),
     responses(
         (status = 200, description = "Settings (defaults until saved)", body = EmailSettings),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn get_settings(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
+pub async fn get_settings(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
     let settings =
-        state.db().firm_tx(firm, |conn| async move { mailboxes::settings(conn, firm).await }.scope_boxed()).await?;
+        ctx.tx(Permission::IntegrationsManage, async |conn, firm| mailboxes::settings(conn, firm).await).await?;
     Ok(envelope::ok(settings))
 }
 
@@ -488,29 +431,20 @@ pub struct EmailSettingsBody {
     responses(
         (status = 200, description = "Saved", body = EmailSettings),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn put_settings(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<EmailSettingsBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
+pub async fn put_settings(ctx: FirmCtx, body: JsonObject<EmailSettingsBody>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = EmailSettings {
         closed_reply: body.closed_reply,
         subject_window_hours: body.subject_window_hours,
         auto_reply_period_hours: body.auto_reply_period_hours,
     };
-    let event = auth.audit("email.settings_changed", Outcome::Success, &meta);
-    let saved = audit::audited(state.db(), firm, event, |conn| {
-        async move { mailboxes::save_settings(conn, firm, input).await }.scope_boxed()
-    })
-    .await?;
+    let saved = ctx
+        .audited(Permission::IntegrationsManage, Audit::new("email.settings_changed"), async |conn, firm| {
+            mailboxes::save_settings(conn, firm, input.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(saved))
 }
 
@@ -526,15 +460,10 @@ pub struct RuleList {
     get, path = "/api/v1/email/rules", tag = "email", security(("bearer" = [])),
     responses(
         (status = 200, description = "Rules", body = RuleList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn list_rules(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
-    let rules =
-        state.db().firm_tx(firm, |conn| async move { email_rules::list(conn, firm).await }.scope_boxed()).await?;
+pub async fn list_rules(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let rules = ctx.tx(Permission::IntegrationsManage, async |conn, firm| email_rules::list(conn, firm).await).await?;
     Ok(envelope::whole_list(rules))
 }
 
@@ -572,25 +501,17 @@ impl From<RuleBody> for RuleInput {
     responses(
         (status = 201, description = "Created", body = Rule),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 409, description = "The firm has the most rules allowed", body = ErrorBody),
     )
 )]
-pub async fn create_rule(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<RuleBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
+pub async fn create_rule(ctx: FirmCtx, body: JsonObject<RuleBody>) -> Result<HttpResponse, ApiError> {
     let input = RuleInput::from(body.into_inner());
-    let event = auth.audit("email.rule_created", Outcome::Success, &meta);
-    let rule = audit::audited(state.db(), firm, event, |conn| {
-        async move { email_rules::create(conn, firm, input).await }.scope_boxed()
-    })
-    .await?;
+    let audit = Audit::new("email.rule_created").target_of("email_rule", |r: &Rule| r.id);
+    let rule = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            email_rules::create(conn, firm, input.clone()).await
+        })
+        .await?;
     Ok(envelope::created(rule))
 }
 
@@ -602,26 +523,21 @@ pub async fn create_rule(
     responses(
         (status = 200, description = "Saved", body = Rule),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such rule in this firm", body = ErrorBody),
     )
 )]
 pub async fn update_rule(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<RuleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let input = RuleInput::from(body.into_inner());
-    let event = auth.audit("email.rule_updated", Outcome::Success, &meta).with_target("email_rule", id);
-    let rule = audit::audited(state.db(), firm, event, |conn| {
-        async move { email_rules::update(conn, firm, id, input).await }.scope_boxed()
-    })
-    .await?;
+    let (id, input) = (path.into_inner(), RuleInput::from(body.into_inner()));
+    let audit = Audit::new("email.rule_updated").target("email_rule", id);
+    let rule = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            email_rules::update(conn, firm, id, input.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(rule))
 }
 
@@ -631,24 +547,14 @@ pub async fn update_rule(
     params(("id" = Uuid, Path, description = "Rule id")),
     responses(
         (status = 204, description = "Removed"),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such rule in this firm", body = ErrorBody),
     )
 )]
-pub async fn delete_rule(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("email.rule_deleted", Outcome::Success, &meta).with_target("email_rule", id);
-    audit::audited(state.db(), firm, event, |conn| {
-        async move { email_rules::delete(conn, firm, id).await }.scope_boxed()
-    })
-    .await?;
+pub async fn delete_rule(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("email.rule_deleted").target("email_rule", id);
+    ctx.audited(Permission::IntegrationsManage, audit, async |conn, firm| email_rules::delete(conn, firm, id).await)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -683,53 +589,43 @@ pub struct DryRun {
     responses(
         (status = 200, description = "What would happen", body = DryRun),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn dry_run(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    body: JsonObject<DryRunBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
+pub async fn dry_run(ctx: FirmCtx, body: JsonObject<DryRunBody>) -> Result<HttpResponse, ApiError> {
+    // Parsing a megabyte of MIME is work: only for someone still entitled to it.
+    ctx.require(Permission::IntegrationsManage).await?;
     let raw = body.into_inner().raw;
     if raw.trim().is_empty() || raw.len() > 1 << 20 {
         return Err(crate::domain::DomainError::invalid_field("raw", "must be a message of 1 byte to 1 MiB").into());
     }
     let parsed = parse::parse(raw.as_bytes());
-    let outcome = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let own = mailboxes::addresses(conn, firm).await?;
-                let ours = match &parsed.message_id {
-                    Some(id) => email::sent_by_hub(conn, firm, id).await?,
-                    None => false,
-                };
-                let triaged = triage::classify(&parsed, ours, &own);
-                let rules = email_rules::evaluate(&email_rules::list(conn, firm).await?, &parsed);
-                let email_settings = mailboxes::settings(conn, firm).await?;
-                let thread = email::find_thread(conn, firm, &parsed, &email_settings).await?;
-                let (triage, triage_reason) = match (&triaged, rules.ignore) {
-                    (Some(t), _) => (Some(t.kind().to_owned()), Some(t.reason())),
-                    (None, true) => (Some("ignored".to_owned()), Some(format!("rule: {}", rules.matched.join(", ")))),
-                    (None, false) => (None, None),
-                };
-                Ok::<_, crate::domain::DomainError>(DryRun {
-                    triage,
-                    triage_reason,
-                    bounce: parsed.bounce.as_ref().map(crate::domain::to_json).transpose()?,
-                    rules,
-                    conversation_id: thread.as_ref().map(|t| t.0),
-                    threaded_by: thread.map(|t| t.2),
-                    from: parsed.from.as_ref().map(|f| f.address.clone()),
-                    subject: parsed.subject.clone(),
-                    attachments: parsed.parts.len(),
-                })
-            }
-            .scope_boxed()
+    let outcome = ctx
+        .tx(Permission::IntegrationsManage, async |conn, firm| {
+            let own = mailboxes::addresses(conn, firm).await?;
+            let ours = match &parsed.message_id {
+                Some(id) => email::sent_by_hub(conn, firm, id).await?,
+                None => false,
+            };
+            let triaged = triage::classify(&parsed, ours, &own);
+            let rules = email_rules::evaluate(&email_rules::list(conn, firm).await?, &parsed);
+            let email_settings = mailboxes::settings(conn, firm).await?;
+            let thread = email::find_thread(conn, firm, &parsed, &email_settings).await?;
+            let (triage, triage_reason) = match (&triaged, rules.ignore) {
+                (Some(t), _) => (Some(t.kind().to_owned()), Some(t.reason())),
+                (None, true) => (Some("ignored".to_owned()), Some(format!("rule: {}", rules.matched.join(", ")))),
+                (None, false) => (None, None),
+            };
+            Ok(DryRun {
+                triage,
+                triage_reason,
+                bounce: parsed.bounce.as_ref().map(crate::domain::to_json).transpose()?,
+                rules,
+                conversation_id: thread.as_ref().map(|t| t.0),
+                threaded_by: thread.map(|t| t.2),
+                from: parsed.from.as_ref().map(|f| f.address.clone()),
+                subject: parsed.subject.clone(),
+                attachments: parsed.parts.len(),
+            })
         })
         .await?;
     Ok(envelope::ok(outcome))
@@ -758,17 +654,9 @@ pub struct EmailList {
     responses(
         (status = 200, description = "Triaged emails", body = EmailList),
         (status = 400, description = "Invalid query", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
     )
 )]
-pub async fn list_triage(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    query: web::Query<TriageQuery>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let firm = auth.firm;
+pub async fn list_triage(ctx: FirmCtx, query: web::Query<TriageQuery>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     if let Some(kind) = &query.kind
         && !matches!(kind.as_str(), "automatic" | "bounce" | "loop" | "ignored")
@@ -778,10 +666,9 @@ pub async fn list_triage(
         );
     }
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
-    let list = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { email::list_triaged(conn, firm, query.kind.as_deref(), limit).await }.scope_boxed()
+    let list = ctx
+        .tx(Permission::ContentRead, async |conn, firm| {
+            email::list_triaged(conn, firm, query.kind.as_deref(), limit).await
         })
         .await?;
     Ok(envelope::whole_list(list))
@@ -793,20 +680,12 @@ pub async fn list_triage(
     params(("id" = Uuid, Path, description = "Email id")),
     responses(
         (status = 200, description = "The email", body = EmailWithParts),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
         (status = 404, description = "No such email in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_email(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let email =
-        state.db().firm_tx(firm, |conn| async move { email::find_email(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_email(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let email = ctx.tx(Permission::ContentRead, async |conn, firm| email::find_email(conn, firm, id).await).await?;
     Ok(envelope::ok(email))
 }
 
@@ -817,24 +696,14 @@ pub async fn get_email(
     params(("id" = Uuid, Path, description = "Email id"), ("position" = i32, Path, description = "Part position")),
     responses(
         (status = 200, description = "The content", content_type = "application/octet-stream", body = Vec<u8>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
         (status = 404, description = "No such part", body = ErrorBody),
         (status = 409, description = "The part was over the size limit; only its metadata was kept", body = ErrorBody),
     )
 )]
-pub async fn get_part(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<(Uuid, i32)>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let firm = auth.firm;
+pub async fn get_part(ctx: FirmCtx, path: web::Path<(Uuid, i32)>) -> Result<HttpResponse, ApiError> {
     let (id, position) = path.into_inner();
-    let (part, content) = state
-        .db()
-        .firm_tx(firm, |conn| async move { email::part_content(conn, firm, id, position).await }.scope_boxed())
-        .await?;
+    let (part, content) =
+        ctx.tx(Permission::ContentRead, async |conn, firm| email::part_content(conn, firm, id, position).await).await?;
     let Some(content) = content else {
         return Err(ApiError::Conflict("the part was over the size limit; only its metadata was kept".into()));
     };
@@ -868,21 +737,13 @@ pub async fn get_part(
     params(("id" = Uuid, Path, description = "Conversation id")),
     responses(
         (status = 200, description = "Emails", body = EmailList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members who read the firm's conversations", body = ErrorBody),
         (status = 404, description = "No such conversation in this firm", body = ErrorBody),
     )
 )]
-pub async fn conversation_emails(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, conversation) = (auth.firm, path.into_inner());
-    let list = state
-        .db()
-        .firm_tx(firm, |conn| async move { email::list_for_conversation(conn, firm, conversation).await }.scope_boxed())
+pub async fn conversation_emails(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let conversation = path.into_inner();
+    let list = ctx
+        .tx(Permission::ContentRead, async |conn, firm| email::list_for_conversation(conn, firm, conversation).await)
         .await?;
     Ok(envelope::whole_list(list))
 }

@@ -7,18 +7,18 @@ use crate::domain::webhooks::EventType;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
-use diesel_async::AsyncPgConnection;
-use scoped_futures::{ScopedBoxFuture, ScopedFutureExt};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::{Actor, FirmAuth};
+use super::auth::Actor;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
 use super::once::Once;
 use super::pagination::{PageParams, page_meta};
 use super::{AppState, double_option, envelope};
 use crate::bus::live;
+use crate::db::Connection;
 use crate::domain::audit::{self, NewAuditEvent, Outcome};
 use crate::domain::idempotency::{self, Replay};
 use crate::domain::invoices::{
@@ -26,11 +26,11 @@ use crate::domain::invoices::{
     Payment, PaymentInput, PaymentMethod, SummaryRow,
 };
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, FirmId, RequestMeta, webhooks};
+use crate::domain::{DomainError, FirmId, webhooks};
 use crate::outbound::stripe::{self, StripeError};
 
-fn actor_id(auth: &FirmAuth) -> Option<Uuid> {
-    match auth.actor {
+fn actor_id(ctx: &FirmCtx) -> Option<Uuid> {
+    match ctx.actor() {
         Actor::Member { user_id, .. } => Some(user_id),
         Actor::BreakGlass { .. } => None,
     }
@@ -54,31 +54,28 @@ struct Created {
 /// Runs a creation that moves money once: a repeated `Idempotency-Key` gets the first
 /// answer back (a concurrent repeat waits for the first to commit); otherwise `create`
 /// runs, and its audit record, webhook event and answer are stored in the same transaction.
-async fn create_once<'a, F>(state: &'a AppState, firm: FirmId, once: Once, create: F) -> Result<HttpResponse, ApiError>
-where
-    F: for<'r> FnOnce(&'r mut AsyncPgConnection) -> ScopedBoxFuture<'a, 'r, Result<Created, DomainError>> + Send + 'a,
-{
-    let attempts = state.job_attempts();
-    let answer = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let Once { key, scope, hash } = once;
-                if let Some(key) = &key
-                    && let Some(replay) = idempotency::replay(conn, firm, &scope, key, &hash).await?
-                {
-                    return Ok(Answer::Replayed(replay));
-                }
-                let created = create(conn).await?;
-                audit::record(conn, &created.event).await?;
-                webhooks::emit(conn, firm, created.event_type, created.data, attempts).await?;
-                if let Some(key) = &key {
-                    let first = Replay { status: 201, body: created.body.clone() };
-                    idempotency::remember(conn, firm, &scope, key, &first).await?;
-                }
-                Ok::<_, DomainError>(Answer::Fresh(created.body))
+async fn create_once(
+    ctx: &FirmCtx,
+    once: Once,
+    mut create: impl AsyncFnMut(&mut Connection, FirmId) -> Result<Created, DomainError>,
+) -> Result<HttpResponse, ApiError> {
+    let attempts = ctx.job_attempts();
+    let Once { key, scope, hash } = once;
+    let answer = ctx
+        .tx(Permission::FinanceWrite, async |conn, firm| {
+            if let Some(key) = &key
+                && let Some(replay) = idempotency::replay(conn, firm, &scope, key, &hash).await?
+            {
+                return Ok(Answer::Replayed(replay));
             }
-            .scope_boxed()
+            let created = create(conn, firm).await?;
+            audit::record(conn, &created.event).await?;
+            webhooks::emit(conn, firm, created.event_type, created.data, attempts).await?;
+            if let Some(key) = &key {
+                let first = Replay { status: 201, body: created.body.clone() };
+                idempotency::remember(conn, firm, &scope, key, &first).await?;
+            }
+            Ok(Answer::Fresh(created.body))
         })
         .await?;
     Ok(match answer {
@@ -117,19 +114,14 @@ pub struct NewInvoiceBody {
     responses(
         (status = 201, description = "The draft", body = Invoice),
         (status = 400, description = "Invalid field (details name it)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 409, description = "Idempotency-Key reused with another request", body = ErrorBody),
     )
 )]
 pub async fn create_invoice(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     req: HttpRequest,
     body: JsonObject<NewInvoiceBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
     let body = body.into_inner();
     let once = Once::of(&req, "invoice.create".into(), &body)?;
     let input = InvoiceInput {
@@ -141,19 +133,14 @@ pub async fn create_invoice(
         notes: Some(body.notes),
         line_items: Some(body.line_items),
     };
-    let firm = auth.firm;
-    let event = auth.audit("invoice.created", Outcome::Success, &meta);
-    create_once(&state, firm, once, |conn| {
-        async move {
-            let invoice = invoices::create(conn, firm, input).await?;
-            Ok(Created {
-                event: event.with_target("invoice", invoice.id),
-                event_type: EventType::InvoiceCreated,
-                data: serde_json::json!({ "invoice_id": invoice.id, "client_id": invoice.client_id }),
-                body: enveloped(&invoice),
-            })
-        }
-        .scope_boxed()
+    create_once(&ctx, once, async |conn, firm| {
+        let invoice = invoices::create(conn, firm, input.clone()).await?;
+        Ok(Created {
+            event: ctx.event("invoice.created", Outcome::Success).with_target("invoice", invoice.id),
+            event_type: EventType::InvoiceCreated,
+            data: serde_json::json!({ "invoice_id": invoice.id, "client_id": invoice.client_id }),
+            body: enveloped(&invoice),
+        })
     })
     .await
 }
@@ -185,17 +172,13 @@ pub struct InvoiceList {
     responses(
         (status = 200, description = "A page of invoices", body = InvoiceList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
     )
 )]
 pub async fn list_invoices(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<InvoiceQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceRead)?;
     let query = query.into_inner();
     let spec = PageParams { limit: query.limit, cursor: query.cursor.clone() }.spec()?;
     let filter = InvoiceFilter {
@@ -204,11 +187,8 @@ pub async fn list_invoices(
         overdue: query.overdue,
         currency: query.currency,
     };
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { invoices::list(conn, firm, &filter, &page_spec).await }.scope_boxed())
-        .await?;
+    let listed =
+        ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::list(conn, firm, &filter, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }
@@ -219,20 +199,12 @@ pub async fn list_invoices(
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 200, description = "The invoice", body = Invoice),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_invoice(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let found =
-        state.db().firm_tx(firm, |conn| async move { invoices::find(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_invoice(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let found = ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::find(conn, firm, id).await).await?;
     Ok(envelope::ok(found))
 }
 
@@ -261,20 +233,15 @@ pub struct InvoicePatch {
     responses(
         (status = 200, description = "The draft as changed", body = Invoice),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
         (status = 409, description = "Not a draft", body = ErrorBody),
     )
 )]
 pub async fn update_invoice(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<InvoicePatch>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
     let body = body.into_inner();
     let input = InvoiceInput {
         client_id: body.client_id,
@@ -285,48 +252,36 @@ pub async fn update_invoice(
         notes: body.notes,
         line_items: body.line_items,
     };
-    let (firm, id, attempts) = (auth.firm, path.into_inner(), state.job_attempts());
-    let event = auth.audit(EventType::InvoiceUpdated.as_str(), Outcome::Success, &meta).with_target("invoice", id);
-    let changed = audit::audited(state.db(), firm, event, |conn| {
-        async move {
-            let invoice = invoices::update(conn, firm, id, input).await?;
+    let (id, attempts) = (path.into_inner(), ctx.job_attempts());
+    let audit = Audit::new(EventType::InvoiceUpdated.as_str()).target("invoice", id);
+    let changed = ctx
+        .audited(Permission::FinanceWrite, audit, async |conn, firm| {
+            let invoice = invoices::update(conn, firm, id, input.clone()).await?;
             let data = serde_json::json!({ "invoice_id": id, "total_minor": invoice.total_minor });
             webhooks::emit(conn, firm, EventType::InvoiceUpdated, data, attempts).await?;
             Ok(invoice)
-        }
-        .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
     Ok(envelope::ok(changed))
 }
 
 /// Runs a lifecycle step with its audit record and webhook event.
-async fn lifecycle(
-    state: &AppState,
-    auth: &FirmAuth,
-    meta: &RequestMeta,
-    id: Uuid,
-    action: EventType,
-) -> Result<Invoice, ApiError> {
-    let (firm, attempts) = (auth.firm, state.job_attempts());
-    let event = auth.audit(action.as_str(), Outcome::Success, meta).with_target("invoice", id);
-    let invoice = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let invoice = match action {
-                    EventType::InvoiceSent => invoices::send(conn, firm, id).await?,
-                    _ => invoices::void(conn, firm, id).await?,
-                };
-                audit::record(conn, &event.with_metadata(serde_json::json!({ "number": invoice.number }))).await?;
-                let data = serde_json::json!({ "invoice_id": id, "number": invoice.number, "total_minor": invoice.total_minor });
-                webhooks::emit(conn, firm, action, data, attempts).await?;
-                Ok::<_, DomainError>(invoice)
-            }
-            .scope_boxed()
-        })
-        .await?;
-    Ok(invoice)
+async fn lifecycle(ctx: &FirmCtx, id: Uuid, action: EventType) -> Result<Invoice, ApiError> {
+    let attempts = ctx.job_attempts();
+    let audit = Audit::new(action.as_str())
+        .target("invoice", id)
+        .metadata_of(|invoice: &Invoice| serde_json::json!({ "number": invoice.number }));
+    ctx.audited(Permission::FinanceWrite, audit, async |conn, firm| {
+        let invoice = match action {
+            EventType::InvoiceSent => invoices::send(conn, firm, id).await?,
+            _ => invoices::void(conn, firm, id).await?,
+        };
+        let data =
+            serde_json::json!({ "invoice_id": id, "number": invoice.number, "total_minor": invoice.total_minor });
+        webhooks::emit(conn, firm, action, data, attempts).await?;
+        Ok(invoice)
+    })
+    .await
 }
 
 /// Sends a draft: it gets its number from the firm's gapless sequence.
@@ -336,20 +291,12 @@ async fn lifecycle(
     responses(
         (status = 200, description = "The sent invoice", body = Invoice),
         (status = 400, description = "No lines", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
         (status = 409, description = "Not a draft", body = ErrorBody),
     )
 )]
-pub async fn send_invoice(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
-    Ok(envelope::ok(lifecycle(&state, &auth, &meta, path.into_inner(), EventType::InvoiceSent).await?))
+pub async fn send_invoice(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(lifecycle(&ctx, path.into_inner(), EventType::InvoiceSent).await?))
 }
 
 /// Voids a draft, or a sent invoice with nothing paid or credited.
@@ -358,20 +305,12 @@ pub async fn send_invoice(
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 200, description = "The void invoice", body = Invoice),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
         (status = 409, description = "Paid or credited, or already void", body = ErrorBody),
     )
 )]
-pub async fn void_invoice(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
-    Ok(envelope::ok(lifecycle(&state, &auth, &meta, path.into_inner(), EventType::InvoiceVoided).await?))
+pub async fn void_invoice(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    Ok(envelope::ok(lifecycle(&ctx, path.into_inner(), EventType::InvoiceVoided).await?))
 }
 
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
@@ -404,22 +343,17 @@ pub struct PaymentRecorded {
     responses(
         (status = 201, description = "Recorded, with the invoice's new balance", body = PaymentRecorded),
         (status = 400, description = "Zero, more than the balance, or a refund beyond the payment", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
         (status = 409, description = "Draft or void invoice, or Idempotency-Key reused", body = ErrorBody),
     )
 )]
 pub async fn record_payment(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     req: HttpRequest,
     path: web::Path<Uuid>,
     body: JsonObject<NewPaymentBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
-    let (firm, id, by) = (auth.firm, path.into_inner(), actor_id(&auth));
+    let (id, by) = (path.into_inner(), actor_id(&ctx));
     let body = body.into_inner();
     let once = Once::of(&req, format!("payment.create:{id}"), &body)?;
     let input = PaymentInput {
@@ -430,21 +364,18 @@ pub async fn record_payment(
         refund_of: body.refund_of,
     };
     let action = if input.amount_minor < 0 { EventType::PaymentRefunded } else { EventType::PaymentReceived };
-    let event = auth.audit(action.as_str(), Outcome::Success, &meta);
-    create_once(&state, firm, once, |conn| {
-        async move {
-            let (payment, invoice) = invoices::record_payment(conn, firm, id, input, by).await?;
-            Ok(Created {
-                event: event
-                    .with_target("invoice", id)
-                    .with_metadata(serde_json::json!({ "payment_id": payment.id, "amount_minor": payment.amount_minor })),
-                event_type: action,
-                data: serde_json::json!({ "invoice_id": id, "payment_id": payment.id,
-                                          "amount_minor": payment.amount_minor, "balance_minor": invoice.balance_minor }),
-                body: enveloped(PaymentRecorded { payment, invoice }),
-            })
-        }
-        .scope_boxed()
+    create_once(&ctx, once, async |conn, firm| {
+        let (payment, invoice) = invoices::record_payment(conn, firm, id, input.clone(), by).await?;
+        Ok(Created {
+            event: ctx
+                .event(action.as_str(), Outcome::Success)
+                .with_target("invoice", id)
+                .with_metadata(serde_json::json!({ "payment_id": payment.id, "amount_minor": payment.amount_minor })),
+            event_type: action,
+            data: serde_json::json!({ "invoice_id": id, "payment_id": payment.id,
+                                      "amount_minor": payment.amount_minor, "balance_minor": invoice.balance_minor }),
+            body: enveloped(PaymentRecorded { payment, invoice }),
+        })
     })
     .await
 }
@@ -455,22 +386,12 @@ pub async fn record_payment(
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 200, description = "Payments", body = Vec<Payment>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
     )
 )]
-pub async fn list_payments(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let found = state
-        .db()
-        .firm_tx(firm, |conn| async move { invoices::payments_of(conn, firm, id).await }.scope_boxed())
-        .await?;
+pub async fn list_payments(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let found = ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::payments_of(conn, firm, id).await).await?;
     Ok(envelope::ok(found))
 }
 
@@ -499,39 +420,31 @@ pub struct CreditNoteIssued {
     responses(
         (status = 201, description = "Issued, with the invoice's new balance", body = CreditNoteIssued),
         (status = 400, description = "Not positive, or more than the balance", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
         (status = 409, description = "Not an open invoice, or Idempotency-Key reused", body = ErrorBody),
     )
 )]
 pub async fn issue_credit_note(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     req: HttpRequest,
     path: web::Path<Uuid>,
     body: JsonObject<NewCreditNoteBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
-    let (firm, id, by) = (auth.firm, path.into_inner(), actor_id(&auth));
+    let (id, by) = (path.into_inner(), actor_id(&ctx));
     let body = body.into_inner();
     let once = Once::of(&req, format!("credit_note.create:{id}"), &body)?;
-    let event = auth.audit("credit_note.issued", Outcome::Success, &meta);
-    create_once(&state, firm, once, |conn| {
-        async move {
-            let (note, invoice) = invoices::credit(conn, firm, id, body.amount_minor, &body.reason, by).await?;
-            Ok(Created {
-                event: event.with_target("invoice", id).with_metadata(
-                    serde_json::json!({ "credit_note": note.number, "amount_minor": note.amount_minor }),
-                ),
-                event_type: EventType::CreditNoteIssued,
-                data: serde_json::json!({ "invoice_id": id, "credit_note_id": note.id, "number": note.number,
-                                          "amount_minor": note.amount_minor }),
-                body: enveloped(CreditNoteIssued { credit_note: note, invoice }),
-            })
-        }
-        .scope_boxed()
+    create_once(&ctx, once, async |conn, firm| {
+        let (note, invoice) = invoices::credit(conn, firm, id, body.amount_minor, &body.reason, by).await?;
+        Ok(Created {
+            event: ctx
+                .event("credit_note.issued", Outcome::Success)
+                .with_target("invoice", id)
+                .with_metadata(serde_json::json!({ "credit_note": note.number, "amount_minor": note.amount_minor })),
+            event_type: EventType::CreditNoteIssued,
+            data: serde_json::json!({ "invoice_id": id, "credit_note_id": note.id, "number": note.number,
+                                      "amount_minor": note.amount_minor }),
+            body: enveloped(CreditNoteIssued { credit_note: note, invoice }),
+        })
     })
     .await
 }
@@ -542,22 +455,13 @@ pub async fn issue_credit_note(
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 200, description = "Credit notes", body = Vec<CreditNote>),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
     )
 )]
-pub async fn list_credit_notes(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let found = state
-        .db()
-        .firm_tx(firm, |conn| async move { invoices::credit_notes_of(conn, firm, id).await }.scope_boxed())
-        .await?;
+pub async fn list_credit_notes(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let found =
+        ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::credit_notes_of(conn, firm, id).await).await?;
     Ok(envelope::ok(found))
 }
 
@@ -576,20 +480,11 @@ pub struct AgingQuery {
     responses(
         (status = 200, description = "One row per client and currency", body = Vec<AgingRow>),
         (status = 400, description = "Bad date", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
     )
 )]
-pub async fn aging(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    query: web::Query<AgingQuery>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceRead)?;
-    let firm = auth.firm;
+pub async fn aging(ctx: FirmCtx, query: web::Query<AgingQuery>) -> Result<HttpResponse, ApiError> {
     let as_of = query.as_of.unwrap_or_else(|| chrono::Utc::now().date_naive());
-    let rows =
-        state.db().firm_tx(firm, |conn| async move { invoices::aging(conn, firm, as_of).await }.scope_boxed()).await?;
+    let rows = ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::aging(conn, firm, as_of).await).await?;
     Ok(envelope::with_meta(rows, serde_json::json!({ "as_of": as_of })))
 }
 
@@ -608,25 +503,15 @@ pub struct SummaryQuery {
     responses(
         (status = 200, description = "One row per currency", body = Vec<SummaryRow>),
         (status = 400, description = "Missing or bad dates, or from after to", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
     )
 )]
-pub async fn summary(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    query: web::Query<SummaryQuery>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceRead)?;
+pub async fn summary(ctx: FirmCtx, query: web::Query<SummaryQuery>) -> Result<HttpResponse, ApiError> {
     let (from, to) = (query.from, query.to);
     if from > to {
         return Err(ApiError::invalid_field("from", "must not be after `to`"));
     }
-    let firm = auth.firm;
-    let rows = state
-        .db()
-        .firm_tx(firm, |conn| async move { invoices::summary(conn, firm, from, to).await }.scope_boxed())
-        .await?;
+    let rows =
+        ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::summary(conn, firm, from, to).await).await?;
     Ok(envelope::with_meta(rows, serde_json::json!({ "from": from, "to": to })))
 }
 
@@ -635,15 +520,10 @@ pub async fn summary(
     get, path = "/api/v1/finance/settings", tag = "finance", security(("bearer" = [])),
     responses(
         (status = 200, description = "Numbering patterns", body = FinanceSettings),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
     )
 )]
-pub async fn get_settings(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceRead)?;
-    let firm = auth.firm;
-    let found =
-        state.db().firm_tx(firm, |conn| async move { invoices::settings(conn, firm).await }.scope_boxed()).await?;
+pub async fn get_settings(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let found = ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::settings(conn, firm).await).await?;
     Ok(envelope::ok(found))
 }
 
@@ -662,25 +542,15 @@ pub struct SettingsPatch {
     responses(
         (status = 200, description = "Numbering patterns", body = FinanceSettings),
         (status = 400, description = "A pattern without `{seq}` or with an unknown placeholder", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
     )
 )]
-pub async fn update_settings(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<SettingsPatch>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
+pub async fn update_settings(ctx: FirmCtx, body: JsonObject<SettingsPatch>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let firm = auth.firm;
-    let event = auth.audit("finance.settings_changed", Outcome::Success, &meta);
-    let changed = audit::audited(state.db(), firm, event, |conn| {
-        async move { invoices::update_settings(conn, firm, body.invoice_pattern, body.credit_note_pattern).await }
-            .scope_boxed()
-    })
-    .await?;
+    let changed = ctx
+        .audited(Permission::FinanceWrite, Audit::new("finance.settings_changed"), async |conn, firm| {
+            invoices::update_settings(conn, firm, body.invoice_pattern.clone(), body.credit_note_pattern.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(changed))
 }
 
@@ -700,22 +570,14 @@ pub struct CardPayment {
     params(("id" = Uuid, Path, description = "Invoice id")),
     responses(
         (status = 201, description = "The intent, for Stripe.js", body = CardPayment),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role has no finance access", body = ErrorBody),
         (status = 404, description = "No such invoice", body = ErrorBody),
         (status = 409, description = "Nothing to pay", body = ErrorBody),
         (status = 503, description = "Card payments not configured, or Stripe unreachable", body = ErrorBody),
     )
 )]
-pub async fn create_payment_intent(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::FinanceWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let invoice =
-        state.db().firm_tx(firm, |conn| async move { invoices::find(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn create_payment_intent(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (state, firm, id) = (ctx.state().await?, ctx.firm(), path.into_inner());
+    let invoice = ctx.tx(Permission::FinanceWrite, async |conn, firm| invoices::find(conn, firm, id).await).await?;
     if !matches!(invoice.status.as_str(), "sent" | "partially_paid") || invoice.balance_minor <= 0 {
         return Err(ApiError::Conflict(format!("a {} invoice has nothing to pay", invoice.status)));
     }
@@ -744,15 +606,10 @@ pub async fn create_payment_intent(
             ApiError::unavailable("the card processor refused the request")
         }
     })?;
-    let stored = intent.clone();
-    let currency = invoice.currency.clone();
-    state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { invoices::remember_intent(conn, firm, id, &stored.id, stored.amount, &currency).await }
-                .scope_boxed()
-        })
-        .await?;
+    ctx.tx(Permission::FinanceWrite, async |conn, firm| {
+        invoices::remember_intent(conn, firm, id, &intent.id, intent.amount, &invoice.currency).await
+    })
+    .await?;
     Ok(HttpResponse::Created().json(enveloped(CardPayment {
         payment_intent_id: intent.id,
         client_secret: intent.client_secret,
@@ -816,11 +673,8 @@ pub async fn stripe_webhook(
     let (event_id, kind) = (event.id, event.kind);
     let outcome = state
         .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                invoices::apply_stripe_event(conn, firm, &event_id, &kind, invoice, &intent, amount, attempts).await
-            }
-            .scope_boxed()
+        .firm_tx_retried(firm, async |conn| {
+            invoices::apply_stripe_event(conn, firm, &event_id, &kind, invoice, &intent, amount, attempts).await
         })
         .await?;
     if let Some(outcome) = outcome {

@@ -9,12 +9,14 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::{Actor, FirmAuth, TokenType, claims};
+use super::auth::{Actor, TokenType, claims};
+use super::ctx::{Audit, FirmCtx};
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use crate::domain::audit::{self, ActorType, NewAuditEvent, Outcome};
 use crate::domain::login::{self, LoginError, LoginRequest};
 use crate::domain::memberships::Role;
+use crate::domain::permissions::Permission;
 use crate::domain::sessions::{self, RefreshOutcome};
 use crate::domain::throttle::{self, ThrottlePolicy};
 use crate::domain::{DomainError, FirmId, RequestMeta, firms, jobs, mfa, password_resets, users};
@@ -259,19 +261,13 @@ pub struct LoggedOut {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "Session ended", body = LoggedOut),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
-pub async fn logout_handler(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-) -> Result<HttpResponse, ApiError> {
-    let (user_id, session_id) = auth.member()?;
-    let firm = auth.firm;
-    let event = auth.audit("auth.logout", Outcome::Success, &meta).with_target("session", session_id);
-    audit::audited(state.db(), firm, event, |conn| {
-        async move { sessions::revoke(conn, firm, session_id, "logout").await }.scope_boxed()
+pub async fn logout_handler(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let (user_id, session_id) = ctx.member()?;
+    let audit = Audit::new("auth.logout").target("session", session_id);
+    ctx.audited(Permission::OwnAccount, audit, async |conn, firm| {
+        sessions::revoke(conn, firm, session_id, "logout").await
     })
     .await?;
     tracing::debug!(%user_id, "logged out");
@@ -311,27 +307,22 @@ pub struct Me {
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
-pub async fn me_handler(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    let firm_id = auth.firm;
+pub async fn me_handler(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let auth = ctx.auth().await?;
     let user_id = match auth.actor {
         Actor::Member { user_id, .. } => Some(user_id),
         Actor::BreakGlass { .. } => None,
     };
-    let (firm, user) = state
-        .db()
-        .firm_tx(firm_id, |conn| {
-            async move {
-                let firm = firms::find(conn, firm_id).await?;
-                let user = match user_id {
-                    Some(id) => Some(users::find(conn, id).await?),
-                    None => None,
-                };
-                Ok::<_, DomainError>((firm, user))
-            }
-            .scope_boxed()
+    let (firm, user) = ctx
+        .tx(Permission::OwnAccount, async |conn, firm_id| {
+            let firm = firms::find(conn, firm_id).await?;
+            let user = match user_id {
+                Some(id) => Some(users::find(conn, id).await?),
+                None => None,
+            };
+            Ok((firm, user))
         })
         .await?;
     Ok(envelope::ok(Me {
@@ -414,9 +405,9 @@ async fn count_wrong_code(state: &AppState, user: &users::User, meta: &RequestMe
     }
 }
 
-async fn caller(state: &AppState, auth: &FirmAuth) -> Result<users::User, ApiError> {
-    let (user_id, _) = auth.member()?;
-    Ok(state.db().firm_tx(auth.firm, |conn| async move { users::find(conn, user_id).await }.scope_boxed()).await?)
+async fn caller(ctx: &FirmCtx) -> Result<users::User, ApiError> {
+    let (user_id, _) = ctx.member()?;
+    ctx.tx(Permission::OwnAccount, async |conn, _| users::find(conn, user_id).await).await
 }
 
 /// Starts MFA enrolment: returns a new secret to add to an authenticator app. Needs the
@@ -430,35 +421,23 @@ async fn caller(state: &AppState, auth: &FirmAuth) -> Result<users::User, ApiErr
     responses(
         (status = 200, description = "Secret issued; confirm with a code", body = MfaEnrollment),
         (status = 400, description = "Missing password", body = ErrorBody),
-        (status = 401, description = "Not signed in, or `invalid_credentials`", body = ErrorBody),
         (status = 409, description = "MFA is already on", body = ErrorBody),
         (status = 429, description = "Too many wrong passwords or codes; see Retry-After", body = ErrorBody),
     )
 )]
-pub async fn mfa_enroll(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<PasswordProof>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn mfa_enroll(ctx: FirmCtx, body: JsonObject<PasswordProof>) -> Result<HttpResponse, ApiError> {
+    let (state, meta) = (ctx.state().await?, ctx.meta());
     let body = body.into_inner();
     check_credentials_shape(&[("password", &body.password)])?;
-    let user = caller(&state, &auth).await?;
-    prove_password(&state, &user, &body.password, &meta).await?;
-    reauth_succeeded(&state, &user, &meta).await?;
-    let user_id = user.id;
-    let issuer = state.settings().auth.totp_issuer.clone();
+    let user = caller(&ctx).await?;
+    prove_password(state, &user, &body.password, meta).await?;
+    reauth_succeeded(state, &user, meta).await?;
+    let issuer = &state.settings().auth.totp_issuer;
     let secrets = state.secret_box()?;
-    let event = auth.audit("auth.mfa.enrollment_started", Outcome::Success, &meta).with_target("user", user_id);
-    let enrollment = state
-        .db()
-        .firm_tx(auth.firm, |conn| {
-            async move {
-                let enrollment = mfa::begin_enrollment(conn, &user, &issuer, &secrets).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(enrollment)
-            }
-            .scope_boxed()
+    let audit = Audit::new("auth.mfa.enrollment_started").target("user", user.id);
+    let enrollment = ctx
+        .audited(Permission::OwnAccount, audit, async |conn, _| {
+            mfa::begin_enrollment(conn, &user, issuer, &secrets).await
         })
         .await?;
     Ok(envelope::ok(MfaEnrollment { secret: enrollment.secret, otpauth_uri: enrollment.otpauth_uri }))
@@ -490,38 +469,32 @@ pub struct RecoveryCodes {
     responses(
         (status = 200, description = "MFA is on", body = RecoveryCodes),
         (status = 400, description = "Missing password or code", body = ErrorBody),
-        (status = 401, description = "Not signed in, or `invalid_credentials` (wrong password or code)", body = ErrorBody),
         (status = 409, description = "No enrolment in progress, or already on", body = ErrorBody),
         (status = 429, description = "Too many wrong passwords or codes; see Retry-After", body = ErrorBody),
     )
 )]
-pub async fn mfa_confirm(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<MfaCode>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn mfa_confirm(ctx: FirmCtx, body: JsonObject<MfaCode>) -> Result<HttpResponse, ApiError> {
+    let (state, meta) = (ctx.state().await?, ctx.meta());
     let body = body.into_inner();
     check_credentials_shape(&[("password", &body.password), ("code", &body.code)])?;
-    let user = caller(&state, &auth).await?;
-    prove_password(&state, &user, &body.password, &meta).await?;
-    let user_id = user.id;
-    let event = auth.audit("auth.mfa.enabled", Outcome::Success, &meta).with_target("user", user_id);
-    let (code, secrets) = (body.code, state.secret_box()?);
-    let confirmed = audit::audited(state.db(), auth.firm, event, |conn| {
-        async move { mfa::confirm(conn, user_id, &code, &secrets).await }.scope_boxed()
-    })
-    .await;
+    let user = caller(&ctx).await?;
+    prove_password(state, &user, &body.password, meta).await?;
+    let (user_id, secrets) = (user.id, state.secret_box()?);
+    let audit = Audit::new("auth.mfa.enabled").target("user", user_id);
+    let confirmed = ctx
+        .audited(Permission::OwnAccount, audit, async |conn, _| mfa::confirm(conn, user_id, &body.code, &secrets).await)
+        .await;
     match confirmed {
         Ok(codes) => {
-            reauth_succeeded(&state, &user, &meta).await?;
+            reauth_succeeded(state, &user, meta).await?;
             Ok(envelope::ok(RecoveryCodes { recovery_codes: codes }))
         }
-        Err(DomainError::Validation { .. }) => {
-            count_wrong_code(&state, &user, &meta).await?;
+        // The code did not match (the input's shape was checked above).
+        Err(ApiError::Validation { .. }) => {
+            count_wrong_code(state, &user, meta).await?;
             Err(wrong_credentials())
         }
-        Err(other) => Err(other.into()),
+        Err(other) => Err(other),
     }
 }
 
@@ -549,49 +522,38 @@ pub struct MfaState {
     responses(
         (status = 200, description = "MFA is off", body = MfaState),
         (status = 400, description = "Missing password or code", body = ErrorBody),
-        (status = 401, description = "Not signed in, or `invalid_credentials` (wrong password or code)", body = ErrorBody),
         (status = 409, description = "MFA is not on", body = ErrorBody),
         (status = 429, description = "Too many wrong passwords or codes; see Retry-After", body = ErrorBody),
     )
 )]
-pub async fn mfa_disable(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<MfaDisableBody>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn mfa_disable(ctx: FirmCtx, body: JsonObject<MfaDisableBody>) -> Result<HttpResponse, ApiError> {
+    let (state, meta) = (ctx.state().await?, ctx.meta());
     let body = body.into_inner();
     check_credentials_shape(&[("password", &body.password), ("code", &body.code)])?;
-    let user = caller(&state, &auth).await?;
-    prove_password(&state, &user, &body.password, &meta).await?;
+    let user = caller(&ctx).await?;
+    prove_password(state, &user, &body.password, meta).await?;
     if !user.mfa_enabled {
         return Err(ApiError::Conflict("MFA is not enabled".into()));
     }
-    let user_id = user.id;
-    let counted_user = user.clone();
-    let event = auth.audit("auth.mfa.disabled", Outcome::Success, &meta).with_target("user", user_id);
-    let (code, secrets) = (body.code, state.secret_box()?);
-    let disabled = state
-        .db()
-        .firm_tx(auth.firm, |conn| {
-            async move {
-                let accepted = mfa::accept_code(conn, &user, &code, &secrets).await?
-                    || mfa::spend_recovery_code(conn, user_id, &code).await?;
-                if !accepted {
-                    return Ok(false);
-                }
-                mfa::disable(conn, user_id).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(true)
+    let (user_id, secrets) = (user.id, state.secret_box()?);
+    let disabled = ctx
+        .tx(Permission::OwnAccount, async |conn, _| {
+            let accepted = mfa::accept_code(conn, &user, &body.code, &secrets).await?
+                || mfa::spend_recovery_code(conn, user_id, &body.code).await?;
+            if !accepted {
+                return Ok(false);
             }
-            .scope_boxed()
+            mfa::disable(conn, user_id).await?;
+            let event = ctx.event("auth.mfa.disabled", Outcome::Success).with_target("user", user_id);
+            audit::record(conn, &event).await?;
+            Ok(true)
         })
         .await?;
     if !disabled {
-        count_wrong_code(&state, &counted_user, &meta).await?;
+        count_wrong_code(state, &user, meta).await?;
         return Err(wrong_credentials());
     }
-    reauth_succeeded(&state, &counted_user, &meta).await?;
+    reauth_succeeded(state, &user, meta).await?;
     Ok(envelope::ok(MfaState { mfa_enabled: false }))
 }
 
@@ -625,41 +587,30 @@ async fn new_password_hash(password: String) -> Result<String, ApiError> {
     responses(
         (status = 200, description = "Changed; other sessions ended", body = PasswordChanged),
         (status = 400, description = "Missing fields, or a new password that is too short or long", body = ErrorBody),
-        (status = 401, description = "Not signed in, or `invalid_credentials`", body = ErrorBody),
-        (status = 403, description = "Break-glass access has no password", body = ErrorBody),
         (status = 429, description = "Too many wrong passwords; see Retry-After", body = ErrorBody),
     )
 )]
-pub async fn change_password(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<PasswordChange>,
-) -> Result<HttpResponse, ApiError> {
-    let (_, session_id) = auth.member()?;
+pub async fn change_password(ctx: FirmCtx, body: JsonObject<PasswordChange>) -> Result<HttpResponse, ApiError> {
+    let (state, meta) = (ctx.state().await?, ctx.meta());
+    let (_, session_id) = ctx.member()?;
     let body = body.into_inner();
     check_credentials_shape(&[("current_password", &body.current_password), ("new_password", &body.new_password)])?;
     users::validate_password(&body.new_password)
         .map_err(|problem| ApiError::invalid_field("new_password", &problem))?;
-    let user = caller(&state, &auth).await?;
+    let user = caller(&ctx).await?;
     // Proved before the new one is hashed, so a guesser cannot make the server hash at will.
-    prove_password(&state, &user, &body.current_password, &meta).await?;
+    prove_password(state, &user, &body.current_password, meta).await?;
     let hash = new_password_hash(body.new_password).await?;
-    reauth_succeeded(&state, &user, &meta).await?;
+    reauth_succeeded(state, &user, meta).await?;
     let user_id = user.id;
-    let event = auth.audit("auth.password_changed", Outcome::Success, &meta).with_target("user", user_id);
-    let auth_firm = auth.firm;
-    let ended = state
-        .db()
-        .firm_tx(auth.firm, |conn| {
-            async move {
-                users::set_password_hash(conn, user_id, &hash).await?;
-                password_resets::void_for_user(conn, auth_firm, user_id).await?;
-                let ended = sessions::revoke_everywhere(conn, user_id, Some(session_id), "password_changed").await?;
-                audit::record(conn, &event.with_metadata(serde_json::json!({ "sessions_ended": ended }))).await?;
-                Ok::<_, DomainError>(ended)
-            }
-            .scope_boxed()
+    let audit = Audit::new("auth.password_changed")
+        .target("user", user_id)
+        .metadata_of(|ended: &i32| serde_json::json!({ "sessions_ended": ended }));
+    let ended = ctx
+        .audited(Permission::OwnAccount, audit, async |conn, firm| {
+            users::set_password_hash(conn, user_id, &hash).await?;
+            password_resets::void_for_user(conn, firm, user_id).await?;
+            sessions::revoke_everywhere(conn, user_id, Some(session_id), "password_changed").await
         })
         .await?;
     Ok(envelope::ok(PasswordChanged { sessions_ended: ended }))

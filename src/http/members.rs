@@ -4,13 +4,12 @@
 use super::body::JsonObject;
 use crate::domain::webhooks::EventType;
 use actix_web::{HttpRequest, HttpResponse, web};
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
@@ -18,7 +17,7 @@ use crate::domain::audit::{self, Outcome};
 use crate::domain::invitations::{self, Invitation, NewInvitation};
 use crate::domain::memberships::{self, Member, MemberFilter, MemberStatus, Role};
 use crate::domain::permissions::Permission;
-use crate::domain::{DomainError, RequestMeta, jobs, sessions, users, webhooks};
+use crate::domain::{DomainError, jobs, sessions, users, webhooks};
 
 /// A member's status in listings: `invited` lists the open invitations instead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
@@ -55,25 +54,18 @@ pub struct MemberList {
     responses(
         (status = 200, description = "A page of members (or the open invitations)", body = MemberList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_members(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<MemberQuery>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::MembersRead)?;
     let spec = page.spec()?;
-    let firm = auth.firm;
     if query.status == Some(ListedStatus::Invited) {
         let role = query.role.map(Role::as_str);
-        let open = state
-            .db()
-            .firm_tx(firm, |conn| async move { invitations::list_open(conn, firm).await }.scope_boxed())
-            .await?;
+        let open = ctx.tx(Permission::MembersRead, async |conn, firm| invitations::list_open(conn, firm).await).await?;
         let open: Vec<Invitation> = open.into_iter().filter(|i| role.is_none_or(|r| i.role == r)).collect();
         return Ok(envelope::whole_list(open));
     }
@@ -83,11 +75,8 @@ pub async fn list_members(
         _ => None,
     };
     let filter = MemberFilter { role: query.role, status };
-    let page_spec = spec.clone();
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { memberships::list(conn, firm, &filter, &page_spec).await }.scope_boxed())
-        .await?;
+    let listed =
+        ctx.tx(Permission::MembersRead, async |conn, firm| memberships::list(conn, firm, &filter, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }
@@ -124,18 +113,11 @@ fn invitation_ttl(state: &AppState) -> chrono::Duration {
     responses(
         (status = 201, description = "Invited; the email is on its way", body = Invitation),
         (status = 400, description = "Invalid email, role or contact, or a password or name given", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an owner or admin (owners only, to invite an owner)", body = ErrorBody),
         (status = 409, description = "Already a member, or already invited", body = ErrorBody),
     )
 )]
-pub async fn add_member(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<NewMemberBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::MembersManage)?;
+pub async fn add_member(ctx: FirmCtx, body: JsonObject<NewMemberBody>) -> Result<HttpResponse, ApiError> {
+    ctx.require(Permission::MembersManage).await?;
     let body = body.into_inner();
     if body.password.is_some() {
         return Err(ApiError::invalid_field(
@@ -146,28 +128,21 @@ pub async fn add_member(
     if body.display_name.is_some() {
         return Err(ApiError::invalid_field("display_name", "the person names themselves when accepting"));
     }
-    if body.role == Role::Owner {
-        auth.require(Permission::OwnersManage)?;
-    }
+    // Only an owner makes an owner.
+    let needed = if body.role == Role::Owner { Permission::OwnersManage } else { Permission::MembersManage };
     let email = users::normalize_email(&body.email).map_err(|p| ApiError::invalid_field("email", p))?;
-    let (firm, ttl, attempts) = (auth.firm, invitation_ttl(&state), state.job_attempts());
-    let invited_by = auth.member().ok().map(|(user_id, _)| user_id);
-    let event = auth.audit("invitation.created", Outcome::Success, &meta);
+    let (ttl, attempts) = (invitation_ttl(ctx.state().await?), ctx.job_attempts());
+    let invited_by = ctx.member().ok().map(|(user_id, _)| user_id);
     let new = NewInvitation { email, role: body.role, contact_id: body.contact_id };
-    let invitation = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let invitation = invitations::create(conn, firm, new, invited_by, ttl).await?;
-                let payload = serde_json::json!({ "invitation_id": invitation.id });
-                jobs::enqueue(conn, firm, invitations::SEND_JOB, payload, attempts).await?;
-                let event = event
-                    .with_target("invitation", invitation.id)
-                    .with_metadata(serde_json::json!({ "role": invitation.role }));
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(invitation)
-            }
-            .scope_boxed()
+    let audit = Audit::new("invitation.created")
+        .target_of("invitation", |i: &Invitation| i.id)
+        .metadata_of(|i: &Invitation| serde_json::json!({ "role": i.role }));
+    let invitation = ctx
+        .audited(needed, audit, async |conn, firm| {
+            let invitation = invitations::create(conn, firm, new.clone(), invited_by, ttl).await?;
+            let payload = serde_json::json!({ "invitation_id": invitation.id });
+            jobs::enqueue(conn, firm, invitations::SEND_JOB, payload, attempts).await?;
+            Ok(invitation)
         })
         .await?;
     Ok(envelope::created(invitation))
@@ -183,37 +158,19 @@ pub async fn add_member(
     params(("id" = Uuid, Path, description = "The invitation")),
     responses(
         (status = 200, description = "Sent again", body = Invitation),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an owner or admin", body = ErrorBody),
         (status = 404, description = "No open invitation with this id in this firm", body = ErrorBody),
     )
 )]
-pub async fn resend_invitation(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::MembersManage)?;
-    let (firm, id, ttl) = (auth.firm, path.into_inner(), invitation_ttl(&state));
-    let attempts = state.job_attempts();
-    let caller_is_owner = auth.require(Permission::OwnersManage).is_ok();
-    let event = auth.audit("invitation.resent", Outcome::Success, &meta).with_target("invitation", id);
-    let invitation = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let open = invitations::find_open(conn, firm, id).await?;
-                if open.role == Role::Owner.as_str() && !caller_is_owner {
-                    return Err(DomainError::Forbidden("only an owner can invite an owner".into()));
-                }
-                let invitation = invitations::renew(conn, firm, id, ttl).await?;
-                let payload = serde_json::json!({ "invitation_id": id });
-                jobs::enqueue(conn, firm, invitations::SEND_JOB, payload, attempts).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(invitation)
-            }
-            .scope_boxed()
+pub async fn resend_invitation(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (id, ttl, attempts) = (path.into_inner(), invitation_ttl(ctx.state().await?), ctx.job_attempts());
+    let audit = Audit::new("invitation.resent").target("invitation", id);
+    let invitation = ctx
+        .audited(Permission::MembersManage, audit, async |conn, firm| {
+            open_invitation_within_reach(&ctx, conn, id, "only an owner can invite an owner").await?;
+            let invitation = invitations::renew(conn, firm, id, ttl).await?;
+            let payload = serde_json::json!({ "invitation_id": id });
+            jobs::enqueue(conn, firm, invitations::SEND_JOB, payload, attempts).await?;
+            Ok(invitation)
         })
         .await?;
     Ok(envelope::ok(invitation))
@@ -228,37 +185,34 @@ pub async fn resend_invitation(
     params(("id" = Uuid, Path, description = "The invitation")),
     responses(
         (status = 200, description = "Withdrawn", body = Invitation),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not an owner or admin", body = ErrorBody),
         (status = 404, description = "No open invitation with this id in this firm", body = ErrorBody),
     )
 )]
-pub async fn revoke_invitation(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::MembersManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let caller_is_owner = auth.require(Permission::OwnersManage).is_ok();
-    let event = auth.audit("invitation.revoked", Outcome::Success, &meta).with_target("invitation", id);
-    let invitation = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let open = invitations::find_open(conn, firm, id).await?;
-                if open.role == Role::Owner.as_str() && !caller_is_owner {
-                    return Err(DomainError::Forbidden("only an owner can withdraw an owner's invitation".into()));
-                }
-                let invitation = invitations::revoke(conn, firm, id).await?;
-                audit::record(conn, &event).await?;
-                Ok::<_, DomainError>(invitation)
-            }
-            .scope_boxed()
+pub async fn revoke_invitation(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("invitation.revoked").target("invitation", id);
+    let invitation = ctx
+        .audited(Permission::MembersManage, audit, async |conn, firm| {
+            open_invitation_within_reach(&ctx, conn, id, "only an owner can withdraw an owner's invitation").await?;
+            invitations::revoke(conn, firm, id).await
         })
         .await?;
     Ok(envelope::ok(invitation))
+}
+
+/// An open invitation the caller may act on: one for an owner only if the caller is an
+/// owner (by the standing checked for this transaction).
+async fn open_invitation_within_reach(
+    ctx: &FirmCtx,
+    conn: &mut crate::db::Connection,
+    id: Uuid,
+    refusal: &str,
+) -> Result<(), DomainError> {
+    let open = invitations::find_open(conn, ctx.firm(), id).await?;
+    if open.role == Role::Owner.as_str() && !ctx.checked()?.role.can(Permission::OwnersManage) {
+        return Err(DomainError::Forbidden(refusal.into()));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -279,16 +233,12 @@ pub struct MemberChanges {
     responses(
         (status = 200, description = "Changed", body = Member),
         (status = 400, description = "Nothing to change, or bad values", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not allowed for your role", body = ErrorBody),
         (status = 404, description = "No such member in this firm", body = ErrorBody),
         (status = 409, description = "Would leave the firm without an active owner", body = ErrorBody),
     )
 )]
 pub async fn update_member(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<MemberChanges>,
 ) -> Result<HttpResponse, ApiError> {
@@ -296,7 +246,7 @@ pub async fn update_member(
     if changes.role.is_none() && changes.status.is_none() {
         return Err(ApiError::validation("give `role` and/or `status`", serde_json::json!({ "fields": {} })));
     }
-    change_member(&state, &auth, &meta, path.into_inner(), changes).await.map(envelope::ok)
+    change_member(&ctx, path.into_inner(), changes).await.map(envelope::ok)
 }
 
 /// Deactivates a member (their login and history stay; their access ends at once).
@@ -308,71 +258,46 @@ pub async fn update_member(
     params(("user_id" = Uuid, Path, description = "The member's user id")),
     responses(
         (status = 200, description = "Deactivated", body = Member),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Not allowed for your role", body = ErrorBody),
         (status = 404, description = "No such member in this firm", body = ErrorBody),
         (status = 409, description = "The firm's last active owner", body = ErrorBody),
     )
 )]
-pub async fn deactivate_member(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn deactivate_member(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
     let changes = MemberChanges { role: None, status: Some(MemberStatus::Deactivated) };
-    change_member(&state, &auth, &meta, path.into_inner(), changes).await.map(envelope::ok)
+    change_member(&ctx, path.into_inner(), changes).await.map(envelope::ok)
 }
 
-async fn change_member(
-    state: &AppState,
-    auth: &FirmAuth,
-    meta: &RequestMeta,
-    user_id: Uuid,
-    changes: MemberChanges,
-) -> Result<Member, ApiError> {
-    auth.require(Permission::MembersManage)?;
-    if changes.role == Some(Role::Owner) {
-        auth.require(Permission::OwnersManage)?;
-    }
-    let firm = auth.firm;
-    let caller_is_not_owner = auth.require(Permission::OwnersManage).is_err();
-    let audit_template = auth.audit("member.changed", Outcome::Success, meta);
-    let attempts = state.job_attempts();
-    Ok(state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let current = memberships::find(conn, firm, user_id).await?;
-                if caller_is_not_owner && current.role == Role::Owner.as_str() {
-                    return Err(DomainError::Forbidden("only an owner can change an owner".into()));
-                }
-                let (before, after) = memberships::change(conn, firm, user_id, changes.role, changes.status).await?;
-                if after.status == MemberStatus::Deactivated.as_str() && before.status != after.status {
-                    sessions::revoke_all_for_user(conn, firm, user_id, "deactivated").await?;
-                }
-                let change = match (before.role != after.role, before.status != after.status) {
-                    (true, _) => Some(EventType::MemberRoleChanged),
-                    (false, true) if after.status == MemberStatus::Deactivated.as_str() => {
-                        Some(EventType::MemberDeactivated)
-                    }
-                    (false, true) => Some(EventType::MemberReactivated),
-                    (false, false) => None,
-                };
-                let action = change.map_or("member.unchanged", EventType::as_str);
-                let mut event = audit_template.with_target("user", user_id).with_metadata(serde_json::json!({
-                    "role": { "from": before.role, "to": after.role },
-                    "status": { "from": before.status, "to": after.status },
-                }));
-                event.set_action(action);
-                audit::record(conn, &event).await?;
-                if let Some(change) = change {
-                    let data = serde_json::json!({ "user_id": user_id, "role": after.role, "status": after.status });
-                    webhooks::emit(conn, firm, change, data, attempts).await?;
-                }
-                Ok::<_, DomainError>(after)
-            }
-            .scope_boxed()
-        })
-        .await?)
+async fn change_member(ctx: &FirmCtx, user_id: Uuid, changes: MemberChanges) -> Result<Member, ApiError> {
+    // Only an owner makes an owner.
+    let needed = if changes.role == Some(Role::Owner) { Permission::OwnersManage } else { Permission::MembersManage };
+    let attempts = ctx.job_attempts();
+    ctx.tx(needed, async |conn, firm| {
+        let current = memberships::find(conn, firm, user_id).await?;
+        let caller_is_owner = ctx.checked()?.role.can(Permission::OwnersManage);
+        if !caller_is_owner && current.role == Role::Owner.as_str() {
+            return Err(DomainError::Forbidden("only an owner can change an owner".into()));
+        }
+        let (before, after) = memberships::change(conn, firm, user_id, changes.role, changes.status).await?;
+        if after.status == MemberStatus::Deactivated.as_str() && before.status != after.status {
+            sessions::revoke_all_for_user(conn, firm, user_id, "deactivated").await?;
+        }
+        let change = match (before.role != after.role, before.status != after.status) {
+            (true, _) => Some(EventType::MemberRoleChanged),
+            (false, true) if after.status == MemberStatus::Deactivated.as_str() => Some(EventType::MemberDeactivated),
+            (false, true) => Some(EventType::MemberReactivated),
+            (false, false) => None,
+        };
+        let action = change.map_or("member.unchanged", EventType::as_str);
+        let event = ctx.event(action, Outcome::Success).with_target("user", user_id).with_metadata(serde_json::json!({
+            "role": { "from": before.role, "to": after.role },
+            "status": { "from": before.status, "to": after.status },
+        }));
+        audit::record(conn, &event).await?;
+        if let Some(change) = change {
+            let data = serde_json::json!({ "user_id": user_id, "role": after.role, "status": after.status });
+            webhooks::emit(conn, firm, change, data, attempts).await?;
+        }
+        Ok(after)
+    })
+    .await
 }

@@ -9,6 +9,7 @@ pub mod business_calendars;
 pub mod calendar;
 pub mod conversations;
 pub mod crm;
+pub mod ctx;
 pub mod email;
 pub mod envelope;
 pub mod error;
@@ -29,6 +30,7 @@ pub mod request_id;
 pub mod sla_policies;
 pub mod sms;
 pub mod tickets;
+pub mod web_app;
 pub mod webhooks;
 
 use actix_web::body::MessageBody;
@@ -433,10 +435,6 @@ fn envelope_bare_error<B: MessageBody + 'static>(
         }
     }
     Ok(ErrorHandlerResponse::Response(ServiceResponse::new(request, enveloped).map_into_right_body()))
-}
-
-pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
-    Err(ApiError::NotFound("no such resource".into()))
 }
 
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {

@@ -3,21 +3,19 @@
 use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::NaiveDate;
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
-use super::{AppState, double_option, envelope};
-use crate::domain::audit::{self, Outcome};
+use super::{double_option, envelope};
 use crate::domain::permissions::Permission;
 use crate::domain::pipeline::{
     self, Conversion, ConvertOptions, CreatedSort, Lead, LeadFilter, LeadInput, Prospect, ProspectFilter, ProspectInput,
 };
-use crate::domain::{DomainError, RequestMeta, webhooks};
+use crate::domain::webhooks;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,8 +81,8 @@ pub struct LeadList {
     pub meta: serde_json::Value,
 }
 
-fn region(state: &AppState) -> String {
-    state.settings().crm.default_phone_region.clone()
+fn region(ctx: &FirmCtx) -> &str {
+    ctx.phone_region()
 }
 
 /// Creates a lead.
@@ -94,29 +92,15 @@ fn region(state: &AppState) -> String {
     responses(
         (status = 201, description = "Created", body = Lead),
         (status = 400, description = "Invalid fields", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
     )
 )]
-pub async fn create_lead(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<LeadBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, region) = (auth.firm, region(&state));
-    let event = auth.audit("lead.created", Outcome::Success, &meta);
+pub async fn create_lead(ctx: FirmCtx, body: JsonObject<LeadBody>) -> Result<HttpResponse, ApiError> {
+    let region = region(&ctx);
     let input = LeadInput::from(body.into_inner());
-    let lead = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let lead = pipeline::create_lead(conn, firm, input, &region).await?;
-                audit::record(conn, &event.with_target("lead", lead.id)).await?;
-                Ok::<_, DomainError>(lead)
-            }
-            .scope_boxed()
+    let audit = Audit::new("lead.created").target_of("lead", |l: &Lead| l.id);
+    let lead = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            pipeline::create_lead(conn, firm, input.clone(), region).await
         })
         .await?;
     Ok(envelope::created(lead))
@@ -129,24 +113,19 @@ pub async fn create_lead(
     responses(
         (status = 200, description = "A page of leads", body = LeadList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_leads(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<LeadQuery>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
     let spec = page.spec()?;
     let query = query.into_inner();
     let filter = LeadFilter { status: query.status, q: query.q, sort: query.sort.unwrap_or_default() };
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { pipeline::list_leads(conn, firm, &filter, &page_spec).await }.scope_boxed())
+    let listed = ctx
+        .tx(Permission::ContentRead, async |conn, firm| pipeline::list_leads(conn, firm, &filter, &spec).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
@@ -158,19 +137,12 @@ pub async fn list_leads(
     params(("id" = Uuid, Path, description = "Lead id")),
     responses(
         (status = 200, description = "The lead", body = Lead),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such lead in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_lead(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let lead =
-        state.db().firm_tx(firm, |conn| async move { pipeline::find_lead(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_lead(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let lead = ctx.tx(Permission::ContentRead, async |conn, firm| pipeline::find_lead(conn, firm, id).await).await?;
     Ok(envelope::ok(lead))
 }
 
@@ -182,27 +154,23 @@ pub async fn get_lead(
     responses(
         (status = 200, description = "Changed", body = Lead),
         (status = 400, description = "Invalid fields", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 404, description = "No such lead in this firm", body = ErrorBody),
         (status = 409, description = "The lead is converted", body = ErrorBody),
     )
 )]
 pub async fn update_lead(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<LeadBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id, region) = (auth.firm, path.into_inner(), region(&state));
-    let event = auth.audit("lead.updated", Outcome::Success, &meta).with_target("lead", id);
+    let (id, region) = (path.into_inner(), region(&ctx));
     let input = LeadInput::from(body.into_inner());
-    let lead = audit::audited(state.db(), firm, event, |conn| {
-        async move { pipeline::update_lead(conn, firm, id, input, &region).await }.scope_boxed()
-    })
-    .await?;
+    let audit = Audit::new("lead.updated").target("lead", id);
+    let lead = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            pipeline::update_lead(conn, firm, id, input.clone(), region).await
+        })
+        .await?;
     Ok(envelope::ok(lead))
 }
 
@@ -226,44 +194,34 @@ pub struct ConvertBody {
     responses(
         (status = 200, description = "Converted", body = Conversion),
         (status = 400, description = "Invalid client or currency", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 404, description = "No such lead in this firm", body = ErrorBody),
         (status = 409, description = "Already converted, or disqualified", body = ErrorBody),
     )
 )]
 pub async fn convert_lead(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ConvertBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id, region) = (auth.firm, path.into_inner(), region(&state));
-    let attempts = state.job_attempts();
+    let (id, region, attempts) = (path.into_inner(), region(&ctx), ctx.job_attempts());
     let body = body.into_inner();
     let options =
         ConvertOptions { client_id: body.client_id, prospect_name: body.prospect_name, currency: body.currency };
-    let event = auth.audit("lead.converted", Outcome::Success, &meta).with_target("lead", id);
-    let conversion = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let conversion = pipeline::convert(conn, firm, id, options, &region).await?;
-                let metadata = serde_json::json!({
-                    "client_id": conversion.client.id,
-                    "contact_id": conversion.contact.id,
-                    "prospect_id": conversion.prospect.id,
-                });
-                audit::record(conn, &event.with_metadata(metadata)).await?;
-                if conversion.client_created {
-                    let data = serde_json::json!({ "client_id": conversion.client.id });
-                    webhooks::emit(conn, firm, webhooks::EventType::ClientCreated, data, attempts).await?;
-                }
-                Ok::<_, DomainError>(conversion)
+    let audit = Audit::new("lead.converted").target("lead", id).metadata_of(|conversion: &Conversion| {
+        serde_json::json!({
+            "client_id": conversion.client.id,
+            "contact_id": conversion.contact.id,
+            "prospect_id": conversion.prospect.id,
+        })
+    });
+    let conversion = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            let conversion = pipeline::convert(conn, firm, id, options.clone(), region).await?;
+            if conversion.client_created {
+                let data = serde_json::json!({ "client_id": conversion.client.id });
+                webhooks::emit(conn, firm, webhooks::EventType::ClientCreated, data, attempts).await?;
             }
-            .scope_boxed()
+            Ok(conversion)
         })
         .await?;
     Ok(envelope::ok(conversion))
@@ -336,29 +294,14 @@ pub struct ProspectList {
     responses(
         (status = 201, description = "Created", body = Prospect),
         (status = 400, description = "Invalid fields", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
     )
 )]
-pub async fn create_prospect(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<ProspectBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let firm = auth.firm;
-    let event = auth.audit("prospect.created", Outcome::Success, &meta);
+pub async fn create_prospect(ctx: FirmCtx, body: JsonObject<ProspectBody>) -> Result<HttpResponse, ApiError> {
     let input = ProspectInput::from(body.into_inner());
-    let prospect = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let prospect = pipeline::create_prospect(conn, firm, input, None).await?;
-                audit::record(conn, &event.with_target("prospect", prospect.id)).await?;
-                Ok::<_, DomainError>(prospect)
-            }
-            .scope_boxed()
+    let audit = Audit::new("prospect.created").target_of("prospect", |p: &Prospect| p.id);
+    let prospect = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            pipeline::create_prospect(conn, firm, input.clone(), None).await
         })
         .await?;
     Ok(envelope::created(prospect))
@@ -371,27 +314,20 @@ pub async fn create_prospect(
     responses(
         (status = 200, description = "A page of prospects", body = ProspectList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_prospects(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<ProspectQuery>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
     let spec = page.spec()?;
     let query = query.into_inner();
     let filter =
         ProspectFilter { stage: query.stage, client_id: query.client_id, sort: query.sort.unwrap_or_default() };
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { pipeline::list_prospects(conn, firm, &filter, &page_spec).await }.scope_boxed()
-        })
+    let listed = ctx
+        .tx(Permission::ContentRead, async |conn, firm| pipeline::list_prospects(conn, firm, &filter, &spec).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
@@ -403,21 +339,13 @@ pub async fn list_prospects(
     params(("id" = Uuid, Path, description = "Prospect id")),
     responses(
         (status = 200, description = "The prospect", body = Prospect),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such prospect in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_prospect(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let prospect = state
-        .db()
-        .firm_tx(firm, |conn| async move { pipeline::find_prospect(conn, firm, id).await }.scope_boxed())
-        .await?;
+pub async fn get_prospect(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let prospect =
+        ctx.tx(Permission::ContentRead, async |conn, firm| pipeline::find_prospect(conn, firm, id).await).await?;
     Ok(envelope::ok(prospect))
 }
 
@@ -429,25 +357,21 @@ pub async fn get_prospect(
     responses(
         (status = 200, description = "Changed", body = Prospect),
         (status = 400, description = "Invalid fields", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 404, description = "No such prospect in this firm", body = ErrorBody),
     )
 )]
 pub async fn update_prospect(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ProspectBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("prospect.updated", Outcome::Success, &meta).with_target("prospect", id);
+    let id = path.into_inner();
     let input = ProspectInput::from(body.into_inner());
-    let prospect = audit::audited(state.db(), firm, event, |conn| {
-        async move { pipeline::update_prospect(conn, firm, id, input).await }.scope_boxed()
-    })
-    .await?;
+    let audit = Audit::new("prospect.updated").target("prospect", id);
+    let prospect = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            pipeline::update_prospect(conn, firm, id, input.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(prospect))
 }

@@ -13,7 +13,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::{FirmAuth, OperatorAuth, TokenType, claims};
+use super::auth::{OperatorAuth, TokenType, claims};
+use super::ctx::FirmCtx;
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::identity::{check_credentials_shape, throttle_policy, throttled};
@@ -475,10 +476,13 @@ pub async fn revoke_grant(
         (status = 403, description = "Owners only", body = ErrorBody),
     )
 )]
-pub async fn firm_grants(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::SecurityManage)?;
-    let firm = auth.firm;
-    let grants = state
+pub async fn firm_grants(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    ctx.require(Permission::SecurityManage).await?;
+    let firm = ctx.firm();
+    // Grants are platform records: read with no firm set, narrowed to this firm here.
+    let grants = ctx
+        .state()
+        .await?
         .db()
         .platform_tx(|conn| async move { break_glass::list(conn, Some(firm), GRANT_LIST_LIMIT).await }.scope_boxed())
         .await?;
@@ -500,22 +504,19 @@ pub async fn firm_grants(state: web::Data<AppState>, auth: FirmAuth) -> Result<H
         (status = 409, description = "Already ended", body = ErrorBody),
     )
 )]
-pub async fn owner_revoke_grant(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::SecurityManage)?;
-    let (user_id, _) = auth.member()?;
-    let (id, firm) = (path.into_inner(), auth.firm);
-    let grant = state
+pub async fn owner_revoke_grant(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    ctx.require(Permission::SecurityManage).await?;
+    let (user_id, _) = ctx.member()?;
+    let (id, firm) = (path.into_inner(), ctx.firm());
+    let grant = ctx
+        .state()
+        .await?
         .db()
         .platform_tx(|conn| {
             async move { break_glass::revoke(conn, id, Revoker::Owner { firm, user_id }).await }.scope_boxed()
         })
         .await?;
-    let event = auth.audit("break_glass.revoked", Outcome::Success, &meta).with_target("break_glass_grant", grant.id);
-    state.db().firm_tx(firm, |conn| async move { audit::record(conn, &event).await }.scope_boxed()).await?;
+    let event = ctx.event("break_glass.revoked", Outcome::Success).with_target("break_glass_grant", grant.id);
+    ctx.tx(Permission::SecurityManage, async |conn, _| audit::record(conn, &event).await).await?;
     Ok(envelope::ok(GrantView::from(grant)))
 }

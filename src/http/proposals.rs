@@ -2,19 +2,16 @@
 
 use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
+use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
-use super::{AppState, envelope};
-use crate::domain::audit::{self, Outcome};
 use crate::domain::permissions::Permission;
 use crate::domain::proposals::{self, LineItemInput, Proposal, Transition};
-use crate::domain::{DomainError, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -62,32 +59,19 @@ pub struct ProposalList {
     responses(
         (status = 201, description = "Drafted", body = Proposal),
         (status = 400, description = "Invalid lines (fields name the line)", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 404, description = "No such prospect in this firm", body = ErrorBody),
     )
 )]
 pub async fn create_proposal(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<NewProposalBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, prospect) = (auth.firm, path.into_inner());
-    let body = body.into_inner();
-    let event = auth.audit("proposal.created", Outcome::Success, &meta);
-    let proposal = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let proposal =
-                    proposals::create(conn, firm, prospect, &body.title, body.currency, &body.line_items).await?;
-                audit::record(conn, &event.with_target("proposal", proposal.id)).await?;
-                Ok::<_, DomainError>(proposal)
-            }
-            .scope_boxed()
+    let (prospect, body) = (path.into_inner(), body.into_inner());
+    let audit = Audit::new("proposal.created").target_of("proposal", |p: &Proposal| p.id);
+    let proposal = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            proposals::create(conn, firm, prospect, &body.title, body.currency.clone(), &body.line_items).await
         })
         .await?;
     Ok(envelope::created(proposal))
@@ -100,24 +84,17 @@ pub async fn create_proposal(
     responses(
         (status = 200, description = "A page of proposals", body = ProposalList),
         (status = 400, description = "Bad cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
     )
 )]
 pub async fn list_proposals(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     path: web::Path<Uuid>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let spec = page.spec()?;
-    let (firm, prospect, page_spec) = (auth.firm, path.into_inner(), spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { proposals::list(conn, firm, Some(prospect), &page_spec).await }.scope_boxed()
-        })
+    let (spec, prospect) = (page.spec()?, path.into_inner());
+    let listed = ctx
+        .tx(Permission::ContentRead, async |conn, firm| proposals::list(conn, firm, Some(prospect), &spec).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
@@ -129,22 +106,17 @@ pub async fn list_proposals(
     params(("id" = Uuid, Path, description = "Proposal id"), VersionQuery),
     responses(
         (status = 200, description = "The proposal", body = Proposal),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 404, description = "No such proposal or version in this firm", body = ErrorBody),
     )
 )]
 pub async fn get_proposal(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     query: web::Query<VersionQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id, version) = (auth.firm, path.into_inner(), query.version);
-    let proposal = state
-        .db()
-        .firm_tx(firm, |conn| async move { proposals::find(conn, firm, id, version).await }.scope_boxed())
-        .await?;
+    let (id, version) = (path.into_inner(), query.version);
+    let proposal =
+        ctx.tx(Permission::ContentRead, async |conn, firm| proposals::find(conn, firm, id, version).await).await?;
     Ok(envelope::ok(proposal))
 }
 
@@ -156,27 +128,22 @@ pub async fn get_proposal(
     responses(
         (status = 200, description = "Revised", body = Proposal),
         (status = 400, description = "Invalid lines", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 404, description = "No such proposal in this firm", body = ErrorBody),
         (status = 409, description = "Accepted, declined or expired", body = ErrorBody),
     )
 )]
 pub async fn revise_proposal(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<ReviseProposalBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let body = body.into_inner();
-    let event = auth.audit("proposal.revised", Outcome::Success, &meta).with_target("proposal", id);
-    let proposal = audit::audited(state.db(), firm, event, |conn| {
-        async move { proposals::revise(conn, firm, id, body.title, &body.line_items).await }.scope_boxed()
-    })
-    .await?;
+    let (id, body) = (path.into_inner(), body.into_inner());
+    let audit = Audit::new("proposal.revised").target("proposal", id);
+    let proposal = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            proposals::revise(conn, firm, id, body.title.clone(), &body.line_items).await
+        })
+        .await?;
     Ok(envelope::ok(proposal))
 }
 
@@ -188,28 +155,23 @@ pub async fn revise_proposal(
     responses(
         (status = 200, description = "Moved", body = Proposal),
         (status = 400, description = "Unknown action, or nothing to send", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Your role cannot change content", body = ErrorBody),
         (status = 404, description = "No such proposal in this firm", body = ErrorBody),
         (status = 409, description = "Not allowed from the current status", body = ErrorBody),
     )
 )]
 pub async fn transition_proposal(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<TransitionBody>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (firm, id, action) = (auth.firm, path.into_inner(), body.action);
-    let event = auth
-        .audit("proposal.transitioned", Outcome::Success, &meta)
-        .with_target("proposal", id)
-        .with_metadata(serde_json::json!({ "action": format!("{action:?}").to_lowercase() }));
-    let proposal = audit::audited(state.db(), firm, event, |conn| {
-        async move { proposals::transition(conn, firm, id, action).await }.scope_boxed()
-    })
-    .await?;
+    let (id, action) = (path.into_inner(), body.action);
+    let audit = Audit::new("proposal.transitioned")
+        .target("proposal", id)
+        .metadata(serde_json::json!({ "action": format!("{action:?}").to_lowercase() }));
+    let proposal = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            proposals::transition(conn, firm, id, action).await
+        })
+        .await?;
     Ok(envelope::ok(proposal))
 }

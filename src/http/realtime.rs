@@ -7,7 +7,7 @@ use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::auth::FirmAuth;
+use super::ctx::FirmCtx;
 use super::error::{ApiError, ErrorBody};
 use super::{AppState, envelope};
 use crate::actors::session::WsSession;
@@ -29,20 +29,14 @@ pub struct Ticket {
     post, path = "/api/v1/realtime/ticket", tag = "realtime", security(("bearer" = [])),
     responses(
         (status = 200, description = "The ticket", body = Ticket),
-        (status = 401, description = "Not signed in", body = ErrorBody),
         (status = 403, description = "Break-glass access has no live socket", body = ErrorBody),
     )
 )]
-pub async fn issue_ticket(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    if auth.role != Role::Client {
-        auth.require(Permission::ContentRead)?;
-    }
-    let (user_id, session_id) = auth.member()?;
-    let firm = auth.firm;
-    let ticket = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { sessions::issue_ticket(conn, firm, user_id, session_id).await }.scope_boxed()
+pub async fn issue_ticket(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let (user_id, session_id) = ctx.member()?;
+    let ticket = ctx
+        .tx(Permission::ConversationsRead, async |conn, firm| {
+            sessions::issue_ticket(conn, firm, user_id, session_id).await
         })
         .await?;
     Ok(envelope::ok(Ticket { ticket, expires_in: sessions::TICKET_TTL_SECS }))

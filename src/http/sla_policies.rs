@@ -5,20 +5,17 @@
 use super::body::JsonObject;
 use actix_web::{HttpResponse, web};
 use chrono::Utc;
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
-use super::{AppState, double_option, envelope};
-use crate::domain::audit::{self, Outcome};
+use super::{double_option, envelope};
 use crate::domain::permissions::Permission;
 use crate::domain::sla_policies::{self, Conditions, PolicyInput, SlaPolicy, Targets};
 use crate::domain::sla_timers;
 use crate::domain::tickets::{self, TicketStatus};
-use crate::domain::{DomainError, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -76,18 +73,10 @@ pub struct PolicyList {
     responses(
         (status = 201, description = "Added", body = SlaPolicy),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 409, description = "Too many policies", body = ErrorBody),
     )
 )]
-pub async fn create_policy(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<NewPolicyBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
+pub async fn create_policy(ctx: FirmCtx, body: JsonObject<NewPolicyBody>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = PolicyInput {
         name: Some(body.name),
@@ -101,27 +90,18 @@ pub async fn create_policy(
         restart_resolution_on_reopen: Some(body.restart_resolution_on_reopen),
         notice_calendar_id: Some(body.notice_calendar_id),
     };
-    let (firm, cluster) = (auth.firm, state.settings().cluster.name.clone());
-    let event = auth.audit("sla_policy.created", Outcome::Success, &meta);
-    let policy = audit::audited_creation(
-        state.db(),
-        firm,
-        event,
-        "sla_policy",
-        |p: &SlaPolicy| p.id,
-        |conn| {
-            async move {
-                // Tickets no policy covered may be covered now, and those covered by a
-                // later one may move to this one.
-                let before = sla_timers::rules_before(conn, firm).await?;
-                let policy = sla_policies::create(conn, firm, input).await?;
-                sla_timers::rules_changed(conn, firm, &cluster, Utc::now(), &before, None).await?;
-                Ok(policy)
-            }
-            .scope_boxed()
-        },
-    )
-    .await?;
+    let cluster = ctx.cluster_name();
+    let audit = Audit::new("sla_policy.created").target_of("sla_policy", |p: &SlaPolicy| p.id);
+    let policy = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            // Tickets no policy covered may be covered now, and those covered by a later
+            // one may move to this one.
+            let before = sla_timers::rules_before(conn, firm).await?;
+            let policy = sla_policies::create(conn, firm, input.clone()).await?;
+            sla_timers::rules_changed(conn, firm, cluster, Utc::now(), &before, None).await?;
+            Ok(policy)
+        })
+        .await?;
     Ok(envelope::created(policy))
 }
 
@@ -130,15 +110,10 @@ pub async fn create_policy(
     get, path = "/api/v1/sla-policies", tag = "support", security(("bearer" = [])),
     responses(
         (status = 200, description = "Policies", body = PolicyList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn list_policies(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let firm = auth.firm;
-    let policies =
-        state.db().firm_tx(firm, |conn| async move { sla_policies::list(conn, firm).await }.scope_boxed()).await?;
+pub async fn list_policies(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let policies = ctx.tx(Permission::ContentRead, async |conn, firm| sla_policies::list(conn, firm).await).await?;
     Ok(envelope::whole_list(policies))
 }
 
@@ -148,20 +123,12 @@ pub async fn list_policies(state: web::Data<AppState>, auth: FirmAuth) -> Result
     params(("id" = Uuid, Path, description = "Policy id")),
     responses(
         (status = 200, description = "The policy", body = SlaPolicy),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such policy in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_policy(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let policy =
-        state.db().firm_tx(firm, |conn| async move { sla_policies::find(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_policy(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let policy = ctx.tx(Permission::ContentRead, async |conn, firm| sla_policies::find(conn, firm, id).await).await?;
     Ok(envelope::ok(policy))
 }
 
@@ -173,19 +140,14 @@ pub async fn get_policy(
     responses(
         (status = 200, description = "Changed", body = SlaPolicy),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such policy in this firm", body = ErrorBody),
     )
 )]
 pub async fn update_policy(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<PolicyChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
     let input = PolicyInput {
         name: body.name,
@@ -199,24 +161,22 @@ pub async fn update_policy(
         restart_resolution_on_reopen: body.restart_resolution_on_reopen,
         notice_calendar_id: body.notice_calendar_id,
     };
-    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
-    let event = auth.audit("sla_policy.updated", Outcome::Success, &meta).with_target("sla_policy", id);
-    let policy = audit::audited(state.db(), firm, event, |conn| {
-        async move {
+    let (id, cluster) = (path.into_inner(), ctx.cluster_name());
+    let audit = Audit::new("sla_policy.updated").target("sla_policy", id);
+    let policy = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
             // Conditions, order and activity decide which policy covers which ticket, so a
             // change of the rules closes every running clock under the old ones; a new name
             // or notice calendar changes no clock.
             let changes_rules = input.changes_rules();
             let before = sla_timers::rules_before(conn, firm).await?;
-            let policy = sla_policies::update(conn, firm, id, input).await?;
+            let policy = sla_policies::update(conn, firm, id, input.clone()).await?;
             if changes_rules {
-                sla_timers::rules_changed(conn, firm, &cluster, Utc::now(), &before, None).await?;
+                sla_timers::rules_changed(conn, firm, cluster, Utc::now(), &before, None).await?;
             }
             Ok(policy)
-        }
-        .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
     Ok(envelope::ok(policy))
 }
 
@@ -226,30 +186,20 @@ pub async fn update_policy(
     params(("id" = Uuid, Path, description = "Policy id")),
     responses(
         (status = 200, description = "Deleted", body = SlaPolicy),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such policy in this firm", body = ErrorBody),
     )
 )]
-pub async fn delete_policy(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id, cluster) = (auth.firm, path.into_inner(), state.settings().cluster.name.clone());
-    let event = auth.audit("sla_policy.deleted", Outcome::Success, &meta).with_target("sla_policy", id);
-    let policy = audit::audited(state.db(), firm, event, |conn| {
-        async move {
+pub async fn delete_policy(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (id, cluster) = (path.into_inner(), ctx.cluster_name());
+    let audit = Audit::new("sla_policy.deleted").target("sla_policy", id);
+    let policy = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
             let before = sla_timers::rules_before(conn, firm).await?;
             let policy = sla_policies::delete(conn, firm, id).await?;
-            sla_timers::rules_changed(conn, firm, &cluster, Utc::now(), &before, None).await?;
+            sla_timers::rules_changed(conn, firm, cluster, Utc::now(), &before, None).await?;
             Ok(policy)
-        }
-        .scope_boxed()
-    })
-    .await?;
+        })
+        .await?;
     Ok(envelope::ok(policy))
 }
 
@@ -265,28 +215,17 @@ pub struct CoveringPolicy {
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The covering policy, if any", body = CoveringPolicy),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such ticket in this firm", body = ErrorBody),
     )
 )]
-pub async fn ticket_policy(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let policy = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let ticket = tickets::find(conn, firm, id).await?;
-                let facts = sla_policies::facts(conn, firm, &ticket).await?;
-                let policies = sla_policies::list(conn, firm).await?;
-                Ok::<_, DomainError>(sla_policies::choose(&policies, &facts).cloned())
-            }
-            .scope_boxed()
+pub async fn ticket_policy(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let policy = ctx
+        .tx(Permission::ContentRead, async |conn, firm| {
+            let ticket = tickets::find(conn, firm, id).await?;
+            let facts = sla_policies::facts(conn, firm, &ticket).await?;
+            let policies = sla_policies::list(conn, firm).await?;
+            Ok(sla_policies::choose(&policies, &facts).cloned())
         })
         .await?;
     Ok(envelope::ok(CoveringPolicy { policy }))
@@ -322,16 +261,9 @@ pub struct SlaReport {
     responses(
         (status = 200, description = "The report (JSON, or text/csv)", body = SlaReport),
         (status = 400, description = "Bad query", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
-pub async fn sla_report(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    query: web::Query<ReportQuery>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
+pub async fn sla_report(ctx: FirmCtx, query: web::Query<ReportQuery>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     if query.to <= query.from || query.to - query.from > chrono::Duration::days(3 * 366) {
         return Err(ApiError::invalid_field("to", "must be after `from`, at most three years"));
@@ -341,12 +273,9 @@ pub async fn sla_report(
         Some("csv") => true,
         Some(_) => return Err(ApiError::invalid_field("format", "must be json or csv")),
     };
-    let (firm, group, from, to) = (auth.firm, query.group_by, query.from, query.to);
-    let rows = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { crate::domain::sla::report(conn, firm, group, from, to).await }.scope_boxed()
-        })
+    let (group, from, to) = (query.group_by, query.from, query.to);
+    let rows = ctx
+        .tx(Permission::ContentRead, async |conn, firm| crate::domain::sla::report(conn, firm, group, from, to).await)
         .await?;
     if !csv {
         let meta = serde_json::json!({ "count": rows.len(), "from": from, "to": to });

@@ -14,14 +14,13 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::AppState;
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use crate::bus::live;
-use crate::domain::audit::{self, Outcome};
+use crate::domain::FirmId;
 use crate::domain::permissions::Permission;
 use crate::domain::sms::{self, Inbound, Media, NumberInput, Received, SettingsInput, SmsNumber, StoredSettings};
-use crate::domain::{FirmId, RequestMeta};
 use crate::ingest::twilio::{self as signatures, param};
 use crate::outbound::twilio::{self, Account, TwilioError};
 
@@ -66,18 +65,13 @@ fn view(firm: FirmId, settings: StoredSettings) -> SmsSettingsView {
     get, path = "/api/v1/sms/settings", tag = "sms", security(("bearer" = [])),
     responses(
         (status = 200, description = "The settings (the auth token is never returned)", body = SmsSettingsView),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "SMS is not set up", body = ErrorBody),
     )
 )]
-pub async fn get_settings(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
-    let settings =
-        state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
+pub async fn get_settings(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let settings = ctx.tx(Permission::IntegrationsManage, async |conn, firm| sms::settings(conn, firm).await).await?;
     let settings = settings.ok_or_else(|| ApiError::NotFound("SMS is not set up for this firm".into()))?;
-    Ok(envelope::ok(view(firm, settings)))
+    Ok(envelope::ok(view(ctx.firm(), settings)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -102,26 +96,20 @@ pub struct SmsSettingsBody {
     responses(
         (status = 200, description = "Saved", body = SmsSettingsView),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 409, description = "A new account SID while senders proven against the old one remain", body = ErrorBody),
         (status = 503, description = "No secrets key configured on the server", body = ErrorBody),
     )
 )]
-pub async fn put_settings(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<SmsSettingsBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
+pub async fn put_settings(ctx: FirmCtx, body: JsonObject<SmsSettingsBody>) -> Result<HttpResponse, ApiError> {
+    ctx.require(Permission::IntegrationsManage).await?;
     let body = body.into_inner();
     let token = body.auth_token.as_ref().map(|t| t.expose_secret().trim().to_owned());
     sms::check_settings(&body.account_sid, token.as_deref(), &body.public_base_url, &body.help_text)?;
-    let firm = auth.firm;
+    let firm = ctx.firm();
     let sealed = match token {
         Some(token) => Some(
-            state
+            ctx.state()
+                .await?
                 .secret_box()?
                 .seal(&token, &sms::token_context(firm))
                 .map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
@@ -134,14 +122,15 @@ pub async fn put_settings(
         public_base_url: body.public_base_url,
         help_text: body.help_text,
     };
-    let event = auth.audit("sms.settings_changed", Outcome::Success, &meta).with_metadata(serde_json::json!({
+    let audit = Audit::new("sms.settings_changed").metadata(serde_json::json!({
         "account_sid": input.account_sid,
         "auth_token_changed": input.auth_token_sealed.is_some(),
     }));
-    let saved = audit::audited(state.db(), firm, event, |conn| {
-        async move { sms::save_settings(conn, firm, input).await }.scope_boxed()
-    })
-    .await?;
+    let saved = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            sms::save_settings(conn, firm, input.clone()).await
+        })
+        .await?;
     Ok(envelope::ok(view(firm, saved)))
 }
 
@@ -157,15 +146,11 @@ pub struct SmsNumberList {
     get, path = "/api/v1/sms/numbers", tag = "sms", security(("bearer" = [])),
     responses(
         (status = 200, description = "Senders", body = SmsNumberList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn list_numbers(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
+pub async fn list_numbers(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
     let numbers =
-        state.db().firm_tx(firm, |conn| async move { sms::list_numbers(conn, firm).await }.scope_boxed()).await?;
+        ctx.tx(Permission::IntegrationsManage, async |conn, firm| sms::list_numbers(conn, firm).await).await?;
     Ok(envelope::whole_list(numbers))
 }
 
@@ -190,19 +175,13 @@ pub struct NewSmsNumberBody {
     responses(
         (status = 201, description = "Added", body = SmsNumber),
         (status = 400, description = "Invalid field, or not owned by the firm's Twilio account", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 409, description = "SMS not set up, or the sender is registered already", body = ErrorBody),
         (status = 503, description = "Twilio could not be asked", body = ErrorBody),
     )
 )]
-pub async fn add_number(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<NewSmsNumberBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
+pub async fn add_number(ctx: FirmCtx, body: JsonObject<NewSmsNumberBody>) -> Result<HttpResponse, ApiError> {
+    ctx.require(Permission::IntegrationsManage).await?;
+    let (state, firm) = (ctx.state().await?, ctx.firm());
     let body = body.into_inner();
     let input = sms::check_number(
         NumberInput {
@@ -213,11 +192,9 @@ pub async fn add_number(
         },
         &state.settings().crm.default_phone_region,
     )?;
-    let firm = auth.firm;
-    let settings =
-        state.db().firm_tx(firm, |conn| async move { sms::settings(conn, firm).await }.scope_boxed()).await?;
+    let settings = ctx.tx(Permission::IntegrationsManage, async |conn, firm| sms::settings(conn, firm).await).await?;
     let settings = settings.ok_or_else(|| ApiError::Conflict("set up SMS first (PUT /api/v1/sms/settings)".into()))?;
-    let token = open_token(&state, firm, &settings)?;
+    let token = open_token(state, firm, &settings)?;
     let account = Account { sid: &settings.account_sid, token: &token };
     let twilio_settings = &state.settings().twilio;
     let unreachable = |err: TwilioError| {
@@ -237,16 +214,12 @@ pub async fn add_number(
             "the firm's Twilio account has no such Messaging Service",
         ));
     }
-    let event = auth.audit("sms.number_added", Outcome::Success, &meta);
-    let number = audit::audited_creation(
-        state.db(),
-        firm,
-        event,
-        "sms_number",
-        |n: &SmsNumber| n.id,
-        |conn| async move { sms::add_number(conn, firm, input).await }.scope_boxed(),
-    )
-    .await?;
+    let audit = Audit::new("sms.number_added").target_of("sms_number", |n: &SmsNumber| n.id);
+    let number = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            sms::add_number(conn, firm, input.clone()).await
+        })
+        .await?;
     Ok(envelope::created(number))
 }
 
@@ -257,24 +230,15 @@ pub async fn add_number(
     params(("id" = Uuid, Path, description = "Sender id")),
     responses(
         (status = 200, description = "Removed", body = SmsNumber),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such sender in this firm", body = ErrorBody),
     )
 )]
-pub async fn remove_number(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("sms.number_removed", Outcome::Success, &meta).with_target("sms_number", id);
-    let number = audit::audited(state.db(), firm, event, |conn| {
-        async move { sms::remove_number(conn, firm, id).await }.scope_boxed()
-    })
-    .await?;
+pub async fn remove_number(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("sms.number_removed").target("sms_number", id);
+    let number = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| sms::remove_number(conn, firm, id).await)
+        .await?;
     Ok(envelope::ok(number))
 }
 
@@ -360,9 +324,9 @@ fn media_of(params: &[(String, String)]) -> Vec<Media> {
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
                  description = "Twilio's inbound message parameters (MessageSid, AccountSid, From, To, Body, NumMedia, MediaUrlN, ...)"),
     responses(
+        (status = 403, description = "Unknown number, or a signature that does not match", body = ErrorBody),
         (status = 200, description = "Stored (or stored before): empty TwiML", content_type = "text/xml", body = String),
         (status = 400, description = "Not an inbound message", body = ErrorBody),
-        (status = 403, description = "Unknown number, or a signature that does not match", body = ErrorBody),
         (status = 415, description = "Neither a form nor JSON", body = ErrorBody),
         (status = 503, description = "This server cannot open the firm's stored credentials", body = ErrorBody),
     )
@@ -397,7 +361,7 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::By
         number_id,
     };
     let received =
-        state.db().firm_tx(firm, |conn| async move { sms::receive(conn, firm, inbound).await }.scope_boxed()).await?;
+        state.db().firm_tx_retried(firm, async |conn| sms::receive(conn, firm, inbound.clone()).await).await?;
     // Committed: now the sockets hear of it.
     if let Received::Stored(stored) = received {
         let bus = state.bus();
@@ -441,9 +405,9 @@ pub async fn inbound(state: web::Data<AppState>, req: HttpRequest, body: web::By
     request_body(content = String, content_type = "application/x-www-form-urlencoded",
                  description = "Twilio's status parameters (MessageSid, MessageStatus, ErrorCode, ...)"),
     responses(
+        (status = 403, description = "A signature that does not match", body = ErrorBody),
         (status = 200, description = "Recorded: empty TwiML", content_type = "text/xml", body = String),
         (status = 400, description = "Not a status callback", body = ErrorBody),
-        (status = 403, description = "A signature that does not match", body = ErrorBody),
         (status = 415, description = "Neither a form nor JSON", body = ErrorBody),
         (status = 503, description = "This server cannot open the firm's stored credentials", body = ErrorBody),
     )
@@ -465,9 +429,7 @@ pub async fn status_callback(
     };
     let change = state
         .db()
-        .firm_tx(firm, |conn| {
-            async move { sms::apply_status(conn, firm, &sid, &status, error_code).await }.scope_boxed()
-        })
+        .firm_tx_retried(firm, async |conn| sms::apply_status(conn, firm, &sid, &status, error_code).await)
         .await?;
     if let Some(change) = change {
         live::publish_conversation_event(state.bus(), firm, change.conversation_id, "sms.status", &change).await;

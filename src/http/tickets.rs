@@ -3,21 +3,18 @@
 
 use super::body::JsonObject;
 use actix_web::{HttpRequest, HttpResponse, web};
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
-use super::{AppState, double_option, envelope};
+use super::{double_option, envelope};
 use crate::bus::live;
-use crate::domain::RequestMeta;
-use crate::domain::audit::{self, Outcome};
 use crate::domain::permissions::Permission;
 use crate::domain::tickets::{
-    self, NewTicket, Priority, Ticket, TicketChanges, TicketEvent, TicketFilter, TicketStatus,
+    self, NewTicket, Priority, Ticket, TicketChanges, TicketEvent, TicketFilter, TicketStatus, TicketSummary,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -45,19 +42,11 @@ pub struct NewTicketBody {
     responses(
         (status = 201, description = "Opened", body = Ticket),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not write content", body = ErrorBody),
         (status = 409, description = "The conversation has a ticket that is not closed", body = ErrorBody),
     )
 )]
-pub async fn create_ticket(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<NewTicketBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (user, _) = auth.member()?;
+pub async fn create_ticket(ctx: FirmCtx, body: JsonObject<NewTicketBody>) -> Result<HttpResponse, ApiError> {
+    let (user, _) = ctx.member()?;
     let body = body.into_inner();
     let input = NewTicket {
         subject: body.subject,
@@ -68,18 +57,14 @@ pub async fn create_ticket(
         requester_contact_id: body.requester_contact_id,
         conversation_id: body.conversation_id,
     };
-    let firm = auth.firm;
-    let event = auth.audit("ticket.created", Outcome::Success, &meta);
-    let ticket = audit::audited_creation(
-        state.db(),
-        firm,
-        event,
-        "ticket",
-        |t: &Ticket| t.id,
-        |conn| async move { tickets::create(conn, firm, user, input).await }.scope_boxed(),
-    )
-    .await?;
-    live::publish_event(state.bus(), firm, "ticket.created", serde_json::json!({ "ticket_id": ticket.id })).await;
+    let audit = Audit::new("ticket.created").target_of("ticket", |t: &Ticket| t.id);
+    let ticket = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            tickets::create(conn, firm, user, input.clone()).await
+        })
+        .await?;
+    let payload = serde_json::json!({ "ticket_id": ticket.id });
+    live::publish_event(ctx.state().await?.bus(), ctx.firm(), "ticket.created", payload).await;
     Ok(envelope::created(ticket))
 }
 
@@ -101,7 +86,7 @@ pub struct TicketQuery {
 
 #[derive(Serialize, ToSchema)]
 pub struct TicketList {
-    pub data: Vec<Ticket>,
+    pub data: Vec<TicketSummary>,
     /// `count`, `limit`, `next`, `previous`.
     #[schema(value_type = Object)]
     pub meta: serde_json::Value,
@@ -114,17 +99,13 @@ pub struct TicketList {
     responses(
         (status = 200, description = "A page of tickets", body = TicketList),
         (status = 400, description = "Bad filter or cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
     )
 )]
 pub async fn list_tickets(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     query: web::Query<TicketQuery>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
     let query = query.into_inner();
     let spec = PageParams { limit: query.limit, cursor: query.cursor.clone() }.spec()?;
     let filter = TicketFilter {
@@ -136,13 +117,16 @@ pub async fn list_tickets(
         requester_contact_id: query.requester_contact_id,
         conversation_id: query.conversation_id,
     };
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { tickets::list(conn, firm, &filter, &page_spec).await }.scope_boxed())
+    let (listed, summaries) = ctx
+        .tx(Permission::ContentRead, async |conn, firm| {
+            let mut listed = tickets::list(conn, firm, &filter, &spec).await?;
+            let summaries = tickets::with_sla_moments(conn, firm, std::mem::take(&mut listed.items)).await?;
+            Ok((listed, summaries))
+        })
         .await?;
-    let meta = page_meta(&req, &listed, &spec);
-    Ok(envelope::with_meta(listed.items, meta))
+    let mut meta = page_meta(&req, &listed, &spec);
+    meta["count"] = summaries.len().into();
+    Ok(envelope::with_meta(summaries, meta))
 }
 
 /// One ticket.
@@ -151,20 +135,12 @@ pub async fn list_tickets(
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The ticket", body = Ticket),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such ticket in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_ticket(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let ticket =
-        state.db().firm_tx(firm, |conn| async move { tickets::find(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn get_ticket(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let ticket = ctx.tx(Permission::ContentRead, async |conn, firm| tickets::find(conn, firm, id).await).await?;
     Ok(envelope::ok(ticket))
 }
 
@@ -195,22 +171,17 @@ pub struct TicketPatch {
     responses(
         (status = 200, description = "Changed", body = Ticket),
         (status = 400, description = "Invalid field", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Role may not write content", body = ErrorBody),
         (status = 404, description = "No such ticket in this firm", body = ErrorBody),
         (status = 409, description = "The ticket is closed", body = ErrorBody),
     )
 )]
 pub async fn update_ticket(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<TicketPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentWrite)?;
-    let (user, _) = auth.member()?;
-    let body = body.into_inner();
+    let (user, _) = ctx.member()?;
+    let (id, body) = (path.into_inner(), body.into_inner());
     let changes = TicketChanges {
         subject: body.subject,
         status: body.status,
@@ -219,14 +190,14 @@ pub async fn update_ticket(
         team: body.team,
         tags: body.tags,
     };
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("ticket.updated", Outcome::Success, &meta).with_target("ticket", id);
-    let ticket = audit::audited(state.db(), firm, event, |conn| {
-        async move { tickets::update(conn, firm, user, id, changes).await }.scope_boxed()
-    })
-    .await?;
+    let audit = Audit::new("ticket.updated").target("ticket", id);
+    let ticket = ctx
+        .audited(Permission::ContentWrite, audit, async |conn, firm| {
+            tickets::update(conn, firm, user, id, changes.clone()).await
+        })
+        .await?;
     let payload = serde_json::json!({ "ticket_id": ticket.id, "status": ticket.status, "priority": ticket.priority });
-    live::publish_event(state.bus(), firm, "ticket.updated", payload).await;
+    live::publish_event(ctx.state().await?.bus(), ctx.firm(), "ticket.updated", payload).await;
     Ok(envelope::ok(ticket))
 }
 
@@ -245,20 +216,12 @@ pub struct TicketActivity {
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The timeline", body = TicketActivity),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such ticket in this firm", body = ErrorBody),
     )
 )]
-pub async fn ticket_activity(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let events =
-        state.db().firm_tx(firm, |conn| async move { tickets::activity(conn, firm, id).await }.scope_boxed()).await?;
+pub async fn ticket_activity(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let events = ctx.tx(Permission::ContentRead, async |conn, firm| tickets::activity(conn, firm, id).await).await?;
     let meta = serde_json::json!({ "count": events.len() });
     Ok(envelope::with_meta(events, meta))
 }
@@ -278,27 +241,16 @@ pub struct TicketClocks {
     params(("id" = Uuid, Path, description = "Ticket id")),
     responses(
         (status = 200, description = "The clocks", body = TicketClocks),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Members only", body = ErrorBody),
         (status = 404, description = "No such ticket in this firm", body = ErrorBody),
     )
 )]
-pub async fn ticket_sla(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::ContentRead)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+pub async fn ticket_sla(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
     let now = chrono::Utc::now();
-    let clocks = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let ticket = tickets::find(conn, firm, id).await?;
-                crate::domain::sla::clocks(conn, firm, &ticket, now).await
-            }
-            .scope_boxed()
+    let clocks = ctx
+        .tx(Permission::ContentRead, async |conn, firm| {
+            let ticket = tickets::find(conn, firm, id).await?;
+            crate::domain::sla::clocks(conn, firm, &ticket, now).await
         })
         .await?;
     let meta = serde_json::json!({ "count": clocks.len(), "as_of": now });

@@ -4,21 +4,17 @@
 use super::body::JsonObject;
 use crate::domain::webhooks::EventSelector;
 use actix_web::{HttpRequest, HttpResponse, web};
-use scoped_futures::ScopedFutureExt;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::AppState;
-use super::auth::FirmAuth;
+use super::ctx::{Audit, FirmCtx};
 use super::envelope;
 use super::error::{ApiError, ErrorBody};
 use super::pagination::{PageParams, page_meta};
-use crate::domain::audit::{self, Outcome};
 use crate::domain::jobs::{self, Job};
 use crate::domain::permissions::Permission;
 use crate::domain::webhooks::{self, Delivery, Endpoint, EndpointInput};
-use crate::domain::{DomainError, RequestMeta};
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -88,17 +84,9 @@ pub struct QueuedDelivery {
     responses(
         (status = 201, description = "Registered", body = EndpointWithSecret),
         (status = 400, description = "Bad URL or event types", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn create_endpoint(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    body: JsonObject<NewEndpointBody>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
+pub async fn create_endpoint(ctx: FirmCtx, body: JsonObject<NewEndpointBody>) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let input = EndpointInput {
         url: Some(body.url),
@@ -106,17 +94,11 @@ pub async fn create_endpoint(
         event_types: Some(body.event_types),
         active: body.active,
     };
-    let (firm, secrets) = (auth.firm, state.secret_box()?);
-    let event = auth.audit("webhook.created", Outcome::Success, &meta);
-    let (endpoint, secret) = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                let created = webhooks::create(conn, firm, &input, &secrets).await?;
-                audit::record(conn, &event.with_target("webhook_endpoint", created.0.id)).await?;
-                Ok::<_, DomainError>(created)
-            }
-            .scope_boxed()
+    let secrets = ctx.state().await?.secret_box()?;
+    let audit = Audit::new("webhook.created").target_of("webhook_endpoint", |(e, _): &(Endpoint, String)| e.id);
+    let (endpoint, secret) = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            webhooks::create(conn, firm, &input, &secrets).await
         })
         .await?;
     Ok(envelope::created(EndpointWithSecret { endpoint, secret }))
@@ -127,15 +109,10 @@ pub async fn create_endpoint(
     get, path = "/api/v1/webhooks", tag = "webhooks", security(("bearer" = [])),
     responses(
         (status = 200, description = "Endpoints, oldest first", body = EndpointList),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
-pub async fn list_endpoints(state: web::Data<AppState>, auth: FirmAuth) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let firm = auth.firm;
-    let endpoints =
-        state.db().firm_tx(firm, |conn| async move { webhooks::list(conn, firm).await }.scope_boxed()).await?;
+pub async fn list_endpoints(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
+    let endpoints = ctx.tx(Permission::IntegrationsManage, async |conn, firm| webhooks::list(conn, firm).await).await?;
     Ok(envelope::whole_list(endpoints))
 }
 
@@ -145,20 +122,13 @@ pub async fn list_endpoints(state: web::Data<AppState>, auth: FirmAuth) -> Resul
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "The endpoint", body = Endpoint),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
     )
 )]
-pub async fn get_endpoint(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
+pub async fn get_endpoint(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
     let endpoint =
-        state.db().firm_tx(firm, |conn| async move { webhooks::find(conn, firm, id).await }.scope_boxed()).await?;
+        ctx.tx(Permission::IntegrationsManage, async |conn, firm| webhooks::find(conn, firm, id).await).await?;
     Ok(envelope::ok(endpoint))
 }
 
@@ -170,19 +140,14 @@ pub async fn get_endpoint(
     responses(
         (status = 200, description = "Changed", body = Endpoint),
         (status = 400, description = "Bad values", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
     )
 )]
 pub async fn update_endpoint(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
+    ctx: FirmCtx,
     path: web::Path<Uuid>,
     body: JsonObject<EndpointChanges>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
     let body = body.into_inner();
     let input = EndpointInput {
         url: body.url,
@@ -190,12 +155,13 @@ pub async fn update_endpoint(
         event_types: body.event_types,
         active: body.active,
     };
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("webhook.updated", Outcome::Success, &meta).with_target("webhook_endpoint", id);
-    let endpoint = audit::audited(state.db(), firm, event, |conn| {
-        async move { webhooks::update(conn, firm, id, &input).await }.scope_boxed()
-    })
-    .await?;
+    let id = path.into_inner();
+    let audit = Audit::new("webhook.updated").target("webhook_endpoint", id);
+    let endpoint = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            webhooks::update(conn, firm, id, &input).await
+        })
+        .await?;
     Ok(envelope::ok(endpoint))
 }
 
@@ -205,21 +171,13 @@ pub async fn update_endpoint(
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "Removed", body = Object),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
     )
 )]
-pub async fn delete_endpoint(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("webhook.deleted", Outcome::Success, &meta).with_target("webhook_endpoint", id);
-    audit::audited(state.db(), firm, event, |conn| async move { webhooks::delete(conn, firm, id).await }.scope_boxed())
+pub async fn delete_endpoint(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("webhook.deleted").target("webhook_endpoint", id);
+    ctx.audited(Permission::IntegrationsManage, audit, async |conn, firm| webhooks::delete(conn, firm, id).await)
         .await?;
     Ok(envelope::ok(serde_json::json!({ "deleted": true })))
 }
@@ -230,24 +188,17 @@ pub async fn delete_endpoint(
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses(
         (status = 200, description = "New secret", body = NewSecret),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
     )
 )]
-pub async fn rotate_secret(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id, secrets) = (auth.firm, path.into_inner(), state.secret_box()?);
-    let event = auth.audit("webhook.secret_rotated", Outcome::Success, &meta).with_target("webhook_endpoint", id);
-    let secret = audit::audited(state.db(), firm, event, |conn| {
-        async move { webhooks::rotate_secret(conn, firm, id, &secrets).await }.scope_boxed()
-    })
-    .await?;
+pub async fn rotate_secret(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (id, secrets) = (path.into_inner(), ctx.state().await?.secret_box()?);
+    let audit = Audit::new("webhook.secret_rotated").target("webhook_endpoint", id);
+    let secret = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| {
+            webhooks::rotate_secret(conn, firm, id, &secrets).await
+        })
+        .await?;
     Ok(envelope::ok(NewSecret { secret }))
 }
 
@@ -257,23 +208,16 @@ pub async fn rotate_secret(
     params(("id" = Uuid, Path, description = "Endpoint id")),
     responses(
         (status = 202, description = "Queued", body = QueuedDelivery),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
     )
 )]
-pub async fn ping(state: web::Data<AppState>, auth: FirmAuth, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id, attempts) = (auth.firm, path.into_inner(), state.job_attempts());
-    let delivery_id = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move {
-                webhooks::find(conn, firm, id).await?;
-                let data = serde_json::json!({ "message": "ConsultantPro webhook test" });
-                webhooks::enqueue_delivery(conn, firm, id, webhooks::EventType::Ping, data, attempts).await
-            }
-            .scope_boxed()
+pub async fn ping(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let (id, attempts) = (path.into_inner(), ctx.job_attempts());
+    let delivery_id = ctx
+        .tx(Permission::IntegrationsManage, async |conn, firm| {
+            webhooks::find(conn, firm, id).await?;
+            let data = serde_json::json!({ "message": "ConsultantPro webhook test" });
+            webhooks::enqueue_delivery(conn, firm, id, webhooks::EventType::Ping, data, attempts).await
         })
         .await?;
     Ok(HttpResponse::Accepted()
@@ -287,24 +231,18 @@ pub async fn ping(state: web::Data<AppState>, auth: FirmAuth, path: web::Path<Uu
     responses(
         (status = 200, description = "A page of deliveries", body = DeliveryList),
         (status = 400, description = "Bad cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such endpoint in this firm", body = ErrorBody),
     )
 )]
 pub async fn list_deliveries(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     path: web::Path<Uuid>,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let spec = page.spec()?;
-    let (firm, id, page_spec) = (auth.firm, path.into_inner(), spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { webhooks::deliveries(conn, firm, id, &page_spec).await }.scope_boxed())
+    let (spec, id) = (page.spec()?, path.into_inner());
+    let listed = ctx
+        .tx(Permission::IntegrationsManage, async |conn, firm| webhooks::deliveries(conn, firm, id, &spec).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
@@ -316,23 +254,14 @@ pub async fn list_deliveries(
     params(("id" = Uuid, Path, description = "Endpoint id"), ("delivery_id" = Uuid, Path, description = "Delivery id")),
     responses(
         (status = 202, description = "Queued again", body = Delivery),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such endpoint or delivery in this firm", body = ErrorBody),
     )
 )]
-pub async fn redeliver(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    path: web::Path<(Uuid, Uuid)>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (endpoint_id, delivery_id) = path.into_inner();
-    let (firm, attempts) = (auth.firm, state.job_attempts());
-    let delivery = state
-        .db()
-        .firm_tx(firm, |conn| {
-            async move { webhooks::redeliver(conn, firm, endpoint_id, delivery_id, attempts).await }.scope_boxed()
+pub async fn redeliver(ctx: FirmCtx, path: web::Path<(Uuid, Uuid)>) -> Result<HttpResponse, ApiError> {
+    let ((endpoint_id, delivery_id), attempts) = (path.into_inner(), ctx.job_attempts());
+    let delivery = ctx
+        .tx(Permission::IntegrationsManage, async |conn, firm| {
+            webhooks::redeliver(conn, firm, endpoint_id, delivery_id, attempts).await
         })
         .await?;
     Ok(HttpResponse::Accepted().json(envelope::Envelope { data: delivery, meta: serde_json::json!({}) }))
@@ -345,23 +274,16 @@ pub async fn redeliver(
     responses(
         (status = 200, description = "A page of dead jobs, most recent first", body = JobList),
         (status = 400, description = "Bad cursor", body = ErrorBody),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
     )
 )]
 pub async fn list_dead_jobs(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
+    ctx: FirmCtx,
     req: HttpRequest,
     page: web::Query<PageParams>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
     let spec = page.spec()?;
-    let (firm, page_spec) = (auth.firm, spec.clone());
-    let listed = state
-        .db()
-        .firm_tx(firm, |conn| async move { jobs::list_dead(conn, firm, &page_spec).await }.scope_boxed())
-        .await?;
+    let listed =
+        ctx.tx(Permission::IntegrationsManage, async |conn, firm| jobs::list_dead(conn, firm, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }
@@ -372,24 +294,15 @@ pub async fn list_dead_jobs(
     params(("id" = Uuid, Path, description = "Job id")),
     responses(
         (status = 200, description = "Queued again", body = Job),
-        (status = 401, description = "Not signed in", body = ErrorBody),
-        (status = 403, description = "Owners and admins only", body = ErrorBody),
         (status = 404, description = "No such job in this firm", body = ErrorBody),
         (status = 409, description = "The job is not dead", body = ErrorBody),
     )
 )]
-pub async fn retry_job(
-    state: web::Data<AppState>,
-    auth: FirmAuth,
-    meta: RequestMeta,
-    path: web::Path<Uuid>,
-) -> Result<HttpResponse, ApiError> {
-    auth.require(Permission::IntegrationsManage)?;
-    let (firm, id) = (auth.firm, path.into_inner());
-    let event = auth.audit("job.retried", Outcome::Success, &meta).with_target("job", id);
-    let job = audit::audited(state.db(), firm, event, |conn| {
-        async move { jobs::retry_dead(conn, firm, id).await }.scope_boxed()
-    })
-    .await?;
+pub async fn retry_job(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let audit = Audit::new("job.retried").target("job", id);
+    let job = ctx
+        .audited(Permission::IntegrationsManage, audit, async |conn, firm| jobs::retry_dead(conn, firm, id).await)
+        .await?;
     Ok(envelope::ok(job))
 }

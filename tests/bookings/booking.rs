@@ -253,8 +253,8 @@ async fn firms_see_only_their_own_links_and_bookings() {
     );
     let theirs = json(app.get_as(&other_token, "/api/v1/bookings").await).await;
     assert!(theirs["data"].as_array().unwrap().is_empty());
-    let booking =
-        json(app.get_as(&token, "/api/v1/bookings").await).await["data"][0]["id"].as_str().unwrap().to_owned();
+    let before = json(app.get_as(&token, "/api/v1/bookings").await).await["data"][0].clone();
+    let booking = before["id"].as_str().unwrap().to_owned();
     assert_eq!(
         app.post_as(&other_token, &format!("/api/v1/bookings/{booking}/cancel"), &json!({})).await.status(),
         404
@@ -263,6 +263,9 @@ async fn firms_see_only_their_own_links_and_bookings() {
         app.post_as(&other_token, &format!("/api/v1/bookings/{booking}/confirm"), &json!({})).await.status(),
         404
     );
+    // The owner's link and booking are as they were.
+    assert_eq!(json(app.get_as(&token, &format!("/api/v1/booking-links/{id}")).await).await["data"]["active"], true);
+    assert_eq!(json(app.get_as(&token, "/api/v1/bookings").await).await["data"][0], before);
     // Another firm's member's events are not theirs to touch.
     let event = json(
         app.post_as(
@@ -276,6 +279,9 @@ async fn firms_see_only_their_own_links_and_bookings() {
         .as_str()
         .unwrap()
         .to_owned();
+    let may = "/api/v1/calendar/events?from=2027-05-01T00:00:00Z&to=2027-05-31T00:00:00Z";
+    let mine_before = json(app.get_as(&token, may).await).await["data"].clone();
+    assert!(mine_before.as_array().unwrap().iter().any(|o| o["event_id"] == event.as_str()), "{mine_before}");
     assert_eq!(app.delete_as(&other_token, &format!("/api/v1/calendar/events/{event}")).await.status(), 404);
     let except = app
         .post_as(
@@ -285,6 +291,7 @@ async fn firms_see_only_their_own_links_and_bookings() {
         )
         .await;
     assert_eq!(except.status(), 404);
+    assert_eq!(json(app.get_as(&token, may).await).await["data"], mine_before, "the event and its occurrence stand");
     let theirs = json(
         app.get_as(&other_token, "/api/v1/calendar/events?from=2027-05-01T00:00:00Z&to=2027-05-31T00:00:00Z").await,
     )
@@ -331,4 +338,9 @@ async fn a_moved_booking_asks_for_confirmation_again_and_a_closed_page_moves_not
         .post("/api/v1/public/bookings/reschedule", &json!({ "token": manage, "start": "+262142-12-31T00:00:00Z" }))
         .await;
     assert_eq!(far.status(), 400);
+    // Neither refusal moved it.
+    let ours = json(app.get_as(&token, "/api/v1/bookings").await).await;
+    let kept = ours["data"].as_array().unwrap().iter().find(|b| b["id"] == id).cloned().unwrap();
+    let starts: DateTime<Utc> = kept["starts_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!((kept["status"].as_str(), starts), (Some("pending"), tomorrow_at(11)), "{kept}");
 }

@@ -335,8 +335,21 @@ async fn a_child_that_keeps_crashing_restarts_with_growing_delays_and_its_siblin
 
 #[actix_web::test]
 async fn two_hundred_firms_spread_evenly_over_two_nodes() {
+    // What is measured here is the spread, not the failover bound: a lease three times the
+    // other tests' keeps a loaded machine (CI runs these tests side by side on 2 cores) from
+    // lapsing a node's lease while it claims 200 firms, which would send every firm round
+    // again before the spread could settle.
     let name = cluster_name();
-    let (a, b) = node_pair(&name, false).await;
+    let steady = |s: &mut Settings, name: &str| {
+        fast(s, name);
+        s.cluster.heartbeat_ms = 3 * HEARTBEAT_MS;
+        s.cluster.lease_ms = 3 * LEASE_MS;
+    };
+    let (name_a, name_b) = (name.clone(), name.clone());
+    let a = spawn_app_from(move |s| steady(s, &name_a), |b| b).await;
+    let b = spawn_app_from(move |s| steady(s, &name_b), |b| b).await;
+    let met = wait_until(Duration::from_secs(20), || a.cluster.live_nodes() == 2 && b.cluster.live_nodes() == 2).await;
+    assert!(met.is_some(), "the nodes never saw each other");
     let db = a.db();
     let mut firms = Vec::new();
     for _ in 0..200 {
@@ -344,28 +357,27 @@ async fn two_hundred_firms_spread_evenly_over_two_nodes() {
     }
     require(&a, &name, &firms).await;
     let all: HashSet<FirmId> = firms.iter().copied().collect();
-    let settled = wait_until(Duration::from_secs(15), || {
-        let (on_a, on_b) = (a.state.registry().owned(), b.state.registry().owned());
-        on_a.len() + on_b.len() == 200 && on_a.keys().chain(on_b.keys()).copied().collect::<HashSet<_>>() == all
-    })
-    .await;
-    assert!(settled.is_some(), "not every firm found exactly one owner");
-    // On a loaded machine one node's lease may lapse for a moment while the firms are
-    // claimed, and the other takes them all; once both are live again the firms that belong
-    // elsewhere move. What is promised is the even spread once the membership is steady.
+    // Settled means, all at one moment: every firm has exactly one owner, each node holds
+    // between 70 and 130 of them, and the only supervisors left are the owners' (nobody is
+    // connected, nothing runs; a moved firm's old supervisor stops once its children have).
     let even = |n: usize| (70..=130).contains(&n);
-    let balanced = wait_until(Duration::from_secs(15), || {
+    let state = || {
         let (on_a, on_b) = (a.state.registry().owned(), b.state.registry().owned());
-        on_a.len() + on_b.len() == 200 && even(on_a.len()) && even(on_b.len())
+        let one_owner =
+            on_a.len() + on_b.len() == 200 && on_a.keys().chain(on_b.keys()).copied().collect::<HashSet<_>>() == all;
+        let supervisors = a.state.registry().firms() + b.state.registry().firms();
+        (one_owner, on_a.len(), on_b.len(), supervisors)
+    };
+    let settled = wait_until(Duration::from_secs(45), || {
+        let (one_owner, on_a, on_b, supervisors) = state();
+        one_owner && even(on_a) && even(on_b) && supervisors == 200
     })
     .await;
-    let (on_a, on_b) = (a.state.registry().owned().len(), b.state.registry().owned().len());
-    assert!(balanced.is_some(), "uneven: {on_a} and {on_b}");
-    // Nobody connected, nothing to run, still supervised: the owner's supervisor lives (and
-    // a supervisor of a firm that moved stops once its owned children have).
-    let supervised =
-        wait_until(Duration::from_secs(5), || a.state.registry().firms() + b.state.registry().firms() == 200).await;
-    assert!(supervised.is_some(), "{} supervisors", a.state.registry().firms() + b.state.registry().firms());
+    let (one_owner, on_a, on_b, supervisors) = state();
+    assert!(
+        settled.is_some(),
+        "not settled: one owner each {one_owner}, {on_a} and {on_b} owned, {supervisors} supervisors"
+    );
 }
 
 #[actix_web::test]

@@ -147,6 +147,10 @@ async fn another_firms_clients_do_not_exist_and_readonly_members_only_read() {
     assert_eq!(app.get_as(&reader, &path).await.status(), 200);
     assert_eq!(app.post_as(&reader, "/api/v1/clients", &serde_json::json!({ "name": "X" })).await.status(), 403);
     assert_eq!(app.patch_as(&reader, &path, &serde_json::json!({ "name": "X" })).await.status(), 403);
+    // The refused writes changed nothing of the owner's client.
+    let still = json(app.get_as(&owner, &path).await).await;
+    assert_eq!(still["data"]["name"], "Secret Client");
+    assert!(still["data"]["archived_at"].is_null(), "{still}");
 }
 
 #[actix_web::test]
@@ -191,4 +195,6 @@ async fn the_timeline_shows_notes_and_changes_newest_first() {
             .status(),
         404
     );
+    let after = json(app.get_as(&owner, &format!("/api/v1/clients/{id}/timeline")).await).await;
+    assert_eq!(after["data"].as_array().unwrap().len(), 3, "no note from the intruder: {after}");
 }

@@ -128,6 +128,9 @@ async fn another_firms_contacts_do_not_exist() {
             .unwrap()
             .is_empty()
     );
+    let still = json(app.get_as(&owner, &path).await).await;
+    assert_eq!(still["data"]["first_name"], "Private", "{still}");
+    assert!(still["data"]["archived_at"].is_null(), "{still}");
     assert_eq!(app.delete_as(&owner, &path).await.status(), 200);
     assert!(json(app.get_as(&owner, "/api/v1/contacts").await).await["data"].as_array().unwrap().is_empty());
 }

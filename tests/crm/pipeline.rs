@@ -191,6 +191,9 @@ async fn another_firms_leads_and_prospects_do_not_exist() {
         app.post_as(&intruder, &format!("/api/v1/leads/{lead}/convert"), &serde_json::json!({})).await.status(),
         404
     );
+    let untouched = json(app.get_as(&owner, &format!("/api/v1/leads/{lead}")).await).await;
+    assert_eq!(untouched["data"]["status"], "new", "{untouched}");
+    assert!(untouched["data"]["prospect_id"].is_null(), "{untouched}");
     let converted =
         json(app.post_as(&owner, &format!("/api/v1/leads/{lead}/convert"), &serde_json::json!({})).await).await;
     let prospect = converted["data"]["prospect"]["id"].as_str().unwrap();
@@ -201,5 +204,7 @@ async fn another_firms_leads_and_prospects_do_not_exist() {
             .status(),
         404
     );
+    let untouched = json(app.get_as(&owner, &format!("/api/v1/prospects/{prospect}")).await).await;
+    assert_eq!(untouched["data"]["stage"], "discovery", "{untouched}");
     assert!(json(app.get_as(&intruder, "/api/v1/leads").await).await["data"].as_array().unwrap().is_empty());
 }

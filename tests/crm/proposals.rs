@@ -106,14 +106,28 @@ async fn bad_proposals_are_refused_and_other_firms_see_nothing() {
     let (_, _, _, intruder) = signed_in_owner(&app).await;
     assert_eq!(app.get_as(&intruder, &format!("/api/v1/proposals/{id}")).await.status(), 404);
     assert_eq!(
-        app.patch_as(&intruder, &format!("/api/v1/proposals/{id}"), &serde_json::json!({ "line_items": [] }))
-            .await
-            .status(),
+        app.patch_as(
+            &intruder,
+            &format!("/api/v1/proposals/{id}"),
+            &serde_json::json!({ "title": "Mine", "line_items": [] })
+        )
+        .await
+        .status(),
         404
     );
     assert_eq!(app.post_as(&intruder, &format!("/api/v1/proposals/{id}/transition"), &send).await.status(), 404);
     assert_eq!(
         app.post_as(&intruder, &path, &serde_json::json!({ "title": "X", "line_items": [] })).await.status(),
         404
+    );
+    let still = json(app.get_as(&owner, &format!("/api/v1/proposals/{id}")).await).await["data"].clone();
+    assert_eq!(
+        (still["status"].as_str(), still["version"].as_i64(), still["title"].as_str()),
+        (Some("draft"), Some(1), Some("Empty"))
+    );
+    assert_eq!(
+        json(app.get_as(&owner, &path).await).await["data"].as_array().unwrap().len(),
+        1,
+        "no proposal from the intruder"
     );
 }

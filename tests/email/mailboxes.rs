@@ -187,3 +187,41 @@ async fn roles_reach_only_what_they_may() {
         "Support"
     );
 }
+
+/// Every table the email channel writes holds this firm's rows (the positive control) and
+/// shows another firm none of them.
+#[actix_web::test]
+async fn every_email_table_keeps_its_rows_to_its_firm() {
+    let app = spawn_app().await;
+    let (other, _, _, _) = signed_in_owner(&app).await;
+    let crate::Watched { firm, token, user, mailbox, id } =
+        crate::watched(&app, json!({ "auto_acknowledge": "Thanks, we have it." })).await;
+    let settings =
+        json!({ "closed_reply": "new_conversation", "subject_window_hours": 168, "auto_reply_period_hours": 24 });
+    let put = app.client.put(app.url("/api/v1/email/settings")).bearer_auth(&token).json(&settings).send().await;
+    assert_eq!(put.unwrap().status(), 200);
+    let rule = json!({ "name": "Digests", "conditions": [
+        { "field": "subject", "operator": "contains", "value": "weekly digest" } ], "actions": { "ignore": true } });
+    assert_eq!(app.post_as(&token, "/api/v1/email/rules", &rule).await.status(), 201);
+    let desk = mailbox["address"].as_str().unwrap();
+    let raw = format!(
+        "From: owner@client.test\r\nTo: {desk}\r\nSubject: Papers\r\nMessage-ID: <{}@client.test>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n\
+         Content-Type: text/plain\r\n\r\nAttached.\r\n--B\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\n\
+         Content-Disposition: attachment; filename=\"a.pdf\"\r\n\r\n%PDF-1.4\r\n--B--\r\n",
+        uuid::Uuid::now_v7()
+    );
+    crate::append(&app, &user, &[raw.into_bytes()], false).await;
+    crate::wait_stored(&app, firm.firm_id(), &id, 1, std::time::Duration::from_secs(20)).await;
+    let tables = [
+        "mailboxes",
+        "mailbox_folders",
+        "email_settings",
+        "email_rules",
+        "email_messages",
+        "email_parts",
+        "email_blobs",
+        "email_auto_replies",
+    ];
+    crate::isolation::assert_isolated(&app.db(), firm.firm_id(), other.firm_id(), &tables).await;
+}

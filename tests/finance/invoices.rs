@@ -391,6 +391,14 @@ async fn another_firms_invoices_do_not_exist_and_roles_are_checked() {
     assert!(json(app.get_as(&intruder, "/api/v1/invoices").await).await["data"].as_array().unwrap().is_empty());
     let aging = json(app.get_as(&intruder, "/api/v1/finance/aging").await).await;
     assert!(aging["data"].as_array().unwrap_or_else(|| panic!("{aging}")).is_empty());
+    // The owner's invoice is as it was: sent, unpaid, uncredited, no notes.
+    let still = json(app.get_as(&owner, &path).await).await["data"].clone();
+    assert_eq!((still["status"].as_str(), still["balance_minor"].as_i64()), (Some("sent"), Some(100)), "{still}");
+    assert!(still["notes"].is_null(), "{still}");
+    let credits = json(app.get_as(&owner, &format!("{path}/credit-notes")).await).await;
+    assert!(credits["data"].as_array().unwrap().is_empty(), "{credits}");
+    let payments = json(app.get_as(&owner, &format!("{path}/payments")).await).await;
+    assert!(payments["data"].as_array().unwrap().is_empty(), "{payments}");
 
     let (staff_email, _) = add_member(&app.db(), &firm, Role::Staff).await;
     let staff = app.login_ok(&firm.slug, &staff_email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();

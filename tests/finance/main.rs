@@ -4,6 +4,8 @@
 
 #[path = "../common/helpers.rs"]
 mod helpers;
+#[path = "../common/isolation.rs"]
+mod isolation;
 
 mod invoices;
 mod stripe;

@@ -152,6 +152,11 @@ async fn a_card_payment_is_recorded_once_from_a_verified_webhook() {
     // Nothing left to pay: no new intent.
     let none = app.post_as(&owner, &format!("/api/v1/invoices/{id}/payment-intent"), &serde_json::json!({})).await;
     assert_eq!(none.status(), 409);
+
+    // The intent and the events are this firm's alone.
+    let (other, _, _, _) = signed_in_owner(&app).await;
+    let tables = ["stripe_payment_intents", "stripe_events"];
+    crate::isolation::assert_isolated(&app.db(), firm.firm_id(), other.firm_id(), &tables).await;
 }
 
 #[actix_web::test]

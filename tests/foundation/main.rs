@@ -4,6 +4,8 @@
 
 #[path = "../common/helpers.rs"]
 mod helpers;
+#[path = "../common/isolation.rs"]
+mod isolation;
 
 mod architecture;
 mod audit_pages;
@@ -13,3 +15,4 @@ mod errors;
 mod operations;
 mod tenancy;
 mod transactions;
+mod web_app;

@@ -154,7 +154,7 @@ async fn without_a_firm_every_tenant_table_reads_empty() {
 /// The tables `seed_through_the_api` gives a firm rows in: for each, the isolation check
 /// below first sees the other firm's rows (the positive control) before proving firm A
 /// sees none of them.
-const SEEDED: [&str; 30] = [
+const SEEDED: [&str; 40] = [
     "audit_events",
     "auth_sessions",
     "refresh_tokens",
@@ -185,6 +185,39 @@ const SEEDED: [&str; 30] = [
     "realtime_tickets",
     "password_resets",
     "booking_links",
+    "conversation_participants",
+    "document_sequences",
+    "ticket_events",
+    "sla_clocks",
+    "finance_settings",
+    "availability_schedules",
+    "bookings",
+    "calendar_busy",
+    "calendar_events",
+    "calendar_feeds",
+];
+
+/// Tables whose rows only a channel's own machinery makes (a watched IMAP mailbox, the
+/// Twilio and Stripe stand-ins): each suite named gives a firm rows in them and checks
+/// them with the same positive control (`tests/common/isolation.rs`).
+const SEEDED_BY_CHANNEL_SUITES: [(&str, &str); 17] = [
+    ("mailboxes", "email"),
+    ("mailbox_folders", "email"),
+    ("email_settings", "email"),
+    ("email_rules", "email"),
+    ("email_messages", "email"),
+    ("email_parts", "email"),
+    ("email_blobs", "email"),
+    ("email_auto_replies", "email"),
+    ("sms_settings", "sms"),
+    ("sms_numbers", "sms"),
+    ("sms_threads", "sms"),
+    ("sms_messages", "sms"),
+    ("sms_opt_outs", "sms"),
+    ("sms_help_replies", "sms"),
+    ("sms_status_callbacks", "sms"),
+    ("stripe_payment_intents", "finance"),
+    ("stripe_events", "finance"),
 ];
 
 /// POSTs `body` as `token`; it must answer `expected`. Returns the answer's `data`.
@@ -225,9 +258,10 @@ async fn seed_through_the_api(app: &crate::helpers::TestApp, slug: &str, email: 
     let conversation = posted(app, token, "/api/v1/conversations", json!({ "subject": "Seeded" }), 201).await;
     let messages = format!("/api/v1/conversations/{}/messages", conversation["id"].as_str().unwrap());
     posted(app, token, &messages, json!({ "body": "Hi" }), 201).await;
-    posted(app, token, "/api/v1/tickets", json!({ "subject": "Seeded ticket" }), 201).await;
+    // The policy first, so the ticket gets its SLA clocks.
     let targets = json!({ "normal": { "first_response_minutes": 60, "resolution_minutes": 600 } });
     posted(app, token, "/api/v1/sla-policies", json!({ "name": "Seeded", "targets": targets }), 201).await;
+    posted(app, token, "/api/v1/tickets", json!({ "subject": "Seeded ticket" }), 201).await;
     let calendar = json!({ "name": "Seeded", "time_zone": "UTC", "always_open": true });
     posted(app, token, "/api/v1/business-calendars", calendar, 201).await;
     // With an Idempotency-Key, so the key is stored too.
@@ -256,8 +290,51 @@ async fn seed_through_the_api(app: &crate::helpers::TestApp, slug: &str, email: 
     posted(app, token, "/api/v1/realtime/ticket", json!({}), 200).await;
     let forgot = app.post("/api/v1/auth/password/forgot", &json!({ "firm": slug, "email": email })).await;
     assert_eq!(forgot.status(), 202);
+    let settings = json!({ "invoice_pattern": "S-{YYYY}-{seq:04}" });
+    assert_eq!(app.patch_as(token, "/api/v1/finance/settings", &settings).await.status(), 200);
+    seed_calendar(app, owner, token).await;
+}
+
+fn z(moment: chrono::DateTime<chrono::Utc>) -> String {
+    moment.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Working hours, an event (whose occurrences are busy time), a feed and a booking made on
+/// the public page.
+async fn seed_calendar(app: &crate::helpers::TestApp, owner: uuid::Uuid, token: &str) {
+    use serde_json::json;
+    let days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let windows: Vec<_> = days.iter().map(|day| json!({ "weekday": day, "start": "09:00", "end": "17:00" })).collect();
+    let hours = json!({ "time_zone": "UTC", "windows": windows });
+    let answer = app.client.put(app.url("/api/v1/calendar/availability")).bearer_auth(token).json(&hours).send().await;
+    assert_eq!(answer.unwrap().status(), 200);
+    let starts = (chrono::Utc::now() + chrono::Duration::days(2)).date_naive().and_hms_opt(9, 0, 0).unwrap().and_utc();
+    let event = json!({ "title": "Seeded", "starts_at": starts, "ends_at": starts + chrono::Duration::hours(1) });
+    posted(app, token, "/api/v1/calendar/events", event, 201).await;
+    posted(app, token, "/api/v1/calendar/feed", json!({}), 200).await;
     let link = json!({ "title": "Intro", "member_ids": [owner], "duration_minutes": 30 });
-    posted(app, token, "/api/v1/booking-links", link, 201).await;
+    let slug = posted(app, token, "/api/v1/booking-links", link, 201).await["slug"].as_str().unwrap().to_owned();
+    let (from, to) = (starts + chrono::Duration::days(1), starts + chrono::Duration::days(2));
+    let slots = app
+        .client
+        .get(app.url(&format!("/api/v1/public/booking-links/{slug}/slots?from={}&to={}&tz=UTC", z(from), z(to))))
+        .header("x-forwarded-for", crate::helpers::unique_ip())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(slots.status(), 200);
+    let first = crate::helpers::json(slots).await["data"]["slots"][0]["start"].clone();
+    assert!(first.is_string(), "the seeded hours offer a slot");
+    let invitee = json!({ "start": first, "tz": "UTC", "name": "Ines Invitee", "email": "ines@example.com" });
+    let booked = app
+        .client
+        .post(app.url(&format!("/api/v1/public/booking-links/{slug}/bookings")))
+        .header("x-forwarded-for", crate::helpers::unique_ip())
+        .json(&invitee)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(booked.status(), 201);
 }
 
 #[actix_web::test]
@@ -267,20 +344,24 @@ async fn one_firm_never_sees_anothers_rows() {
     let (firm_a, _, _, _) = crate::helpers::signed_in_owner(&app).await;
     let (firm_b, email_b, owner_b, token_b) = crate::helpers::signed_in_owner(&app).await;
     seed_through_the_api(&app, &firm_b.slug, &email_b, owner_b, &token_b).await;
-    let mut holding = Vec::new();
+    crate::isolation::assert_isolated(&db, firm_b.firm_id(), firm_a.firm_id(), &SEEDED).await;
+    // The tables seeded elsewhere still show firm A nothing of any other firm's.
     for table in tenant_tables(&db).await {
-        let sql = format!("SELECT count(*) AS n FROM {} WHERE firm_id = '{}'", table.name, firm_b.id);
-        if count_rows(&db, Some(firm_b.firm_id()), sql.clone()).await.unwrap() > 0 {
-            holding.push(table.name.clone());
-        }
-        assert_eq!(count_rows(&db, Some(firm_a.firm_id()), sql.clone()).await.unwrap(), 0, "{}", table.name);
-        // Without the filter, firm A sees only firm A's rows.
         let foreign = format!("SELECT count(*) AS n FROM {} WHERE firm_id <> '{}'", table.name, firm_a.id);
-        assert_eq!(count_rows(&db, Some(firm_a.firm_id()), foreign).await.unwrap(), 0, "{}", table.name);
+        assert_eq!(crate::isolation::count_as(&db, firm_a.firm_id(), &foreign).await, 0, "{}", table.name);
     }
-    for table in SEEDED {
-        assert!(holding.iter().any(|t| t == table), "firm B has no row in {table}, so its check proves nothing");
-    }
+}
+
+/// A tenant table added later must be given rows by some isolation test, or this fails.
+#[actix_web::test]
+async fn every_tenant_table_is_seeded_by_an_isolation_test() {
+    let db = test_db().await;
+    let seeded: Vec<&str> = SEEDED.iter().copied().chain(SEEDED_BY_CHANNEL_SUITES.iter().map(|(t, _)| *t)).collect();
+    let catalog: Vec<String> = tenant_tables(&db).await.into_iter().map(|t| t.name).collect();
+    let unseeded: Vec<&String> = catalog.iter().filter(|t| !seeded.contains(&t.as_str())).collect();
+    assert!(unseeded.is_empty(), "no isolation test gives a firm rows in {unseeded:?}");
+    let unknown: Vec<&&str> = seeded.iter().filter(|t| !catalog.iter().any(|c| c == *t)).collect();
+    assert!(unknown.is_empty(), "listed but not tenant tables: {unknown:?}");
 }
 
 /// The search functions bypass RLS to use the trigram indexes, so they must take the firm

@@ -1,9 +1,13 @@
 //! A transaction abandoned half-way (its future dropped: a cancelled request, a child
-//! stopped mid-write) ends at once; its locks do not linger in the pool.
+//! stopped mid-write) ends at once; its locks do not linger in the pool. One that lost a
+//! serialization race or a deadlock runs again, a bounded number of times.
 
 use std::time::Duration;
 
-use consultantpro::domain::DomainError;
+use consultantpro::db::TRANSIENT_RETRIES;
+use consultantpro::domain::clients::{self, ClientInput};
+use consultantpro::domain::{DomainError, FirmId};
+use consultantpro::error::ApiError;
 use diesel_async::RunQueryDsl;
 use scoped_futures::ScopedFutureExt;
 
@@ -45,4 +49,142 @@ async fn an_abandoned_transaction_releases_its_locks_at_once() {
         })
         .await;
     assert_eq!(changed.unwrap(), 1, "the abandoned transaction still held the row");
+}
+
+/// A client named `name` in `firm`, made in its own transaction.
+async fn client_named(db: &consultantpro::db::Db, firm: FirmId, name: &str) -> uuid::Uuid {
+    let input = ClientInput { name: Some(name.to_owned()), ..ClientInput::default() };
+    db.firm_tx_retried(firm, async |conn| clients::create(conn, firm, input.clone()).await).await.unwrap().id
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+async fn clients_named(db: &consultantpro::db::Db, firm: FirmId, prefix: &str) -> i64 {
+    let pattern = format!("{prefix}%");
+    let count = db
+        .firm_tx_retried(firm, async |conn| {
+            diesel::sql_query("SELECT count(*) AS n FROM clients WHERE name LIKE $1")
+                .bind::<diesel::sql_types::Text, _>(&pattern)
+                .get_result::<Count>(conn)
+                .await
+                .map_err(DomainError::from)
+        })
+        .await
+        .unwrap();
+    count.n
+}
+
+/// Fails the transaction as PostgreSQL does when it lost a serialization race.
+async fn lose_a_race(conn: &mut consultantpro::db::Connection) -> Result<(), DomainError> {
+    diesel::sql_query("DO $$ BEGIN RAISE EXCEPTION 'lost a race' USING ERRCODE = '40001'; END $$")
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_transaction_that_lost_a_serialization_race_runs_again_and_only_its_last_run_stays() {
+    let db = test_db().await;
+    let firm = FirmId(new_firm(&db).await.id);
+    let mut runs = 0;
+    let kept = db
+        .firm_tx_retried(firm, async |conn| {
+            runs += 1;
+            let input = ClientInput { name: Some(format!("retried run {runs}")), ..ClientInput::default() };
+            clients::create(conn, firm, input).await?;
+            if runs == 1 {
+                lose_a_race(conn).await?;
+            }
+            Ok::<_, DomainError>(runs)
+        })
+        .await
+        .expect("the second run commits");
+    assert_eq!((runs, kept), (2, 2));
+    // The first run's insert was rolled back with it: exactly the second one is stored.
+    assert_eq!(clients_named(&db, firm, "retried run ").await, 1);
+    assert_eq!(clients_named(&db, firm, "retried run 2").await, 1);
+}
+
+#[tokio::test]
+async fn a_transaction_that_keeps_losing_is_a_503_after_the_bounded_retries() {
+    let db = test_db().await;
+    let firm = FirmId(new_firm(&db).await.id);
+    let mut runs = 0;
+    let outcome = db
+        .firm_tx_retried(firm, async |conn| {
+            runs += 1;
+            lose_a_race(conn).await
+        })
+        .await;
+    assert_eq!(runs, 1 + TRANSIENT_RETRIES);
+    let answer = ApiError::from(outcome.expect_err("it never commits"));
+    assert_eq!(answer.status().as_u16(), 503);
+    assert_eq!(answer.code(), "unavailable");
+}
+
+#[tokio::test]
+async fn other_failures_are_not_run_again() {
+    let db = test_db().await;
+    let firm = FirmId(new_firm(&db).await.id);
+    let mut runs = 0;
+    let outcome = db
+        .firm_tx_retried(firm, async |conn| {
+            runs += 1;
+            diesel::sql_query("DO $$ BEGIN RAISE EXCEPTION 'taken' USING ERRCODE = '23505'; END $$")
+                .execute(conn)
+                .await?;
+            Ok::<_, DomainError>(())
+        })
+        .await;
+    assert_eq!(runs, 1, "a unique violation is the client's conflict, not a race");
+    assert_eq!(ApiError::from(outcome.unwrap_err()).status().as_u16(), 409);
+}
+
+/// Two transactions that lock the same two rows in opposite orders: PostgreSQL detects
+/// the deadlock and aborts one, which runs again once the other has committed. Both end
+/// with their changes made.
+#[tokio::test]
+async fn a_real_deadlock_is_survived_by_running_the_loser_again() {
+    let db = test_db().await;
+    let firm = FirmId(new_firm(&db).await.id);
+    let (a, b) = (client_named(&db, firm, "deadlock a").await, client_named(&db, firm, "deadlock b").await);
+    let both_hold_one = std::sync::Arc::new(tokio::sync::Barrier::new(2));
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let side = |first: uuid::Uuid, second: uuid::Uuid, tag: &'static str| {
+        let (db, barrier, runs) = (db.clone(), both_hold_one.clone(), runs.clone());
+        async move {
+            let mut attempt = 0;
+            db.firm_tx_retried(firm, async |conn| {
+                attempt += 1;
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                touch(conn, first, tag).await?;
+                if attempt == 1 {
+                    barrier.wait().await;
+                }
+                touch(conn, second, tag).await
+            })
+            .await
+        }
+    };
+    let (left, right) = tokio::join!(side(a, b, "left"), side(b, a, "right"));
+    left.expect("left committed");
+    right.expect("right committed");
+    assert_eq!(
+        std::sync::atomic::AtomicU32::load(&runs, std::sync::atomic::Ordering::SeqCst),
+        3,
+        "exactly one side ran again"
+    );
+}
+
+async fn touch(conn: &mut consultantpro::db::Connection, id: uuid::Uuid, tag: &str) -> Result<(), DomainError> {
+    diesel::sql_query("UPDATE clients SET industry = $2 WHERE id = $1")
+        .bind::<diesel::sql_types::Uuid, _>(id)
+        .bind::<diesel::sql_types::Text, _>(tag)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

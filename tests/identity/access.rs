@@ -197,3 +197,34 @@ async fn a_firm_cannot_end_the_sessions_of_someone_who_is_not_its_member() {
     assert_eq!(ended, 0);
     assert_eq!(app.get_as(&b_owner, "/api/v1/me").await.status(), 200, "firm B's owner is still signed in");
 }
+
+/// A member's standing is read in the request's own transaction, with `BEGIN`: a role
+/// taken away shows at the very next read, a deactivation ends the next read with 401, and
+/// the refused reads leave the server's connections fit for the requests after them.
+#[actix_web::test]
+async fn a_changed_role_or_membership_shows_at_the_next_read() {
+    use consultantpro::domain::memberships::Role;
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (admin_email, admin_id) = crate::helpers::add_member(&app.db(), &firm, Role::Admin).await;
+    let admin = app.login_ok(&firm.slug, &admin_email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(app.get_as(&admin, "/api/v1/audit-events").await.status(), 200);
+
+    let member = format!("/api/v1/members/{admin_id}");
+    let demoted = app.patch_as(&owner, &member, &serde_json::json!({ "role": "staff" })).await;
+    assert_eq!(demoted.status(), 200);
+    let refused = app.get_as(&admin, "/api/v1/audit-events").await;
+    assert_eq!(refused.status(), 403);
+    assert!(json(refused).await["error"]["message"].as_str().unwrap().contains("staff"));
+    assert_eq!(app.get_as(&admin, "/api/v1/clients").await.status(), 200, "staff still read clients");
+
+    let off = app.patch_as(&owner, &member, &serde_json::json!({ "status": "deactivated" })).await;
+    assert_eq!(off.status(), 200);
+    for _ in 0..20 {
+        assert_eq!(app.get_as(&admin, "/api/v1/clients").await.status(), 401);
+    }
+    // Twenty refusals later, every pooled connection still serves.
+    for _ in 0..20 {
+        assert_eq!(app.get_as(&owner, "/api/v1/clients").await.status(), 200);
+    }
+}

@@ -378,4 +378,8 @@ async fn revoked_or_expired_grants_stop_working_at_once() {
     );
     let others = json(app.get_as(&other_owner, "/api/v1/security/break-glass").await).await;
     assert!(others["data"].as_array().unwrap().is_empty());
+    let ours = json(app.get_as(&owner, "/api/v1/security/break-glass").await).await;
+    let kept = ours["data"].as_array().unwrap().iter().find(|g| g["id"] == id.as_str()).cloned().unwrap();
+    assert_eq!(kept["state"], "expired", "{kept}");
+    assert!(kept["revoked_at"].is_null(), "{kept}");
 }

@@ -273,3 +273,27 @@ async fn another_firms_invitations_cannot_be_resent_or_withdrawn() {
     let listed = json(app.get_as(&owner, "/api/v1/members?status=invited").await).await;
     assert_eq!(listed["data"][0]["id"], id);
 }
+
+/// An owner's invitation is an owner's to resend or withdraw: an admin manages members
+/// but is refused both, and the invitation stays open.
+#[actix_web::test]
+async fn only_an_owner_resends_or_withdraws_an_owners_invitation() {
+    use consultantpro::domain::memberships::Role;
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (admin_email, _) = crate::helpers::add_member(&app.db(), &firm, Role::Admin).await;
+    let admin = app.login_ok(&firm.slug, &admin_email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let staff = invite(&app, &owner, &address(), "staff").await;
+    let co_owner = invite(&app, &owner, &address(), "owner").await;
+    let (staff_id, owner_id) = (staff["id"].as_str().unwrap(), co_owner["id"].as_str().unwrap());
+
+    let resend = |id: &str| format!("/api/v1/members/invitations/{id}/resend");
+    assert_eq!(app.post_as(&admin, &resend(owner_id), &serde_json::json!({})).await.status(), 403);
+    let withdrawn = app.delete_as(&admin, &format!("/api/v1/members/invitations/{owner_id}")).await;
+    assert_eq!(withdrawn.status(), 403);
+    let open = json(app.get_as(&owner, "/api/v1/members?status=invited").await).await;
+    let ids: Vec<&str> = open["data"].as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert!(ids.contains(&owner_id), "still open: {open}");
+    // The control: the same admin resends a staff invitation.
+    assert_eq!(app.post_as(&admin, &resend(staff_id), &serde_json::json!({})).await.status(), 200);
+}

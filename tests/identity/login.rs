@@ -181,6 +181,49 @@ async fn the_throttle_cannot_be_sidestepped_by_writing_the_firm_or_email_differe
 }
 
 #[actix_web::test]
+async fn the_throttles_bookkeeping_never_deadlocks_with_itself() {
+    // The interleaving behind a sign-in answered 503: one request's success bookkeeping (the
+    // account's row, then the address's) against another's counting (the address's row,
+    // then the account's). Run both as fast as they go, side by side, on their own
+    // connections; with the rows taken in opposite orders this deadlocks within moments.
+    use consultantpro::domain::throttle::{self, Flow, ThrottlePolicy};
+    use scoped_futures::ScopedFutureExt;
+    let app = spawn_app().await;
+    let db = app.db();
+    let unique = uuid::Uuid::now_v7().simple().to_string();
+    let account = throttle::account_key(Flow::Login, &unique, "someone@example.com");
+    let ip = format!("test-address-{unique}");
+    let policy = ThrottlePolicy { max_per_account: u32::MAX, max_per_ip: u32::MAX, window: chrono::Duration::hours(1) };
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let counting = async {
+        let mut runs = 0;
+        while std::time::Instant::now() < until {
+            let (account, ip) = (account.clone(), ip.clone());
+            db.platform_tx(|conn| {
+                async move { throttle::take_attempts(conn, &account, Some(&ip), policy).await }.scope_boxed()
+            })
+            .await
+            .expect("counting an attempt");
+            runs += 1;
+        }
+        runs
+    };
+    let succeeding = async {
+        let mut runs = 0;
+        while std::time::Instant::now() < until {
+            let (account, ip) = (account.clone(), ip.clone());
+            db.platform_tx(|conn| async move { throttle::succeeded(conn, &account, Some(&ip)).await }.scope_boxed())
+                .await
+                .expect("recording a success");
+            runs += 1;
+        }
+        runs
+    };
+    let (counted, succeeded) = futures_util::future::join(counting, succeeding).await;
+    assert!(counted > 50 && succeeded > 50, "both sides ran: {counted} and {succeeded}");
+}
+
+#[actix_web::test]
 async fn concurrent_wrong_log_ins_record_at_most_the_limit() {
     let app = spawn_app().await;
     let db = app.db();

@@ -108,6 +108,11 @@ async fn roles_decide_who_manages_whom() {
     assert_eq!(app.patch_as(&admin, &format!("/api/v1/members/{staff_id}"), &promote).await.status(), 403);
     let demote_owner = serde_json::json!({ "role": "staff" });
     assert_eq!(app.patch_as(&admin, &format!("/api/v1/members/{owner_id}"), &demote_owner).await.status(), 403);
+    let list = json(app.get_as(&admin, "/api/v1/members").await).await;
+    let role_of = |user: uuid::Uuid| {
+        list["data"].as_array().unwrap().iter().find(|m| m["user_id"] == user.to_string()).unwrap()["role"].clone()
+    };
+    assert_eq!((role_of(owner_id), role_of(staff_id)), (serde_json::json!("owner"), serde_json::json!("staff")));
     let response =
         app.patch_as(&admin, &format!("/api/v1/members/{staff_id}"), &serde_json::json!({ "role": "billing" })).await;
     assert_eq!(response.status(), 200);
@@ -165,7 +170,7 @@ async fn another_firms_members_do_not_exist() {
     let db = app.db();
     let (_, _, _, owner_a) = signed_in_owner(&app).await;
     let firm_b = new_firm(&db).await;
-    let (_, b_member) = add_member(&db, &firm_b, Role::Staff).await;
+    let (b_email, b_member) = add_member(&db, &firm_b, Role::Staff).await;
 
     let path = format!("/api/v1/members/{b_member}");
     let response = app.patch_as(&owner_a, &path, &serde_json::json!({ "role": "admin" })).await;
@@ -177,4 +182,7 @@ async fn another_firms_members_do_not_exist() {
     assert!(listed["data"].as_array().unwrap().iter().all(|m| m["user_id"] != b_member.to_string()));
     let events = json(app.get_as(&owner_a, "/api/v1/audit-events?limit=100").await).await;
     assert!(events["data"].as_array().unwrap().iter().all(|e| e["target_id"] != b_member.to_string()));
+    // Firm B's member is still its active staff member.
+    let b = app.login_ok(&firm_b.slug, &b_email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(json(app.get_as(&b, "/api/v1/me").await).await["data"]["role"], "staff");
 }

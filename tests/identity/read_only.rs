@@ -102,3 +102,30 @@ async fn a_readonly_member_is_refused_every_write_but_its_own_session_and_reads(
     assert_eq!(out.status(), 200);
     assert_eq!(app.get_as(&token, "/api/v1/me").await.status(), 401);
 }
+
+/// The guard refuses by the token; a member made read-only after signing in still carries
+/// a token that says otherwise, and is refused by the standing every handler reads before
+/// it touches data — with nothing stored.
+#[actix_web::test]
+async fn a_member_made_readonly_after_signing_in_is_refused_writes_at_once() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (email, user_id) = add_member(&app.db(), &firm, Role::Staff).await;
+    let token = app.login_ok(&firm.slug, &email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    let created = app.post_as(&token, "/api/v1/clients", &serde_json::json!({ "name": "Before" })).await;
+    assert_eq!(created.status(), 201);
+
+    let demoted =
+        app.patch_as(&owner, &format!("/api/v1/members/{user_id}"), &serde_json::json!({ "role": "readonly" })).await;
+    assert_eq!(demoted.status(), 200);
+    let refused = app.post_as(&token, "/api/v1/clients", &serde_json::json!({ "name": "After" })).await;
+    assert_eq!(refused.status(), 403);
+    assert!(json(refused).await["error"]["message"].as_str().unwrap().contains("readonly"));
+    let conversation = app.post_as(&token, "/api/v1/conversations", &serde_json::json!({ "subject": "x" })).await;
+    assert_eq!(conversation.status(), 403);
+    let listed = json(app.get_as(&token, "/api/v1/clients").await).await;
+    let names: Vec<&str> = listed["data"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Before"], "reads still work, and the refused write stored nothing");
+    // Its own sign-in is still its own.
+    assert_eq!(app.post_as(&token, "/api/v1/realtime/ticket", &serde_json::json!({})).await.status(), 200);
+}

@@ -276,6 +276,8 @@ async fn another_firms_jobs_cannot_be_seen_or_retried_and_staff_cannot_manage_th
     assert!(json(app.get_as(&intruder, "/api/v1/jobs/dead").await).await["data"].as_array().unwrap().is_empty());
     let response = app.post_as(&intruder, &format!("/api/v1/jobs/{job_id}/retry"), &serde_json::json!({})).await;
     assert_eq!(response.status(), 404);
+    let still = json(app.get_as(&owner, "/api/v1/jobs/dead").await).await;
+    assert_eq!(still["data"][0]["id"], job_id.to_string(), "still dead, not retried: {still}");
 
     let (staff_email, _) = add_member(&db, &firm, Role::Staff).await;
     let staff = app.login_ok(&firm.slug, &staff_email, PASSWORD).await;

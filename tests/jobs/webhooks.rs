@@ -233,6 +233,7 @@ async fn bad_endpoint_input_is_400_and_another_firms_endpoints_do_not_exist() {
     }
     let (endpoint, _) = register(&app, &owner, "https://hooks.example.com/cp", serde_json::json!(["*"])).await;
     let delivery = ping(&app, &owner, &endpoint).await;
+    let shown_before = json(app.get_as(&owner, &format!("/api/v1/webhooks/{endpoint}")).await).await["data"].clone();
 
     let (_, _, _, intruder) = signed_in_owner(&app).await;
     for (method, path) in [
@@ -253,6 +254,10 @@ async fn bad_endpoint_input_is_400_and_another_firms_endpoints_do_not_exist() {
         assert_eq!(response.status(), 404, "{method} {path}");
     }
     assert!(json(app.get_as(&intruder, "/api/v1/webhooks").await).await["data"].as_array().unwrap().is_empty());
+    // The owner's endpoint is as it was, with only the owner's ping delivered.
+    let shown_after = json(app.get_as(&owner, &format!("/api/v1/webhooks/{endpoint}")).await).await["data"].clone();
+    assert_eq!(shown_after, shown_before);
+    assert_eq!(deliveries(&app, &owner, &endpoint).await.len(), 1, "no ping or redelivery by the intruder");
 }
 
 #[actix_web::test]

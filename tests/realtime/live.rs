@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use consultantpro::actors::hub::Crash;
+use consultantpro::actors::hub::{Crash, Stall};
 use consultantpro::bus::live;
 use consultantpro::domain::memberships::Role;
 use tokio_tungstenite::tungstenite::Message;
@@ -175,7 +175,8 @@ async fn another_firm_can_neither_subscribe_nor_send() {
     assert_eq!(socket.next_of("error").await["code"], "not_found");
     socket.send(serde_json::json!({ "type": "read", "conversation_id": id, "seq": 0 })).await;
     assert_eq!(socket.next_of("error").await["code"], "not_found");
-    post(&app, &owner, &id, "not for you").await;
+    // The intruder's send stored nothing: the owner's next message is the first.
+    assert_eq!(post(&app, &owner, &id, "not for you").await, 1);
     assert!(socket.quiet("message", Duration::from_millis(300)).await);
 }
 
@@ -238,6 +239,9 @@ async fn portal_users_live_only_in_their_conversations_and_readonly_cannot_send(
         .send(serde_json::json!({ "type": "send", "conversation_id": theirs, "client_msg_id": "r", "body": "x" }))
         .await;
     assert_eq!(reading.next_of("error").await["code"], "forbidden");
+    let stored =
+        crate::helpers::json(app.get_as(&owner, &format!("/api/v1/conversations/{theirs}/messages")).await).await;
+    assert_eq!(stored["data"].as_array().unwrap().len(), 1, "the refused send stored nothing: {stored}");
 }
 
 #[actix_web::test]
@@ -569,4 +573,46 @@ async fn an_unsubscribed_conversation_stops_arriving_and_the_others_keep_coming(
         }
     }
     assert!(socket.quiet("message", Duration::from_millis(300)).await, "nothing more arrives");
+}
+
+/// A hub whose bus receiver falls behind (frames dropped by the bus) cannot know what it
+/// missed: it has every session refill from the database by seq. A message stored without
+/// a live frame stands for what was dropped; it reaches the socket only through the refill.
+#[actix_web::test]
+async fn a_hub_that_fell_behind_its_bus_has_sessions_refill_by_seq() {
+    use consultantpro::domain::conversations::{self, NewMessage, Viewer};
+    let app = spawn_app().await;
+    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Behind" })).await;
+    let mut socket = connect(&app, &owner).await;
+    socket.subscribe(&id, None).await;
+    wait_for_sessions(&app, firm.firm_id(), 1).await;
+
+    let conversation_id: uuid::Uuid = id.parse().unwrap();
+    let unannounced = NewMessage { body: "stored, never published".into(), client_msg_id: None };
+    let (stored, _) = app
+        .db()
+        .firm_tx_retried(firm.firm_id(), async |conn| {
+            let viewer = Viewer { user_id: owner_id, portal_contact: None };
+            conversations::post_message(conn, firm.firm_id(), viewer, conversation_id, unannounced.clone()).await
+        })
+        .await
+        .unwrap();
+    assert_eq!(stored.seq, 1);
+    // The control: without a frame, nothing brings it.
+    assert!(socket.quiet("message", Duration::from_millis(300)).await, "it arrived without the refill");
+
+    // Far more frames than the bus holds for a receiver, published while the hub is held:
+    // its receiver lags. (Typing in other conversations: nothing this socket watches.)
+    let hub = app.state.registry().hub(firm.firm_id()).await.unwrap();
+    hub.do_send(Stall(Duration::from_millis(1500)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..5_000 {
+        live::publish_typing(app.state.bus(), firm.firm_id(), uuid::Uuid::now_v7(), owner_id).await;
+    }
+    let refilled = socket.messages(&id, 1).await;
+    assert_eq!(seqs(&refilled), [1]);
+    assert_eq!(refilled[0]["message"]["body"], "stored, never published");
+    post(&app, &owner, &id, "after").await;
+    assert_eq!(seqs(&socket.messages(&id, 1).await), [2], "live again, nothing twice");
 }

@@ -204,6 +204,12 @@ async fn another_firms_conversations_do_not_exist() {
     assert_eq!(sent.status(), 404);
     let read = app.post_as(&intruder, &format!("{path}/read"), &serde_json::json!({ "seq": 1 })).await;
     assert_eq!(read.status(), 404);
+    let still = json(app.get_as(&owner, &path).await).await;
+    assert_eq!(
+        (still["data"]["status"].as_str(), still["data"]["last_seq"].as_i64()),
+        (Some("open"), Some(1)),
+        "{still}"
+    );
     assert!(json(app.get_as(&intruder, "/api/v1/conversations").await).await["data"].as_array().unwrap().is_empty());
 }
 
@@ -222,6 +228,8 @@ async fn readonly_members_read_but_cannot_send() {
     assert_eq!(sent.status(), 403);
     let started = app.post_as(&reader, "/api/v1/conversations", &serde_json::json!({ "subject": "x" })).await;
     assert_eq!(started.status(), 403);
+    let stored = json(app.get_as(&owner, &format!("/api/v1/conversations/{id}/messages")).await).await;
+    assert_eq!(stored["data"].as_array().unwrap().len(), 1, "only the owner's message: {stored}");
 }
 
 #[actix_web::test]
@@ -246,6 +254,8 @@ async fn portal_contacts_see_only_their_conversations() {
         .post_as(&portal, &format!("/api/v1/conversations/{internal}/messages"), &serde_json::json!({ "body": "x" }))
         .await;
     assert_eq!(sent.status(), 404);
+    let untouched = json(app.get_as(&owner, &format!("/api/v1/conversations/{internal}")).await).await;
+    assert_eq!(untouched["data"]["last_seq"], 0, "{untouched}");
     let reply = app
         .post_as(
             &portal,

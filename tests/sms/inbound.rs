@@ -344,6 +344,8 @@ async fn another_firm_sees_and_takes_nothing() {
     standin.add_account(b_account);
     let taken = app.post_as(&b.token, "/api/v1/sms/numbers", &json!({ "phone_number": a.number })).await;
     assert_eq!(taken.status(), 409);
+    let a_numbers = json(app.get_as(&a.token, "/api/v1/sms/numbers").await).await;
+    assert!(a_numbers["data"].as_array().unwrap().iter().any(|n| n["id"] == a.number_id.as_str()), "{a_numbers}");
 
     // A's number signed with B's token, and A's status callbacks signed by B, are refused.
     let params = inbound_params(&b.account.sid, &message_sid(), &random_mobile(), &a.number, "Spoofed");
@@ -366,6 +368,7 @@ async fn another_firm_sees_and_takes_nothing() {
     assert_eq!(configure(&app, &b.token, &copied, "").await.status(), 200);
     let params = inbound_params(&a.account.sid, &message_sid(), &random_mobile(), &a.number, "Still A's");
     assert_eq!(webhook(&app, "/api/v1/twilio/sms", &copied.token, &params).await.status(), 403);
+    assert_eq!(count_messages(&app, &a).await, 1);
 }
 
 #[actix_web::test]

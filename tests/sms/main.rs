@@ -5,6 +5,8 @@
 
 #[path = "../common/helpers.rs"]
 mod helpers;
+#[path = "../common/isolation.rs"]
+mod isolation;
 #[allow(dead_code)] // the socket helpers other suites use too
 #[path = "../common/ws.rs"]
 mod ws;

@@ -374,4 +374,33 @@ async fn members_reply_over_the_socket_and_portal_logins_cannot_text() {
     assert_eq!(refused.status(), 403);
     assert_eq!(json(refused).await["error"]["code"], "forbidden");
     assert_eq!(standin.sent().len(), 1);
+    let stored = messages(&app, &firm.token, &conversation).await;
+    assert!(stored.iter().all(|m| m["body"] != "From the portal"), "{stored:?}");
+}
+
+/// Every table the SMS channel writes holds this firm's rows (the positive control) and
+/// shows another firm none of them.
+#[actix_web::test]
+async fn every_sms_table_keeps_its_rows_to_its_firm() {
+    let (app, standin) = sms_app().await;
+    let firm = sms_firm(&app, &standin).await;
+    let other = sms_firm(&app, &standin).await;
+    let sender = random_mobile();
+    for body in ["Hello", "HELP", "STOP"] {
+        assert_eq!(text_in(&app, &firm, &sender, body).await.0.status(), 200, "{body}");
+    }
+    // A callback is kept as received, even for a sid the hub has not recorded yet.
+    let path = format!("/api/v1/twilio/status/{}", firm.id().into_uuid());
+    let callback = status_params(&firm, crate::message_sid(), "sent", None);
+    assert_eq!(webhook(&app, &path, &firm.account.token, &callback).await.status(), 200);
+    let tables = [
+        "sms_settings",
+        "sms_numbers",
+        "sms_threads",
+        "sms_messages",
+        "sms_opt_outs",
+        "sms_help_replies",
+        "sms_status_callbacks",
+    ];
+    crate::isolation::assert_isolated(&app.db(), firm.id(), other.id(), &tables).await;
 }

@@ -171,6 +171,9 @@ async fn members_read_admins_change_and_other_firms_see_nothing() {
     assert_eq!(app.get_as(&other, &format!("{path}/due?from=2026-12-01T00:00:00Z&minutes=5")).await.status(), 404);
     assert_eq!(app.delete_as(&other, &path).await.status(), 404);
     assert!(json(app.get_as(&other, "/api/v1/business-calendars").await).await["data"].as_array().unwrap().is_empty());
+    let still = json(app.get_as(&token, &path).await).await;
+    assert_eq!(still["data"]["name"], "NYC", "{still}");
+    assert_eq!(still["data"]["windows"].as_array().unwrap().len(), 10, "{still}");
 
     assert_eq!(app.delete_as(&token, &path).await.status(), 200);
     assert_eq!(app.get_as(&token, &path).await.status(), 404);

@@ -49,9 +49,16 @@ async fn clocks_follow_the_ticket() {
     assert_eq!(clock(&all, "first_response")["state"], "running");
     assert_eq!(moment(&clock(&all, "first_response")["due_at"]), opened + Duration::minutes(60));
     assert_eq!(moment(&clock(&all, "resolution")["due_at"]), opened + Duration::minutes(480));
+    // The list carries the next moments, for badges that count down without a call per row.
+    let listed = listed_ticket(&app, &token, &id).await;
+    assert_eq!(moment(&listed["sla_next_due_at"]), opened + Duration::minutes(60), "{listed}");
+    // The policy warns at its default 75%: first response's 45th minute comes first.
+    assert_eq!(moment(&listed["sla_next_warn_at"]), opened + Duration::minutes(45), "{listed}");
 
     // Waiting on the client pauses every clock.
     patch(&app, &token, &id, json!({ "status": "pending" })).await;
+    let listed = listed_ticket(&app, &token, &id).await;
+    assert!(listed["sla_next_due_at"].is_null() && listed["sla_next_warn_at"].is_null(), "paused: {listed}");
     let all = clocks(&app, &token, &id).await;
     assert_eq!(clock(&all, "resolution")["state"], "paused");
     assert!(clock(&all, "resolution")["due_at"].is_null());
@@ -219,4 +226,10 @@ async fn a_priority_change_while_paused_keeps_the_pause_and_the_time_already_cou
     let left = 120 * 60 - after["elapsed_seconds"].as_i64().unwrap();
     let expected = Utc::now() + Duration::seconds(left);
     assert!((moment(&after["due_at"]) - expected).num_seconds().abs() <= 2, "{after}");
+}
+
+/// The ticket as `GET /tickets` shows it.
+async fn listed_ticket(app: &TestApp, token: &str, id: &str) -> serde_json::Value {
+    let page = json(app.get_as(token, "/api/v1/tickets?limit=100").await).await;
+    page["data"].as_array().unwrap().iter().find(|t| t["id"] == id).cloned().expect("the ticket is listed")
 }

@@ -156,6 +156,11 @@ async fn policies_are_checked_field_by_field_and_calendars_they_use_stay() {
     assert_eq!(app.get_as(&other, &path).await.status(), 404);
     assert_eq!(app.patch_as(&other, &path, &json!({ "active": false })).await.status(), 404);
     assert_eq!(app.delete_as(&other, &path).await.status(), 404);
+    let still = json(app.get_as(&token, &path).await).await;
+    assert_eq!(
+        (still["data"]["active"].as_bool(), still["data"]["name"].as_str()),
+        (Some(true), Some("Business hours"))
+    );
     let cleared = json(app.patch_as(&token, &path, &json!({ "business_calendar_id": null })).await).await;
     assert!(cleared["data"]["business_calendar_id"].is_null());
     assert_eq!(app.delete_as(&token, &calendar_path).await.status(), 200);

@@ -103,7 +103,13 @@ impl ParsedEmail {
 /// Reads a raw message. Never fails: what cannot be parsed is kept as text.
 pub fn parse(raw: &[u8]) -> ParsedEmail {
     let raw_hash = hex::encode(Sha256::digest(raw));
-    let Some(message) = MessageParser::default().parse(raw) else {
+    // mail-parser (0.11.9) panics on some malformed nestings, e.g. message/rfc822 parts in a
+    // multipart whose part reuses its parent's boundary ("Invalid part ID, could not find
+    // multipart"). Such mail is kept as unparsable text: a panic here would stop the
+    // mailbox's watcher on the same message at every restart, and no mail after it would
+    // ever be read.
+    let parsed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| MessageParser::default().parse(raw)));
+    let Ok(Some(message)) = parsed else {
         return unparsable(raw, raw_hash);
     };
     let message_id = message.message_id().map(clean_id).filter(|id| !id.is_empty());
@@ -462,6 +468,21 @@ Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--OUT--\r\n";
                 "[ -~]{0,40}\r\n",
                 any::<Vec<u8>>().prop_map(|b| String::from_utf8_lossy(&b).into_owned()),
             ]
+        }
+
+        /// The input the fuzzer found that makes mail-parser panic: kept as text, not a crash.
+        #[test]
+        fn a_nesting_that_panics_the_parser_is_kept_as_text() {
+            let raw = concat!(
+                "From: a@b.test\r\nMIME-Version: 1.0\r\n",
+                "Content-Type: multipart/mixed; boundary=\"B\"\r\n\r\n--B\r\n\0",
+                "Content-Type: multipart/mixed; boundary=\"B\"\r\n",
+                "Content-Type: message/rfc822\r\n\r\nContent-Type: message/rfc822\r\n\r\n\r\n--B--\r\n",
+            );
+            let parsed = parse(raw.as_bytes());
+            assert!(parsed.dedupe_key.starts_with("sha256:"), "{}", parsed.dedupe_key);
+            assert!(parsed.parts.is_empty());
+            assert!(!parsed.text.contains('\0'));
         }
 
         proptest! {
