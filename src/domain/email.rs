@@ -815,6 +815,49 @@ pub struct Outgoing {
     /// The Thread-Index of the newest inbound message that carried one.
     pub thread_index: Option<String>,
     pub reply_token: String,
+    /// The newest inbound email before this reply, quoted under it as mail clients do, so
+    /// the client reads the reply with what it answers. None for automatic replies.
+    pub quoted_history: Option<String>,
+}
+
+/// Quoted history is cut at this many lines of the email it quotes (which itself may
+/// quote a long thread).
+const QUOTED_LINES: usize = 200;
+
+/// "On <date>, <sender> wrote:" and the quoted text, each line behind `> `.
+pub fn quoted_history(from_name: Option<&str>, from_address: Option<&str>, at: DateTime<Utc>, text: &str) -> String {
+    let sender = match (from_name.filter(|n| !n.trim().is_empty()), from_address) {
+        (Some(name), Some(address)) => format!("{} <{address}>", name.trim()),
+        (Some(name), None) => name.trim().to_owned(),
+        (None, Some(address)) => address.to_owned(),
+        (None, None) => "the sender".to_owned(),
+    };
+    let mut quoted = format!("On {}, {sender} wrote:\n", at.format("%a, %-d %b %Y at %H:%M UTC"));
+    let lines: Vec<&str> = text.trim_end().lines().collect();
+    for line in lines.iter().take(QUOTED_LINES) {
+        quoted.push('>');
+        if !line.is_empty() && !line.starts_with('>') {
+            quoted.push(' ');
+        }
+        quoted.push_str(line);
+        quoted.push('\n');
+    }
+    if lines.len() > QUOTED_LINES {
+        quoted.push_str("> [...]\n");
+    }
+    quoted
+}
+
+#[derive(QueryableByName)]
+struct QuotedRow {
+    #[diesel(sql_type = Nullable<Text>)]
+    from_name: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    from_address: Option<String>,
+    #[diesel(sql_type = Timestamptz)]
+    at: DateTime<Utc>,
+    #[diesel(sql_type = Text)]
+    text_body: String,
 }
 
 #[derive(QueryableByName)]
@@ -894,6 +937,24 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
     let in_reply_to = thread.iter().rev().find(|t| t.direction == "inbound").and_then(|t| t.message_id.clone());
     let thread_index = thread.iter().rev().filter(|t| t.direction == "inbound").find_map(|t| t.thread_index.clone());
     let reply_token = reply_token(conn, firm, conversation_id).await?;
+    let quoted = if row.automatic {
+        None
+    } else {
+        diesel::sql_query(
+            "SELECT q.from_name, q.from_address, coalesce(q.sent_at, q.created_at) AS at, q.text_body \
+               FROM email_messages q, email_messages e \
+              WHERE e.firm_id = $1 AND e.id = $3 AND q.firm_id = $1 AND q.conversation_id = $2 \
+                AND q.direction = 'inbound' AND q.triage IS NULL \
+                AND (q.created_at, q.id) < (e.created_at, e.id) \
+              ORDER BY q.created_at DESC, q.id DESC LIMIT 1",
+        )
+        .bind::<SqlUuid, _>(firm.into_uuid())
+        .bind::<SqlUuid, _>(conversation_id)
+        .bind::<SqlUuid, _>(email_id)
+        .get_result::<QuotedRow>(conn)
+        .await
+        .optional()?
+    };
     Ok(Outgoing {
         email_id: row.id,
         mailbox_id,
@@ -911,6 +972,8 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
         in_reply_to,
         thread_index,
         reply_token,
+        quoted_history: quoted
+            .map(|q| quoted_history(q.from_name.as_deref(), q.from_address.as_deref(), q.at, &q.text_body)),
     })
 }
 
@@ -1108,6 +1171,21 @@ pub async fn list_triaged(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quoted_history_names_the_sender_and_quotes_each_line() {
+        let at = DateTime::parse_from_rfc3339("2026-12-01T10:05:00Z").unwrap().with_timezone(&Utc);
+        let history = quoted_history(Some("Ann"), Some("ann@client.test"), at, "Please send it.\n\n> earlier\n");
+        assert_eq!(
+            history,
+            "On Tue, 1 Dec 2026 at 10:05 UTC, Ann <ann@client.test> wrote:\n> Please send it.\n>\n>> earlier\n"
+        );
+        assert!(quoted_history(None, None, at, "x").starts_with("On Tue, 1 Dec 2026 at 10:05 UTC, the sender wrote:"));
+        let long = "line\n".repeat(QUOTED_LINES + 5);
+        let cut = quoted_history(None, Some("a@b.test"), at, &long);
+        assert_eq!(cut.lines().count(), QUOTED_LINES + 2, "attribution, the kept lines and the mark");
+        assert!(cut.ends_with("> [...]\n"));
+    }
 
     #[test]
     fn reply_addresses_carry_the_token_within_the_local_part_limit() {

@@ -404,7 +404,7 @@ pub async fn test_mailbox(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<HttpRes
 
 /// The firm's email settings.
 #[utoipa::path(
-    get, path = "/api/v1/email/settings", tag = "email", security(("bearer" = [])),
+    get, path = "/api/v1/email/settings", operation_id = "get_email_settings", tag = "email", security(("bearer" = [])),
     responses(
         (status = 200, description = "Settings (defaults until saved)", body = EmailSettings),
     )
@@ -426,7 +426,7 @@ pub struct EmailSettingsBody {
 
 /// Saves the firm's email settings.
 #[utoipa::path(
-    put, path = "/api/v1/email/settings", tag = "email", security(("bearer" = [])),
+    put, path = "/api/v1/email/settings", operation_id = "put_email_settings", tag = "email", security(("bearer" = [])),
     request_body = EmailSettingsBody,
     responses(
         (status = 200, description = "Saved", body = EmailSettings),

@@ -517,7 +517,7 @@ pub async fn summary(ctx: FirmCtx, query: web::Query<SummaryQuery>) -> Result<Ht
 
 /// The firm's numbering patterns.
 #[utoipa::path(
-    get, path = "/api/v1/finance/settings", tag = "finance", security(("bearer" = [])),
+    get, path = "/api/v1/finance/settings", operation_id = "get_finance_settings", tag = "finance", security(("bearer" = [])),
     responses(
         (status = 200, description = "Numbering patterns", body = FinanceSettings),
     )
@@ -537,7 +537,7 @@ pub struct SettingsPatch {
 
 /// Changes the numbering patterns (numbers already given keep their text).
 #[utoipa::path(
-    patch, path = "/api/v1/finance/settings", tag = "finance", security(("bearer" = [])),
+    patch, path = "/api/v1/finance/settings", operation_id = "patch_finance_settings", tag = "finance", security(("bearer" = [])),
     request_body = SettingsPatch,
     responses(
         (status = 200, description = "Numbering patterns", body = FinanceSettings),

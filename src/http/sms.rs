@@ -62,7 +62,7 @@ fn view(firm: FirmId, settings: StoredSettings) -> SmsSettingsView {
 
 /// The firm's Twilio settings.
 #[utoipa::path(
-    get, path = "/api/v1/sms/settings", tag = "sms", security(("bearer" = [])),
+    get, path = "/api/v1/sms/settings", operation_id = "get_sms_settings", tag = "sms", security(("bearer" = [])),
     responses(
         (status = 200, description = "The settings (the auth token is never returned)", body = SmsSettingsView),
         (status = 404, description = "SMS is not set up", body = ErrorBody),
@@ -91,7 +91,7 @@ pub struct SmsSettingsBody {
 
 /// Sets the firm's Twilio account.
 #[utoipa::path(
-    put, path = "/api/v1/sms/settings", tag = "sms", security(("bearer" = [])),
+    put, path = "/api/v1/sms/settings", operation_id = "put_sms_settings", tag = "sms", security(("bearer" = [])),
     request_body = SmsSettingsBody,
     responses(
         (status = 200, description = "Saved", body = SmsSettingsView),

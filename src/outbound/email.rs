@@ -169,7 +169,11 @@ fn compose(outgoing: &Outgoing, message_id: &str) -> Result<Message, SendError> 
         // RFC 3834: marks it automatic, so a well-behaved responder never answers it.
         builder = builder.header(AutoSubmitted("auto-replied".into())).header(AutoResponseSuppress("All".into()));
     }
-    builder.header(ContentType::TEXT_PLAIN).body(outgoing.body.clone()).map_err(|e| bad("the message", &e))
+    let body = match &outgoing.quoted_history {
+        Some(history) => format!("{}\n\n{history}", outgoing.body.trim_end()),
+        None => outgoing.body.clone(),
+    };
+    builder.header(ContentType::TEXT_PLAIN).body(body).map_err(|e| bad("the message", &e))
 }
 
 /// `email.send {email_id}`.

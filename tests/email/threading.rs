@@ -60,6 +60,14 @@ async fn replies_keep_the_thread_in_both_directions() {
     assert!(header(&mail, "Subject").unwrap().starts_with("Re: Engagement letter"), "{mail}");
     assert!(header(&mail, "Message-ID").unwrap().ends_with("@hub.consultantpro.test>"), "{mail}");
     assert_eq!(header(&mail, "Auto-Submitted"), None, "a member's reply is not automatic");
+    // The reply carries what it answers, quoted below it as mail clients do.
+    let normalized = mail.replace("\r\n", "\n");
+    // Quoted-printable: long lines come folded with soft breaks.
+    let body = normalized.split_once("\n\n").map(|(_, body)| body).unwrap_or_default().replace("=\n", "");
+    let attribution = format!("Ann <{ann}> wrote:\n> Please send the letter.");
+    let (fresh, quoted) = body.split_once("\n\nOn ").unwrap_or_else(|| panic!("no quoted history: {mail}"));
+    assert_eq!(fresh.trim(), "Attached today.", "{mail}");
+    assert!(quoted.contains(&attribution), "{mail}");
     let reply_address = header(&mail, "Reply-To").unwrap().trim_matches(['<', '>']).to_owned();
     assert!(reply_address.contains("+cp"), "{reply_address}");
     let reply_index = header(&mail, "Thread-Index").unwrap().to_owned();

@@ -265,6 +265,18 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         .collect();
     dangling.dedup();
     assert!(dangling.is_empty(), "references to undefined schemas: {dangling:?}");
+    // Generated clients name their calls by operationId: two operations sharing one get
+    // one type, and a client calling one of them is typed as the other.
+    let mut by_id: std::collections::HashMap<&str, Vec<String>> = std::collections::HashMap::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in methods.as_object().unwrap() {
+            if let Some(id) = operation["operationId"].as_str() {
+                by_id.entry(id).or_default().push(format!("{method} {path}"));
+            }
+        }
+    }
+    let shared: Vec<_> = by_id.into_iter().filter(|(_, operations)| operations.len() > 1).collect();
+    assert!(shared.is_empty(), "operationIds used more than once: {shared:?}");
 
     let ui = app.get("/api/docs/").await;
     assert_eq!(ui.status(), 200);

@@ -11,6 +11,9 @@ import { Calendar } from "./calendar/Calendar";
 import { ClientDetail, Clients, Contacts, Crm } from "./crm/Crm";
 import { Pipeline } from "./crm/Pipeline";
 import { Account, Members, Settings } from "./settings/Settings";
+import { Mailboxes, Twilio } from "./settings/Channels";
+import { Webhooks } from "./settings/Webhooks";
+import { BusinessCalendars, SlaPolicies } from "./settings/Support";
 import { AcceptInvitation, ForgotPassword, ResetPassword } from "./pages/AccountLinks";
 import { PublicBooking } from "./calendar/PublicBooking";
 import { InvoiceDetail } from "./finance/InvoiceDetail";
@@ -45,6 +48,11 @@ if (root) {
                 <Route path="/settings" element={<Settings />}>
                   <Route index element={<Members />} />
                   <Route path="account" element={<Account />} />
+                  <Route path="mailboxes" element={<Mailboxes />} />
+                  <Route path="twilio" element={<Twilio />} />
+                  <Route path="webhooks" element={<Webhooks />} />
+                  <Route path="business-calendars" element={<BusinessCalendars />} />
+                  <Route path="sla-policies" element={<SlaPolicies />} />
                 </Route>
                 <Route path="/crm" element={<Crm />}>
                   <Route index element={<Clients />} />

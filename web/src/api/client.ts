@@ -88,3 +88,9 @@ export function unwrap<T>(answer: Answer<T>): T {
     error?.details ?? {},
   );
 }
+
+/** For answers with no body (204): nothing on success, the error envelope thrown otherwise. */
+export function ensureOk(answer: Answer<unknown>): void {
+  if (answer.response.ok) return;
+  unwrap({ ...answer, data: undefined });
+}

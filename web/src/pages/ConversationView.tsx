@@ -3,7 +3,9 @@ import { Link } from "react-router";
 import { useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, unwrap, type Message, type Schemas } from "../api/client";
 import { EmailHtml } from "../email/EmailBody";
+import { Attachments } from "../email/Attachments";
 import { countSegments } from "../sms/segments";
+import { splitQuoted } from "../email/quoted";
 import { useSession } from "../auth/session";
 import { useConversation } from "../realtime/useConversation";
 
@@ -172,8 +174,25 @@ function MessageContent({ message, email }: { message: Message; email: Email | u
         </p>
         <p className="font-medium text-slate-800">{email.subject}</p>
       </header>
-      {email.html_body ? <EmailHtml html={email.html_body} /> : <p className="whitespace-pre-wrap break-words">{email.text_body}</p>}
+      {email.html_body ? <EmailHtml html={email.html_body} /> : <EmailText text={email.text_body} />}
+      <Attachments emailId={email.id} />
     </article>
+  );
+}
+
+/** A plain-text email, the history it quotes (`>` lines and what follows "On ... wrote:") folded away. */
+function EmailText({ text }: { text: string }) {
+  const { fresh, quoted } = splitQuoted(text);
+  return (
+    <div>
+      <p className="whitespace-pre-wrap break-words">{fresh}</p>
+      {quoted && (
+        <details className="mt-1 text-sm text-slate-600">
+          <summary className="cursor-pointer">Quoted history</summary>
+          <p className="whitespace-pre-wrap break-words border-l-2 border-slate-300 pl-2">{quoted}</p>
+        </details>
+      )}
+    </div>
   );
 }
 

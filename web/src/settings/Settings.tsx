@@ -8,7 +8,20 @@ type Role = Schemas["Role"];
 const MEMBER_ROLES: Role[] = ["owner", "admin", "staff", "billing", "readonly"];
 
 export function Settings() {
-  return <TabbedSection label="Settings" tabs={[{ to: "/settings", label: "Members", end: true }, { to: "/settings/account", label: "My account" }]} />;
+  return (
+    <TabbedSection
+      label="Settings"
+      tabs={[
+        { to: "/settings", label: "Members", end: true },
+        { to: "/settings/account", label: "My account" },
+        { to: "/settings/mailboxes", label: "Mailboxes" },
+        { to: "/settings/twilio", label: "Twilio" },
+        { to: "/settings/webhooks", label: "Webhooks" },
+        { to: "/settings/business-calendars", label: "Business calendars" },
+        { to: "/settings/sla-policies", label: "SLA policies" },
+      ]}
+    />
+  );
 }
 
 /** The firm's members and open invitations; owners and admins invite, change and remove. */
