@@ -105,6 +105,7 @@ impl ApplicationBuilder {
                 .configure(extra_routes)
                 .default_service(web::to(http::web_app::fallback))
                 .wrap(http::error_envelopes())
+                .wrap(from_fn(http::body::refuse_nul_in_query))
                 .wrap(from_fn(http::auth::read_only_guard))
                 .wrap(from_fn(http::auth::audit_break_glass_requests))
                 .wrap(from_fn(http::metrics::record_request))

@@ -436,6 +436,9 @@ fn generated_slug(title: &str) -> String {
     if base.is_empty() { format!("book-{suffix}") } else { format!("{base}-{suffix}") }
 }
 
+/// What a new link must name (the body is shared with the update, where all are optional).
+pub const LINK_REQUIRED_ON_CREATE: [&str; 3] = ["title", "member_ids", "duration_minutes"];
+
 pub async fn create_link(
     conn: &mut AsyncPgConnection,
     firm: FirmId,
@@ -444,11 +447,8 @@ pub async fn create_link(
 ) -> Result<BookingLink, DomainError> {
     let mut errors = FieldErrors::default();
     check_link(&input, &mut errors);
-    for (field, missing) in [
-        ("title", input.title.is_none()),
-        ("member_ids", input.member_ids.is_none()),
-        ("duration_minutes", input.duration_minutes.is_none()),
-    ] {
+    let missing = [input.title.is_none(), input.member_ids.is_none(), input.duration_minutes.is_none()];
+    for (field, missing) in LINK_REQUIRED_ON_CREATE.into_iter().zip(missing) {
         if missing {
             errors.insert(field.into(), "is required".into());
         }

@@ -33,6 +33,7 @@ pub struct Client {
     #[serde(skip)]
     #[schema(ignore)]
     pub name_key: String,
+    #[schema(value_type = super::value_sets::ClientStatus)]
     pub status: String,
     pub industry: Option<String>,
     #[schema(value_type = Option<Object>)]

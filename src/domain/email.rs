@@ -77,6 +77,9 @@ pub struct Filed {
 const TOKEN_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
 const TOKEN_LEN: usize = 12;
 
+/// Why triage kept an email out of the conversations: the ingest's kinds and a rule's `ignored`.
+pub const TRIAGE_KINDS: [&str; 4] = ["automatic", "bounce", "loop", "ignored"];
+
 /// The conversation's reply token, made on first use (in the caller's transaction).
 pub async fn reply_token(
     conn: &mut AsyncPgConnection,

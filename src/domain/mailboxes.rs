@@ -564,10 +564,14 @@ pub async fn reseal_all(
     Ok(resealed)
 }
 
+/// What a reply to a closed conversation does.
+pub const CLOSED_REPLIES: [&str; 2] = ["reopen", "new_conversation"];
+
 #[derive(Debug, Clone, Serialize, Deserialize, Queryable, Selectable, utoipa::ToSchema)]
 #[diesel(table_name = email_settings)]
 pub struct EmailSettings {
     /// `reopen` or `new_conversation`: what a reply to a closed conversation does.
+    #[schema(value_type = super::value_sets::ClosedReply)]
     pub closed_reply: String,
     /// Threading by subject and participants looks this far back.
     pub subject_window_hours: i32,
@@ -597,7 +601,7 @@ pub async fn save_settings(
     input: EmailSettings,
 ) -> Result<EmailSettings, DomainError> {
     let mut errors = FieldErrors::default();
-    if !matches!(input.closed_reply.as_str(), "reopen" | "new_conversation") {
+    if !CLOSED_REPLIES.contains(&input.closed_reply.as_str()) {
         errors.insert("closed_reply".into(), "must be reopen or new_conversation".into());
     }
     if !(0..=8760).contains(&input.subject_window_hours) {

@@ -190,6 +190,7 @@ pub struct Member {
     pub user_id: Uuid,
     pub email: String,
     pub display_name: String,
+    #[schema(value_type = Role)]
     pub role: String,
     pub status: String,
     pub mfa_enabled: bool,

@@ -42,6 +42,7 @@ pub mod sms;
 pub mod throttle;
 pub mod tickets;
 pub mod users;
+pub mod value_sets;
 pub mod webhooks;
 
 use std::collections::BTreeMap;

@@ -29,6 +29,7 @@ pub struct Lead {
     pub firm_id: Uuid,
     pub id: Uuid,
     pub source: Option<String>,
+    #[schema(value_type = super::value_sets::LeadStatus)]
     pub status: String,
     pub first_name: String,
     pub last_name: String,
@@ -133,12 +134,11 @@ pub async fn create_lead(
     input: LeadInput,
     phone_region: &str,
 ) -> Result<Lead, DomainError> {
-    let named =
-        [&input.first_name, &input.last_name].iter().any(|v| v.as_deref().is_some_and(|v| !v.trim().is_empty()))
-            || input.company.as_ref().and_then(|c| c.as_deref()).is_some_and(|c| !c.trim().is_empty());
-    if !named {
-        return Err(DomainError::invalid_field("first_name", "a name or a company is required"));
-    }
+    require_lead_name(
+        input.first_name.as_deref(),
+        input.last_name.as_deref(),
+        input.company.as_ref().and_then(|c| c.as_deref()),
+    )?;
     let c = checked_lead(input, phone_region)?;
     Ok(diesel::insert_into(leads::table)
         .values((
@@ -157,6 +157,15 @@ pub async fn create_lead(
         .returning(Lead::as_returning())
         .get_result(conn)
         .await?)
+}
+
+/// A lead is someone or some company: creation and every update keep one of the three.
+fn require_lead_name(first: Option<&str>, last: Option<&str>, company: Option<&str>) -> Result<(), DomainError> {
+    if [first, last, company].iter().any(|v| v.is_some_and(|v| !v.trim().is_empty())) {
+        Ok(())
+    } else {
+        Err(DomainError::invalid_field("first_name", "a name or a company is required"))
+    }
 }
 
 async fn lock_lead(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Lead, DomainError> {
@@ -194,6 +203,14 @@ pub async fn update_lead(
     if lead.status == "converted" {
         return Err(DomainError::Conflict("a converted lead cannot be changed".into()));
     }
+    require_lead_name(
+        input.first_name.as_deref().or(Some(&lead.first_name)),
+        input.last_name.as_deref().or(Some(&lead.last_name)),
+        match &input.company {
+            Some(changed) => changed.as_deref(),
+            None => lead.company.as_deref(),
+        },
+    )?;
     let changes = checked_lead(input, phone_region)?;
     Ok(diesel::update(leads::table)
         .filter(leads::firm_id.eq(firm.into_uuid()))
@@ -274,6 +291,7 @@ pub struct Prospect {
     pub client_id: Uuid,
     pub contact_id: Option<Uuid>,
     pub name: String,
+    #[schema(value_type = super::value_sets::ProspectStage)]
     pub stage: String,
     /// Integer minor units (cents) of `currency`.
     pub value_minor: i64,
@@ -338,13 +356,23 @@ async fn checked_prospect(
         fields.insert("probability".into(), "must be 0 to 100".into());
     }
     if let Some(client_id) = input.client_id {
-        if clients::find(conn, firm, client_id).await.is_err() {
-            fields.insert("client_id".into(), "is not a client of this firm".into());
+        match clients::find(conn, firm, client_id).await {
+            Err(DomainError::NotFound(_)) => {
+                fields.insert("client_id".into(), "is not a client of this firm".into());
+            }
+            other => {
+                other?;
+            }
         }
     }
     if let Some(Some(contact_id)) = input.contact_id {
-        if contacts::find(conn, firm, contact_id).await.is_err() {
-            fields.insert("contact_id".into(), "is not a contact of this firm".into());
+        match contacts::find(conn, firm, contact_id).await {
+            Err(DomainError::NotFound(_)) => {
+                fields.insert("contact_id".into(), "is not a contact of this firm".into());
+            }
+            other => {
+                other?;
+            }
         }
     }
     if let Some(Some(owner)) = input.owner_user_id {

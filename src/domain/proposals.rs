@@ -20,6 +20,9 @@ use super::pipeline::{self, CreatedKey};
 use super::{DomainError, FirmId};
 use crate::db::schema::{proposal_versions, proposals, prospects};
 
+/// A proposal's statuses, as the table's CHECK holds them.
+pub const PROPOSAL_STATUSES: [&str; 5] = ["draft", "sent", "accepted", "declined", "expired"];
+
 pub const MAX_LINE_ITEMS: usize = 200;
 
 /// A line as submitted. `quantity` and `tax_rate` (percent) are decimals, given as JSON
@@ -117,6 +120,7 @@ pub struct Proposal {
     pub prospect_id: Uuid,
     pub title: String,
     pub currency: String,
+    #[schema(value_type = super::value_sets::ProposalStatus)]
     pub status: String,
     pub current_version: i32,
     /// The version shown here.
@@ -167,7 +171,7 @@ pub async fn find(
         status: p.status,
         current_version: p.current_version,
         version: v.version,
-        line_items: serde_json::from_value(v.line_items).unwrap_or_default(),
+        line_items: super::from_json("proposal lines", v.line_items)?,
         subtotal_minor: v.subtotal_minor,
         tax_minor: v.tax_minor,
         total_minor: v.total_minor,

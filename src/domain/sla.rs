@@ -25,6 +25,9 @@ use super::tickets::{Priority, Ticket};
 use super::{DomainError, FirmId, business_calendars};
 use crate::db::schema::sla_clocks;
 
+/// How a report is answered.
+pub const REPORT_FORMATS: [&str; 2] = ["json", "csv"];
+
 pub const METRICS: [&str; 3] = ["first_response", "next_response", "resolution"];
 
 /// What happened to a ticket.

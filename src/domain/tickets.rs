@@ -309,7 +309,7 @@ pub async fn create(
     if let Some(contact) = requester {
         super::contacts::find(conn, firm, contact)
             .await
-            .map_err(|_| DomainError::invalid_field("requester_contact_id", "no such contact"))?;
+            .map_err(DomainError::missing_as_invalid("requester_contact_id", "no such contact"))?;
     }
     let id = Uuid::now_v7();
     let ticket = diesel::insert_into(tickets::table)

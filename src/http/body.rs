@@ -60,7 +60,56 @@ fn parse_object<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
             serde_json::json!({ "kind": "wrong_shape", "expected": "object", "found": found }),
         ));
     }
+    // `\u0000` is the only way a NUL reaches a JSON text; a body holding one (not as an
+    // escaped backslash) is refused here, naming the field, before any handler sees it.
+    if text.contains("\\u0000")
+        && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(field) = nul_field(&value, String::new())
+    {
+        return Err(nul_refusal(&field));
+    }
     serde_json::from_str(text).map_err(|cause| super::deserialize_error(&cause))
+}
+
+/// PostgreSQL stores no NUL character in text or JSON: the client's input, refused whole.
+pub(super) fn nul_refusal(field: &str) -> ApiError {
+    ApiError::validation(
+        "text may not contain the NUL character (\\u0000)",
+        serde_json::json!({ "fields": { field: "may not contain the NUL character (\\u0000)" } }),
+    )
+}
+
+/// The path (`custom_fields.a`, `lines[2].description`) of the first string or key holding NUL.
+fn nul_field(value: &serde_json::Value, at: String) -> Option<String> {
+    let join = |key: &str| if at.is_empty() { key.to_owned() } else { format!("{at}.{key}") };
+    match value {
+        serde_json::Value::String(text) if text.contains('\0') => Some(if at.is_empty() { "body".into() } else { at }),
+        serde_json::Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| nul_field(item, format!("{at}[{i}]")))
+        }
+        serde_json::Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            if key.contains('\0') { Some(join(&key.replace('\0', "\\u0000"))) } else { nul_field(item, join(key)) }
+        }),
+        _ => None,
+    }
+}
+
+/// A query parameter carrying NUL is refused before any handler reads it, naming it.
+pub async fn refuse_nul_in_query(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let query = req.query_string();
+    if query.contains("%00") || query.contains('\0') {
+        let named = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(key, value)| key.contains('\0') || value.contains('\0'))
+            .map(|(key, _)| key.replace('\0', "\\u0000"));
+        if let Some(name) = named {
+            let response = actix_web::ResponseError::error_response(&nul_refusal(&name));
+            return Ok(req.into_response(response));
+        }
+    }
+    next.call(req).await.map(actix_web::dev::ServiceResponse::map_into_boxed_body)
 }
 
 #[cfg(test)]
@@ -73,6 +122,21 @@ mod tests {
         currency: Option<String>,
         #[allow(dead_code)]
         days: Option<i32>,
+    }
+
+    #[test]
+    fn a_nul_anywhere_in_a_body_is_refused_naming_its_field() {
+        let field = |text: &str| {
+            let err = parse_object::<serde_json::Value>(text).expect_err(text);
+            let ApiError::Validation { details, .. } = err else { panic!("{text}: not a validation error") };
+            details["fields"].as_object().and_then(|f| f.keys().next().cloned()).unwrap_or_default()
+        };
+        assert_eq!(field(r#"{"name":"a\u0000b"}"#), "name");
+        assert_eq!(field(r#"{"custom_fields":{"a":"\u0000"}}"#), "custom_fields.a");
+        assert_eq!(field(r#"{"lines":[{"d":"x"},{"d":"\u0000"}]}"#), "lines[1].d");
+        assert_eq!(field(r#"{"tags":{"k\u0000":1}}"#), "tags.k\\u0000");
+        // An escaped backslash before `u0000` is text, not a NUL.
+        assert!(parse_object::<serde_json::Value>(r#"{"name":"a\\u0000"}"#).is_ok());
     }
 
     #[test]

@@ -544,7 +544,7 @@ where
     post, path = "/api/v1/public/bookings/lookup", tag = "bookings",
     request_body = ManageBody,
     responses(
-        (status = 200, description = "The booking", body = PublicBooking),
+        (status = 200, description = "The booking, with the link it was made on", body = ManagedBooking),
         (status = 400, description = "Invalid body", body = ErrorBody),
         (status = 404, description = "No booking for this token", body = ErrorBody),
         (status = 429, description = "Too many requests from this address", body = ErrorBody),
@@ -557,10 +557,35 @@ pub async fn public_lookup(
 ) -> Result<HttpResponse, ApiError> {
     let secret = manage_secret(&state);
     let booking = managed(&state, &meta, &body.token, move |conn, firm, id| {
-        async move { Ok(PublicBooking::of(&bookings::lock(conn, firm, id).await?, &secret, firm)) }.scope_boxed()
+        async move {
+            let booking = bookings::lock(conn, firm, id).await?;
+            let link = bookings::find_link(conn, firm, booking.link_id).await?;
+            Ok(ManagedBooking {
+                booking: PublicBooking::of(&booking, &secret, firm),
+                link_slug: link.slug,
+                title: link.title,
+                duration_minutes: link.duration_minutes,
+                time_zone: booking.invitee_time_zone,
+            })
+        }
+        .scope_boxed()
     })
     .await?;
     Ok(envelope::ok(booking))
+}
+
+/// A booking as its manage page shows it: with the link it was made on, whose open times
+/// the page offers for moving it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ManagedBooking {
+    #[serde(flatten)]
+    pub booking: PublicBooking,
+    /// The link's public page: its slots are where the booking can move.
+    pub link_slug: String,
+    pub title: String,
+    pub duration_minutes: i32,
+    /// The zone the invitee booked in.
+    pub time_zone: String,
 }
 
 /// Cancels a booking by its manage token; both sides get a cancellation.

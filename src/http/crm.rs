@@ -21,7 +21,7 @@ use crate::domain::webhooks;
 pub struct ClientBody {
     pub name: Option<String>,
     /// `active` or `inactive`.
-    #[schema(value_type = Option<super::openapi::ClientStatus>)]
+    #[schema(value_type = Option<crate::domain::value_sets::ClientStatus>)]
     pub status: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
@@ -56,7 +56,7 @@ impl From<ClientBody> for ClientInput {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ClientQuery {
-    #[param(value_type = Option<super::openapi::ClientStatus>)]
+    #[param(value_type = Option<crate::domain::value_sets::ClientStatus>)]
     pub status: Option<String>,
     pub tag: Option<String>,
     pub owner_user_id: Option<Uuid>,

@@ -419,6 +419,7 @@ pub async fn get_settings(ctx: FirmCtx) -> Result<HttpResponse, ApiError> {
 #[serde(deny_unknown_fields)]
 pub struct EmailSettingsBody {
     /// `reopen` (default) or `new_conversation`.
+    #[schema(value_type = crate::domain::value_sets::ClosedReply)]
     pub closed_reply: String,
     pub subject_window_hours: i32,
     pub auto_reply_period_hours: i32,
@@ -635,6 +636,7 @@ pub async fn dry_run(ctx: FirmCtx, body: JsonObject<DryRunBody>) -> Result<HttpR
 #[serde(deny_unknown_fields)]
 pub struct TriageQuery {
     /// `automatic`, `bounce`, `loop` or `ignored`.
+    #[param(value_type = Option<crate::domain::value_sets::TriageKind>)]
     pub kind: Option<String>,
     /// At most this many, newest first (default 50, at most 200).
     pub limit: Option<i64>,
@@ -659,7 +661,7 @@ pub struct EmailList {
 pub async fn list_triage(ctx: FirmCtx, query: web::Query<TriageQuery>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     if let Some(kind) = &query.kind
-        && !matches!(kind.as_str(), "automatic" | "bounce" | "loop" | "ignored")
+        && !email::TRIAGE_KINDS.contains(&kind.as_str())
     {
         return Err(
             crate::domain::DomainError::invalid_field("kind", "must be automatic, bounce, loop or ignored").into()

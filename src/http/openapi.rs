@@ -9,6 +9,7 @@ use super::{
     audit_log, bookings, business_calendars, calendar, conversations, crm, email, finance, health, identity,
     invitations, members, metrics, pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
 };
+use crate::domain::value_sets;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -193,9 +194,13 @@ use super::{
         members::ListedStatus,
         crate::domain::webhooks::EventType,
         crate::domain::webhooks::EventSelector,
-        LeadStatus,
-        ProspectStage,
-        ClientStatus
+        value_sets::LeadStatus,
+        value_sets::ProspectStage,
+        value_sets::ClientStatus,
+        value_sets::ClosedReply,
+        value_sets::TriageKind,
+        value_sets::ReportFormat,
+        value_sets::ProposalStatus
     )),
     modifiers(&BearerAuth, &Contract),
     tags(
@@ -238,7 +243,8 @@ struct Contract;
 
 /// Creations whose body type is shared with the update (where every field is optional):
 /// the creation's document names the fields it needs, from the domain's own list.
-const REQUIRED_ON_CREATE: [(&str, &[&str]); 2] = [
+const REQUIRED_ON_CREATE: [(&str, &[&str]); 3] = [
+    ("/api/v1/booking-links", &crate::domain::bookings::LINK_REQUIRED_ON_CREATE),
     ("/api/v1/clients", &crate::domain::clients::REQUIRED_ON_CREATE),
     ("/api/v1/prospects", &crate::domain::pipeline::PROSPECT_REQUIRED_ON_CREATE),
 ];
@@ -348,39 +354,6 @@ fn standard_errors(path: &str, operation: &mut utoipa::openapi::path::Operation)
         }
     }
 }
-
-/// A text field whose values are a fixed set the domain holds: documented as that enum,
-/// from the same constant the domain validates against.
-fn one_of(values: &[&str], description: &str) -> RefOr<utoipa::openapi::schema::Schema> {
-    utoipa::openapi::ObjectBuilder::new()
-        .schema_type(utoipa::openapi::schema::Type::String)
-        .enum_values(Some(values.iter().copied()))
-        .description(Some(description))
-        .into()
-}
-
-macro_rules! value_set {
-    ($name:ident, $values:expr, $description:literal) => {
-        #[doc = $description]
-        pub struct $name;
-
-        impl utoipa::PartialSchema for $name {
-            fn schema() -> RefOr<utoipa::openapi::schema::Schema> {
-                one_of(&$values, $description)
-            }
-        }
-
-        impl utoipa::ToSchema for $name {}
-    };
-}
-
-value_set!(
-    LeadStatus,
-    crate::domain::pipeline::LEAD_STATUSES,
-    "A lead's status (`converted` comes from converting it)."
-);
-value_set!(ProspectStage, crate::domain::pipeline::STAGES, "A prospect's stage in the pipeline.");
-value_set!(ClientStatus, crate::domain::clients::CLIENT_STATUSES, "A client's status.");
 
 /// Inlines the creation's JSON body schema with `fields` required and not nullable.
 fn require_on_create(

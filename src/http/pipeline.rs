@@ -24,7 +24,7 @@ pub struct LeadBody {
     #[schema(value_type = Option<String>)]
     pub source: Option<Option<String>>,
     /// `new`, `contacted`, `qualified` or `disqualified` (`converted` comes from converting).
-    #[schema(value_type = Option<super::openapi::LeadStatus>)]
+    #[schema(value_type = Option<crate::domain::value_sets::LeadStatus>)]
     pub status: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -66,7 +66,7 @@ impl From<LeadBody> for LeadInput {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct LeadQuery {
-    #[param(value_type = Option<super::openapi::LeadStatus>)]
+    #[param(value_type = Option<crate::domain::value_sets::LeadStatus>)]
     pub status: Option<String>,
     /// Substring of the name, company or email.
     pub q: Option<String>,
@@ -236,7 +236,7 @@ pub struct ProspectBody {
     pub contact_id: Option<Option<Uuid>>,
     pub name: Option<String>,
     /// `discovery`, `proposal`, `negotiation`, `won` or `lost`.
-    #[schema(value_type = Option<super::openapi::ProspectStage>)]
+    #[schema(value_type = Option<crate::domain::value_sets::ProspectStage>)]
     pub stage: Option<String>,
     /// Integer minor units (cents); never negative.
     pub value_minor: Option<i64>,
@@ -273,7 +273,7 @@ impl From<ProspectBody> for ProspectInput {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ProspectQuery {
-    #[param(value_type = Option<super::openapi::ProspectStage>)]
+    #[param(value_type = Option<crate::domain::value_sets::ProspectStage>)]
     pub stage: Option<String>,
     pub client_id: Option<Uuid>,
     /// `-created_at` (default) or `created_at`.

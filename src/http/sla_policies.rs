@@ -242,6 +242,7 @@ pub struct ReportQuery {
     /// Tickets opened before (RFC 3339); at most three years after `from`.
     pub to: chrono::DateTime<chrono::Utc>,
     /// `json` (default) or `csv`.
+    #[param(value_type = Option<crate::domain::value_sets::ReportFormat>)]
     pub format: Option<String>,
 }
 

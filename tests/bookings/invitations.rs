@@ -149,6 +149,11 @@ async fn invitations_reschedules_and_cancellations_read_back_as_calendars_expect
     assert_eq!(app.post("/api/v1/public/bookings/lookup", &json!({ "token": "nonsense" })).await.status(), 404);
     let looked = json(app.post("/api/v1/public/bookings/lookup", &json!({ "token": manage })).await).await;
     assert_eq!(looked["data"]["status"], "cancelled");
+    // The manage page learns the link (whose open times it offers) and the invitee's zone.
+    assert_eq!(looked["data"]["link_slug"], slug, "{looked}");
+    assert_eq!(looked["data"]["title"], "Tax review");
+    assert_eq!(looked["data"]["time_zone"], "Europe/Paris");
+    assert!(looked["data"]["duration_minutes"].as_i64().is_some_and(|m| m > 0), "{looked}");
 }
 
 #[actix_web::test]

@@ -208,3 +208,31 @@ async fn another_firms_leads_and_prospects_do_not_exist() {
     assert_eq!(untouched["data"]["stage"], "discovery", "{untouched}");
     assert!(json(app.get_as(&intruder, "/api/v1/leads").await).await["data"].as_array().unwrap().is_empty());
 }
+
+/// Creation refuses a lead with neither a name nor a company; so does every update, which
+/// must not empty a lead into one.
+#[actix_web::test]
+async fn an_update_cannot_leave_a_lead_nameless() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let lead = new_lead(&app, &owner, serde_json::json!({ "first_name": "Ada", "company": "Engines" })).await;
+    let path = format!("/api/v1/leads/{lead}");
+
+    // Emptying one of the two is fine: the other still names the lead.
+    let response = app.patch_as(&owner, &path, &serde_json::json!({ "company": null })).await;
+    assert_eq!(response.status(), 200);
+    let nameless = serde_json::json!({ "first_name": "", "last_name": " " });
+    let response = app.patch_as(&owner, &path, &nameless).await;
+    assert_eq!(response.status(), 400);
+    let body = json(response).await;
+    assert_eq!(body["error"]["details"]["fields"]["first_name"], "a name or a company is required", "{body}");
+    let stored = json(app.get_as(&owner, &path).await).await;
+    assert_eq!(stored["data"]["first_name"], "Ada", "nothing changed");
+
+    // Naming a company in the same update keeps it a lead of someone.
+    let response =
+        app.patch_as(&owner, &path, &serde_json::json!({ "first_name": "", "company": "Analytical Engines" })).await;
+    assert_eq!(response.status(), 200);
+    let created = app.post_as(&owner, "/api/v1/leads", &serde_json::json!({ "company": "  " })).await;
+    assert_eq!(created.status(), 400);
+}
