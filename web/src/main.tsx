@@ -5,6 +5,7 @@ import { BrowserRouter, Navigate, Route, Routes } from "react-router";
 import "./index.css";
 import { SessionProvider } from "./auth/session";
 import { Inbox } from "./pages/Inbox";
+import { Triage } from "./pages/Triage";
 import { Layout } from "./pages/Layout";
 import { SignIn } from "./pages/SignIn";
 import { Calendar } from "./calendar/Calendar";
@@ -16,11 +17,13 @@ import { Webhooks } from "./settings/Webhooks";
 import { BusinessCalendars, SlaPolicies } from "./settings/Support";
 import { AcceptInvitation, ForgotPassword, ResetPassword } from "./pages/AccountLinks";
 import { PublicBooking } from "./calendar/PublicBooking";
+import { ManageBooking } from "./calendar/ManageBooking";
 import { InvoiceDetail } from "./finance/InvoiceDetail";
 import { InvoiceForm } from "./finance/InvoiceForm";
 import { Aging, Finance, InvoiceList } from "./finance/Invoices";
 import { TicketDetail } from "./tickets/TicketDetail";
 import { Tickets } from "./tickets/Tickets";
+import { SlaReport } from "./tickets/SlaReport";
 
 const queryClient = new QueryClient({
   defaultOptions: { queries: { retry: 1, staleTime: 5_000 } },
@@ -36,13 +39,16 @@ if (root) {
             <Routes>
               <Route path="/sign-in" element={<SignIn />} />
               <Route path="/book/:slug" element={<PublicBooking />} />
+              <Route path="/booking/manage" element={<ManageBooking />} />
               <Route path="/accept-invitation" element={<AcceptInvitation />} />
               <Route path="/reset-password" element={<ResetPassword />} />
               <Route path="/forgot-password" element={<ForgotPassword />} />
               <Route element={<Layout />}>
                 <Route path="/inbox" element={<Inbox />} />
                 <Route path="/inbox/:id" element={<Inbox />} />
+                <Route path="/triage" element={<Triage />} />
                 <Route path="/tickets" element={<Tickets />} />
+                <Route path="/tickets/reports" element={<SlaReport />} />
                 <Route path="/tickets/:id" element={<TicketDetail />} />
                 <Route path="/calendar" element={<Calendar />} />
                 <Route path="/settings" element={<Settings />}>

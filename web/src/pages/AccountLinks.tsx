@@ -9,7 +9,7 @@ import { useSession } from "../auth/session";
 import { Button, Field } from "../components/Field";
 import { Problem } from "../components/Problem";
 
-function useFragmentToken(): string {
+export function useFragmentToken(): string {
   const [token] = useState(() => {
     const found = new URLSearchParams(window.location.hash.slice(1)).get("token") ?? "";
     if (found) window.history.replaceState(null, "", window.location.pathname);

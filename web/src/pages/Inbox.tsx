@@ -12,6 +12,7 @@ export function Inbox() {
   const { id } = useParams();
   const [channel, setChannel] = useState<Channel | "">("");
   const [q, setQ] = useState("");
+  const me = useQuery({ queryKey: ["me"], queryFn: async () => unwrap(await api.GET("/api/v1/me")).data });
   const list = useQuery({
     queryKey: ["conversations", channel, q],
     queryFn: async () =>
@@ -56,6 +57,11 @@ export function Inbox() {
               </option>
             ))}
           </select>
+          {me.data && me.data.role !== "client" && (
+            <Link to="/triage" className="text-sm text-blue-700 underline">
+              Triage queue: mail kept out of the inbox
+            </Link>
+          )}
         </div>
         {list.isPending && <p className="p-3 text-slate-500">Loading…</p>}
         {list.isError && (

@@ -56,6 +56,9 @@ export function Tickets() {
     <div className="flex h-full flex-col">
       <div className="flex flex-wrap items-center gap-3 border-b border-slate-200 bg-white p-3">
         <h1 className="text-lg font-semibold">Tickets</h1>
+        <Link to="/tickets/reports" className="text-sm text-blue-700 underline">
+          SLA report
+        </Link>
         <div role="group" aria-label="View" className="flex overflow-hidden rounded border border-slate-300">
           {(["list", "board"] as const).map((v) => (
             <button
