@@ -16,6 +16,7 @@ pub mod error;
 pub mod finance;
 pub mod health;
 pub mod identity;
+pub mod imports;
 pub mod invitations;
 pub mod members;
 pub mod metrics;
@@ -169,6 +170,11 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::post().to(crm::create_contact)),
         )
         .service(
+            web::resource("/contacts/import")
+                .app_data(web::PayloadConfig::default().limit(imports::MAX_IMPORT_BYTES))
+                .route(web::post().to(imports::import_contacts)),
+        )
+        .service(
             web::resource("/contacts/{id}")
                 .route(web::get().to(crm::get_contact))
                 .route(web::patch().to(crm::update_contact))
@@ -178,6 +184,11 @@ fn api_v1() -> actix_web::Scope {
             web::resource("/leads")
                 .route(web::get().to(pipeline::list_leads))
                 .route(web::post().to(pipeline::create_lead)),
+        )
+        .service(
+            web::resource("/leads/import")
+                .app_data(web::PayloadConfig::default().limit(imports::MAX_IMPORT_BYTES))
+                .route(web::post().to(imports::import_leads)),
         )
         .service(
             web::resource("/leads/{id}")

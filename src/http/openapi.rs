@@ -6,7 +6,7 @@ use utoipa::{Modify, OpenApi};
 
 use super::error::{ErrorBody, ErrorDetail};
 use super::{
-    audit_log, bookings, business_calendars, calendar, conversations, crm, email, finance, health, identity,
+    audit_log, bookings, business_calendars, calendar, conversations, crm, email, finance, health, identity, imports,
     invitations, members, metrics, pipeline, platform, proposals, realtime, sla_policies, sms, tickets, webhooks,
 };
 use crate::domain::value_sets;
@@ -73,6 +73,8 @@ use crate::domain::value_sets;
         crm::timeline,
         crm::create_contact,
         crm::list_contacts,
+        imports::import_contacts,
+        imports::import_leads,
         crm::get_contact,
         crm::update_contact,
         crm::archive_contact,

@@ -107,3 +107,103 @@ Lin,Ng,Ng Ventures,lin@ng.example,,web,qualified,250000,usd
     assert!(text(&missing.stderr).contains("opening"), "{}", text(&missing.stderr));
     let _ = (std::fs::remove_file(file), std::fs::remove_file(fixed));
 }
+
+/// POSTs `csv` to an import endpoint as `token`; the streamed lines, parsed.
+async fn import_over_http(
+    app: &crate::helpers::TestApp,
+    token: &str,
+    path: &str,
+    csv: &str,
+) -> (u16, Vec<serde_json::Value>) {
+    let response = app
+        .client
+        .post(app.url(path))
+        .bearer_auth(token)
+        .header("content-type", "text/csv; charset=utf-8")
+        .body(csv.to_owned())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    if status != 200 {
+        return (status, vec![serde_json::from_str(&text).unwrap()]);
+    }
+    (status, text.lines().map(|line| serde_json::from_str(line).unwrap()).collect())
+}
+
+#[actix_web::test]
+async fn an_import_over_http_streams_its_progress_then_its_report() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+
+    // A bad row: nothing is kept, the line is named.
+    let (status, lines) = import_over_http(&app, &owner, "/api/v1/contacts/import", CONTACTS).await;
+    assert_eq!(status, 200);
+    let report = &lines.last().unwrap()["report"];
+    assert_eq!(report["rolled_back"], true, "{lines:?}");
+    assert_eq!(report["imported"], 0);
+    assert_eq!(report["total"], 3);
+    assert_eq!(report["rejected"][0]["line"], 3);
+    assert!(report["rejected"][0]["problem"].as_str().unwrap().contains("emails"), "{report}");
+    assert!(json(app.get_as(&owner, "/api/v1/contacts").await).await["data"].as_array().unwrap().is_empty());
+
+    // Skipping bad rows keeps the rest.
+    let (_, lines) = import_over_http(&app, &owner, "/api/v1/contacts/import?skip_invalid=true", CONTACTS).await;
+    let report = &lines.last().unwrap()["report"];
+    assert_eq!((report["imported"].as_u64(), report["rolled_back"].as_bool()), (Some(2), Some(false)), "{report}");
+    assert_eq!(json(app.get_as(&owner, "/api/v1/contacts").await).await["data"].as_array().unwrap().len(), 2);
+
+    // A larger file reports its progress on the way, in order, up to the whole.
+    let mut leads = String::from("first_name,last_name,company,email\n");
+    for i in 0..240 {
+        leads.push_str(&format!("Lead{i},Person,Company {i},lead{i}@example.com\n"));
+    }
+    let (status, lines) = import_over_http(&app, &owner, "/api/v1/leads/import", &leads).await;
+    assert_eq!(status, 200);
+    let done: Vec<u64> = lines.iter().filter_map(|l| l["progress"]["done"].as_u64()).collect();
+    assert!(done.len() >= 10, "progress lines: {done:?}");
+    assert!(done.windows(2).all(|w| w[0] < w[1]), "{done:?}");
+    assert_eq!(done.last(), Some(&240));
+    assert!(lines.iter().all(|l| l["progress"].is_null() || l["progress"]["total"] == 240));
+    assert_eq!(lines.last().unwrap()["report"]["imported"], 240);
+    let listed = json(app.get_as(&owner, "/api/v1/leads?limit=100").await).await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 100, "{listed}");
+    let audit = json(app.get_as(&owner, "/api/v1/audit-events?action=leads.imported").await).await;
+    assert_eq!(audit["data"][0]["metadata"]["imported"], 240, "{audit}");
+}
+
+#[actix_web::test]
+async fn an_import_refuses_what_is_not_a_csv_file_and_who_may_not_write() {
+    let app = spawn_app().await;
+    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let path = "/api/v1/contacts/import";
+    let sent_as = |content_type: &'static str, body: &'static str| {
+        app.client.post(app.url(path)).bearer_auth(&owner).header("content-type", content_type).body(body).send()
+    };
+    let wrong_type = sent_as("application/json", "{}").await.unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    assert_eq!(json(wrong_type).await["error"]["code"], "unsupported_media_type");
+    let (status, lines) = import_over_http(&app, &owner, path, "first_name,last_name\n").await;
+    assert_eq!((status, lines[0]["error"]["code"].as_str()), (400, Some("validation_error")), "{lines:?}");
+    let (status, lines) = import_over_http(&app, &owner, path, "first_name,last_name\nA,B,C,D\n\"open").await;
+    assert_eq!(status, 400, "{lines:?}");
+    assert!(lines[0]["error"]["message"].as_str().unwrap().starts_with("line "), "{lines:?}");
+    let (status, _) = import_over_http(&app, &owner, "/api/v1/contacts/import?skip_invalid=perhaps", CONTACTS).await;
+    assert_eq!(status, 400);
+
+    let (reader_email, _) =
+        crate::helpers::add_member(&app.db(), &firm, consultantpro::domain::memberships::Role::Readonly).await;
+    let reader = app.login_ok(&firm.slug, &reader_email, crate::helpers::PASSWORD).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = import_over_http(&app, &reader, path, CONTACTS).await;
+    assert_eq!(status, 403);
+    let (_, _, _, other_firm) = signed_in_owner(&app).await;
+    let (status, _) = import_over_http(&app, &other_firm, &format!("{path}?skip_invalid=true"), CONTACTS).await;
+    assert_eq!(status, 200);
+    // Nothing was kept from the refused attempts; the other firm's import is its own.
+    assert!(json(app.get_as(&owner, "/api/v1/contacts").await).await["data"].as_array().unwrap().is_empty());
+    assert_eq!(json(app.get_as(&other_firm, "/api/v1/contacts").await).await["data"].as_array().unwrap().len(), 2);
+}

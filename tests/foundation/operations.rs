@@ -238,6 +238,8 @@ async fn openapi_describes_the_endpoints_and_the_ui_is_served() {
         ("post", "/api/v1/calendar/events/{id}/exceptions"),
         ("post", "/api/v1/calendar/feed"),
         ("get", "/api/v1/public/calendar-feeds/{token}"),
+        ("post", "/api/v1/contacts/import"),
+        ("post", "/api/v1/leads/import"),
     ];
     for (method, path) in endpoints {
         let operation = &doc["paths"][path][method];

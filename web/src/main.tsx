@@ -11,6 +11,8 @@ import { SignIn } from "./pages/SignIn";
 import { Calendar } from "./calendar/Calendar";
 import { ClientDetail, Clients, Contacts, Crm } from "./crm/Crm";
 import { Pipeline } from "./crm/Pipeline";
+import { Import } from "./crm/Import";
+import { ProspectProposals } from "./crm/Proposals";
 import { Account, Members, Settings } from "./settings/Settings";
 import { Mailboxes, Twilio } from "./settings/Channels";
 import { Webhooks } from "./settings/Webhooks";
@@ -65,6 +67,8 @@ if (root) {
                   <Route path="clients/:id" element={<ClientDetail />} />
                   <Route path="contacts" element={<Contacts />} />
                   <Route path="pipeline" element={<Pipeline />} />
+                  <Route path="import" element={<Import />} />
+                  <Route path="prospects/:id" element={<ProspectProposals />} />
                 </Route>
                 <Route path="/finance" element={<Finance />}>
                   <Route index element={<InvoiceList />} />

@@ -7,7 +7,7 @@ import { TabbedSection } from "../components/Tabs";
 
 /** CRM: clients, contacts and the pipeline, a tab each. */
 export function Crm() {
-  return <TabbedSection label="CRM" tabs={[{ to: "/crm", label: "Clients", end: true }, { to: "/crm/contacts", label: "Contacts" }, { to: "/crm/pipeline", label: "Pipeline" }]} />;
+  return <TabbedSection label="CRM" tabs={[{ to: "/crm", label: "Clients", end: true }, { to: "/crm/contacts", label: "Contacts" }, { to: "/crm/pipeline", label: "Pipeline" }, { to: "/crm/import", label: "Import" }]} />;
 }
 
 export function Clients() {

@@ -1,3 +1,4 @@
+import { Link } from "react-router";
 import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, unwrap, type Schemas } from "../api/client";
@@ -70,7 +71,9 @@ export function Pipeline() {
                     }}
                     className="cursor-grab rounded bg-white p-2 shadow-sm"
                   >
-                    <p className="font-medium">{p.name}</p>
+                    <Link to={`/crm/prospects/${p.id}`} className="font-medium text-blue-800 underline">
+                      {p.name}
+                    </Link>
                     <p className="text-xs text-slate-600">
                       {p.value_minor != null ? formatMoney(p.value_minor, p.currency) : ""}
                     </p>
