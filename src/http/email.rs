@@ -101,11 +101,18 @@ fn default_port(tls: TlsMode, smtp: bool) -> i32 {
     }
 }
 
-fn seal(state: &AppState, password: Option<&SecretString>, context: &str) -> Result<Option<String>, ApiError> {
+/// `kind` is `imap` or `smtp`: the password's field in the body (`imap.password`) and the
+/// context it is sealed under.
+fn seal(
+    state: &AppState,
+    password: Option<&SecretString>,
+    kind: &str,
+    context: &str,
+) -> Result<Option<String>, ApiError> {
     match password {
-        Some(p) if p.expose_secret().is_empty() || p.expose_secret().len() > 1000 => {
-            Err(ApiError::from(crate::domain::DomainError::invalid_field("password", "must be 1 to 1000 characters")))
-        }
+        Some(p) if p.expose_secret().is_empty() || p.expose_secret().len() > 1000 => Err(ApiError::from(
+            crate::domain::DomainError::invalid_field(&format!("{kind}.password"), "must be 1 to 1000 characters"),
+        )),
         Some(p) => Ok(Some(
             state.secret_box()?.seal(p.expose_secret(), context).map_err(|e| ApiError::internal(anyhow::anyhow!(e)))?,
         )),
@@ -119,7 +126,7 @@ fn smtp_input(state: &AppState, firm: FirmId, id: Uuid, body: SmtpBody) -> Resul
         host: body.host,
         tls: body.tls,
         username: body.username.filter(|u| !u.is_empty()),
-        password_sealed: seal(state, body.password.as_ref(), &mailboxes::password_context(firm, id, "smtp"))?,
+        password_sealed: seal(state, body.password.as_ref(), "smtp", &mailboxes::password_context(firm, id, "smtp"))?,
     })
 }
 
@@ -172,7 +179,7 @@ pub async fn create_mailbox(ctx: FirmCtx, body: JsonObject<MailboxBody>) -> Resu
         imap_host: body.imap.host,
         imap_tls: Some(body.imap.tls),
         imap_username: body.imap.username,
-        imap_password_sealed: seal(state, body.imap.password.as_ref(), &mailboxes::password_context(firm, id, "imap"))?,
+        imap_password_sealed: seal(state, body.imap.password.as_ref(), "imap", &mailboxes::password_context(firm, id, "imap"))?,
         folders: body.folders.unwrap_or_else(|| vec!["INBOX".into()]),
         smtp: body.smtp.map(|s| smtp_input(state, firm, id, s)).transpose()?,
         poll_interval_secs: body.poll_interval_secs.unwrap_or(60),
@@ -287,7 +294,7 @@ pub async fn update_mailbox(
         input.imap_tls = Some(imap.tls);
         input.imap_username = imap.username;
         input.imap_password_sealed =
-            seal(state, imap.password.as_ref(), &mailboxes::password_context(firm, id, "imap"))?;
+            seal(state, imap.password.as_ref(), "imap", &mailboxes::password_context(firm, id, "imap"))?;
     }
     if let Some(smtp) = patch.smtp {
         input.smtp = smtp.map(|s| smtp_input(state, firm, id, s)).transpose()?;

@@ -92,7 +92,7 @@ function ProposalCard({ proposal }: { proposal: Proposal }) {
         </span>
         <label className="ml-auto flex items-center gap-1 text-sm">
           Version
-          <select value={version} onChange={(e) => setVersion(Number(e.target.value))} className="rounded border border-slate-300 px-1">
+          <select aria-label="Version" value={version} onChange={(e) => setVersion(Number(e.target.value))} className="rounded border border-slate-300 px-1">
             {Array.from({ length: proposal.current_version }, (_, i) => proposal.current_version - i).map((v) => (
               <option key={v} value={v}>
                 {v}
