@@ -354,6 +354,33 @@ async fn last_read(
         .collect())
 }
 
+/// How far one reader has read a conversation.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ReadPosition {
+    pub user_id: Uuid,
+    /// The newest seq this reader has marked read.
+    pub last_read_seq: i64,
+}
+
+/// Everyone's read position in a conversation the caller has already been shown (read
+/// receipts: who has seen which message). One statement.
+pub async fn read_positions(
+    conn: &mut AsyncPgConnection,
+    firm: FirmId,
+    id: Uuid,
+) -> Result<Vec<ReadPosition>, DomainError> {
+    Ok(conversation_reads::table
+        .filter(conversation_reads::firm_id.eq(firm.into_uuid()))
+        .filter(conversation_reads::conversation_id.eq(id))
+        .select((conversation_reads::user_id, conversation_reads::last_read_seq))
+        .order(conversation_reads::user_id)
+        .load::<(Uuid, i64)>(conn)
+        .await?
+        .into_iter()
+        .map(|(user_id, last_read_seq)| ReadPosition { user_id, last_read_seq })
+        .collect())
+}
+
 /// One conversation the viewer may see; another firm's, or one a portal user is not in,
 /// does not exist.
 pub async fn find(

@@ -165,7 +165,7 @@ pub async fn list_conversations(
     get, path = "/api/v1/conversations/{id}", tag = "conversations", security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "Conversation id")),
     responses(
-        (status = 200, description = "The conversation", body = Conversation),
+        (status = 200, description = "The conversation, with everyone's read position", body = ConversationDetail),
         (status = 404, description = "No such conversation visible to the caller", body = ErrorBody),
     )
 )]
@@ -174,10 +174,20 @@ pub async fn get_conversation(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<Htt
     let found = ctx
         .tx(Permission::ConversationsRead, async |conn, firm| {
             let viewer = viewer(conn, ctx.checked()?).await?;
-            conversations::find(conn, firm, viewer, id).await
+            let conversation = conversations::find(conn, firm, viewer, id).await?;
+            let reads = conversations::read_positions(conn, firm, id).await?;
+            Ok(ConversationDetail { conversation, reads })
         })
         .await?;
     Ok(envelope::ok(found))
+}
+
+/// A conversation with its read receipts; the socket's `read` frames keep them current.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub conversation: Conversation,
+    pub reads: Vec<conversations::ReadPosition>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

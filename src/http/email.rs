@@ -179,7 +179,12 @@ pub async fn create_mailbox(ctx: FirmCtx, body: JsonObject<MailboxBody>) -> Resu
         imap_host: body.imap.host,
         imap_tls: Some(body.imap.tls),
         imap_username: body.imap.username,
-        imap_password_sealed: seal(state, body.imap.password.as_ref(), "imap", &mailboxes::password_context(firm, id, "imap"))?,
+        imap_password_sealed: seal(
+            state,
+            body.imap.password.as_ref(),
+            "imap",
+            &mailboxes::password_context(firm, id, "imap"),
+        )?,
         folders: body.folders.unwrap_or_else(|| vec!["INBOX".into()]),
         smtp: body.smtp.map(|s| smtp_input(state, firm, id, s)).transpose()?,
         poll_interval_secs: body.poll_interval_secs.unwrap_or(60),

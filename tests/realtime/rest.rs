@@ -123,6 +123,15 @@ async fn messages_get_gapless_seqs_resends_are_idempotent_and_unread_counts_foll
     assert_eq!(json(backwards).await["data"]["last_read_seq"], 2, "receipts never move back");
     let listed = json(app.get_as(&staff, "/api/v1/conversations").await).await;
     assert_eq!(listed["data"][0]["unread"], 1);
+    // Read receipts: the conversation shows each reader's position to the others.
+    let shown = json(app.get_as(&owner, &format!("/api/v1/conversations/{id}")).await).await;
+    let staff_read = shown["data"]["reads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["user_id"] == staff_id.to_string())
+        .map(|r| r["last_read_seq"].clone());
+    assert_eq!(staff_read, Some(serde_json::json!(2)), "{shown}");
 }
 
 #[actix_web::test]

@@ -41,6 +41,31 @@ export function ConversationView({ conversationId }: { conversationId: string })
       void refetchEmails();
     }
   }, [missingEmail, newestSeq, refetchEmails]);
+  // Read receipts: everyone's position from the conversation, then the socket's `read` frames;
+  // presence from the hub's frames (members only: a portal login gets none).
+  const [reads, setReads] = useState<Record<string, number>>({});
+  const loadedReads = conversation.data?.reads;
+  useEffect(() => {
+    if (loadedReads) setReads((now) => mergeReads(now, loadedReads));
+  }, [loadedReads]);
+  const [online, setOnline] = useState<string[]>(() => live?.online ?? []);
+  useEffect(
+    () =>
+      live?.listen({
+        read(id, userId, seq) {
+          if (id === conversationId) setReads((now) => mergeReads(now, [{ user_id: userId, last_read_seq: seq }]));
+        },
+        presence: setOnline,
+      }),
+    [live, conversationId],
+  );
+  const isMember = me.data !== undefined && me.data.role !== "client";
+  const members = useQuery({
+    queryKey: ["members"],
+    queryFn: async () => unwrap(await api.GET("/api/v1/members", { params: { query: { limit: 100 } } })).data,
+    enabled: isMember,
+  });
+  const nameOf = (userId: string) => members.data?.find((m) => m.user_id === userId)?.display_name ?? "Someone";
   const [draft, setDraft] = useState("");
   const lastTyping = useRef(0);
   const bottom = useRef<HTMLLIElement>(null);
@@ -93,6 +118,12 @@ export function ConversationView({ conversationId }: { conversationId: string })
 
   const myId = me.data?.user?.id;
   const others = feed.typing.filter((u) => u !== myId);
+  const seenAt = receiptsBySeq(
+    reads,
+    feed.messages.map((m) => m.seq),
+    myId,
+  );
+  const participants = conversation.data?.participants.members ?? [];
   return (
     <div className="flex h-full min-w-0 flex-1 flex-col">
       <header className="flex items-center gap-3 border-b border-slate-200 bg-white px-4 py-2">
@@ -101,6 +132,20 @@ export function ConversationView({ conversationId }: { conversationId: string })
         </Link>
         <h2 className="truncate font-semibold">{conversation.data?.subject ?? "…"}</h2>
         <span className="text-xs uppercase text-slate-500">{conversation.data?.channel}</span>
+        {isMember && participants.length > 0 && (
+          <ul aria-label="Participants" className="ml-auto hidden gap-2 text-sm text-slate-600 sm:flex">
+            {participants.map((userId) => {
+              const here = online.includes(userId);
+              return (
+                <li key={userId} className="flex items-center gap-1" data-online={here}>
+                  <span aria-hidden className={`inline-block h-2 w-2 rounded-full ${here ? "bg-green-600" : "bg-slate-300"}`} />
+                  {nameOf(userId)}
+                  <span className="sr-only">{here ? " (online)" : " (offline)"}</span>
+                </li>
+              );
+            })}
+          </ul>
+        )}
       </header>
       {feed.error && (
         <p role="alert" className="p-4 text-red-700">
@@ -121,6 +166,11 @@ export function ConversationView({ conversationId }: { conversationId: string })
               <time dateTime={m.created_at}>{new Date(m.created_at).toLocaleString()}</time>
               <DeliveryStatus message={m} />
             </span>
+            {seenAt.get(m.seq) && (
+              <p className="text-right text-xs text-slate-500" data-testid="read-receipt">
+                Seen by {seenAt.get(m.seq)?.map((u) => (isMember ? nameOf(u) : "the firm")).join(", ")}
+              </p>
+            )}
           </li>
         ))}
         <li ref={bottom} aria-hidden />
@@ -160,6 +210,25 @@ export function ConversationView({ conversationId }: { conversationId: string })
 }
 
 type Email = Schemas["Email"];
+
+/** Read positions only move forward, whichever arrives first (the page or a frame). */
+export function mergeReads(now: Record<string, number>, positions: { user_id: string; last_read_seq: number }[]): Record<string, number> {
+  const next = { ...now };
+  for (const p of positions) next[p.user_id] = Math.max(next[p.user_id] ?? 0, p.last_read_seq);
+  return next;
+}
+
+/** For each shown message, the other readers whose position stops at it (their newest seen message). */
+export function receiptsBySeq(reads: Record<string, number>, seqs: number[], me: string | undefined): Map<number, string[]> {
+  const at = new Map<number, string[]>();
+  for (const [userId, readSeq] of Object.entries(reads)) {
+    if (userId === me) continue;
+    const last = seqs.filter((s) => s <= readSeq).at(-1);
+    if (last === undefined) continue;
+    at.set(last, [...(at.get(last) ?? []), userId]);
+  }
+  return at;
+}
 
 function MessageContent({ message, email }: { message: Message; email: Email | undefined }) {
   if (!email) return <p className="whitespace-pre-wrap break-words">{message.body}</p>;

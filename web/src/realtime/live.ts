@@ -53,6 +53,8 @@ export class LiveSocket {
   private attempt = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   status: LiveStatus = "connecting";
+  /** The firm's members online, as the hub's last presence frame listed them. */
+  online: string[] = [];
 
   constructor(private readonly options: LiveOptions) {}
 
@@ -188,6 +190,7 @@ export class LiveSocket {
         this.emit((l) => l.read?.(frame.conversation_id, frame.user_id, frame.seq));
         break;
       case "presence":
+        this.online = frame.online;
         this.emit((l) => l.presence?.(frame.online));
         break;
       case "event":
