@@ -51,7 +51,7 @@ test("a webhook endpoint's deliveries are listed with their answers, and one goe
     await form.getByRole("button", { name: "Add endpoint" }).click();
     await form.getByRole("alert").first().waitFor();
     await form.getByLabel("URL").fill(url);
-    await form.getByLabel("client.created").check();
+    await form.getByLabel("payment.refunded").check();
     await form.getByRole("button", { name: "Add endpoint" }).click();
     assert.match(await page.getByTestId("webhook-secret").textContent(), /\S{16,}/, "the secret is shown once");
 
@@ -60,14 +60,17 @@ test("a webhook endpoint's deliveries are listed with their answers, and one goe
     await endpoint.getByRole("button", { name: "Deliveries" }).click();
     const deliveries = endpoint.getByRole("table", { name: "Deliveries" });
     await deliveries.getByTestId("delivery-state").getByText("succeeded").waitFor({ timeout: 20_000 });
-    assert.equal(received.length, 1);
-    assert.deepEqual([received[0].event, received[0].signed], ["ping", true]);
+    // Only pings count here: whatever else the firm does meanwhile is not this test's.
+    const pings = () => received.filter((r) => r.event === "ping");
+    assert.equal(pings().length, 1);
+    assert.equal(pings()[0].signed, true);
     await page.screenshot({ path: `${artifacts}/settings-webhooks.png` });
 
     await deliveries.getByRole("button", { name: "Redeliver" }).first().click();
-    for (let i = 0; i < 200 && received.length < 2; i++) await new Promise((r) => setTimeout(r, 100));
-    assert.equal(received.length, 2, "the redelivery reached the receiver");
-    assert.deepEqual([received[1].delivery, received[1].body], [received[0].delivery, received[0].body], "the same delivery, again");
+    for (let i = 0; i < 200 && pings().length < 2; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(pings().length, 2, "the redelivery reached the receiver");
+    const [first, again] = pings();
+    assert.deepEqual([again.delivery, again.body], [first.delivery, first.body], "the same delivery, again");
     await context.close();
   } finally {
     receiver.close();
@@ -105,5 +108,8 @@ test("a business calendar and an SLA policy counting in it are set up from their
   await row.waitFor();
   assert.match(await row.textContent(), new RegExp(`${calendarName}.*1 h 30 min / 2 d`));
   await page.screenshot({ path: `${artifacts}/settings-sla-policies.png` });
+  // It matches every ticket: switched off again, so other tests' tickets keep their own.
+  await row.getByRole("button", { name: "Active" }).click();
+  await row.getByRole("button", { name: "Inactive" }).waitFor();
   await context.close();
 });

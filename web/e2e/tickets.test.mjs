@@ -6,14 +6,16 @@ import { api, artifacts, email, firm, password, signedInPage } from "./helpers.m
 
 test("a ticket's SLA badge counts down, warns, and turns to breached at its due moment", async () => {
   const { access_token: token } = await api("/api/v1/auth/login", { method: "POST", body: { firm, email, password } });
-  // The shortest target there is: one minute to the first response for urgent tickets.
+  // The shortest target there is: one minute to the first response, first in line, and for
+  // this test's tag only (other tests' policies stay in the same firm).
+  const tag = `sla-e2e-${Date.now()}`;
   await api("/api/v1/sla-policies", {
     token,
     method: "POST",
-    body: { name: `Urgent ${Date.now()}`, targets: { urgent: { first_response_minutes: 1 } } },
+    body: { name: `Urgent ${Date.now()}`, position: 0, conditions: { tags: [tag] }, targets: { urgent: { first_response_minutes: 1 } } },
   });
   const subject = `Server down ${Date.now()}`;
-  const ticket = await api("/api/v1/tickets", { token, method: "POST", body: { subject, priority: "urgent" } });
+  const ticket = await api("/api/v1/tickets", { token, method: "POST", body: { subject, priority: "urgent", tags: [tag] } });
   const [listed] = (await api("/api/v1/tickets?priority=urgent&limit=100", { token })).filter((t) => t.id === ticket.id);
   assert.ok(listed?.sla_next_due_at, "the list carries the due moment");
   const due = Date.parse(listed.sla_next_due_at);

@@ -93,10 +93,11 @@ function ProposalCard({ proposal }: { proposal: Proposal }) {
         <label className="ml-auto flex items-center gap-1 text-sm">
           Version
           <select aria-label="Version" value={version} onChange={(e) => setVersion(Number(e.target.value))} className="rounded border border-slate-300 px-1">
-            {Array.from({ length: proposal.current_version }, (_, i) => proposal.current_version - i).map((v) => (
+            {/* A revision just saved may be newer than the list read before it. */}
+            {Array.from({ length: Math.max(proposal.current_version, version) }, (_, i) => Math.max(proposal.current_version, version) - i).map((v) => (
               <option key={v} value={v}>
                 {v}
-                {v === proposal.current_version ? " (current)" : ""}
+                {v === Math.max(proposal.current_version, version) ? " (current)" : ""}
               </option>
             ))}
           </select>
