@@ -66,7 +66,7 @@ export function Webhooks() {
         {secret && (
           <div role="status" className="mb-3 rounded bg-amber-50 p-3 text-sm">
             <p>
-              Signing secret for {secret.url}, shown only now: each delivery carries an HMAC-SHA256 of its body under it.
+              Signing secret for {secret.url}, shown only now: every delivery is signed with it (the X-CP-Signature header).
             </p>
             <code data-testid="webhook-secret" className="font-mono break-all">
               {secret.secret}
