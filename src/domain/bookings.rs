@@ -688,6 +688,7 @@ pub struct Booking {
     pub starts_at: DateTime<Utc>,
     pub ends_at: DateTime<Utc>,
     /// `pending` (awaiting a member's confirmation), `confirmed` or `cancelled`.
+    #[schema(value_type = super::value_sets::BookingStatus)]
     pub status: String,
     pub invitee_name: String,
     pub invitee_email: String,

@@ -1020,6 +1020,7 @@ pub async fn record_attempt(
 pub struct Email {
     pub id: Uuid,
     /// `inbound` or `outbound`.
+    #[schema(value_type = super::value_sets::EmailDirection)]
     pub direction: String,
     pub mailbox_id: Option<Uuid>,
     pub folder: Option<String>,
@@ -1036,6 +1037,7 @@ pub struct Email {
     pub html_body: Option<String>,
     /// `automatic`, `bounce`, `loop` or `ignored` when the message was kept out of the
     /// conversations; null otherwise.
+    #[schema(value_type = Option<super::value_sets::TriageKind>)]
     pub triage: Option<String>,
     pub triage_reason: Option<String>,
     #[schema(value_type = Option<Object>)]
@@ -1044,6 +1046,7 @@ pub struct Email {
     pub chat_message_id: Option<Uuid>,
     pub contact_id: Option<Uuid>,
     /// `received`, `queued`, `sent`, `failed` (retried) or `failed_permanently`.
+    #[schema(value_type = super::value_sets::EmailStatus)]
     pub status: String,
     pub error_message: Option<String>,
     pub attempts: i32,

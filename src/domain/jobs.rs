@@ -29,6 +29,7 @@ pub struct Job {
     pub kind: String,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
+    #[schema(value_type = super::value_sets::JobState)]
     pub state: String,
     pub run_at: DateTime<Utc>,
     pub attempts: i32,

@@ -89,6 +89,7 @@ pub struct Mailbox {
     pub auto_acknowledge: Option<String>,
     /// `starting`, `connecting`, `catching_up`, `idle`, `polling`, `failing` (with
     /// `state_reason`) or `disabled`.
+    #[schema(value_type = super::value_sets::MailboxState)]
     pub state: String,
     pub state_reason: Option<String>,
     pub state_changed_at: DateTime<Utc>,

@@ -158,6 +158,7 @@ pub struct FirmSummary {
     pub id: Uuid,
     pub slug: String,
     pub name: String,
+    #[schema(value_type = super::value_sets::FirmStatus)]
     pub status: String,
     pub created_at: DateTime<Utc>,
     pub member_count: i64,

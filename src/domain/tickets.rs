@@ -138,6 +138,7 @@ pub struct TicketEvent {
     pub id: Uuid,
     /// `created`, `changed`, `customer_message`, `agent_response`, `reopened`, or the SLA
     /// timers' `sla_warning` and `sla_breached` (detail: metric, due moment, target, policy).
+    #[schema(value_type = super::value_sets::TicketEventKind)]
     pub kind: String,
     /// `user`, `contact` or `system`.
     pub actor_type: String,

@@ -209,6 +209,7 @@ pub struct Delivery {
     pub event_type: String,
     #[schema(value_type = Object)]
     pub payload: serde_json::Value,
+    #[schema(value_type = super::value_sets::DeliveryState)]
     pub state: String,
     pub attempts: i32,
     pub last_status_code: Option<i32>,

@@ -422,6 +422,7 @@ pub struct PublicBooking {
     /// The start in the invitee's zone.
     pub local_start: String,
     /// `confirmed`, `pending` while the page asks a member to confirm, or `cancelled`.
+    #[schema(value_type = crate::domain::value_sets::BookingStatus)]
     pub status: String,
     /// Cancels or moves this booking through `/public/bookings/{cancel,reschedule}`; also
     /// in the invitee's email. Keep it private.
@@ -514,8 +515,15 @@ fn manage_secret(state: &AppState) -> Vec<u8> {
 pub struct ManageBody {
     /// The booking's manage token.
     pub token: String,
-    /// For a reschedule: the new start, one of the slots the page offers.
-    pub start: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RescheduleBody {
+    /// The booking's manage token.
+    pub token: String,
+    /// The new start, one of the slots the page offers.
+    pub start: DateTime<Utc>,
 }
 
 /// The booking a manage token names, checked; 404 for any token that does not hold.
@@ -628,7 +636,7 @@ pub async fn public_cancel(
 /// updated invitation (same UID, higher SEQUENCE).
 #[utoipa::path(
     post, path = "/api/v1/public/bookings/reschedule", tag = "bookings",
-    request_body = ManageBody,
+    request_body = RescheduleBody,
     responses(
         (status = 200, description = "Moved", body = PublicBooking),
         (status = 400, description = "Invalid body, or not a slot the page offers now", body = ErrorBody),
@@ -640,9 +648,9 @@ pub async fn public_cancel(
 pub async fn public_reschedule(
     state: web::Data<AppState>,
     meta: RequestMeta,
-    body: JsonObject<ManageBody>,
+    body: JsonObject<RescheduleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let start = body.start.ok_or_else(|| ApiError::invalid_field("start", "is required"))?;
+    let start = body.start;
     let (secret, attempts) = (manage_secret(&state), state.job_attempts());
     let (booking, firm) = managed(&state, &meta, &body.token, move |conn, firm, id| {
         async move {

@@ -38,6 +38,21 @@ pub struct ImapBody {
     pub password: Option<SecretString>,
 }
 
+/// The document's shape of a new mailbox's IMAP settings: `ImapBody` with the password
+/// required (creation refuses a mailbox without one; an update may leave it out).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // never built: it describes what `ImapBody` accepts on creation
+pub struct NewImapBody {
+    host: String,
+    /// Default 993 for `tls`, 143 otherwise.
+    port: Option<i32>,
+    tls: TlsMode,
+    username: String,
+    /// Sealed at rest.
+    password: String,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SmtpBody {
@@ -57,6 +72,7 @@ pub struct MailboxBody {
     pub name: String,
     /// The address clients write to; replies go from it.
     pub address: String,
+    #[schema(value_type = NewImapBody)]
     pub imap: ImapBody,
     /// Where replies go out; without it the mailbox only receives.
     pub smtp: Option<SmtpBody>,

@@ -202,7 +202,15 @@ use crate::domain::value_sets;
         value_sets::ClosedReply,
         value_sets::TriageKind,
         value_sets::ReportFormat,
-        value_sets::ProposalStatus
+        value_sets::ProposalStatus,
+        value_sets::DeliveryState,
+        value_sets::JobState,
+        value_sets::BookingStatus,
+        value_sets::EmailDirection,
+        value_sets::EmailStatus,
+        value_sets::MailboxState,
+        value_sets::FirmStatus,
+        value_sets::TicketEventKind
     )),
     modifiers(&BearerAuth, &Contract),
     tags(
@@ -251,6 +259,16 @@ const REQUIRED_ON_CREATE: [(&str, &[&str]); 3] = [
     ("/api/v1/prospects", &crate::domain::pipeline::PROSPECT_REQUIRED_ON_CREATE),
 ];
 
+/// Creations that need one field of a set (checked by the domain: a contact's first or last
+/// name, a lead's name or company, a ticket's subject or conversation, a number or a
+/// messaging service): documented as an `anyOf` of those requirements.
+const ONE_OF_ON_CREATE: [(&str, &[&str]); 4] = [
+    ("/api/v1/contacts", &["first_name", "last_name"]),
+    ("/api/v1/leads", &["first_name", "last_name", "company"]),
+    ("/api/v1/tickets", &["subject", "conversation_id"]),
+    ("/api/v1/sms/numbers", &["phone_number", "messaging_service_sid"]),
+];
+
 /// Bodies answered as they are, not in the envelope (Stripe reads `{"received": true}`).
 const UNENVELOPED: [&str; 1] = ["/api/v1/stripe/webhook"];
 
@@ -276,6 +294,11 @@ impl Modify for Contract {
                 && let Some(create) = item.post.as_mut()
             {
                 require_on_create(create, fields, &schemas);
+            }
+            if let Some(fields) = ONE_OF_ON_CREATE.iter().find(|(p, _)| p == path).map(|(_, fields)| *fields)
+                && let Some(create) = item.post.as_mut()
+            {
+                require_one_of_on_create(create, fields, &schemas);
             }
             let operations = [
                 &mut item.get,
@@ -355,6 +378,39 @@ fn standard_errors(path: &str, operation: &mut utoipa::openapi::path::Operation)
             operation.responses.responses.insert(status.to_owned(), RefOr::T(response));
         }
     }
+}
+
+/// The creation's JSON body as its shared schema and an `anyOf`: one of `fields` present,
+/// not null, and (for text) not empty.
+fn require_one_of_on_create(
+    operation: &mut utoipa::openapi::path::Operation,
+    fields: &[&str],
+    schemas: &std::collections::BTreeMap<String, RefOr<utoipa::openapi::schema::Schema>>,
+) {
+    use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder, Schema, SchemaType, Type};
+    let Some(RefOr::T(body)) = operation.request_body.as_mut() else { return };
+    let Some(RefOr::T(content)) = body.content.get_mut("application/json") else { return };
+    let Some(RefOr::Ref(reference)) = content.schema.clone() else { return };
+    let name = reference.ref_location.rsplit('/').next().unwrap_or_default();
+    let Some(RefOr::T(Schema::Object(shared))) = schemas.get(name) else { return };
+    let mut alternatives = AnyOfBuilder::new();
+    for field in fields {
+        let Some(RefOr::T(Schema::Object(property))) = shared.properties.get(*field) else { continue };
+        let mut present = property.clone();
+        if let SchemaType::Array(types) = &present.schema_type {
+            let kept: Vec<Type> = types.iter().filter(|t| **t != Type::Null).cloned().collect();
+            present.schema_type = match kept.as_slice() {
+                [single] => SchemaType::Type(single.clone()),
+                _ => SchemaType::Array(kept),
+            };
+        }
+        if present.schema_type == SchemaType::Type(Type::String) && present.format.is_none() {
+            present.min_length = Some(1);
+        }
+        alternatives = alternatives.item(ObjectBuilder::new().property(*field, present).required(*field));
+    }
+    let combined = AllOfBuilder::new().item(RefOr::Ref(reference)).item(alternatives);
+    content.schema = Some(RefOr::T(Schema::AllOf(combined.build())));
 }
 
 /// Inlines the creation's JSON body schema with `fields` required and not nullable.

@@ -210,6 +210,8 @@ async fn bad_bookings_are_refused_field_by_field_and_store_nothing() {
     }
     let reschedule = app.post("/api/v1/public/bookings/reschedule", &json!({ "token": "x" })).await;
     assert_eq!(reschedule.status(), 400, "a reschedule names its start");
+    let refusal = json(reschedule).await;
+    assert!(refusal["error"]["message"].as_str().unwrap().contains("missing field `start`"), "{refusal}");
     for body in [
         json!({ "time_zone": "Atlantis/Capital", "windows": [] }),
         json!({ "time_zone": "UTC", "windows": [{ "weekday": "funday", "start": "09:00", "end": "10:00" }] }),

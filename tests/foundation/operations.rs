@@ -424,3 +424,44 @@ async fn a_creation_documents_the_fields_it_needs_and_the_update_does_not() {
     let named: Vec<&String> = refused["error"]["details"]["fields"].as_object().unwrap().keys().collect();
     assert_eq!(named, ["client_id", "currency", "name"]);
 }
+
+/// Every fixed value set the API documents as an enum is exactly its column's CHECK
+/// constraint: the document, the domain's checks and the database cannot disagree.
+#[actix_web::test]
+async fn documented_value_sets_are_the_columns_check_constraints() {
+    use diesel::QueryableByName;
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+
+    #[derive(QueryableByName)]
+    struct Definition {
+        #[diesel(sql_type = Text)]
+        definition: String,
+    }
+    let db = crate::helpers::test_db().await;
+    for (table, column, values) in consultantpro::domain::value_sets::STORED {
+        let sql = format!(
+            "SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint \
+              WHERE conrelid = '{table}'::regclass AND contype = 'c' \
+                AND pg_get_constraintdef(oid) LIKE '%({column} = ANY%'"
+        );
+        let definitions: Vec<Definition> = db
+            .firm_tx_retried(consultantpro::domain::FirmId(uuid::Uuid::nil()), async |conn| {
+                Ok::<_, consultantpro::domain::DomainError>(diesel::sql_query(&sql).load(conn).await?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(definitions.len(), 1, "{table}.{column}: one CHECK listing its values");
+        let mut stored: Vec<&str> = definitions[0]
+            .definition
+            .split('\'')
+            .enumerate()
+            .filter(|(i, _)| i % 2 == 1)
+            .map(|(_, value)| value)
+            .collect();
+        stored.sort_unstable();
+        let mut documented = values.to_vec();
+        documented.sort_unstable();
+        assert_eq!(stored, documented, "{table}.{column}");
+    }
+}
