@@ -2,23 +2,10 @@
 // booking in the invitee's zone, moved to another open time, then cancelled.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { api, artifacts, browser, email, firm, hub, password } from "./helpers.mjs";
+import { api, artifacts, bookingLink, browser, hub } from "./helpers.mjs";
 
 test("an invitee moves a booking from its manage page, then cancels it", async () => {
-  const { access_token: token } = await api("/api/v1/auth/login", { method: "POST", body: { firm, email, password } });
-  const me = await api("/api/v1/me", { token });
-  const days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
-  await api("/api/v1/calendar/availability", {
-    token,
-    method: "PUT",
-    body: { time_zone: "UTC", windows: days.map((weekday) => ({ weekday, start: "00:00", end: "00:00" })), overrides: [] },
-  });
-  const slug = `manage-${Date.now()}`;
-  await api("/api/v1/booking-links", {
-    token,
-    method: "POST",
-    body: { title: "Strategy session", slug, duration_minutes: 45, member_ids: [me.user.id] },
-  });
+  const { slug } = await bookingLink("manage", { title: "Strategy session", duration_minutes: 45 });
   const from = new Date(Date.now() + 2 * 86_400_000).toISOString();
   const to = new Date(Date.now() + 5 * 86_400_000).toISOString();
   const { slots } = await api(`/api/v1/public/booking-links/${slug}/slots?from=${from}&to=${to}&tz=Europe/Lisbon`);

@@ -2,23 +2,10 @@
 // a time zone of their own, and the member's calendar shows it without a reload.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { api, artifacts, browser, email, firm, hub, password, signedInPage } from "./helpers.mjs";
+import { artifacts, bookingLink, browser, hub, signedInPage } from "./helpers.mjs";
 
 test("book a slot on the public page and see the booking", async () => {
-  const { access_token: token } = await api("/api/v1/auth/login", { method: "POST", body: { firm, email, password } });
-  const me = await api("/api/v1/me", { token });
-  const days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
-  await api("/api/v1/calendar/availability", {
-    token,
-    method: "PUT",
-    body: { time_zone: "UTC", windows: days.map((weekday) => ({ weekday, start: "00:00", end: "00:00" })), overrides: [] },
-  });
-  const slug = `intro-${Date.now()}`;
-  await api("/api/v1/booking-links", {
-    token,
-    method: "POST",
-    body: { title: "Introductory call", slug, duration_minutes: 30, member_ids: [me.user.id] },
-  });
+  const { slug } = await bookingLink("intro", { title: "Introductory call", duration_minutes: 30 });
 
   const member = await signedInPage("calendar");
   await member.page.getByRole("link", { name: "Calendar" }).click();

@@ -125,3 +125,21 @@ export async function linkInMail(to, marker) {
   }
   assert.fail(`no email to ${to} with a ${marker} link`);
 }
+
+/**
+ * Signs the seeded owner in over the API, opens their hours around the clock (UTC) and
+ * makes a booking link `{ title, duration_minutes }` with them as its member; its slug.
+ */
+export async function bookingLink(prefix, link) {
+  const { access_token: token } = await api("/api/v1/auth/login", { method: "POST", body: { firm, email, password } });
+  const me = await api("/api/v1/me", { token });
+  const days = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+  await api("/api/v1/calendar/availability", {
+    token,
+    method: "PUT",
+    body: { time_zone: "UTC", windows: days.map((weekday) => ({ weekday, start: "00:00", end: "00:00" })), overrides: [] },
+  });
+  const slug = `${prefix}-${Date.now()}`;
+  await api("/api/v1/booking-links", { token, method: "POST", body: { ...link, slug, member_ids: [me.user.id] } });
+  return { token, slug };
+}
