@@ -38,6 +38,14 @@ test("create, send and pay an invoice", async () => {
   await page.getByText("wire 42").waitFor();
   await page.screenshot({ path: `${artifacts}/invoice-paid.png` });
 
+  // The month's summary counts the payment as collected.
+  await page.getByRole("link", { name: "Summary" }).click();
+  const usd = page.getByRole("table", { name: "Summary by currency" }).getByRole("row").filter({ hasText: "USD" });
+  await usd.waitFor();
+  const [, invoiced, collected] = (await usd.getByRole("cell").allTextContents()).map((c) => c.trim());
+  assert.ok(Number(collected.replace(/[^\d.]/g, "")) >= 2750, `collected ${collected}`);
+  assert.ok(Number(invoiced.replace(/[^\d.]/g, "")) >= 2750, `invoiced ${invoiced}`);
+
   // The hub agrees.
   const invoices = await api("/api/v1/invoices?status=paid&limit=100", { token });
   const paid = invoices.find((i) => i.total_minor === 275000 && i.paid_minor === 275000);

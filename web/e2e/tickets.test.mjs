@@ -14,8 +14,16 @@ test("a ticket's SLA badge counts down, warns, and turns to breached at its due 
     method: "POST",
     body: { name: `Urgent ${Date.now()}`, position: 0, conditions: { tags: [tag] }, targets: { urgent: { first_response_minutes: 1 } } },
   });
+  // The ticket comes from a customer's conversation, which its page shows.
   const subject = `Server down ${Date.now()}`;
-  const ticket = await api("/api/v1/tickets", { token, method: "POST", body: { subject, priority: "urgent", tags: [tag] } });
+  const conversation = await api("/api/v1/conversations", { token, method: "POST", body: { subject } });
+  await api(`/api/v1/conversations/${conversation.id}/messages`, { token, method: "POST", body: { body: "Nothing loads since 9am." } });
+  const ticket = await api("/api/v1/tickets", {
+    token,
+    method: "POST",
+    body: { conversation_id: conversation.id, priority: "urgent", tags: [tag] },
+  });
+  assert.equal(ticket.subject, subject, "the conversation's subject");
   const [listed] = (await api("/api/v1/tickets?priority=urgent&limit=100", { token })).filter((t) => t.id === ticket.id);
   assert.ok(listed?.sla_next_due_at, "the list carries the due moment");
   const due = Date.parse(listed.sla_next_due_at);
@@ -54,6 +62,7 @@ test("a ticket's SLA badge counts down, warns, and turns to breached at its due 
   await page.getByRole("link", { name: subject }).first().click();
   await page.getByRole("heading", { name: "SLA clocks" }).waitFor();
   await page.getByText("First response").waitFor();
+  await page.getByRole("region", { name: "The ticket's conversation" }).getByText("Nothing loads since 9am.").waitFor();
   await page.screenshot({ path: `${artifacts}/ticket.png` });
   await context.close();
 });

@@ -22,7 +22,7 @@ import { PublicBooking } from "./calendar/PublicBooking";
 import { ManageBooking } from "./calendar/ManageBooking";
 import { InvoiceDetail } from "./finance/InvoiceDetail";
 import { InvoiceForm } from "./finance/InvoiceForm";
-import { Aging, Finance, InvoiceList } from "./finance/Invoices";
+import { Aging, Finance, InvoiceList, Summary } from "./finance/Invoices";
 import { TicketDetail } from "./tickets/TicketDetail";
 import { Tickets } from "./tickets/Tickets";
 import { SlaReport } from "./tickets/SlaReport";
@@ -73,6 +73,7 @@ if (root) {
                 <Route path="/finance" element={<Finance />}>
                   <Route index element={<InvoiceList />} />
                   <Route path="aging" element={<Aging />} />
+                  <Route path="summary" element={<Summary />} />
                   <Route path="invoices/new" element={<InvoiceForm />} />
                   <Route path="invoices/:id" element={<InvoiceDetail />} />
                 </Route>

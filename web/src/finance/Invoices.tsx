@@ -19,7 +19,16 @@ export function useClients() {
 
 /** Finance: invoices, aging and the summary, one tab each. */
 export function Finance() {
-  return <TabbedSection label="Finance" tabs={[{ to: "/finance", label: "Invoices", end: true }, { to: "/finance/aging", label: "Aging" }]} />;
+  return (
+    <TabbedSection
+      label="Finance"
+      tabs={[
+        { to: "/finance", label: "Invoices", end: true },
+        { to: "/finance/aging", label: "Aging" },
+        { to: "/finance/summary", label: "Summary" },
+      ]}
+    />
+  );
 }
 
 export function InvoiceList() {
@@ -134,6 +143,69 @@ export function Aging() {
           </figure>
         );
       })}
+    </div>
+  );
+}
+
+/** A period's first and last day (inclusive), as the summary asks for them. */
+export function periodOf(kind: "month" | "last-month" | "year", today: Date): { from: string; to: string } {
+  const y = today.getFullYear();
+  const m = today.getMonth();
+  const day = (d: Date) => `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+  if (kind === "year") return { from: day(new Date(y, 0, 1)), to: day(new Date(y, 11, 31)) };
+  const first = kind === "month" ? new Date(y, m, 1) : new Date(y, m - 1, 1);
+  return { from: day(first), to: day(new Date(first.getFullYear(), first.getMonth() + 1, 0)) };
+}
+
+/** Invoiced and collected in a period, and outstanding now, per currency. */
+export function Summary() {
+  const [kind, setKind] = useState<"month" | "last-month" | "year">("month");
+  const period = periodOf(kind, new Date());
+  const summary = useQuery({
+    queryKey: ["invoices", "summary", period.from, period.to],
+    queryFn: async () => unwrap(await api.GET("/api/v1/finance/summary", { params: { query: period } })).data,
+  });
+  return (
+    <div className="flex max-w-3xl flex-col gap-3 p-3">
+      <div className="flex items-center gap-3">
+        <h1 className="text-lg font-semibold">Summary</h1>
+        <label className="flex items-center gap-1 text-sm">
+          Period
+          <select value={kind} onChange={(e) => setKind(e.target.value as typeof kind)} className="rounded border border-slate-300 px-2 py-1">
+            <option value="month">This month</option>
+            <option value="last-month">Last month</option>
+            <option value="year">This year</option>
+          </select>
+        </label>
+        <span className="text-sm text-slate-500">
+          {period.from} to {period.to}
+        </span>
+      </div>
+      <Problem error={summary.error} />
+      {summary.isPending && <p className="text-slate-500">Loading…</p>}
+      {summary.data?.length === 0 && <p className="text-slate-500">Nothing invoiced, collected or owed.</p>}
+      {summary.data && summary.data.length > 0 && (
+        <table aria-label="Summary by currency" className="w-full text-left text-sm">
+          <thead className="bg-slate-100 text-slate-600">
+            <tr>
+              <th className="px-3 py-2">Currency</th>
+              <th className="px-3 py-2 text-right">Invoiced</th>
+              <th className="px-3 py-2 text-right">Collected</th>
+              <th className="px-3 py-2 text-right">Outstanding now</th>
+            </tr>
+          </thead>
+          <tbody>
+            {summary.data.map((row) => (
+              <tr key={row.currency} className="border-b border-slate-100 bg-white">
+                <td className="px-3 py-2">{row.currency}</td>
+                <td className="px-3 py-2 text-right tabular-nums">{formatMoney(row.invoiced_minor, row.currency)}</td>
+                <td className="px-3 py-2 text-right tabular-nums">{formatMoney(row.collected_minor, row.currency)}</td>
+                <td className="px-3 py-2 text-right tabular-nums">{formatMoney(row.outstanding_minor, row.currency)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
     </div>
   );
 }

@@ -1,3 +1,4 @@
+import { ConversationView } from "../pages/ConversationView";
 import { Link, useParams } from "react-router";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { ApiError, api, unwrap, type Schemas } from "../api/client";
@@ -102,6 +103,12 @@ export function TicketDetail() {
           {clocks.data?.map((c) => <Clock key={c.metric} clock={c} />)}
         </ul>
       </section>
+      {t.conversation_id && (
+        <section aria-label="The ticket's conversation" className="h-[28rem] overflow-hidden rounded border border-slate-200">
+          {/* The conversation itself, live: replying here answers the customer in its channel. */}
+          <ConversationView conversationId={t.conversation_id} />
+        </section>
+      )}
       <section aria-labelledby="activity-heading">
         <h2 id="activity-heading" className="mb-2 font-semibold">
           Activity
