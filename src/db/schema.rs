@@ -894,6 +894,7 @@ diesel::table! {
         attempts -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        answers_email_id -> Nullable<Uuid>,
     }
 }
 

@@ -953,6 +953,18 @@ pub async fn cancel(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Res
     Ok((cancelled, true))
 }
 
+/// A booking of the firm, as it is now (no lock: for reading it).
+pub async fn find(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Booking, DomainError> {
+    bookings::table
+        .filter(bookings::firm_id.eq(firm.into_uuid()))
+        .filter(bookings::id.eq(id))
+        .select(Booking::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(DomainError::NotFound("booking"))
+}
+
 /// A booking of the firm, locked for the rest of the transaction.
 pub async fn lock(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<Booking, DomainError> {
     bookings::table

@@ -77,8 +77,9 @@ pub struct Filed {
 const TOKEN_CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
 const TOKEN_LEN: usize = 12;
 
-/// Why triage kept an email out of the conversations: the ingest's kinds and a rule's `ignored`.
-pub const TRIAGE_KINDS: [&str; 4] = ["automatic", "bounce", "loop", "ignored"];
+/// Why triage kept an email out of the conversations: the ingest's kinds, a rule's
+/// `ignored`, and `unreadable` for a message a store refused part of (`set_aside`).
+pub const TRIAGE_KINDS: [&str; 5] = ["automatic", "bounce", "loop", "ignored", "unreadable"];
 
 /// The conversation's reply token, made on first use (in the caller's transaction).
 pub async fn reply_token(
@@ -706,6 +707,9 @@ async fn auto_reply_due(
 
 #[derive(QueryableByName)]
 struct Recipients {
+    /// The inbound email answered: recipients come from it, and the reply quotes it.
+    #[diesel(sql_type = SqlUuid)]
+    id: Uuid,
     #[diesel(sql_type = Nullable<SqlUuid>)]
     mailbox_id: Option<Uuid>,
     #[diesel(sql_type = Nullable<Text>)]
@@ -729,7 +733,7 @@ pub async fn queue_outbound(
     automatic: bool,
 ) -> Result<serde_json::Value, DomainError> {
     let found = diesel::sql_query(
-        "SELECT e.mailbox_id, m.address AS mailbox_address, \
+        "SELECT e.id, e.mailbox_id, m.address AS mailbox_address, \
                 ARRAY(SELECT DISTINCT a FROM unnest(ARRAY[CASE WHEN $3 THEN e.from_address \
                                                              ELSE COALESCE(e.reply_to, e.from_address) END]) a \
                        WHERE a IS NOT NULL) AS to_addresses, \
@@ -739,7 +743,7 @@ pub async fn queue_outbound(
                 e.subject \
            FROM email_messages e LEFT JOIN mailboxes m ON m.firm_id = e.firm_id AND m.id = e.mailbox_id \
           WHERE e.firm_id = $1 AND e.conversation_id = $2 AND e.direction = 'inbound' \
-          ORDER BY e.created_at DESC LIMIT 1",
+          ORDER BY e.created_at DESC, e.id DESC LIMIT 1",
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(message.conversation_id)
@@ -773,8 +777,9 @@ pub async fn queue_outbound(
     let email_id = Uuid::now_v7();
     diesel::sql_query(
         "INSERT INTO email_messages (firm_id, id, direction, mailbox_id, dedupe_key, subject, subject_key, \
-             from_address, to_addresses, cc_addresses, text_body, conversation_id, chat_message_id, status, automatic) \
-         VALUES ($1, $2, 'outbound', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13)",
+             from_address, to_addresses, cc_addresses, text_body, conversation_id, chat_message_id, status, automatic, \
+             answers_email_id) \
+         VALUES ($1, $2, 'outbound', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14)",
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
     .bind::<SqlUuid, _>(email_id)
@@ -789,6 +794,7 @@ pub async fn queue_outbound(
     .bind::<SqlUuid, _>(message.conversation_id)
     .bind::<SqlUuid, _>(message.id)
     .bind::<Bool, _>(automatic)
+    .bind::<SqlUuid, _>(found.id)
     .execute(conn)
     .await?;
     jobs::enqueue(conn, firm, SEND_JOB, json!({ "email_id": email_id }), SEND_ATTEMPTS).await?;
@@ -818,8 +824,8 @@ pub struct Outgoing {
     /// The Thread-Index of the newest inbound message that carried one.
     pub thread_index: Option<String>,
     pub reply_token: String,
-    /// The newest inbound email before this reply, quoted under it as mail clients do, so
-    /// the client reads the reply with what it answers. None for automatic replies.
+    /// The inbound email this reply answers (chosen when it was queued, with its recipients),
+    /// quoted under it as mail clients do. None for automatic replies.
     pub quoted_history: Option<String>,
 }
 
@@ -945,11 +951,9 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
     } else {
         diesel::sql_query(
             "SELECT q.from_name, q.from_address, coalesce(q.sent_at, q.created_at) AS at, q.text_body \
-               FROM email_messages q, email_messages e \
-              WHERE e.firm_id = $1 AND e.id = $3 AND q.firm_id = $1 AND q.conversation_id = $2 \
-                AND q.direction = 'inbound' AND q.triage IS NULL \
-                AND (q.created_at, q.id) < (e.created_at, e.id) \
-              ORDER BY q.created_at DESC, q.id DESC LIMIT 1",
+               FROM email_messages q JOIN email_messages e ON e.firm_id = q.firm_id AND e.answers_email_id = q.id \
+              WHERE e.firm_id = $1 AND e.id = $3 AND q.conversation_id = $2 \
+                AND q.direction = 'inbound' AND q.triage IS NULL",
         )
         .bind::<SqlUuid, _>(firm.into_uuid())
         .bind::<SqlUuid, _>(conversation_id)

@@ -62,17 +62,21 @@ fn parse_object<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
     }
     // `\u0000` is the only way a NUL reaches a JSON text; a body holding one (not as an
     // escaped backslash) is refused here, naming the field, before any handler sees it.
-    if text.contains("\\u0000")
-        && let Ok(value) = serde_json::from_str::<serde_json::Value>(text)
-        && let Some(field) = nul_field(&value, String::new())
-    {
-        return Err(nul_refusal(&field));
+    if text.contains("\\u0000") {
+        // A body that does not even read as a JSON value is refused whole (no field named).
+        let field = serde_json::from_str::<serde_json::Value>(text)
+            .map_or_else(|_| Some("body".to_owned()), |value| nul_field(&value, String::new()));
+        if let Some(field) = field {
+            return Err(nul_refusal(&field));
+        }
     }
     serde_json::from_str(text).map_err(|cause| super::deserialize_error(&cause))
 }
 
 /// PostgreSQL stores no NUL character in text or JSON: the client's input, refused whole.
 pub(super) fn nul_refusal(field: &str) -> ApiError {
+    // The name is the client's own text: echoed back cut short.
+    let field: String = field.chars().take(100).collect();
     ApiError::validation(
         "text may not contain the NUL character (\\u0000)",
         serde_json::json!({ "fields": { field: "may not contain the NUL character (\\u0000)" } }),

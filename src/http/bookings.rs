@@ -566,7 +566,7 @@ pub async fn public_lookup(
     let secret = manage_secret(&state);
     let booking = managed(&state, &meta, &body.token, move |conn, firm, id| {
         async move {
-            let booking = bookings::lock(conn, firm, id).await?;
+            let booking = bookings::find(conn, firm, id).await?;
             let link = bookings::find_link(conn, firm, booking.link_id).await?;
             Ok(ManagedBooking {
                 booking: PublicBooking::of(&booking, &secret, firm),

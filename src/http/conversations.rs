@@ -175,7 +175,13 @@ pub async fn get_conversation(ctx: FirmCtx, path: web::Path<Uuid>) -> Result<Htt
         .tx(Permission::ConversationsRead, async |conn, firm| {
             let viewer = viewer(conn, ctx.checked()?).await?;
             let conversation = conversations::find(conn, firm, viewer, id).await?;
-            let reads = conversations::read_positions(conn, firm, id).await?;
+            let mut reads = conversations::read_positions(conn, firm, id).await?;
+            // A portal login sees the receipts of the firm's members taking part and its own;
+            // not who else in the firm opened it, nor other portal logins (a login is a
+            // person across firms).
+            if viewer.portal_contact.is_some() {
+                reads.retain(|r| r.user_id == viewer.user_id || conversation.participants.members.contains(&r.user_id));
+            }
             Ok(ConversationDetail { conversation, reads })
         })
         .await?;

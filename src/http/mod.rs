@@ -61,12 +61,14 @@ pub struct AppState {
     tokens: auth::TokenKeys,
     /// When a scrape last refreshed the job-queue gauges.
     job_counts_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The firms running a CSV import on this node (`imports::ImportSlot`).
+    pub(crate) importing: imports::Importing,
 }
 
 impl AppState {
     pub fn new(live: LiveContext, metrics: PrometheusHandle) -> Self {
         let tokens = auth::TokenKeys::new(&live.settings().auth.jwt_secret);
-        Self { live, metrics, tokens, job_counts_refreshed: std::sync::Mutex::new(None) }
+        Self { live, metrics, tokens, job_counts_refreshed: std::sync::Mutex::new(None), importing: Default::default() }
     }
 
     /// The configured key ring for stored credentials; a server whose keys are
@@ -169,11 +171,7 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::get().to(crm::list_contacts))
                 .route(web::post().to(crm::create_contact)),
         )
-        .service(
-            web::resource("/contacts/import")
-                .app_data(web::PayloadConfig::default().limit(imports::MAX_IMPORT_BYTES))
-                .route(web::post().to(imports::import_contacts)),
-        )
+        .service(web::resource("/contacts/import").route(web::post().to(imports::import_contacts)))
         .service(
             web::resource("/contacts/{id}")
                 .route(web::get().to(crm::get_contact))
@@ -185,11 +183,7 @@ fn api_v1() -> actix_web::Scope {
                 .route(web::get().to(pipeline::list_leads))
                 .route(web::post().to(pipeline::create_lead)),
         )
-        .service(
-            web::resource("/leads/import")
-                .app_data(web::PayloadConfig::default().limit(imports::MAX_IMPORT_BYTES))
-                .route(web::post().to(imports::import_leads)),
-        )
+        .service(web::resource("/leads/import").route(web::post().to(imports::import_leads)))
         .service(
             web::resource("/leads/{id}")
                 .route(web::get().to(pipeline::get_lead))

@@ -207,3 +207,43 @@ async fn an_import_refuses_what_is_not_a_csv_file_and_who_may_not_write() {
     assert!(json(app.get_as(&owner, "/api/v1/contacts").await).await["data"].as_array().unwrap().is_empty());
     assert_eq!(json(app.get_as(&other_firm, "/api/v1/contacts").await).await["data"].as_array().unwrap().len(), 2);
 }
+
+/// Imports are rationed (each holds a connection for its whole transaction): one at a time
+/// per firm, files within their limits, a NUL refused by its line before anything runs.
+#[actix_web::test]
+async fn imports_are_rationed_and_refuse_what_the_database_cannot_store() {
+    let app = spawn_app().await;
+    let (_, _, _, owner) = signed_in_owner(&app).await;
+    let mut big = String::from("first_name,last_name,company\n");
+    for i in 0..3000 {
+        big.push_str(&format!("Queued{i},Lead,Company {i}\n"));
+    }
+    let first = app
+        .client
+        .post(app.url("/api/v1/leads/import"))
+        .bearer_auth(&owner)
+        .header("content-type", "text/csv")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200, "the first import has begun");
+    let (status, lines) = import_over_http(&app, &owner, "/api/v1/contacts/import", CONTACTS).await;
+    assert_eq!(status, 409, "one import at a time per firm: {lines:?}");
+    let report: serde_json::Value = serde_json::from_str(first.text().await.unwrap().lines().last().unwrap()).unwrap();
+    assert_eq!(report["report"]["imported"], 3000, "{report}");
+    // Its turn ended with it: the next import runs.
+    let (status, _) = import_over_http(&app, &owner, "/api/v1/contacts/import?skip_invalid=true", CONTACTS).await;
+    assert_eq!(status, 200);
+
+    let with_nul = "first_name,last_name,title,emails,phones,client_id\nAda,Lovelace,,,,\nNul\u{0},Row,,,,\n";
+    let (status, lines) = import_over_http(&app, &owner, "/api/v1/contacts/import", with_nul).await;
+    assert_eq!(status, 400);
+    assert!(lines[0]["error"]["message"].as_str().unwrap().starts_with("line 3:"), "{lines:?}");
+    let too_many = format!("first_name,last_name\n{}", "A,B\n".repeat(50_001));
+    let (status, lines) = import_over_http(&app, &owner, "/api/v1/contacts/import", &too_many).await;
+    assert_eq!(status, 400, "{lines:?}");
+    assert!(lines[0]["error"]["details"]["fields"]["body"].as_str().unwrap().contains("50000"), "{lines:?}");
+    // The refused files kept nothing: only the two good rows of the run that went through.
+    assert_eq!(json(app.get_as(&owner, "/api/v1/contacts").await).await["data"].as_array().unwrap().len(), 2);
+}

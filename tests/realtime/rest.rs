@@ -244,7 +244,7 @@ async fn readonly_members_read_but_cannot_send() {
 #[actix_web::test]
 async fn portal_contacts_see_only_their_conversations() {
     let app = spawn_app().await;
-    let (firm, _, _, owner) = signed_in_owner(&app).await;
+    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
     let (portal, contact_id) = portal_user(&app, &firm.slug, &owner).await;
     let theirs = conversation(
         &app,
@@ -274,6 +274,24 @@ async fn portal_contacts_see_only_their_conversations() {
         .await;
     assert_eq!(reply.status(), 201);
     assert_eq!(json(reply).await["data"]["author_contact_id"], contact_id);
+    // Read receipts: the portal login sees those of the members taking part (the owner), not
+    // of a colleague who only looked; the firm sees everyone's.
+    let (staff_email, staff_id) = add_member(&app.db(), &firm, Role::Staff).await;
+    let staff = app.login_ok(&firm.slug, &staff_email, PASSWORD).await["access_token"].as_str().unwrap().to_owned();
+    for token in [&owner, &staff, &portal] {
+        let read =
+            app.post_as(token, &format!("/api/v1/conversations/{theirs}/read"), &serde_json::json!({ "seq": 1 })).await;
+        assert_eq!(read.status(), 200);
+    }
+    let readers = |body: serde_json::Value| -> Vec<String> {
+        body["data"]["reads"].as_array().unwrap().iter().map(|r| r["user_id"].as_str().unwrap().to_owned()).collect()
+    };
+    let seen_by_portal = readers(json(app.get_as(&portal, &format!("/api/v1/conversations/{theirs}")).await).await);
+    assert!(seen_by_portal.contains(&owner_id.to_string()), "{seen_by_portal:?}");
+    assert!(!seen_by_portal.contains(&staff_id.to_string()), "{seen_by_portal:?}");
+    assert_eq!(seen_by_portal.len(), 2, "the owner's and its own: {seen_by_portal:?}");
+    let seen_by_owner = readers(json(app.get_as(&owner, &format!("/api/v1/conversations/{theirs}")).await).await);
+    assert_eq!(seen_by_owner.len(), 3, "{seen_by_owner:?}");
     // A portal login starts portal conversations only, with itself in them.
     let own = app
         .post_as(&portal, "/api/v1/conversations", &serde_json::json!({ "subject": "A question", "channel": "portal" }))

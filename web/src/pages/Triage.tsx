@@ -12,6 +12,7 @@ const KINDS: { kind: Kind; label: string }[] = [
   { kind: "bounce", label: "Bounces" },
   { kind: "loop", label: "Mail loops" },
   { kind: "ignored", label: "Ignored by a rule" },
+  { kind: "unreadable", label: "Unreadable (kept as received)" },
 ];
 
 export function Triage() {
