@@ -116,20 +116,38 @@ pub struct RejectedRow {
     pub problem: String,
 }
 
+/// What both import endpoints answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // never built: it describes the answers for the document
+enum ImportAnswers {
+    #[response(
+        status = 200,
+        description = "Newline-delimited JSON: progress lines, then the report (or an error)",
+        content_type = "application/x-ndjson"
+    )]
+    Streamed(ImportLine),
+    #[response(
+        status = 400,
+        description = "Not CSV in the import's columns (the line is named), empty, or over 50,000 rows"
+    )]
+    NotCsv(ErrorBody),
+    #[response(status = 409, description = "An import is already running for this firm")]
+    Running(ErrorBody),
+    #[response(status = 413, description = "Over 10 MiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "Not sent as text/csv")]
+    NotText(ErrorBody),
+    #[response(status = 503, description = "Imports are busy on this server: retry shortly")]
+    Busy(ErrorBody),
+}
+
 /// Imports contacts from a CSV file (columns `first_name,last_name,title,emails,phones,client_id`;
 /// several emails or phones separated by `;`).
 #[utoipa::path(
     post, path = "/api/v1/contacts/import", tag = "crm", security(("bearer" = [])),
     params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "The CSV file, with a header row"),
-    responses(
-        (status = 200, description = "Newline-delimited JSON: progress lines, then the report (or an error)", body = ImportLine, content_type = "application/x-ndjson"),
-        (status = 400, description = "Not CSV in the import's columns (the line is named), empty, or over 50,000 rows", body = ErrorBody),
-        (status = 409, description = "An import is already running for this firm", body = ErrorBody),
-        (status = 413, description = "Over 10 MiB", body = ErrorBody),
-        (status = 415, description = "Not sent as text/csv", body = ErrorBody),
-        (status = 503, description = "Imports are busy on this server: retry shortly", body = ErrorBody),
-    )
+    responses(ImportAnswers)
 )]
 pub async fn import_contacts(
     ctx: FirmCtx,
@@ -153,14 +171,7 @@ pub async fn import_contacts(
     post, path = "/api/v1/leads/import", tag = "pipeline", security(("bearer" = [])),
     params(ImportQuery),
     request_body(content = String, content_type = "text/csv", description = "The CSV file, with a header row"),
-    responses(
-        (status = 200, description = "Newline-delimited JSON: progress lines, then the report (or an error)", body = ImportLine, content_type = "application/x-ndjson"),
-        (status = 400, description = "Not CSV in the import's columns (the line is named), empty, or over 50,000 rows", body = ErrorBody),
-        (status = 409, description = "An import is already running for this firm", body = ErrorBody),
-        (status = 413, description = "Over 10 MiB", body = ErrorBody),
-        (status = 415, description = "Not sent as text/csv", body = ErrorBody),
-        (status = 503, description = "Imports are busy on this server: retry shortly", body = ErrorBody),
-    )
+    responses(ImportAnswers)
 )]
 pub async fn import_leads(
     ctx: FirmCtx,

@@ -196,6 +196,8 @@ use crate::domain::value_sets;
         members::ListedStatus,
         crate::domain::webhooks::EventType,
         crate::domain::webhooks::EventSelector,
+        // Referenced by the import endpoints' shared answers (`imports::ImportAnswers`).
+        imports::ImportLine,
         value_sets::LeadStatus,
         value_sets::ProspectStage,
         value_sets::ClientStatus,

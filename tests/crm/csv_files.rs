@@ -244,6 +244,10 @@ async fn imports_are_rationed_and_refuse_what_the_database_cannot_store() {
     let (status, lines) = import_over_http(&app, &owner, "/api/v1/contacts/import", &too_many).await;
     assert_eq!(status, 400, "{lines:?}");
     assert!(lines[0]["error"]["details"]["fields"]["body"].as_str().unwrap().contains("50000"), "{lines:?}");
+    let oversized = "A,B\n".repeat(10 * 1024 * 1024 / 4 + 1);
+    let (status, lines) = import_over_http(&app, &owner, "/api/v1/contacts/import", &oversized).await;
+    assert_eq!(status, 413);
+    assert_eq!(lines[0]["error"]["code"], "payload_too_large", "{lines:?}");
     // The refused files kept nothing: only the two good rows of the run that went through.
     assert_eq!(json(app.get_as(&owner, "/api/v1/contacts").await).await["data"].as_array().unwrap().len(), 2);
 }

@@ -94,3 +94,22 @@ export function ensureOk(answer: Answer<unknown>): void {
   if (answer.response.ok) return;
   unwrap({ ...answer, data: undefined });
 }
+
+/** `details.fields` of a refusal, for the form that sent it; none for any other failure. */
+export function fieldsOf(error: unknown): Record<string, string> {
+  return error instanceof ApiError ? error.fields : {};
+}
+
+/**
+ * Hands a file fetched with the session's token (a plain link would carry none) to the
+ * browser as a download named `filename`; the error envelope is thrown for a refusal.
+ */
+export function saveDownload(answer: Answer<unknown>, filename: string): void {
+  if (!(answer.data instanceof Blob)) unwrap({ ...answer, data: undefined });
+  const url = URL.createObjectURL(answer.data as Blob);
+  const link = document.createElement("a");
+  link.href = url;
+  link.download = filename;
+  link.click();
+  setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}

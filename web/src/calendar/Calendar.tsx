@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { ApiError, api, unwrap, type Schemas } from "../api/client";
+import { api, fieldsOf, unwrap, type Schemas } from "../api/client";
 import { Button, Field } from "../components/Field";
 import { Problem } from "../components/Problem";
 
@@ -76,7 +76,7 @@ function BookingLinks() {
       setFields({});
       void queryClient.invalidateQueries({ queryKey: ["booking-links"] });
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   function submit(event: FormEvent) {
     event.preventDefault();

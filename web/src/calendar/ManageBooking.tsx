@@ -8,10 +8,7 @@ import { ApiError, api, unwrap } from "../api/client";
 import { Button } from "../components/Field";
 import { Problem } from "../components/Problem";
 import { useFragmentToken } from "../pages/AccountLinks";
-
-function inZone(iso: string, zone: string, options: Intl.DateTimeFormatOptions): string {
-  return new Intl.DateTimeFormat(undefined, { timeZone: zone, ...options }).format(new Date(iso));
-}
+import { inZone } from "./PublicBooking";
 
 const WHEN: Intl.DateTimeFormatOptions = { weekday: "long", month: "long", day: "numeric", hour: "numeric", minute: "2-digit" };
 

@@ -1,7 +1,7 @@
 import { useMemo, useState, type FormEvent } from "react";
 import { useParams } from "react-router";
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { ApiError, api, unwrap, type Schemas } from "../api/client";
+import { api, ApiError, fieldsOf, unwrap, type Schemas } from "../api/client";
 import { Button, Field } from "../components/Field";
 
 type Slot = Schemas["Slot"];
@@ -15,7 +15,7 @@ const ZONES: string[] = (() => {
 })();
 
 /** A slot's day and time as the invitee reads them, in their chosen zone. */
-function inZone(iso: string, zone: string, options: Intl.DateTimeFormatOptions): string {
+export function inZone(iso: string, zone: string, options: Intl.DateTimeFormatOptions): string {
   return new Intl.DateTimeFormat(undefined, { timeZone: zone, ...options }).format(new Date(iso));
 }
 
@@ -131,7 +131,7 @@ function BookingForm({
           body: { start: slot.start, tz: zone, name, email, answers },
         }),
       ).data,
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   function submit(event: FormEvent) {
     event.preventDefault();

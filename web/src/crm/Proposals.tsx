@@ -3,7 +3,7 @@
 import { useState } from "react";
 import { Link, useParams } from "react-router";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { ApiError, api, unwrap, type Schemas } from "../api/client";
+import { api, ApiError, fieldsOf, unwrap, type Schemas } from "../api/client";
 import { Button, Field } from "../components/Field";
 import { Problem } from "../components/Problem";
 import { formatMoney, fractionDigits, parseMoney } from "../finance/money";
@@ -207,7 +207,7 @@ function ProposalForm({
       void queryClient.invalidateQueries({ queryKey: ["proposals", prospectId] });
       onDone?.(saved);
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   const setLine = (i: number, key: keyof DraftLine, value: string) => setLines(lines.map((l, j) => (j === i ? { ...l, [key]: value } : l)));
   const label = revising ? "Revise the proposal" : "New proposal";

@@ -1,7 +1,7 @@
 // An email's attachments, fetched with the session's token (a plain link would carry none)
 // and handed to the browser as a download under the sender's file name.
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { api, unwrap, type Schemas } from "../api/client";
+import { api, saveDownload, unwrap, type Schemas } from "../api/client";
 import { Problem } from "../components/Problem";
 
 type Part = Schemas["EmailPart"];
@@ -30,13 +30,7 @@ export function Attachments({ emailId }: { emailId: string }) {
         params: { path: { id: emailId, position: part.position } },
         parseAs: "blob",
       });
-      if (!(answer.data instanceof Blob)) unwrap({ ...answer, data: undefined });
-      const url = URL.createObjectURL(answer.data as Blob);
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = part.filename ?? `attachment-${part.position}`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      saveDownload(answer, part.filename ?? `attachment-${part.position}`);
     },
   });
   const parts = email.data ? attachmentsOf(email.data.parts) : [];

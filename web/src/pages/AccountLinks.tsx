@@ -4,7 +4,7 @@
 import { useState, type FormEvent } from "react";
 import { Link, useNavigate } from "react-router";
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { ApiError, api, unwrap } from "../api/client";
+import { api, ApiError, fieldsOf, unwrap } from "../api/client";
 import { useSession } from "../auth/session";
 import { Button, Field } from "../components/Field";
 import { Problem } from "../components/Problem";
@@ -46,7 +46,7 @@ export function AcceptInvitation() {
     onSuccess: () => navigate("/inbox", { replace: true }),
     onError: (error) => {
       if (error instanceof ApiError && error.code === "mfa_required") setNeedsCode(true);
-      setFields(error instanceof ApiError ? error.fields : {});
+      setFields(fieldsOf(error));
     },
   });
   function submit(event: FormEvent) {
@@ -99,7 +99,7 @@ export function ResetPassword() {
   const reset = useMutation({
     mutationFn: async () =>
       unwrap(await api.POST("/api/v1/auth/password/reset", { body: { token, new_password: password } })),
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   if (reset.isSuccess)
     return (

@@ -2,7 +2,7 @@
 // hub runs step by step) and its Twilio account and numbers.
 import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { ApiError, api, ensureOk, unwrap, type Schemas } from "../api/client";
+import { api, ApiError, ensureOk, fieldsOf, unwrap, type Schemas } from "../api/client";
 import { Button, Field } from "../components/Field";
 import { Problem } from "../components/Problem";
 
@@ -117,7 +117,7 @@ function NewMailbox({ onAdded }: { onAdded: () => void }) {
       setFields({});
       onAdded();
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   const set = (key: keyof typeof empty) => (e: { target: { value: string } }) => setForm({ ...form, [key]: e.target.value });
   function submit(event: FormEvent) {
@@ -191,7 +191,7 @@ export function Twilio() {
       setAccount(null);
       setFields({});
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   const [number, setNumber] = useState("");
   const [numberFields, setNumberFields] = useState<Record<string, string>>({});
@@ -202,7 +202,7 @@ export function Twilio() {
       setNumberFields({});
       void queryClient.invalidateQueries({ queryKey: ["sms-numbers"] });
     },
-    onError: (error) => setNumberFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setNumberFields(fieldsOf(error)),
   });
   const removeNumber = useMutation({
     mutationFn: async (id: string) => unwrap(await api.DELETE("/api/v1/sms/numbers/{id}", { params: { path: { id } } })),

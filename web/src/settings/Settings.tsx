@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { ApiError, api, unwrap, type Schemas } from "../api/client";
+import { api, fieldsOf, unwrap, type Schemas } from "../api/client";
 import { Button, Field } from "../components/Field";
 import { TabbedSection } from "../components/Tabs";
 
@@ -56,7 +56,7 @@ export function Members() {
       setFields({});
       refresh();
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   function submit(event: FormEvent) {
     event.preventDefault();

@@ -2,7 +2,7 @@
 // tickets their targets (first match by position wins).
 import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { ApiError, api, unwrap, type Schemas } from "../api/client";
+import { api, ApiError, fieldsOf, unwrap, type Schemas } from "../api/client";
 import { Button, Field } from "../components/Field";
 import { Problem } from "../components/Problem";
 
@@ -57,7 +57,7 @@ export function BusinessCalendars() {
       setFields({});
       void queryClient.invalidateQueries({ queryKey: ["business-calendars"] });
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   const windowError = Object.entries(fields).find(([k]) => k.startsWith("windows"))?.[1];
   const holidayError = Object.entries(fields).find(([k]) => k.startsWith("holidays"))?.[1];
@@ -261,7 +261,7 @@ function NewPolicy({ calendars, onCreated }: { calendars: Schemas["BusinessCalen
       setFields({});
       onCreated();
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   const targetsError = fields["targets"];
   return (

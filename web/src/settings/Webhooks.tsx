@@ -1,7 +1,7 @@
 // Webhook endpoints: subscribe a URL to events, see each delivery's attempts and send one again.
 import { useState } from "react";
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { ApiError, api, unwrap, type Schemas } from "../api/client";
+import { api, fieldsOf, unwrap, type Schemas } from "../api/client";
 import { Button, Field } from "../components/Field";
 import { Problem } from "../components/Problem";
 
@@ -199,7 +199,7 @@ function NewEndpoint({ onCreated }: { onCreated: (created: Schemas["EndpointWith
       setFields({});
       onCreated(created);
     },
-    onError: (error) => setFields(error instanceof ApiError ? error.fields : {}),
+    onError: (error) => setFields(fieldsOf(error)),
   });
   return (
     <section aria-labelledby="new-endpoint-heading">

@@ -3,7 +3,7 @@
 import { useMemo, useState } from "react";
 import { Link } from "react-router";
 import { useMutation, useQuery } from "@tanstack/react-query";
-import { api, unwrap, type Schemas } from "../api/client";
+import { api, saveDownload, unwrap, type Schemas } from "../api/client";
 import { Problem } from "../components/Problem";
 
 type Row = Schemas["ReportRow"];
@@ -61,13 +61,7 @@ export function SlaReport() {
         params: { query: { group_by: groupBy, ...period, format: "csv" } },
         parseAs: "blob",
       });
-      if (!(answer.data instanceof Blob)) unwrap({ ...answer, data: undefined });
-      const url = URL.createObjectURL(answer.data as unknown as Blob);
-      const link = document.createElement("a");
-      link.href = url;
-      link.download = `sla-report-${groupBy}-${period.from.slice(0, 10)}.csv`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(url), 10_000);
+      saveDownload(answer, `sla-report-${groupBy}-${period.from.slice(0, 10)}.csv`);
     },
   });
   const metrics = byMetric(report.data ?? []);
