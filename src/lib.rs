@@ -92,14 +92,26 @@ impl ApplicationBuilder {
             .map_err(|e| anyhow::anyhow!("cannot listen on {}:{}: {e}", settings.server.host, settings.server.port))?;
         let port = listener.local_addr()?.port();
         let max_body_bytes = settings.server.max_body_bytes;
-        let app_state = state.clone();
+        let workers = match settings.server.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        // Each worker's handlers use a pool of their own, its share of the configured size;
+        // the supervisors, sockets' hubs and the job runner keep the pool made above.
+        let worker_pool_size = settings.database.max_connections.div_ceil(workers).max(1);
+        let (app_state, worker_settings) = (state.clone(), settings.clone());
         let web_app = http::web_app::WebApp::at(std::path::Path::new(&settings.server.web_dir));
         if !web_app.is_built() {
             tracing::info!(web_dir = %settings.server.web_dir, "no built browser app there; serving the API only");
         }
-        let mut server = HttpServer::new(move || {
+        let server = HttpServer::new(move || {
+            let worker_db = Db::sized(&worker_settings.database, worker_settings.jobs.max_attempts, worker_pool_size)
+                .unwrap_or_else(|err| {
+                    tracing::warn!(error = %err, "worker pool not built; this worker shares the node's pool");
+                    app_state.db().clone()
+                });
             App::new()
-                .app_data(app_state.clone())
+                .app_data(web::Data::new(app_state.for_worker(worker_db)))
                 .configure(|cfg| http::configure(cfg, max_body_bytes))
                 .configure(|cfg| web_app.configure(cfg))
                 .configure(extra_routes)
@@ -116,10 +128,8 @@ impl ApplicationBuilder {
         // actix treats SIGINT as a forced stop; `serve` handles signals itself so that
         // Ctrl-C drains in-flight requests too.
         .disable_signals()
+        .workers(workers)
         .listen(listener)?;
-        if settings.server.workers > 0 {
-            server = server.workers(settings.server.workers);
-        }
         tracing::info!(port, bus = state.bus().kind(), "listening");
         Ok(Application { port, server: server.run(), state, cluster })
     }

@@ -44,6 +44,11 @@ impl LiveContext {
         &self.db
     }
 
+    /// The same context on another pool (an HTTP worker's own).
+    pub fn with_db(&self, db: Db) -> LiveContext {
+        LiveContext { db, ..self.clone() }
+    }
+
     /// Pub/sub between sessions and nodes.
     pub fn bus(&self) -> &Bus {
         &self.bus

@@ -34,7 +34,7 @@ pub enum DbError {
 }
 
 /// Pool status for `/metrics` and `/ready/`.
-#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct PoolStatus {
     pub max_size: usize,
     pub size: usize,
@@ -56,6 +56,11 @@ impl Db {
     /// `job_max_attempts` is set on every connection (`app.job_max_attempts`): jobs the
     /// database queues itself (a `message.created` delivery) get the server's attempts.
     pub fn new(settings: &DatabaseSettings, job_max_attempts: u32) -> Result<Self, DbError> {
+        Self::sized(settings, job_max_attempts, settings.max_connections)
+    }
+
+    /// As [`Db::new`], with a pool of `max_size` connections (an HTTP worker's own pool).
+    pub fn sized(settings: &DatabaseSettings, job_max_attempts: u32, max_size: usize) -> Result<Self, DbError> {
         let mut manager_config = ManagerConfig::default();
         let set_attempts = format!("SET app.job_max_attempts = {}", job_max_attempts.clamp(1, 100));
         manager_config.custom_setup = Box::new(move |url| {
@@ -78,7 +83,7 @@ impl Db {
             manager_config,
         );
         let pool = Pool::builder(manager)
-            .max_size(settings.max_connections.max(1))
+            .max_size(max_size.max(1))
             .wait_timeout(Some(settings.wait_timeout()))
             .create_timeout(Some(settings.connect_timeout()))
             .recycle_timeout(Some(settings.recycle_timeout()))

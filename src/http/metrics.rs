@@ -113,11 +113,12 @@ pub async fn metrics_text(state: web::Data<AppState>, req: HttpRequest) -> Resul
     if !scrape_allowed(&state, &req) {
         return Err(ApiError::unauthorized("metrics need the configured bearer token"));
     }
-    let pool = state.db().status();
-    metrics::gauge!("db_pool_max_connections").set(pool.max_size as f64);
-    metrics::gauge!("db_pool_connections").set(pool.size as f64);
-    metrics::gauge!("db_pool_idle_connections").set(pool.available as f64);
-    metrics::gauge!("db_pool_waiting_requests").set(pool.waiting as f64);
+    for (name, pool) in state.pool_statuses() {
+        metrics::gauge!("db_pool_max_connections", "pool" => name).set(pool.max_size as f64);
+        metrics::gauge!("db_pool_connections", "pool" => name).set(pool.size as f64);
+        metrics::gauge!("db_pool_idle_connections", "pool" => name).set(pool.available as f64);
+        metrics::gauge!("db_pool_waiting_requests", "pool" => name).set(pool.waiting as f64);
+    }
     metrics::gauge!("bus_active_channels").set(state.bus().active_channels() as f64);
     // Supervision, from this node's registry (set here so each scrape shows the node it asks).
     let registry = state.registry();

@@ -50,7 +50,10 @@ use crate::config::Settings;
 use crate::db::Db;
 use error::ApiError;
 
-/// Everything a handler may reach, shared by all workers.
+/// Everything a handler may reach. Each HTTP worker has its own copy
+/// ([`AppState::for_worker`]): the same bus, settings, supervisors and node-wide counters,
+/// on a connection pool of its own.
+#[derive(Clone)]
 pub struct AppState {
     /// The database, the bus, the settings and the node's firm supervisors, shared with
     /// the live layer (sockets and supervised children).
@@ -58,17 +61,49 @@ pub struct AppState {
     /// Renders `/metrics`.
     metrics: PrometheusHandle,
     /// Signs and verifies access tokens.
-    tokens: auth::TokenKeys,
+    tokens: std::sync::Arc<auth::TokenKeys>,
     /// When a scrape last refreshed the job-queue gauges.
-    job_counts_refreshed: std::sync::Mutex<Option<std::time::Instant>>,
+    job_counts_refreshed: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// The firms running a CSV import on this node (`imports::ImportSlot`).
     pub(crate) importing: imports::Importing,
+    /// Every HTTP worker's pool on this node, for `/metrics`.
+    worker_pools: std::sync::Arc<std::sync::Mutex<Vec<Db>>>,
 }
 
 impl AppState {
     pub fn new(live: LiveContext, metrics: PrometheusHandle) -> Self {
-        let tokens = auth::TokenKeys::new(&live.settings().auth.jwt_secret);
-        Self { live, metrics, tokens, job_counts_refreshed: std::sync::Mutex::new(None), importing: Default::default() }
+        let tokens = std::sync::Arc::new(auth::TokenKeys::new(&live.settings().auth.jwt_secret));
+        Self {
+            live,
+            metrics,
+            tokens,
+            job_counts_refreshed: Default::default(),
+            importing: Default::default(),
+            worker_pools: Default::default(),
+        }
+    }
+
+    /// This state for one HTTP worker, on `db`: a pool whose connections are opened, and
+    /// so driven, by that worker's own thread. A shared pool's connection answers on
+    /// whichever thread opened it, so every round trip would wake a second thread twice.
+    pub fn for_worker(&self, db: Db) -> Self {
+        self.worker_pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(db.clone());
+        Self { live: self.live.with_db(db), ..self.clone() }
+    }
+
+    /// The node's pools: `("background", ..)` for supervisors, sockets' hubs and jobs, then
+    /// `("http", ..)` summed over the workers' own.
+    pub fn pool_statuses(&self) -> [(&'static str, crate::db::PoolStatus); 2] {
+        let background = self.registry().context().db().status();
+        let workers = self.worker_pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let http =
+            workers.iter().map(Db::status).fold(crate::db::PoolStatus::default(), |sum, one| crate::db::PoolStatus {
+                max_size: sum.max_size + one.max_size,
+                size: sum.size + one.size,
+                available: sum.available + one.available,
+                waiting: sum.waiting + one.waiting,
+            });
+        [("background", background), ("http", if workers.is_empty() { self.db().status() } else { http })]
     }
 
     /// The configured key ring for stored credentials; a server whose keys are

@@ -317,6 +317,28 @@ async fn metrics_count_requests_by_route_and_show_the_pool() {
 }
 
 #[actix_web::test]
+async fn each_http_worker_serves_requests_from_a_pool_of_its_own() {
+    let app = spawn_app_with(|s| {
+        s.server.workers = 2;
+        s.database.max_connections = 6;
+    })
+    .await;
+    for _ in 0..4 {
+        assert_eq!(app.get("/ready/").await.status(), 200);
+    }
+    let [(background_name, background), (http_name, http)] = app.state.pool_statuses();
+    assert_eq!((background_name, http_name), ("background", "http"));
+    // The background pool keeps the configured size; the workers share it out, 3 each.
+    assert_eq!(background.max_size, 6);
+    assert_eq!(http.max_size, 6);
+    // The readiness checks' round trips went through the workers' pools.
+    assert!(http.size >= 1, "{http:?}");
+    let scraped = app.get("/metrics").await.text().await.unwrap();
+    assert!(scraped.contains("db_pool_max_connections{pool=\"http\"}"), "{scraped}");
+    assert!(scraped.contains("db_pool_max_connections{pool=\"background\"}"), "{scraped}");
+}
+
+#[actix_web::test]
 async fn metrics_behind_a_token_answer_only_its_bearer() {
     let app = spawn_app_with(|s| s.telemetry.metrics_token = "scrape-secret-for-tests".to_owned().into()).await;
     let refused = app.get("/metrics").await;
