@@ -37,6 +37,14 @@ pub const CLOSE_TOO_SLOW: u16 = 4008;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
+/// How long a frame that arrives ahead of its predecessor waits for it live before the
+/// gap is filled from the database. Two messages committed back to back are published by
+/// two requests, which can cross on the way (two workers, two nodes), so a jump is far
+/// more often a reordering than a loss; filling at once sent every watcher of a busy
+/// conversation to the database together (1,000 sockets of one conversation stalled
+/// for up to a second while they queued for their firm's turns).
+const REORDER_GRACE: Duration = Duration::from_millis(100);
+
 /// Frames a client may send.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
@@ -79,6 +87,9 @@ struct Watched {
     last_seq: i64,
     /// Replaying or refilling from the database; live frames wait in `held`.
     filling: bool,
+    /// A frame came ahead of its predecessor: it waits in `held` for [`REORDER_GRACE`]
+    /// before the gap is filled from the database.
+    reordering: bool,
     held: Vec<Arc<LiveFrame>>,
     /// Changes on every subscribe, so a stale fill of an earlier one is ignored.
     generation: u64,
@@ -211,6 +222,7 @@ impl WsSession {
         for conversation_id in idle {
             if let Some(watched) = self.watched.get_mut(&conversation_id) {
                 watched.filling = true;
+                watched.reordering = false;
                 let (after, generation) = (watched.last_seq, watched.generation);
                 self.fill(conversation_id, after, generation, ctx);
             }
@@ -299,12 +311,57 @@ impl WsSession {
         if frame.seq == watched.last_seq + 1 {
             send_frame(ctx, &frame.frame);
             watched.last_seq = frame.seq;
+            if watched.reordering {
+                Self::send_held_in_order(watched, ctx);
+            }
             return;
         }
-        // A gap: a publish was lost somewhere. Fill it from the database first.
-        watched.filling = true;
-        let (after, generation, conversation_id) = (watched.last_seq, watched.generation, frame.conversation_id);
+        // Ahead of its predecessor: held while the predecessor may still be on its way.
+        let (generation, conversation_id) = (watched.generation, frame.conversation_id);
+        if watched.held.len() >= self.live.settings().realtime.session_queue {
+            return self.gap(conversation_id, ctx);
+        }
         watched.held.push(frame);
+        if !watched.reordering {
+            watched.reordering = true;
+            ctx.run_later(REORDER_GRACE, move |session, ctx| {
+                let waited = session.watched.get(&conversation_id).is_some_and(|w| w.generation == generation);
+                if waited {
+                    session.gap(conversation_id, ctx);
+                }
+            });
+        }
+    }
+
+    /// Sends the held frames that now follow on, in seq order; the grace period ends when
+    /// none is left waiting.
+    fn send_held_in_order(watched: &mut Watched, ctx: &mut ws::WebsocketContext<Self>) {
+        watched.held.sort_by_key(|f| f.seq);
+        let mut next = 0;
+        for frame in &watched.held {
+            if frame.seq > watched.last_seq + 1 {
+                break;
+            }
+            if frame.seq == watched.last_seq + 1 {
+                send_frame(ctx, &frame.frame);
+                watched.last_seq = frame.seq;
+            }
+            next += 1;
+        }
+        watched.held.drain(..next);
+        watched.reordering = !watched.held.is_empty();
+    }
+
+    /// A gap the grace period did not close: a publish was lost somewhere. Filled from the
+    /// database, then the held frames follow.
+    fn gap(&mut self, conversation_id: Uuid, ctx: &mut ws::WebsocketContext<Self>) {
+        let Some(watched) = self.watched.get_mut(&conversation_id) else { return };
+        if watched.filling || !watched.reordering {
+            return;
+        }
+        watched.reordering = false;
+        watched.filling = true;
+        let (after, generation) = (watched.last_seq, watched.generation);
         self.fill(conversation_id, after, generation, ctx);
     }
 
@@ -328,7 +385,13 @@ impl WsSession {
         let generation = self.generations;
         self.watched.insert(
             conversation_id,
-            Watched { last_seq: after_seq.unwrap_or(0), filling: true, held: Vec::new(), generation },
+            Watched {
+                last_seq: after_seq.unwrap_or(0),
+                filling: true,
+                reordering: false,
+                held: Vec::new(),
+                generation,
+            },
         );
         let (state, firm, viewer, session) = (self.live.clone(), self.firm, self.viewer, self.id);
         let hub = self.hub.clone();

@@ -505,6 +505,51 @@ async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
     assert_eq!(got[0]["message"]["body"], "stored, never published");
 }
 
+/// Two publishes that cross on their way (seq 3 before seq 2) are put back in order by
+/// the session without a trip to the database: the frames sent are the published ones.
+#[actix_web::test]
+async fn publishes_that_cross_are_sent_in_order_without_a_fill() {
+    use consultantpro::bus::live;
+    use consultantpro::domain::conversations::{self, NewMessage, Viewer};
+    use scoped_futures::ScopedFutureExt;
+
+    let app = spawn_app().await;
+    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
+    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Crossing" })).await;
+    let mut socket = connect(&app, &owner).await;
+    socket.subscribe(&id, None).await;
+    post(&app, &owner, &id, "one").await;
+    assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
+    let conversation_id: uuid::Uuid = id.parse().unwrap();
+    let firm_id = firm.firm_id();
+    let mut stored = Vec::new();
+    for body in ["stored two", "stored three"] {
+        let (message, _) = app
+            .db()
+            .firm_tx(firm_id, |conn| {
+                async move {
+                    let viewer = Viewer { user_id: owner_id, portal_contact: None };
+                    let input = NewMessage { body: body.into(), client_msg_id: None };
+                    conversations::post_message(conn, firm_id, viewer, conversation_id, input).await
+                }
+                .scope_boxed()
+            })
+            .await
+            .unwrap();
+        stored.push(message);
+    }
+    let (mut two, mut three) = (stored[0].clone(), stored[1].clone());
+    two.body = "published two".into();
+    three.body = "published three".into();
+    live::publish_message(app.state.bus(), firm_id, &three).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    live::publish_message(app.state.bus(), firm_id, &two).await;
+    let got = socket.messages(&id, 2).await;
+    assert_eq!(seqs(&got), [2, 3], "in seq order");
+    assert_eq!(got[0]["message"]["body"], "published two", "sent from the live frames, not refilled");
+    assert_eq!(got[1]["message"]["body"], "published three");
+}
+
 #[actix_web::test]
 async fn events_reach_only_the_roles_allowed_to_see_their_subject() {
     let app = spawn_app().await;
