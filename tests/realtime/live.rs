@@ -470,14 +470,36 @@ async fn an_idle_hub_stops_and_the_next_socket_starts_it_again() {
     assert_eq!(registry.restarts(firm.firm_id()), 0, "stopping when idle is not a crash");
 }
 
+/// Stores a message by `author` the way the REST handler does, without publishing it.
+async fn store_unpublished(
+    app: &TestApp,
+    firm_id: consultantpro::domain::FirmId,
+    author: uuid::Uuid,
+    conversation_id: uuid::Uuid,
+    body: &'static str,
+) -> consultantpro::domain::conversations::Message {
+    use consultantpro::domain::conversations::{self, NewMessage, Viewer};
+    use scoped_futures::ScopedFutureExt;
+    let (message, _) = app
+        .db()
+        .firm_tx(firm_id, |conn| {
+            async move {
+                let viewer = Viewer { user_id: author, portal_contact: None };
+                let input = NewMessage { body: body.into(), client_msg_id: None };
+                conversations::post_message(conn, firm_id, viewer, conversation_id, input).await
+            }
+            .scope_boxed()
+        })
+        .await
+        .unwrap();
+    message
+}
+
 /// A message stored but never published (a node died between commit and publish, or Redis
 /// dropped it) shows up as a gap at the next frame, and the session fills it from the
 /// database before going on.
 #[actix_web::test]
 async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
-    use consultantpro::domain::conversations::{self, NewMessage, Viewer};
-    use scoped_futures::ScopedFutureExt;
-
     let app = spawn_app().await;
     let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
     let id = conversation(&app, &owner, serde_json::json!({ "subject": "Lossy" })).await;
@@ -485,19 +507,7 @@ async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
     socket.subscribe(&id, None).await;
     post(&app, &owner, &id, "one").await;
     assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
-    let conversation_id: uuid::Uuid = id.parse().unwrap();
-    let firm_id = firm.firm_id();
-    app.db()
-        .firm_tx(firm_id, |conn| {
-            async move {
-                let viewer = Viewer { user_id: owner_id, portal_contact: None };
-                let input = NewMessage { body: "stored, never published".into(), client_msg_id: None };
-                conversations::post_message(conn, firm_id, viewer, conversation_id, input).await
-            }
-            .scope_boxed()
-        })
-        .await
-        .unwrap();
+    store_unpublished(&app, firm.firm_id(), owner_id, id.parse().unwrap(), "stored, never published").await;
     assert!(socket.quiet("message", Duration::from_millis(300)).await, "nothing announced the second message");
     post(&app, &owner, &id, "three").await;
     let got = socket.messages(&id, 2).await;
@@ -509,10 +519,6 @@ async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
 /// the session without a trip to the database: the frames sent are the published ones.
 #[actix_web::test]
 async fn publishes_that_cross_are_sent_in_order_without_a_fill() {
-    use consultantpro::bus::live;
-    use consultantpro::domain::conversations::{self, NewMessage, Viewer};
-    use scoped_futures::ScopedFutureExt;
-
     let app = spawn_app().await;
     let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
     let id = conversation(&app, &owner, serde_json::json!({ "subject": "Crossing" })).await;
@@ -520,25 +526,9 @@ async fn publishes_that_cross_are_sent_in_order_without_a_fill() {
     socket.subscribe(&id, None).await;
     post(&app, &owner, &id, "one").await;
     assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
-    let conversation_id: uuid::Uuid = id.parse().unwrap();
-    let firm_id = firm.firm_id();
-    let mut stored = Vec::new();
-    for body in ["stored two", "stored three"] {
-        let (message, _) = app
-            .db()
-            .firm_tx(firm_id, |conn| {
-                async move {
-                    let viewer = Viewer { user_id: owner_id, portal_contact: None };
-                    let input = NewMessage { body: body.into(), client_msg_id: None };
-                    conversations::post_message(conn, firm_id, viewer, conversation_id, input).await
-                }
-                .scope_boxed()
-            })
-            .await
-            .unwrap();
-        stored.push(message);
-    }
-    let (mut two, mut three) = (stored[0].clone(), stored[1].clone());
+    let (firm_id, conversation_id) = (firm.firm_id(), id.parse().unwrap());
+    let mut two = store_unpublished(&app, firm_id, owner_id, conversation_id, "stored two").await;
+    let mut three = store_unpublished(&app, firm_id, owner_id, conversation_id, "stored three").await;
     two.body = "published two".into();
     three.body = "published three".into();
     live::publish_message(app.state.bus(), firm_id, &three).await;
