@@ -260,7 +260,8 @@ pub struct SlaReport {
     get, path = "/api/v1/sla/report", tag = "support", security(("bearer" = [])),
     params(ReportQuery),
     responses(
-        (status = 200, description = "The report (JSON, or text/csv)", body = SlaReport),
+        (status = 200, description = "The report: JSON, or CSV with `format=csv` (a header row, then one row per group and metric)",
+            content((SlaReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "Bad query", body = ErrorBody),
     )
 )]

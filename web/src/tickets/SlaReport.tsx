@@ -42,7 +42,12 @@ export function SlaReport() {
   }, [days]);
   const report = useQuery({
     queryKey: ["sla-report", groupBy, period.from, period.to],
-    queryFn: async () => unwrap(await api.GET("/api/v1/sla/report", { params: { query: { group_by: groupBy, ...period } } })).data,
+    queryFn: async () => {
+      const answer = unwrap(await api.GET("/api/v1/sla/report", { params: { query: { group_by: groupBy, ...period } } }));
+      // Asked without `format=csv`, the answer is the JSON report.
+      if (typeof answer === "string") throw new Error("the report came back as CSV");
+      return answer.data;
+    },
   });
   const policies = useQuery({ queryKey: ["sla-policies"], queryFn: async () => unwrap(await api.GET("/api/v1/sla-policies")).data });
   const members = useQuery({
