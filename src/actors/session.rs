@@ -87,9 +87,9 @@ struct Watched {
     last_seq: i64,
     /// Replaying or refilling from the database; live frames wait in `held`.
     filling: bool,
-    /// A frame came ahead of its predecessor: it waits in `held` for [`REORDER_GRACE`]
-    /// before the gap is filled from the database.
-    reordering: bool,
+    /// Since when a frame that came ahead of its predecessor has waited in `held`; the gap
+    /// is filled from the database [`REORDER_GRACE`] later unless it closes first.
+    reordering: Option<Instant>,
     held: Vec<Arc<LiveFrame>>,
     /// Changes on every subscribe, so a stale fill of an earlier one is ignored.
     generation: u64,
@@ -222,7 +222,7 @@ impl WsSession {
         for conversation_id in idle {
             if let Some(watched) = self.watched.get_mut(&conversation_id) {
                 watched.filling = true;
-                watched.reordering = false;
+                watched.reordering = None;
                 let (after, generation) = (watched.last_seq, watched.generation);
                 self.fill(conversation_id, after, generation, ctx);
             }
@@ -311,25 +311,23 @@ impl WsSession {
         if frame.seq == watched.last_seq + 1 {
             send_frame(ctx, &frame.frame);
             watched.last_seq = frame.seq;
-            if watched.reordering {
+            if watched.reordering.is_some() {
                 Self::send_held_in_order(watched, ctx);
             }
             return;
         }
         // Ahead of its predecessor: held while the predecessor may still be on its way.
-        let (generation, conversation_id) = (watched.generation, frame.conversation_id);
+        let conversation_id = frame.conversation_id;
         if watched.held.len() >= self.live.settings().realtime.session_queue {
-            return self.gap(conversation_id, ctx);
+            return self.gap(conversation_id, None, ctx);
         }
         watched.held.push(frame);
-        if !watched.reordering {
-            watched.reordering = true;
-            ctx.run_later(REORDER_GRACE, move |session, ctx| {
-                let waited = session.watched.get(&conversation_id).is_some_and(|w| w.generation == generation);
-                if waited {
-                    session.gap(conversation_id, ctx);
-                }
-            });
+        if watched.reordering.is_none() {
+            let since = Instant::now();
+            watched.reordering = Some(since);
+            // Ends this wait only: one that closed and a later one that began meanwhile
+            // have another `since`.
+            ctx.run_later(REORDER_GRACE, move |session, ctx| session.gap(conversation_id, Some(since), ctx));
         }
     }
 
@@ -349,17 +347,20 @@ impl WsSession {
             next += 1;
         }
         watched.held.drain(..next);
-        watched.reordering = !watched.held.is_empty();
+        if watched.held.is_empty() {
+            watched.reordering = None;
+        }
     }
 
-    /// A gap the grace period did not close: a publish was lost somewhere. Filled from the
-    /// database, then the held frames follow.
-    fn gap(&mut self, conversation_id: Uuid, ctx: &mut ws::WebsocketContext<Self>) {
+    /// A gap the wait that began at `since` did not close (or, with `None`, any wait that
+    /// must end now): a publish was lost somewhere. Filled from the database, then the held
+    /// frames follow.
+    fn gap(&mut self, conversation_id: Uuid, since: Option<Instant>, ctx: &mut ws::WebsocketContext<Self>) {
         let Some(watched) = self.watched.get_mut(&conversation_id) else { return };
-        if watched.filling || !watched.reordering {
+        if watched.filling || watched.reordering.is_none() || since.is_some_and(|s| watched.reordering != Some(s)) {
             return;
         }
-        watched.reordering = false;
+        watched.reordering = None;
         watched.filling = true;
         let (after, generation) = (watched.last_seq, watched.generation);
         self.fill(conversation_id, after, generation, ctx);
@@ -385,13 +386,7 @@ impl WsSession {
         let generation = self.generations;
         self.watched.insert(
             conversation_id,
-            Watched {
-                last_seq: after_seq.unwrap_or(0),
-                filling: true,
-                reordering: false,
-                held: Vec::new(),
-                generation,
-            },
+            Watched { last_seq: after_seq.unwrap_or(0), filling: true, reordering: None, held: Vec::new(), generation },
         );
         let (state, firm, viewer, session) = (self.live.clone(), self.firm, self.viewer, self.id);
         let hub = self.hub.clone();

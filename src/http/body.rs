@@ -73,6 +73,14 @@ fn parse_object<T: DeserializeOwned>(text: &str) -> Result<T, ApiError> {
     serde_json::from_str(text).map_err(|cause| super::deserialize_error(&cause))
 }
 
+/// Refuses (415, `message`) a body not sent as `media_type`: the header's media type,
+/// without its parameters (`; charset=utf-8`), compared whole and case-blind.
+pub(super) fn require_media_type(req: &HttpRequest, media_type: &str, message: &str) -> Result<(), ApiError> {
+    let header = req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let essence = header.unwrap_or_default().split(';').next().unwrap_or_default().trim();
+    if essence.eq_ignore_ascii_case(media_type) { Ok(()) } else { Err(ApiError::UnsupportedMediaType(message.into())) }
+}
+
 /// PostgreSQL stores no NUL character in text or JSON: the client's input, refused whole.
 pub(super) fn nul_refusal(field: &str) -> ApiError {
     // The name is the client's own text: echoed back cut short.
@@ -126,6 +134,22 @@ mod tests {
         currency: Option<String>,
         #[allow(dead_code)]
         days: Option<i32>,
+    }
+
+    #[test]
+    fn a_media_type_is_compared_whole_without_its_parameters() {
+        let check = |content_type: Option<&str>| {
+            let mut req = actix_web::test::TestRequest::default();
+            if let Some(value) = content_type {
+                req = req.insert_header(("content-type", value));
+            }
+            require_media_type(&req.to_http_request(), "text/csv", "send CSV").is_ok()
+        };
+        assert!(check(Some("text/csv")));
+        assert!(check(Some("TEXT/CSV ; charset=utf-8")));
+        assert!(!check(Some("text/csvx")));
+        assert!(!check(Some("application/json")));
+        assert!(!check(None));
     }
 
     #[test]

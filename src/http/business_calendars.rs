@@ -193,10 +193,7 @@ pub async fn import_holidays(
     body: web::Bytes,
 ) -> Result<HttpResponse, ApiError> {
     ctx.require(Permission::IntegrationsManage).await?;
-    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if !content_type.trim_start().to_ascii_lowercase().starts_with("text/calendar") {
-        return Err(ApiError::UnsupportedMediaType("send the iCalendar file as text/calendar".into()));
-    }
+    super::body::require_media_type(&req, "text/calendar", "send the iCalendar file as text/calendar")?;
     if body.len() > MAX_ICAL_BYTES {
         return Err(ApiError::PayloadTooLarge(format!("an iCalendar file here is at most {MAX_ICAL_BYTES} bytes")));
     }

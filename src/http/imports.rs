@@ -201,11 +201,7 @@ async fn admit<T: Send + 'static>(
 ) -> Result<(ImportSlot, Rows<T>), ApiError> {
     use futures_util::StreamExt;
     ctx.require(Permission::ContentWrite).await?;
-    let content_type = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let essence = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if essence != "text/csv" {
-        return Err(ApiError::UnsupportedMediaType("send the file as text/csv".into()));
-    }
+    super::body::require_media_type(req, "text/csv", "send the file as text/csv")?;
     let slot = ImportSlot::take(&ctx.state().await?.importing, ctx.firm())?;
     let mut body = bytes::BytesMut::new();
     while let Some(chunk) = payload.next().await {
