@@ -60,7 +60,7 @@ pub async fn list_audit_events(
     }
     let filter = AuditFilter { action: query.action, actor_id: query.actor_id, from: query.from, to: query.to };
     let listed =
-        ctx.tx(Permission::AuditRead, async |conn, firm| audit::list(conn, firm, &filter, &spec).await).await?;
+        ctx.page(Permission::AuditRead, async |conn, firm| audit::list(conn, firm, &filter, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }

@@ -151,7 +151,7 @@ pub async fn list_conversations(
         q: query.q,
     };
     let listed = ctx
-        .tx(Permission::ConversationsRead, async |conn, firm| {
+        .page(Permission::ConversationsRead, async |conn, firm| {
             let viewer = viewer(conn, ctx.checked()?).await?;
             conversations::list(conn, firm, viewer, &filter, &spec).await
         })
@@ -353,7 +353,7 @@ pub async fn list_messages(
     }
     let id = path.into_inner();
     let messages = ctx
-        .tx(Permission::ConversationsRead, async |conn, firm| {
+        .page(Permission::ConversationsRead, async |conn, firm| {
             let viewer = viewer(conn, ctx.checked()?).await?;
             let last = conversations::check_visible(conn, firm, viewer, id).await?;
             // Neither bound: the newest page, i.e. everything before last + 1.

@@ -123,7 +123,7 @@ pub async fn list_clients(
         sort: query.sort.unwrap_or_default(),
     };
     let listed =
-        ctx.tx(Permission::ContentRead, async |conn, firm| clients::list(conn, firm, &filter, &spec).await).await?;
+        ctx.page(Permission::ContentRead, async |conn, firm| clients::list(conn, firm, &filter, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }
@@ -302,7 +302,7 @@ pub async fn list_contacts(
     };
     let region = ctx.phone_region();
     let listed = ctx
-        .tx(Permission::ContentRead, async |conn, firm| contacts::list(conn, firm, &filter, &spec, region).await)
+        .page(Permission::ContentRead, async |conn, firm| contacts::list(conn, firm, &filter, &spec, region).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))

@@ -26,7 +26,7 @@ use super::auth::{
     Actor, FirmAuth, audit_event, check_session, firm_bearer, read_only_refusal, self_service, session_ended, writes,
 };
 use super::error::ApiError;
-use crate::db::{Connection, SessionKey};
+use crate::db::{Connection, Planning, SessionKey};
 use crate::domain::audit::{self, NewAuditEvent, Outcome};
 use crate::domain::memberships::Role;
 use crate::domain::permissions::Permission;
@@ -172,13 +172,32 @@ impl FirmCtx {
     pub async fn tx<R>(
         &self,
         permission: Permission,
+        work: impl AsyncFnMut(&mut Connection, FirmId) -> Result<R, DomainError>,
+    ) -> Result<R, ApiError> {
+        self.run(permission, Planning::Auto, work).await
+    }
+
+    /// [`FirmCtx::tx`] for reading a page of a list: its statements get one generic plan
+    /// per connection rather than a fresh plan per request (see [`Planning::Generic`]).
+    pub async fn page<R>(
+        &self,
+        permission: Permission,
+        work: impl AsyncFnMut(&mut Connection, FirmId) -> Result<R, DomainError>,
+    ) -> Result<R, ApiError> {
+        self.run(permission, Planning::Generic, work).await
+    }
+
+    async fn run<R>(
+        &self,
+        permission: Permission,
+        planning: Planning,
         mut work: impl AsyncFnMut(&mut Connection, FirmId) -> Result<R, DomainError>,
     ) -> Result<R, ApiError> {
         let firm = self.firm;
         let db = self.state.db();
         if let Some(auth) = self.standing.get() {
             self.permits(auth, permission)?;
-            return Ok(db.firm_tx_retried(firm, async |conn| work(conn, firm).await).await?);
+            return Ok(db.firm_tx_planned(firm, planning, async |conn| work(conn, firm).await).await?);
         }
         // A member not yet checked in this request: the check rides with BEGIN.
         let (user_id, session_id) = self.member()?;
@@ -189,7 +208,7 @@ impl FirmCtx {
             self.standing.get().is_some_and(|auth| self.permits(auth, permission).is_ok())
         };
         let session = SessionKey { user_id, session_id };
-        match db.firm_tx_for_session(firm, session, admit, async |conn| work(conn, firm).await).await? {
+        match db.firm_tx_for_session(firm, session, planning, admit, async |conn| work(conn, firm).await).await? {
             Some(value) => Ok(value),
             None => Err(match self.standing.get() {
                 None => session_ended(),

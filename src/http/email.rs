@@ -697,7 +697,7 @@ pub async fn list_triage(ctx: FirmCtx, query: web::Query<TriageQuery>) -> Result
     }
     let limit = query.limit.unwrap_or(50).clamp(1, 200);
     let list = ctx
-        .tx(Permission::ContentRead, async |conn, firm| {
+        .page(Permission::ContentRead, async |conn, firm| {
             email::list_triaged(conn, firm, query.kind.as_deref(), limit).await
         })
         .await?;

@@ -188,7 +188,7 @@ pub async fn list_invoices(
         currency: query.currency,
     };
     let listed =
-        ctx.tx(Permission::FinanceRead, async |conn, firm| invoices::list(conn, firm, &filter, &spec).await).await?;
+        ctx.page(Permission::FinanceRead, async |conn, firm| invoices::list(conn, firm, &filter, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }

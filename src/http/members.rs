@@ -75,8 +75,9 @@ pub async fn list_members(
         _ => None,
     };
     let filter = MemberFilter { role: query.role, status };
-    let listed =
-        ctx.tx(Permission::MembersRead, async |conn, firm| memberships::list(conn, firm, &filter, &spec).await).await?;
+    let listed = ctx
+        .page(Permission::MembersRead, async |conn, firm| memberships::list(conn, firm, &filter, &spec).await)
+        .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }

@@ -125,7 +125,7 @@ pub async fn list_leads(
     let query = query.into_inner();
     let filter = LeadFilter { status: query.status, q: query.q, sort: query.sort.unwrap_or_default() };
     let listed = ctx
-        .tx(Permission::ContentRead, async |conn, firm| pipeline::list_leads(conn, firm, &filter, &spec).await)
+        .page(Permission::ContentRead, async |conn, firm| pipeline::list_leads(conn, firm, &filter, &spec).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
@@ -327,7 +327,7 @@ pub async fn list_prospects(
     let filter =
         ProspectFilter { stage: query.stage, client_id: query.client_id, sort: query.sort.unwrap_or_default() };
     let listed = ctx
-        .tx(Permission::ContentRead, async |conn, firm| pipeline::list_prospects(conn, firm, &filter, &spec).await)
+        .page(Permission::ContentRead, async |conn, firm| pipeline::list_prospects(conn, firm, &filter, &spec).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))

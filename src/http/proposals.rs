@@ -94,7 +94,7 @@ pub async fn list_proposals(
 ) -> Result<HttpResponse, ApiError> {
     let (spec, prospect) = (page.spec()?, path.into_inner());
     let listed = ctx
-        .tx(Permission::ContentRead, async |conn, firm| proposals::list(conn, firm, Some(prospect), &spec).await)
+        .page(Permission::ContentRead, async |conn, firm| proposals::list(conn, firm, Some(prospect), &spec).await)
         .await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))

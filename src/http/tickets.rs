@@ -118,7 +118,7 @@ pub async fn list_tickets(
         conversation_id: query.conversation_id,
     };
     let (listed, summaries) = ctx
-        .tx(Permission::ContentRead, async |conn, firm| {
+        .page(Permission::ContentRead, async |conn, firm| {
             let mut listed = tickets::list(conn, firm, &filter, &spec).await?;
             let summaries = tickets::with_sla_moments(conn, firm, std::mem::take(&mut listed.items)).await?;
             Ok((listed, summaries))

@@ -283,7 +283,7 @@ pub async fn list_dead_jobs(
 ) -> Result<HttpResponse, ApiError> {
     let spec = page.spec()?;
     let listed =
-        ctx.tx(Permission::IntegrationsManage, async |conn, firm| jobs::list_dead(conn, firm, &spec).await).await?;
+        ctx.page(Permission::IntegrationsManage, async |conn, firm| jobs::list_dead(conn, firm, &spec).await).await?;
     let meta = page_meta(&req, &listed, &spec);
     Ok(envelope::with_meta(listed.items, meta))
 }

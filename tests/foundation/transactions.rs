@@ -4,8 +4,9 @@
 
 use std::time::Duration;
 
-use consultantpro::db::TRANSIENT_RETRIES;
-use consultantpro::domain::clients::{self, ClientInput};
+use consultantpro::db::{Planning, TRANSIENT_RETRIES};
+use consultantpro::domain::clients::{self, ClientFilter, ClientInput};
+use consultantpro::domain::pagination::PageSpec;
 use consultantpro::domain::{DomainError, FirmId};
 use consultantpro::error::ApiError;
 use diesel_async::RunQueryDsl;
@@ -187,4 +188,59 @@ async fn touch(conn: &mut consultantpro::db::Connection, id: uuid::Uuid, tag: &s
         .execute(conn)
         .await?;
     Ok(())
+}
+
+#[derive(diesel::QueryableByName, Debug, Clone, Copy, PartialEq, Eq)]
+struct Plans {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    custom_plans: i64,
+}
+
+/// The plans this connection has made so far for its prepared page of clients.
+async fn client_page_plans(conn: &mut consultantpro::db::Connection) -> Result<Plans, DomainError> {
+    Ok(diesel::sql_query(
+        "SELECT coalesce(sum(generic_plans), 0)::int8 AS generic_plans, \
+                coalesce(sum(custom_plans), 0)::int8 AS custom_plans \
+           FROM pg_prepared_statements WHERE statement LIKE 'SELECT %FROM \"clients\"%LIMIT%'",
+    )
+    .get_result(conn)
+    .await?)
+}
+
+/// Reads the first page of clients three times in one transaction planned as `planning`;
+/// returns the plans made for it before and after.
+async fn read_client_pages(db: &consultantpro::db::Db, firm: FirmId, planning: Planning) -> (Plans, Plans) {
+    db.firm_tx_planned(firm, planning, async |conn| {
+        let before = client_page_plans(conn).await?;
+        for _ in 0..3 {
+            let page = clients::list(conn, firm, &ClientFilter::default(), &PageSpec::first(2)).await?;
+            assert_eq!(page.items.len(), 2);
+        }
+        Ok::<_, DomainError>((before, client_page_plans(conn).await?))
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_page_is_planned_once_per_connection_and_the_setting_ends_with_its_transaction() {
+    let settings = crate::helpers::test_settings();
+    let db = test_db().await;
+    let firm = FirmId(new_firm(&db).await.id);
+    for name in ["Aster", "Birch", "Cedar"] {
+        client_named(&db, firm, name).await;
+    }
+    // One connection, so the transaction after the page's runs where the page ran.
+    let one = consultantpro::db::Db::sized(&settings.database, settings.jobs.max_attempts, 1).unwrap();
+
+    let (before, after) = read_client_pages(&one, firm, Planning::Generic).await;
+    assert_eq!(after.custom_plans, before.custom_plans, "a page was planned for its values: {after:?}");
+    assert_eq!(after.generic_plans, before.generic_plans + 3, "{before:?} -> {after:?}");
+
+    // PostgreSQL's own choice returns with the next transaction on that connection: the
+    // bound LIMIT makes it plan the page for its values each time.
+    let (before, after) = read_client_pages(&one, firm, Planning::Auto).await;
+    assert_eq!(after.custom_plans, before.custom_plans + 3, "{before:?} -> {after:?}");
 }
