@@ -2,6 +2,7 @@
 //! tables (firms, users, ...) through [`Db::platform_tx`], whose connection carries no
 //! firm and therefore sees no tenant rows at all under row-level security.
 
+pub mod cached;
 pub mod functions;
 pub mod migrate;
 pub mod schema;
@@ -19,6 +20,7 @@ use uuid::Uuid;
 use crate::config::DatabaseSettings;
 use crate::tenant::FirmId;
 
+pub use cached::cached_query;
 pub use diesel_async::AsyncPgConnection as Connection;
 
 #[derive(Debug, thiserror::Error)]

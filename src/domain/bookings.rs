@@ -559,7 +559,7 @@ struct LinkFirm {
 
 /// The firm of an active link, by its public slug (on a platform connection).
 pub async fn firm_of_slug(conn: &mut AsyncPgConnection, slug: &str) -> Result<Option<FirmId>, DomainError> {
-    let row = diesel::sql_query("SELECT cp_booking_link_firm($1) AS firm")
+    let row = crate::db::cached_query("SELECT cp_booking_link_firm($1) AS firm")
         .bind::<diesel::sql_types::Text, _>(slug)
         .get_result::<LinkFirm>(conn)
         .await?;
@@ -596,7 +596,7 @@ async fn busy(
     (from, to): (DateTime<Utc>, DateTime<Utc>),
     except: Option<Uuid>,
 ) -> Result<Vec<(DateTime<Utc>, DateTime<Utc>)>, DomainError> {
-    let rows = diesel::sql_query(
+    let rows = crate::db::cached_query(
         "SELECT lower(during) AS starts, upper(during) AS ends FROM calendar_busy \
           WHERE firm_id = $1 AND user_id = $2 AND during && tstzrange($3, $4, '[)') \
             AND ($5::uuid IS NULL OR booking_id IS DISTINCT FROM $5) ORDER BY lower(during)",
@@ -848,7 +848,7 @@ async fn insert_booking(
                 .returning(Booking::as_returning())
                 .get_result(conn)
                 .await?;
-            diesel::sql_query(
+            crate::db::cached_query(
                 "INSERT INTO calendar_busy (firm_id, id, user_id, during, kind, booking_id) \
                      VALUES ($1, $2, $3, tstzrange($4, $5, '[)'), 'booking', $6)",
             )
@@ -932,7 +932,7 @@ pub async fn cancel(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Res
     if booking.status == "cancelled" {
         return Ok((booking, false));
     }
-    diesel::sql_query("DELETE FROM calendar_busy WHERE firm_id = $1 AND booking_id = ANY ($2)")
+    crate::db::cached_query("DELETE FROM calendar_busy WHERE firm_id = $1 AND booking_id = ANY ($2)")
         .bind::<SqlUuid, _>(firm.into_uuid())
         .bind::<Array<SqlUuid>, _>(vec![id])
         .execute(conn)
@@ -1010,7 +1010,7 @@ pub async fn reschedule(
     let (blocked_from, blocked_to) = rules.blocked(start);
     let moved = conn
         .transaction::<_, diesel::result::Error, _>(async move |conn| {
-            diesel::sql_query(
+            crate::db::cached_query(
                 "UPDATE calendar_busy SET during = tstzrange($3, $4, '[)') WHERE firm_id = $1 AND booking_id = $2",
             )
             .bind::<SqlUuid, _>(firm.into_uuid())

@@ -150,7 +150,7 @@ fn check(input: &EventInput) -> Result<chrono_tz::Tz, DomainError> {
 /// Puts the event's busy occurrences into `calendar_busy` (after removing what was there):
 /// one that meets a booking of the member is refused with 409.
 async fn materialize(conn: &mut AsyncPgConnection, firm: FirmId, event: &CalendarEvent) -> Result<(), DomainError> {
-    diesel::sql_query("DELETE FROM calendar_busy WHERE firm_id = $1 AND event_id = $2")
+    crate::db::cached_query("DELETE FROM calendar_busy WHERE firm_id = $1 AND event_id = $2")
         .bind::<SqlUuid, _>(firm.into_uuid())
         .bind::<SqlUuid, _>(event.id)
         .execute(conn)
@@ -166,7 +166,7 @@ async fn materialize(conn: &mut AsyncPgConnection, firm: FirmId, event: &Calenda
         occurrence_starts_between(event.starts_at, zone, event.rrule.as_deref(), &event.exdates, (from, until))
             .ok_or_else(|| DomainError::invalid_field("rrule", "does not parse"))?;
     let ends: Vec<DateTime<Utc>> = starts.iter().map(|s| *s + length).collect();
-    let inserted = diesel::sql_query(
+    let inserted = crate::db::cached_query(
         "INSERT INTO calendar_busy (firm_id, id, user_id, during, kind, event_id) \
          SELECT $1, gen_random_uuid(), $2, tstzrange(s, e, '[)'), 'event', $3 FROM unnest($4::timestamptz[], $5::timestamptz[]) AS o(s, e)",
     )

@@ -56,7 +56,7 @@ pub async fn heartbeat(
     hostname: &str,
     pid: i32,
 ) -> Result<Option<Vec<Uuid>>, DomainError> {
-    let row = diesel::sql_query("SELECT cp_cluster_heartbeat($1, $2, $3, $4, $5) AS live")
+    let row = crate::db::cached_query("SELECT cp_cluster_heartbeat($1, $2, $3, $4, $5) AS live")
         .bind::<SqlUuid, _>(node)
         .bind::<Text, _>(cluster)
         .bind::<Integer, _>(lease_ms)
@@ -70,7 +70,7 @@ pub async fn heartbeat(
 /// Claims the unowned or orphaned firms that belong on `node` (nothing unless its own
 /// lease holds); each with its new token.
 pub async fn claim(conn: &mut AsyncPgConnection, node: Uuid, cluster: &str) -> Result<Vec<(FirmId, i64)>, DomainError> {
-    let rows = diesel::sql_query("SELECT firm, fencing_token FROM cp_cluster_claim($1, $2)")
+    let rows = crate::db::cached_query("SELECT firm, fencing_token FROM cp_cluster_claim($1, $2)")
         .bind::<SqlUuid, _>(node)
         .bind::<Text, _>(cluster)
         .load::<Claimed>(conn)
@@ -84,7 +84,7 @@ pub async fn held_by(
     node: Uuid,
     cluster: &str,
 ) -> Result<Vec<(FirmId, i64)>, DomainError> {
-    let rows = diesel::sql_query(
+    let rows = crate::db::cached_query(
         "SELECT owned_firm_id AS firm, fencing_token FROM firm_ownership WHERE cluster = $1 AND node_id = $2",
     )
     .bind::<Text, _>(cluster)
@@ -96,7 +96,7 @@ pub async fn held_by(
 
 /// Firms `node` holds that now belong elsewhere.
 pub async fn misplaced(conn: &mut AsyncPgConnection, node: Uuid, cluster: &str) -> Result<Vec<FirmId>, DomainError> {
-    let rows = diesel::sql_query("SELECT f AS firm FROM cp_cluster_misplaced($1, $2) AS f")
+    let rows = crate::db::cached_query("SELECT f AS firm FROM cp_cluster_misplaced($1, $2) AS f")
         .bind::<SqlUuid, _>(node)
         .bind::<Text, _>(cluster)
         .load::<FirmRow>(conn)
@@ -112,7 +112,7 @@ pub async fn release(
     firms: &[FirmId],
 ) -> Result<usize, DomainError> {
     let ids: Vec<Uuid> = firms.iter().map(|f| f.into_uuid()).collect();
-    let row = diesel::sql_query("SELECT cp_cluster_release($1, $2, $3) AS released")
+    let row = crate::db::cached_query("SELECT cp_cluster_release($1, $2, $3) AS released")
         .bind::<SqlUuid, _>(node)
         .bind::<Text, _>(cluster)
         .bind::<Array<SqlUuid>, _>(ids)
@@ -123,7 +123,7 @@ pub async fn release(
 
 /// Marks `node` as shutting down: it gets no new firms and its peers plan without it.
 pub async fn mark_stopping(conn: &mut AsyncPgConnection, node: Uuid) -> Result<(), DomainError> {
-    diesel::sql_query("UPDATE cluster_nodes SET stopping = true WHERE id = $1")
+    crate::db::cached_query("UPDATE cluster_nodes SET stopping = true WHERE id = $1")
         .bind::<SqlUuid, _>(node)
         .execute(conn)
         .await?;
@@ -132,8 +132,8 @@ pub async fn mark_stopping(conn: &mut AsyncPgConnection, node: Uuid) -> Result<(
 
 /// Removes `node` (after it let every firm go) and wakes its peers.
 pub async fn depart(conn: &mut AsyncPgConnection, node: Uuid, cluster: &str) -> Result<(), DomainError> {
-    diesel::sql_query("DELETE FROM cluster_nodes WHERE id = $1").bind::<SqlUuid, _>(node).execute(conn).await?;
-    diesel::sql_query("SELECT pg_notify($1, $2)")
+    crate::db::cached_query("DELETE FROM cluster_nodes WHERE id = $1").bind::<SqlUuid, _>(node).execute(conn).await?;
+    crate::db::cached_query("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(WAKE_CHANNEL)
         .bind::<Text, _>(cluster)
         .execute(conn)
@@ -147,7 +147,7 @@ pub async fn store_children(
     node: Uuid,
     children: &serde_json::Value,
 ) -> Result<(), DomainError> {
-    diesel::sql_query("UPDATE cluster_nodes SET children = $2, children_at = now() WHERE id = $1")
+    crate::db::cached_query("UPDATE cluster_nodes SET children = $2, children_at = now() WHERE id = $1")
         .bind::<SqlUuid, _>(node)
         .bind::<Jsonb, _>(children)
         .execute(conn)
@@ -159,7 +159,7 @@ pub async fn store_children(
 /// node it belongs on claims it and starts its owned children. Idempotent; call it in the
 /// transaction that creates the work, so the claim follows the commit.
 pub async fn require_owner(conn: &mut AsyncPgConnection, cluster: &str, firm: FirmId) -> Result<(), DomainError> {
-    diesel::sql_query("SELECT cp_cluster_require_owner($1, $2)")
+    crate::db::cached_query("SELECT cp_cluster_require_owner($1, $2)")
         .bind::<Text, _>(cluster)
         .bind::<SqlUuid, _>(firm.into_uuid())
         .execute(conn)
@@ -182,7 +182,7 @@ pub async fn holds(
     firm: FirmId,
     fencing_token: i64,
 ) -> Result<bool, DomainError> {
-    let rows = diesel::sql_query(
+    let rows = crate::db::cached_query(
         "SELECT true AS holds FROM firm_ownership
           WHERE cluster = $1 AND owned_firm_id = $2 AND fencing_token = $3 AND node_id IS NOT NULL
           FOR SHARE",
@@ -199,7 +199,7 @@ pub async fn holds(
 /// firm needs: call it in the transaction that adds or removes such work; the notice goes
 /// out on commit.
 pub async fn request_refresh(conn: &mut AsyncPgConnection, cluster: &str, firm: FirmId) -> Result<(), DomainError> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
+    crate::db::cached_query("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(REFRESH_CHANNEL)
         .bind::<Text, _>(format!("{cluster} {firm}"))
         .execute(conn)
@@ -216,7 +216,7 @@ pub async fn notify_children(
     firm: FirmId,
     what: &str,
 ) -> Result<(), DomainError> {
-    diesel::sql_query("SELECT pg_notify($1, $2)")
+    crate::db::cached_query("SELECT pg_notify($1, $2)")
         .bind::<Text, _>(NOTICE_CHANNEL)
         .bind::<Text, _>(format!("{kind} {firm} {what}"))
         .execute(conn)
@@ -278,7 +278,7 @@ pub async fn status(
     conn: &mut AsyncPgConnection,
     cluster: &str,
 ) -> Result<(Vec<NodeRow>, Vec<OwnershipRow>), DomainError> {
-    let nodes = diesel::sql_query(
+    let nodes = crate::db::cached_query(
         "SELECT n.id, n.hostname, n.pid, n.started_at, n.heartbeat_at, n.lease_until,
                 n.lease_until > now() AS live, n.stopping,
                 (SELECT count(*) FROM firm_ownership o WHERE o.cluster = n.cluster AND o.node_id = n.id) AS firms_owned,
@@ -290,7 +290,7 @@ pub async fn status(
     .bind::<Text, _>(cluster)
     .load::<NodeRow>(conn)
     .await?;
-    let owners = diesel::sql_query(
+    let owners = crate::db::cached_query(
         "SELECT o.owned_firm_id AS firm_id, f.slug AS firm_slug, f.status AS firm_status, o.node_id,
                 o.fencing_token, o.claimed_at
            FROM firm_ownership o

@@ -588,7 +588,7 @@ pub async fn post_message(
     input: NewMessage,
 ) -> Result<(Message, Stored), DomainError> {
     check_message(&input)?;
-    let posted = diesel::sql_query(
+    let posted = crate::db::cached_query(
         "SELECT outcome, channel, open_ticket, id, conversation_id, seq, author_user_id, author_contact_id, \
                 body, client_msg_id, created_at, delivery \
            FROM cp_post_message($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -653,7 +653,7 @@ pub async fn append_message(
     if body.chars().count() > MAX_BODY_CHARS {
         return Err(DomainError::invalid_field("body", "must be at most 20000 characters"));
     }
-    diesel::sql_query(
+    crate::db::cached_query(
         "WITH next AS ( \
              UPDATE conversations SET last_seq = last_seq + 1, last_message_at = $4, updated_at = $4, \
                     status = CASE WHEN $7 THEN 'open' ELSE status END \

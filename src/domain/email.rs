@@ -97,7 +97,7 @@ pub async fn reply_token(
         #[diesel(sql_type = Text)]
         reply_token: String,
     }
-    let token = diesel::sql_query(
+    let token = crate::db::cached_query(
         "UPDATE conversations SET reply_token = COALESCE(reply_token, $3) WHERE firm_id = $1 AND id = $2 \
          RETURNING reply_token",
     )
@@ -159,7 +159,7 @@ pub async fn find_thread(
 ) -> Result<Option<(Uuid, String, ThreadedBy)>, DomainError> {
     let ids = email.thread_ids();
     if !ids.is_empty() {
-        let hit = diesel::sql_query(
+        let hit = crate::db::cached_query(
             "SELECT e.conversation_id, c.status FROM email_messages e \
                JOIN conversations c ON c.firm_id = e.firm_id AND c.id = e.conversation_id \
               WHERE e.firm_id = $1 AND e.message_id = ANY($2) \
@@ -176,7 +176,7 @@ pub async fn find_thread(
     }
     for token in email.recipients().filter_map(token_of_address) {
         {
-            let hit = diesel::sql_query(
+            let hit = crate::db::cached_query(
                 "SELECT id AS conversation_id, status FROM conversations \
                   WHERE firm_id = $1 AND reply_token = $2 AND channel = 'email'",
             )
@@ -191,7 +191,7 @@ pub async fn find_thread(
         }
     }
     if let Some(root) = &email.thread_root {
-        let hit = diesel::sql_query(
+        let hit = crate::db::cached_query(
             "SELECT e.conversation_id, c.status FROM email_messages e \
                JOIN conversations c ON c.firm_id = e.firm_id AND c.id = e.conversation_id \
               WHERE e.firm_id = $1 AND e.thread_root = $2 \
@@ -211,7 +211,7 @@ pub async fn find_thread(
         && settings.subject_window_hours > 0
     {
         let since = Utc::now() - Duration::hours(i64::from(settings.subject_window_hours));
-        let hit = diesel::sql_query(
+        let hit = crate::db::cached_query(
             "SELECT e.conversation_id, c.status FROM email_messages e \
                JOIN conversations c ON c.firm_id = e.firm_id AND c.id = e.conversation_id \
               WHERE e.firm_id = $1 AND e.subject_key = $2 AND e.created_at >= $3 \
@@ -242,7 +242,7 @@ pub async fn import(
     email: &ParsedEmail,
 ) -> Result<Imported, DomainError> {
     let email_id = Uuid::now_v7();
-    let stored = diesel::sql_query(
+    let stored = crate::db::cached_query(
         "INSERT INTO email_messages (firm_id, id, direction, mailbox_id, folder, uidvalidity, uid, dedupe_key, \
              message_id, in_reply_to, \"references\", thread_index, thread_root, subject, subject_key, from_address, \
              from_name, to_addresses, cc_addresses, reply_to, sent_at, size_bytes, text_body, headers) \
@@ -313,7 +313,7 @@ pub async fn import(
         Some(conversation) => (conversation, false),
         None => (start_conversation(conn, firm, email, contact_id).await?, true),
     };
-    diesel::sql_query(
+    crate::db::cached_query(
         "INSERT INTO conversation_participants (firm_id, conversation_id, id, contact_id) \
          SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM conversation_participants \
              WHERE firm_id = $1 AND conversation_id = $2 AND contact_id = $4)",
@@ -382,7 +382,7 @@ pub async fn set_aside(
 ) -> Result<Imported, DomainError> {
     let email_id = Uuid::now_v7();
     let reason: String = reason.chars().filter(|c| !c.is_control()).take(300).collect();
-    let stored = diesel::sql_query(
+    let stored = crate::db::cached_query(
         "INSERT INTO email_messages (firm_id, id, direction, mailbox_id, folder, uidvalidity, uid, dedupe_key, \
              subject, from_address, size_bytes, triage, triage_reason) \
          VALUES ($1, $2, 'inbound', $3, $4, $5, $6, $7, $8, $9, $10, 'unreadable', $11) \
@@ -469,7 +469,7 @@ async fn record_triage(
                 .chars()
                 .take(300)
                 .collect();
-            diesel::sql_query(
+            crate::db::cached_query(
                 "UPDATE contact_emails SET bouncing_since = COALESCE(bouncing_since, now()), bounce_status = $3 \
                   WHERE firm_id = $1 AND email = $2",
             )
@@ -495,7 +495,7 @@ async fn contact_for(
     }
     let (first, last) = split_name(name, address);
     let id = Uuid::now_v7();
-    diesel::sql_query(
+    crate::db::cached_query(
         "INSERT INTO contacts (firm_id, id, first_name, last_name, needs_review) VALUES ($1, $2, $3, $4, true)",
     )
     .bind::<SqlUuid, _>(firm.into_uuid())
@@ -505,7 +505,7 @@ async fn contact_for(
     .execute(conn)
     .await?;
     // Two messages from one new sender in one batch: the second finds the first's row.
-    let inserted = diesel::sql_query(
+    let inserted = crate::db::cached_query(
         "INSERT INTO contact_emails (firm_id, email, contact_id, position) VALUES ($1, $2, $3, 0) \
          ON CONFLICT (firm_id, email) DO NOTHING",
     )
@@ -544,7 +544,7 @@ async fn start_conversation(
     };
     let subject: String = subject.chars().take(300).collect();
     let id = Uuid::now_v7();
-    diesel::sql_query(
+    crate::db::cached_query(
         "INSERT INTO conversations (firm_id, id, subject, channel, client_id) \
          SELECT $1, $2, $3, 'email', (SELECT client_id FROM contacts WHERE firm_id = $1 AND id = $4)",
     )
@@ -572,7 +572,7 @@ async fn store_parts(
         let oversize = size > max_part_bytes;
         let sha = (!oversize).then(|| part.sha256());
         if let Some(sha) = &sha {
-            diesel::sql_query(
+            crate::db::cached_query(
                 "INSERT INTO email_blobs (firm_id, sha256, size_bytes, content) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (firm_id, sha256) DO NOTHING",
             )
@@ -583,7 +583,7 @@ async fn store_parts(
             .execute(conn)
             .await?;
         }
-        diesel::sql_query(
+        crate::db::cached_query(
             "INSERT INTO email_parts (firm_id, email_id, position, filename, content_type, disposition, content_id, \
                                       size_bytes, sha256, oversize) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -629,7 +629,7 @@ async fn apply_rule_actions(
 ) -> Result<(), DomainError> {
     if let Some(assignee) = outcome.assign_to {
         // Only to an active member of this firm; a rule naming someone who left assigns nobody.
-        diesel::sql_query(
+        crate::db::cached_query(
             "UPDATE conversations SET assignee_user_id = $3, updated_at = now() \
               WHERE firm_id = $1 AND id = $2 AND EXISTS (SELECT 1 FROM memberships m \
                   WHERE m.firm_id = $1 AND m.user_id = $3 AND m.status = 'active' AND m.contact_id IS NULL)",
@@ -641,7 +641,7 @@ async fn apply_rule_actions(
         .await?;
     }
     if !outcome.tags.is_empty() {
-        diesel::sql_query(
+        crate::db::cached_query(
             "UPDATE conversations SET tags = ARRAY(SELECT DISTINCT t FROM unnest(tags || $3) t ORDER BY t) \
               WHERE firm_id = $1 AND id = $2",
         )
@@ -652,7 +652,7 @@ async fn apply_rule_actions(
         .await?;
     }
     if let Some(status) = &outcome.status {
-        diesel::sql_query("UPDATE conversations SET status = $3 WHERE firm_id = $1 AND id = $2")
+        crate::db::cached_query("UPDATE conversations SET status = $3 WHERE firm_id = $1 AND id = $2")
             .bind::<SqlUuid, _>(firm.into_uuid())
             .bind::<SqlUuid, _>(conversation)
             .bind::<Text, _>(status)
@@ -670,7 +670,7 @@ async fn acknowledgements_left(conn: &mut AsyncPgConnection, firm: FirmId, mailb
         #[diesel(sql_type = BigInt)]
         n: i64,
     }
-    let sent = diesel::sql_query(
+    let sent = crate::db::cached_query(
         "SELECT count(*) AS n FROM email_messages WHERE firm_id = $1 AND mailbox_id = $2 AND automatic \
             AND direction = 'outbound' AND created_at > now() - interval '1 hour'",
     )
@@ -689,7 +689,7 @@ async fn auto_reply_due(
     address: &str,
     period_hours: i32,
 ) -> Result<bool, DomainError> {
-    let answered = diesel::sql_query(
+    let answered = crate::db::cached_query(
         "INSERT INTO email_auto_replies (firm_id, address) VALUES ($1, $2) \
          ON CONFLICT (firm_id, address) DO UPDATE SET replied_at = now() \
           WHERE email_auto_replies.replied_at < now() - make_interval(hours => $3)",
@@ -732,7 +732,7 @@ pub async fn queue_outbound(
     message: &Message,
     automatic: bool,
 ) -> Result<serde_json::Value, DomainError> {
-    let found = diesel::sql_query(
+    let found = crate::db::cached_query(
         "SELECT e.id, e.mailbox_id, m.address AS mailbox_address, \
                 ARRAY(SELECT DISTINCT a FROM unnest(ARRAY[CASE WHEN $3 THEN e.from_address \
                                                              ELSE COALESCE(e.reply_to, e.from_address) END]) a \
@@ -775,7 +775,7 @@ pub async fn queue_outbound(
         found.subject.clone()
     };
     let email_id = Uuid::now_v7();
-    diesel::sql_query(
+    crate::db::cached_query(
         "INSERT INTO email_messages (firm_id, id, direction, mailbox_id, dedupe_key, subject, subject_key, \
              from_address, to_addresses, cc_addresses, text_body, conversation_id, chat_message_id, status, automatic, \
              answers_email_id) \
@@ -908,7 +908,7 @@ struct ThreadRow {
 }
 
 pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid) -> Result<Outgoing, DomainError> {
-    let row = diesel::sql_query(
+    let row = crate::db::cached_query(
         "SELECT e.id, e.mailbox_id, e.conversation_id, e.chat_message_id, e.status, e.from_address, \
                 m.name AS mailbox_name, e.to_addresses, e.cc_addresses, e.subject, e.text_body, e.automatic \
            FROM email_messages e LEFT JOIN mailboxes m ON m.firm_id = e.firm_id AND m.id = e.mailbox_id \
@@ -925,7 +925,7 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
     else {
         return Err(DomainError::NotFound("mailbox"));
     };
-    let thread = diesel::sql_query(
+    let thread = crate::db::cached_query(
         "SELECT message_id, thread_index, direction FROM email_messages \
           WHERE firm_id = $1 AND conversation_id = $2 AND id <> $3 AND triage IS NULL \
             AND (direction = 'inbound' OR status = 'sent') \
@@ -949,7 +949,7 @@ pub async fn outgoing(conn: &mut AsyncPgConnection, firm: FirmId, email_id: Uuid
     let quoted = if row.automatic {
         None
     } else {
-        diesel::sql_query(
+        crate::db::cached_query(
             "SELECT q.from_name, q.from_address, coalesce(q.sent_at, q.created_at) AS at, q.text_body \
                FROM email_messages q JOIN email_messages e ON e.firm_id = q.firm_id AND e.answers_email_id = q.id \
               WHERE e.firm_id = $1 AND e.id = $3 AND q.conversation_id = $2 \

@@ -63,7 +63,7 @@ pub async fn create(
     ttl: Duration,
 ) -> Result<Invitation, DomainError> {
     super::memberships::check_contact(conn, firm, new.role, new.contact_id).await?;
-    let already = diesel::sql_query(
+    let already = crate::db::cached_query(
         "SELECT m.user_id AS id FROM memberships m JOIN users u ON u.id = m.user_id
           WHERE m.firm_id = $1 AND u.email = $2 AND m.status = 'active'",
     )
@@ -208,7 +208,7 @@ pub async fn mark_accepted(
     id: Uuid,
     user_id: Uuid,
 ) -> Result<(), DomainError> {
-    diesel::sql_query(
+    crate::db::cached_query(
         "UPDATE invitations SET accepted_at = now(), accepted_user_id = $3, token_hash = NULL
           WHERE firm_id = $1 AND id = $2",
     )

@@ -821,7 +821,7 @@ pub struct AgingRow {
 
 /// One query over the open invoices (an index covers `status IN (sent, partially_paid)`).
 pub async fn aging(conn: &mut AsyncPgConnection, firm: FirmId, as_of: NaiveDate) -> Result<Vec<AgingRow>, DomainError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::cached_query(
         "SELECT client_id, currency, \
                 COALESCE(SUM(balance) FILTER (WHERE late <= 0), 0)::bigint AS current_minor, \
                 COALESCE(SUM(balance) FILTER (WHERE late BETWEEN 1 AND 30), 0)::bigint AS days_1_30_minor, \
@@ -864,7 +864,7 @@ pub async fn summary(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<SummaryRow>, DomainError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::cached_query(
         "SELECT currency, SUM(invoiced)::bigint AS invoiced_minor, SUM(collected)::bigint AS collected_minor, \
                 SUM(outstanding)::bigint AS outstanding_minor \
            FROM (SELECT currency, total_minor AS invoiced, 0 AS collected, 0 AS outstanding \

@@ -104,7 +104,7 @@ pub async fn claim(
     batch: i32,
     only_firm: Option<FirmId>,
 ) -> Result<Vec<(FirmId, Uuid)>, DomainError> {
-    let claimed = diesel::sql_query("SELECT firm_id, id FROM cp_claim_jobs($1, $2, $3, $4)")
+    let claimed = crate::db::cached_query("SELECT firm_id, id FROM cp_claim_jobs($1, $2, $3, $4)")
         .bind::<Text, _>(worker)
         .bind::<Integer, _>(lease_secs)
         .bind::<Integer, _>(batch)
@@ -306,7 +306,7 @@ struct StateCount {
 
 /// Jobs per state across firms (numbers only), for metrics.
 pub async fn counts(conn: &mut AsyncPgConnection) -> Result<Vec<(String, i64)>, DomainError> {
-    Ok(diesel::sql_query("SELECT state, jobs FROM cp_job_counts()")
+    Ok(crate::db::cached_query("SELECT state, jobs FROM cp_job_counts()")
         .load::<StateCount>(conn)
         .await?
         .into_iter()

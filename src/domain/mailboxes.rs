@@ -486,7 +486,7 @@ pub async fn advance_folder(
     folder: &str,
     position: FolderPosition,
 ) -> Result<(), DomainError> {
-    diesel::sql_query(
+    crate::db::cached_query(
         "INSERT INTO mailbox_folders (firm_id, mailbox_id, folder, uidvalidity, last_uid, synced_at) \
          VALUES ($1, $2, $3, $4, $5, now()) \
          ON CONFLICT (firm_id, mailbox_id, folder) DO UPDATE \

@@ -129,7 +129,7 @@ pub async fn join(
     contact_id: Option<Uuid>,
 ) -> Result<(), DomainError> {
     let portal_client_id = check_contact(conn, firm, role, contact_id).await?;
-    let changed = diesel::sql_query(
+    let changed = crate::db::cached_query(
         "INSERT INTO memberships (firm_id, user_id, role, contact_id, portal_client_id) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (firm_id, user_id) DO UPDATE
             SET role = EXCLUDED.role, status = 'active', contact_id = EXCLUDED.contact_id,

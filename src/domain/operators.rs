@@ -181,7 +181,7 @@ pub async fn firm_summaries(conn: &mut AsyncPgConnection) -> Result<Vec<FirmSumm
         .load(conn)
         .await?;
     let counts: std::collections::HashMap<Uuid, i64> =
-        diesel::sql_query("SELECT firm_id, active_members FROM cp_firm_member_counts()")
+        crate::db::cached_query("SELECT firm_id, active_members FROM cp_firm_member_counts()")
             .load::<MemberCount>(conn)
             .await?
             .into_iter()

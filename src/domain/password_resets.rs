@@ -33,7 +33,7 @@ pub async fn create(
     user_id: Uuid,
     ttl: Duration,
 ) -> Result<Reset, DomainError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::cached_query(
         "INSERT INTO password_resets (firm_id, id, user_id, expires_at)
          VALUES ($1, $2, $3, now() + $4 * interval '1 second')
          RETURNING id, user_id, expires_at, used_at",
@@ -53,7 +53,7 @@ pub async fn issue_token(
     id: Uuid,
 ) -> Result<Option<(Reset, String)>, DomainError> {
     let secret = new_secret();
-    let issued = diesel::sql_query(
+    let issued = crate::db::cached_query(
         "UPDATE password_resets SET token_hash = $3, sent_at = now()
           WHERE firm_id = $1 AND id = $2 AND used_at IS NULL AND expires_at > now()
           RETURNING id, user_id, expires_at, used_at",
@@ -69,7 +69,7 @@ pub async fn issue_token(
 /// Spends a token: the reset it stands for, if it was unused and unexpired. A second use
 /// finds nothing.
 pub async fn redeem(conn: &mut AsyncPgConnection, firm: FirmId, secret: &str) -> Result<Option<Reset>, DomainError> {
-    let spent = diesel::sql_query(
+    let spent = crate::db::cached_query(
         "UPDATE password_resets SET used_at = now(), token_hash = NULL
           WHERE firm_id = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > now()
           RETURNING id, user_id, expires_at, used_at",
@@ -83,7 +83,7 @@ pub async fn redeem(conn: &mut AsyncPgConnection, firm: FirmId, secret: &str) ->
 
 /// Whether a token stands for an unused, unexpired reset (without spending it).
 pub async fn is_open(conn: &mut AsyncPgConnection, firm: FirmId, secret: &str) -> Result<bool, DomainError> {
-    let found = diesel::sql_query(
+    let found = crate::db::cached_query(
         "SELECT id, user_id, expires_at, used_at FROM password_resets
           WHERE firm_id = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > now()",
     )
@@ -96,7 +96,7 @@ pub async fn is_open(conn: &mut AsyncPgConnection, firm: FirmId, secret: &str) -
 
 /// Spends every open reset of a login in this firm (its password just changed).
 pub async fn void_for_user(conn: &mut AsyncPgConnection, firm: FirmId, user_id: Uuid) -> Result<(), DomainError> {
-    diesel::sql_query(
+    crate::db::cached_query(
         "UPDATE password_resets SET used_at = now(), token_hash = NULL
           WHERE firm_id = $1 AND user_id = $2 AND used_at IS NULL",
     )

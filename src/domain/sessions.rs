@@ -212,7 +212,7 @@ pub async fn revoke_everywhere(
         #[diesel(sql_type = diesel::sql_types::Integer)]
         ended: i32,
     }
-    let row = diesel::sql_query("SELECT cp_revoke_user_sessions($1, $2, $3) AS ended")
+    let row = crate::db::cached_query("SELECT cp_revoke_user_sessions($1, $2, $3) AS ended")
         .bind::<diesel::sql_types::Uuid, _>(user_id)
         .bind::<diesel::sql_types::Nullable<diesel::sql_types::Uuid>, _>(keep)
         .bind::<diesel::sql_types::Text, _>(reason)

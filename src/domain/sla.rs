@@ -403,7 +403,7 @@ pub async fn close_counted_time(
         metrics.push(clock.metric.clone());
         elapsed.push(clock.elapsed_seconds.saturating_add(counted));
     }
-    diesel::sql_query(
+    crate::db::cached_query(
         "UPDATE sla_clocks c \
             SET elapsed_seconds = v.elapsed, running_since = GREATEST(c.running_since, $5), \
                 due_at = NULL, warn_at = NULL, updated_at = now() \

@@ -240,7 +240,7 @@ async fn fire(
     now: DateTime<Utc>,
     limit: i32,
 ) -> Result<Vec<Fired>, DomainError> {
-    let fired: Vec<Fired> = diesel::sql_query("SELECT * FROM cp_sla_fire($1, $2, $3, $4)")
+    let fired: Vec<Fired> = crate::db::cached_query("SELECT * FROM cp_sla_fire($1, $2, $3, $4)")
         .bind::<SqlUuid, _>(firm.into_uuid())
         .bind::<Timestamptz, _>(now)
         .bind::<Integer, _>(limit)

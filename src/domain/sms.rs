@@ -309,7 +309,7 @@ struct Claimed {
 }
 
 async fn claim_address(conn: &mut AsyncPgConnection, address: &str, number: Uuid) -> Result<bool, DomainError> {
-    Ok(diesel::sql_query("SELECT cp_sms_claim_address($1, $2) AS claimed")
+    Ok(crate::db::cached_query("SELECT cp_sms_claim_address($1, $2) AS claimed")
         .bind::<Text, _>(address)
         .bind::<SqlUuid, _>(number)
         .get_result::<Claimed>(conn)
@@ -353,11 +353,11 @@ pub async fn add_number(
 
 pub async fn remove_number(conn: &mut AsyncPgConnection, firm: FirmId, id: Uuid) -> Result<SmsNumber, DomainError> {
     let number = find_number(conn, firm, id).await?;
-    diesel::sql_query("SELECT cp_sms_release_number($1)").bind::<SqlUuid, _>(id).execute(conn).await?;
+    crate::db::cached_query("SELECT cp_sms_release_number($1)").bind::<SqlUuid, _>(id).execute(conn).await?;
     // Conversations that replied from it go on from the firm's first remaining sender; with
     // none left, their threads go (the deletion cascades) and a sender is chosen afresh at
     // the next send.
-    diesel::sql_query(
+    crate::db::cached_query(
         "UPDATE sms_threads SET sms_number_id = next.id \
            FROM (SELECT n.id FROM sms_numbers n WHERE n.firm_id = $1 AND n.id <> $2 \
                   ORDER BY n.created_at, n.id LIMIT 1) AS next \
@@ -539,7 +539,7 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
     inbound.check()?;
     let media = serde_json::to_value(&inbound.media).map_err(|e| DomainError::Internal(e.to_string()))?;
     let filed =
-        diesel::sql_query("SELECT * FROM cp_sms_receive($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+        crate::db::cached_query("SELECT * FROM cp_sms_receive($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
             .bind::<SqlUuid, _>(firm.into_uuid())
             .bind::<Text, _>(&inbound.message_sid)
             .bind::<Text, _>(&inbound.from)
@@ -610,7 +610,7 @@ pub async fn receive(conn: &mut AsyncPgConnection, firm: FirmId, inbound: Inboun
 /// Whether HELP from this number gets an answer now: once a day at most, so nobody can make
 /// the firm send (and pay for) messages in a loop by texting HELP.
 async fn help_reply_due(conn: &mut AsyncPgConnection, firm: FirmId, number: &str) -> Result<bool, DomainError> {
-    let answered = diesel::sql_query(
+    let answered = crate::db::cached_query(
         "INSERT INTO sms_help_replies (firm_id, phone_number) VALUES ($1, $2) \
          ON CONFLICT (firm_id, phone_number) DO UPDATE SET replied_at = now() \
           WHERE sms_help_replies.replied_at < now() - interval '1 day'",
@@ -652,7 +652,7 @@ async fn endpoints(conn: &mut AsyncPgConnection, firm: FirmId, conversation: Uui
     if let Some(found) = found {
         return Ok(found);
     }
-    let settled = diesel::sql_query(
+    let settled = crate::db::cached_query(
         "INSERT INTO sms_threads (firm_id, conversation_id, remote_number, sms_number_id) \
          SELECT $1, $2, \
                 (SELECT ph.phone FROM conversation_participants p \
@@ -693,7 +693,7 @@ struct Slot {
 /// The moment the sender's next message may go: senders send at their own pace, so a
 /// burst queues (it is never dropped) and Twilio's per-number limits are kept.
 async fn reserve_slot(conn: &mut AsyncPgConnection, firm: FirmId, number: Uuid) -> Result<DateTime<Utc>, DomainError> {
-    Ok(diesel::sql_query(
+    Ok(crate::db::cached_query(
         "UPDATE sms_numbers \
             SET next_slot_at = GREATEST(next_slot_at, now()) + make_interval(secs => 1.0 / per_second) \
           WHERE firm_id = $1 AND id = $2 \
@@ -796,7 +796,7 @@ pub async fn outgoing(
     firm: FirmId,
     message: Uuid,
 ) -> Result<Option<Outgoing>, DomainError> {
-    let row = diesel::sql_query(
+    let row = crate::db::cached_query(
         "SELECT s.conversation_id, m.body, s.to_number, s.from_number, s.messaging_service_sid, s.status_rank, \
                 EXISTS (SELECT 1 FROM sms_opt_outs o WHERE o.firm_id = s.firm_id AND o.phone_number = s.to_number) \
                   AS opted_out, m.created_at, \
@@ -874,7 +874,7 @@ impl From<ChangedRow> for StatusChange {
 /// there) or found by the send (the callback row is there), never missed by both. The same
 /// key `cp_sms_receive` takes for an inbound sid.
 async fn lock_sid(conn: &mut AsyncPgConnection, firm: FirmId, sid: &str) -> Result<(), DomainError> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+    crate::db::cached_query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
         .bind::<Text, _>(format!("sms:{}:{sid}", firm.into_uuid()))
         .execute(conn)
         .await?;
@@ -989,7 +989,7 @@ pub async fn apply_status(
         return Err(DomainError::invalid_field("MessageSid", "must be a Twilio message SID"));
     }
     lock_sid(conn, firm, sid).await?;
-    diesel::sql_query(
+    crate::db::cached_query(
         "INSERT INTO sms_status_callbacks (firm_id, id, twilio_sid, status, status_rank, error_code) \
          VALUES ($1, $2, $3, $4, $5, $6)",
     )

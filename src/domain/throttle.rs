@@ -113,7 +113,7 @@ pub async fn take_attempt(
     window: Duration,
 ) -> Result<Option<Duration>, DomainError> {
     let window_secs = i32::try_from(window.num_seconds()).unwrap_or(i32::MAX);
-    let counted = diesel::sql_query(
+    let counted = crate::db::cached_query(
         "INSERT INTO auth_throttle AS t (key_hash, failures, window_started_at) VALUES ($1, 1, now())
          ON CONFLICT (key_hash) DO UPDATE SET
              failures = CASE WHEN t.window_started_at <= now() - $3 * interval '1 second' THEN 1
@@ -131,7 +131,7 @@ pub async fn take_attempt(
     if !counted.is_empty() {
         return Ok(None);
     }
-    let started = diesel::sql_query("SELECT window_started_at FROM auth_throttle WHERE key_hash = $1")
+    let started = crate::db::cached_query("SELECT window_started_at FROM auth_throttle WHERE key_hash = $1")
         .bind::<Text, _>(key)
         .load::<WindowStart>(conn)
         .await?;
@@ -188,7 +188,7 @@ pub async fn give_back_both(
 
 /// Returns one counted attempt (an attempt that turned out not to be a failure).
 pub async fn give_back(conn: &mut AsyncPgConnection, key: &str) -> Result<(), DomainError> {
-    diesel::sql_query("UPDATE auth_throttle SET failures = greatest(failures - 1, 0) WHERE key_hash = $1")
+    crate::db::cached_query("UPDATE auth_throttle SET failures = greatest(failures - 1, 0) WHERE key_hash = $1")
         .bind::<Text, _>(key)
         .execute(conn)
         .await?;
@@ -196,7 +196,7 @@ pub async fn give_back(conn: &mut AsyncPgConnection, key: &str) -> Result<(), Do
 }
 
 pub async fn clear(conn: &mut AsyncPgConnection, key: &str) -> Result<(), DomainError> {
-    diesel::sql_query("DELETE FROM auth_throttle WHERE key_hash = $1").bind::<Text, _>(key).execute(conn).await?;
+    crate::db::cached_query("DELETE FROM auth_throttle WHERE key_hash = $1").bind::<Text, _>(key).execute(conn).await?;
     Ok(())
 }
 

@@ -544,7 +544,7 @@ async fn queue_deliveries(
     only_endpoint: Option<Uuid>,
 ) -> Result<Vec<Uuid>, DomainError> {
     use diesel::sql_types::{Integer, Jsonb, Nullable, Text, Timestamptz};
-    let queued = diesel::sql_query("SELECT cp_emit_webhook AS id FROM cp_emit_webhook($1, $2, $3, $4, $5, $6)")
+    let queued = crate::db::cached_query("SELECT cp_emit_webhook AS id FROM cp_emit_webhook($1, $2, $3, $4, $5, $6)")
         .bind::<diesel::sql_types::Uuid, _>(firm.into_uuid())
         .bind::<Text, _>(event.as_str())
         .bind::<Jsonb, _>(data)
