@@ -248,7 +248,7 @@ pub async fn list_dead(
     firm: FirmId,
     spec: &PageSpec<JobKey>,
 ) -> Result<Page<Job, JobKey>, DomainError> {
-    let keyset = |op: &str, key: JobKey| past_time_key("updated_at, id", op, key.at, key.id);
+    let keyset = |op: &'static str, key: JobKey| past_time_key("updated_at, id", op, key.at, key.id);
     let mut query = jobs::table
         .filter(jobs::firm_id.eq(firm.into_uuid()))
         .filter(jobs::state.eq("dead"))

@@ -250,8 +250,9 @@ pub async fn list(
     if let Some(status) = filter.status {
         query = query.filter(memberships::status.eq(status.as_str()));
     }
-    let keyset =
-        |op: &str, key: MemberKey| past_time_key("memberships.created_at, memberships.user_id", op, key.at, key.id);
+    let keyset = |op: &'static str, key: MemberKey| {
+        past_time_key("memberships.created_at, memberships.user_id", op, key.at, key.id)
+    };
     query = match spec.position {
         Some((Direction::Forward, key)) => {
             query.filter(keyset(">", key)).order((memberships::created_at.asc(), memberships::user_id.asc()))

@@ -2,10 +2,17 @@
 //! row it starts after (forward) or before (backward), never by an offset, so rows
 //! inserted while a client pages do not shift or repeat what it sees.
 
+use std::marker::PhantomData;
+
 use chrono::{DateTime, Utc};
-use diesel::expression::BoxableExpression;
+use diesel::QueryResult;
+use diesel::expression::{
+    AppearsOnTable, BoxableExpression, Expression, SelectableExpression, ValidGrouping, is_aggregate,
+};
 use diesel::pg::Pg;
-use diesel::sql_types::{Bool, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::query_builder::{AstPass, QueryFragment, QueryId};
+use diesel::serialize::ToSql;
+use diesel::sql_types::{Bool, HasSqlType, Text, Timestamptz, Uuid as SqlUuid};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -38,34 +45,69 @@ pub fn keyset_comparison(list_ascending: bool, direction: Direction) -> (&'stati
 /// `(<time column>, <id column>) <op> (at, id)`. A row comparison, so PostgreSQL can walk
 /// the (firm_id, time, id) index. `columns` is text from the caller's code, never input.
 pub fn past_time_key<QS>(
-    columns: &str,
-    op: &str,
+    columns: &'static str,
+    op: &'static str,
     at: DateTime<Utc>,
     id: Uuid,
 ) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
-    Box::new(
-        diesel::dsl::sql::<Bool>(&format!("({columns}) {op} ("))
-            .bind::<Timestamptz, _>(at)
-            .sql(", ")
-            .bind::<SqlUuid, _>(id)
-            .sql(")"),
-    )
+    Box::new(PastKey::<Timestamptz, _> { columns, op, value: at, id, sql_type: PhantomData })
 }
 
 /// As [`past_time_key`], for a (text, id) order such as a lower-cased name.
 pub fn past_text_key<QS>(
-    columns: &str,
-    op: &str,
+    columns: &'static str,
+    op: &'static str,
     text: String,
     id: Uuid,
 ) -> Box<dyn BoxableExpression<QS, Pg, SqlType = Bool>> {
-    Box::new(
-        diesel::dsl::sql::<Bool>(&format!("({columns}) {op} ("))
-            .bind::<Text, _>(text)
-            .sql(", ")
-            .bind::<SqlUuid, _>(id)
-            .sql(")"),
-    )
+    Box::new(PastKey::<Text, _> { columns, op, value: text, id, sql_type: PhantomData })
+}
+
+/// `(<columns>) <op> (value, id)`. Written out here rather than with `diesel::dsl::sql`,
+/// whose literal text makes diesel refuse to keep the page's prepared statement: every
+/// page after the first would be parsed and planned again.
+struct PastKey<ST, V> {
+    columns: &'static str,
+    op: &'static str,
+    value: V,
+    id: Uuid,
+    sql_type: PhantomData<fn() -> ST>,
+}
+
+impl<ST, V> Expression for PastKey<ST, V> {
+    type SqlType = Bool;
+}
+
+impl<ST, V> QueryFragment<Pg> for PastKey<ST, V>
+where
+    Pg: HasSqlType<ST>,
+    V: ToSql<ST, Pg>,
+{
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("(");
+        out.push_sql(self.columns);
+        out.push_sql(") ");
+        out.push_sql(self.op);
+        out.push_sql(" (");
+        out.push_bind_param::<ST, V>(&self.value)?;
+        out.push_sql(", ");
+        out.push_bind_param::<SqlUuid, Uuid>(&self.id)?;
+        out.push_sql(")");
+        Ok(())
+    }
+}
+
+impl<ST, V> QueryId for PastKey<ST, V> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<QS, ST, V> SelectableExpression<QS> for PastKey<ST, V> {}
+
+impl<QS, ST, V> AppearsOnTable<QS> for PastKey<ST, V> {}
+
+impl<ST, V, GB> ValidGrouping<GB> for PastKey<ST, V> {
+    type IsAggregate = is_aggregate::Never;
 }
 
 /// A position in a list ordered by creation time, then id (leads, prospects, proposals,

@@ -604,7 +604,7 @@ pub async fn deliveries(
     spec: &PageSpec<DeliveryKey>,
 ) -> Result<Page<Delivery, DeliveryKey>, DomainError> {
     find(conn, firm, endpoint_id).await?;
-    let keyset = |op: &str, key: DeliveryKey| past_time_key("created_at, id", op, key.at, key.id);
+    let keyset = |op: &'static str, key: DeliveryKey| past_time_key("created_at, id", op, key.at, key.id);
     let mut query = webhook_deliveries::table
         .filter(webhook_deliveries::firm_id.eq(firm.into_uuid()))
         .filter(webhook_deliveries::endpoint_id.eq(endpoint_id))

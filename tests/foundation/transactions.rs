@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use consultantpro::db::{Planning, TRANSIENT_RETRIES};
 use consultantpro::domain::clients::{self, ClientFilter, ClientInput};
-use consultantpro::domain::pagination::PageSpec;
+use consultantpro::domain::pagination::{Direction, PageSpec};
 use consultantpro::domain::{DomainError, FirmId};
 use consultantpro::error::ApiError;
 use diesel_async::RunQueryDsl;
@@ -243,4 +243,68 @@ async fn a_page_is_planned_once_per_connection_and_the_setting_ends_with_its_tra
     // bound LIMIT makes it plan the page for its values each time.
     let (before, after) = read_client_pages(&one, firm, Planning::Auto).await;
     assert_eq!(after.custom_plans, before.custom_plans + 3, "{before:?} -> {after:?}");
+}
+
+#[derive(diesel::QueryableByName)]
+struct Runs {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    runs: i64,
+}
+
+/// How often this connection ran a statement it keeps prepared whose text is like
+/// `pattern`; a statement diesel would not cache is closed after its run and counts 0.
+async fn kept_statement_runs(conn: &mut consultantpro::db::Connection, pattern: &str) -> Result<i64, DomainError> {
+    let runs: Runs = diesel::sql_query(
+        "SELECT coalesce(sum(generic_plans + custom_plans), 0)::int8 AS runs \
+           FROM pg_prepared_statements WHERE statement LIKE $1",
+    )
+    .bind::<diesel::sql_types::Text, _>(pattern)
+    .get_result(conn)
+    .await?;
+    Ok(runs.runs)
+}
+
+#[tokio::test]
+async fn constant_raw_sql_and_later_pages_keep_their_prepared_statements() {
+    let db = test_db().await;
+    let firm = FirmId(new_firm(&db).await.id);
+    for name in ["Alder", "Beech", "Cherry"] {
+        client_named(&db, firm, name).await;
+    }
+    let (raw, later_pages) = db
+        .firm_tx_retried(firm, async |conn| {
+            for _ in 0..2 {
+                #[derive(diesel::QueryableByName)]
+                struct Sum {
+                    #[diesel(sql_type = diesel::sql_types::Integer)]
+                    sum: i32,
+                }
+                let sum: Sum = consultantpro::db::cached_query("SELECT $1::int4 + $1::int4 AS sum")
+                    .bind::<diesel::sql_types::Integer, _>(20)
+                    .get_result(conn)
+                    .await?;
+                assert_eq!(sum.sum, 40);
+            }
+            let first = clients::list(conn, firm, &ClientFilter::default(), &PageSpec::first(1)).await?;
+            let after = first.items[0].clone();
+            for _ in 0..2 {
+                let key = clients::ClientKey {
+                    sort: ClientFilter::default().sort,
+                    value: after.created_at.to_rfc3339(),
+                    id: after.id,
+                };
+                let spec = PageSpec { limit: 1, position: Some((Direction::Forward, key)) };
+                let second = clients::list(conn, firm, &ClientFilter::default(), &spec).await?;
+                assert_eq!(second.items.len(), 1);
+                assert_ne!(second.items[0].id, after.id);
+            }
+            Ok::<_, DomainError>((
+                kept_statement_runs(conn, "SELECT $1::int4 + $2::int4 AS sum").await?,
+                kept_statement_runs(conn, "SELECT %FROM \"clients\"%(created_at, id) < ($%").await?,
+            ))
+        })
+        .await
+        .unwrap();
+    assert_eq!(raw, 2, "the constant raw statement was prepared for each run");
+    assert_eq!(later_pages, 2, "a page after the first was prepared for each run");
 }
