@@ -48,7 +48,7 @@ impl Outcome {
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 pub struct AuditEvent {
     #[serde(skip)]
     #[schema(ignore)]
@@ -68,8 +68,12 @@ pub struct AuditEvent {
 }
 
 /// An event to record. Build with [`NewAuditEvent::new`] and the `with_*` methods.
+///
+/// An absent value is inserted as NULL (every optional column's default) rather than as
+/// `DEFAULT`: with `DEFAULT` the statement's text would depend on which values are absent,
+/// and diesel would prepare it afresh for every write.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = audit_events)]
+#[diesel(table_name = audit_events, treat_none_as_default_value = false)]
 pub struct NewAuditEvent {
     firm_id: Uuid,
     id: Uuid,

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use consultantpro::db::{Planning, TRANSIENT_RETRIES};
+use consultantpro::domain::audit::{self, ActorType, Outcome};
 use consultantpro::domain::clients::{self, ClientFilter, ClientInput};
 use consultantpro::domain::pagination::{Direction, PageSpec};
 use consultantpro::domain::{DomainError, FirmId};
@@ -271,7 +272,7 @@ async fn constant_raw_sql_and_later_pages_keep_their_prepared_statements() {
     for name in ["Alder", "Beech", "Cherry"] {
         client_named(&db, firm, name).await;
     }
-    let (raw, later_pages) = db
+    let (raw, later_pages, audit_inserts) = db
         .firm_tx_retried(firm, async |conn| {
             for _ in 0..2 {
                 #[derive(diesel::QueryableByName)]
@@ -298,13 +299,20 @@ async fn constant_raw_sql_and_later_pages_keep_their_prepared_statements() {
                 assert_eq!(second.items.len(), 1);
                 assert_ne!(second.items[0].id, after.id);
             }
+            // One event with a target and one without: the same statement either way.
+            let event = || audit::NewAuditEvent::new(firm, ActorType::System, None, "test.kept", Outcome::Success);
+            let audit_runs_before = kept_statement_runs(conn, "INSERT INTO \"audit_events\"%").await?;
+            audit::record(conn, &event().with_target("client", after.id)).await?;
+            audit::record(conn, &event()).await?;
             Ok::<_, DomainError>((
                 kept_statement_runs(conn, "SELECT $1::int4 + $2::int4 AS sum").await?,
                 kept_statement_runs(conn, "SELECT %FROM \"clients\"%(created_at, id) < ($%").await?,
+                kept_statement_runs(conn, "INSERT INTO \"audit_events\"%").await? - audit_runs_before,
             ))
         })
         .await
         .unwrap();
     assert_eq!(raw, 2, "the constant raw statement was prepared for each run");
     assert_eq!(later_pages, 2, "a page after the first was prepared for each run");
+    assert_eq!(audit_inserts, 2, "an audit event was prepared for each write");
 }
