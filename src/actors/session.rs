@@ -362,6 +362,9 @@ impl WsSession {
         }
         watched.reordering = None;
         watched.filling = true;
+        // Frames still missing after the reorder wait: lost between nodes, or a publish
+        // slower than the wait. A rate that climbs is worth an operator's look.
+        metrics::counter!("ws_gap_fills_total").increment(1);
         let (after, generation) = (watched.last_seq, watched.generation);
         self.fill(conversation_id, after, generation, ctx);
     }

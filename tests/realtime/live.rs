@@ -509,10 +509,20 @@ async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
     assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
     store_unpublished(&app, firm.firm_id(), owner_id, id.parse().unwrap(), "stored, never published").await;
     assert!(socket.quiet("message", Duration::from_millis(300)).await, "nothing announced the second message");
+    let fills_before = gap_fills(&app).await;
     post(&app, &owner, &id, "three").await;
     let got = socket.messages(&id, 2).await;
     assert_eq!(seqs(&got), [2, 3], "the gap is filled, in order");
     assert_eq!(got[0]["message"]["body"], "stored, never published");
+    assert!(gap_fills(&app).await > fills_before, "the fill is counted in /metrics");
+}
+
+/// `ws_gap_fills_total` as `/metrics` reports it (0 before the first fill).
+async fn gap_fills(app: &TestApp) -> f64 {
+    let text = app.get("/metrics").await.text().await.unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix("ws_gap_fills_total "))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
 /// Two publishes that cross on their way (seq 3 before seq 2) are put back in order by
