@@ -7,6 +7,11 @@
 //! connection's statement cache keeps it like any query built with the DSL: the second
 //! and later runs on a connection cost one round trip and no parsing.
 //!
+//! A kept statement's result columns must not change under a running node (PostgreSQL
+//! refuses such a statement until the connection closes): name the columns, or select
+//! from a function whose columns are its own, never `table.*` (a migration that adds a
+//! column would break nodes still serving).
+//!
 //! The bound values are pushed where their placeholders stand (`$1`, `$2`, ... outside
 //! quoted text), each as a parameter of its own, so the text sent is the same on every
 //! call and a placeholder may appear more than once.
