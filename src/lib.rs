@@ -105,13 +105,16 @@ impl ApplicationBuilder {
             tracing::info!(web_dir = %settings.server.web_dir, "no built browser app there; serving the API only");
         }
         let server = HttpServer::new(move || {
-            let worker_db = Db::sized(&worker_settings.database, worker_settings.jobs.max_attempts, worker_pool_size)
-                .unwrap_or_else(|err| {
-                    tracing::warn!(error = %err, "worker pool not built; this worker shares the node's pool");
-                    app_state.db().clone()
-                });
+            let worker_state =
+                match Db::sized(&worker_settings.database, worker_settings.jobs.max_attempts, worker_pool_size) {
+                    Ok(worker_db) => app_state.for_worker(worker_db),
+                    Err(err) => {
+                        tracing::warn!(error = %err, "worker pool not built; this worker shares the node's pool");
+                        http::AppState::clone(&app_state)
+                    }
+                };
             App::new()
-                .app_data(web::Data::new(app_state.for_worker(worker_db)))
+                .app_data(web::Data::new(worker_state))
                 .configure(|cfg| http::configure(cfg, max_body_bytes))
                 .configure(|cfg| web_app.configure(cfg))
                 .configure(extra_routes)

@@ -95,6 +95,12 @@ impl Db {
         Ok(Self { pool, wait_timeout: settings.wait_timeout() })
     }
 
+    /// A reference that does not keep the pool open: once every holder of the pool has
+    /// dropped it (an HTTP worker that stopped), [`WeakDb::status`] says so.
+    pub fn downgrade(&self) -> WeakDb {
+        WeakDb { pool: self.pool.weak(), wait_timeout: self.wait_timeout }
+    }
+
     pub fn status(&self) -> PoolStatus {
         let status = self.pool.status();
         PoolStatus {
@@ -313,6 +319,19 @@ pub enum Planning {
     /// plans the page again on every request (about 0.1 ms of the database's time, as much
     /// as running it). A page is led by an index on the firm, whatever the values.
     Generic,
+}
+
+/// See [`Db::downgrade`].
+pub struct WeakDb {
+    pool: deadpool::managed::WeakPool<AsyncDieselConnectionManager<AsyncPgConnection>>,
+    wait_timeout: Duration,
+}
+
+impl WeakDb {
+    /// The pool's status while it is still open somewhere; `None` once it is gone.
+    pub fn status(&self) -> Option<PoolStatus> {
+        self.pool.upgrade().map(|pool| Db { pool, wait_timeout: self.wait_timeout }.status())
+    }
 }
 
 /// `BEGIN` and the transaction's settings (the firm, the planning), sent as one simple

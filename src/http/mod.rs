@@ -66,8 +66,9 @@ pub struct AppState {
     job_counts_refreshed: std::sync::Arc<std::sync::Mutex<Option<std::time::Instant>>>,
     /// The firms running a CSV import on this node (`imports::ImportSlot`).
     pub(crate) importing: imports::Importing,
-    /// Every HTTP worker's pool on this node, for `/metrics`.
-    worker_pools: std::sync::Arc<std::sync::Mutex<Vec<Db>>>,
+    /// Every HTTP worker's pool on this node, for `/metrics`; a worker that stopped (and
+    /// was replaced) drops its pool, which then leaves this list.
+    worker_pools: std::sync::Arc<std::sync::Mutex<Vec<crate::db::WeakDb>>>,
 }
 
 impl AppState {
@@ -87,7 +88,7 @@ impl AppState {
     /// so driven, by that worker's own thread. A shared pool's connection answers on
     /// whichever thread opened it, so every round trip would wake a second thread twice.
     pub fn for_worker(&self, db: Db) -> Self {
-        self.worker_pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(db.clone());
+        self.worker_pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(db.downgrade());
         Self { live: self.live.with_db(db), ..self.clone() }
     }
 
@@ -95,15 +96,16 @@ impl AppState {
     /// `("http", ..)` summed over the workers' own.
     pub fn pool_statuses(&self) -> [(&'static str, crate::db::PoolStatus); 2] {
         let background = self.registry().context().db().status();
-        let workers = self.worker_pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let http =
-            workers.iter().map(Db::status).fold(crate::db::PoolStatus::default(), |sum, one| crate::db::PoolStatus {
-                max_size: sum.max_size + one.max_size,
-                size: sum.size + one.size,
-                available: sum.available + one.available,
-                waiting: sum.waiting + one.waiting,
-            });
-        [("background", background), ("http", if workers.is_empty() { self.db().status() } else { http })]
+        let mut workers = self.worker_pools.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let open: Vec<crate::db::PoolStatus> = workers.iter().filter_map(crate::db::WeakDb::status).collect();
+        workers.retain(|pool| pool.status().is_some());
+        let http = open.iter().fold(crate::db::PoolStatus::default(), |sum, one| crate::db::PoolStatus {
+            max_size: sum.max_size + one.max_size,
+            size: sum.size + one.size,
+            available: sum.available + one.available,
+            waiting: sum.waiting + one.waiting,
+        });
+        [("background", background), ("http", if open.is_empty() { self.db().status() } else { http })]
     }
 
     /// The configured key ring for stored credentials; a server whose keys are

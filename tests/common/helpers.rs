@@ -209,6 +209,15 @@ pub async fn json(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
 }
 
+/// The value `/metrics` reports for the series written exactly `series` (name and labels),
+/// or `None` while it has not been recorded.
+pub async fn metric(app: &TestApp, series: &str) -> Option<f64> {
+    let text = app.get("/metrics").await.text().await.expect("metrics read");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().unwrap_or_else(|e| panic!("{series}: {value}: {e}")))
+}
+
 /// The `consultantpro` binary in the test profile, run from the project root.
 pub fn cli_command() -> std::process::Command {
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_consultantpro"));

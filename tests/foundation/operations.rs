@@ -336,6 +336,15 @@ async fn each_http_worker_serves_requests_from_a_pool_of_its_own() {
     let scraped = app.get("/metrics").await.text().await.unwrap();
     assert!(scraped.contains("db_pool_max_connections{pool=\"http\"}"), "{scraped}");
     assert!(scraped.contains("db_pool_max_connections{pool=\"background\"}"), "{scraped}");
+
+    // A worker actix replaces (after a panic) builds a new pool; the stopped one's must
+    // leave the count rather than be summed in for the node's life.
+    let replacement_pool =
+        consultantpro::db::Db::sized(&app.settings.database, app.settings.jobs.max_attempts, 5).unwrap();
+    let replacement = app.state.for_worker(replacement_pool);
+    assert_eq!(app.state.pool_statuses()[1].1.max_size, 6 + 5, "a running worker's pool counts");
+    drop(replacement);
+    assert_eq!(app.state.pool_statuses()[1].1.max_size, 6, "a stopped worker's pool still counted");
 }
 
 #[actix_web::test]

@@ -297,8 +297,6 @@ async fn metrics_show_queue_depth_by_state() {
     })
     .await
     .unwrap();
-    let text = app.get("/metrics").await.text().await.unwrap();
-    let queued = text.lines().find(|l| l.starts_with("jobs{state=\"queued\"}")).unwrap_or_else(|| panic!("{text}"));
-    let count: f64 = queued.rsplit(' ').next().unwrap().parse().unwrap();
+    let count = crate::helpers::metric(&app, "jobs{state=\"queued\"}").await.expect("the queued jobs gauge");
     assert!(count >= 1.0);
 }

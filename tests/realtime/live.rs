@@ -24,6 +24,26 @@ async fn wait_for_sessions(app: &TestApp, firm: consultantpro::domain::FirmId, e
     panic!("hub session count never reached {expected}: {:?}", app.state.registry().hub_counts(firm).await);
 }
 
+/// A new firm's owner whose socket watches a new conversation and has seen its first
+/// message (seq 1).
+struct Watching {
+    firm: consultantpro::domain::firms::Firm,
+    owner_id: uuid::Uuid,
+    owner: String,
+    id: String,
+    socket: crate::ws::WsClient,
+}
+
+async fn watching_after_one(app: &TestApp, subject: &str) -> Watching {
+    let (firm, _, owner_id, owner) = signed_in_owner(app).await;
+    let id = conversation(app, &owner, serde_json::json!({ "subject": subject })).await;
+    let mut socket = connect(app, &owner).await;
+    socket.subscribe(&id, None).await;
+    post(app, &owner, &id, "first").await;
+    assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
+    Watching { firm, owner_id, owner, id, socket }
+}
+
 #[actix_web::test]
 async fn replay_then_live_has_no_gap_and_no_duplicate_under_concurrent_senders() {
     let app = spawn_app().await;
@@ -385,12 +405,7 @@ async fn a_thousand_sockets_come_and_go_and_the_hub_forgets_them() {
 #[actix_web::test]
 async fn a_crashed_hub_is_restarted_and_sessions_lose_nothing() {
     let app = spawn_app().await;
-    let (firm, _, _, owner) = signed_in_owner(&app).await;
-    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Resilient" })).await;
-    let mut socket = connect(&app, &owner).await;
-    socket.subscribe(&id, None).await;
-    post(&app, &owner, &id, "before").await;
-    assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
+    let Watching { firm, owner, id, mut socket, .. } = watching_after_one(&app, "Resilient").await;
 
     let registry = app.state.registry();
     registry.hub(firm.firm_id()).await.unwrap().do_send(Crash);
@@ -501,12 +516,7 @@ async fn store_unpublished(
 #[actix_web::test]
 async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
     let app = spawn_app().await;
-    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
-    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Lossy" })).await;
-    let mut socket = connect(&app, &owner).await;
-    socket.subscribe(&id, None).await;
-    post(&app, &owner, &id, "one").await;
-    assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
+    let Watching { firm, owner_id, owner, id, mut socket } = watching_after_one(&app, "Lossy").await;
     store_unpublished(&app, firm.firm_id(), owner_id, id.parse().unwrap(), "stored, never published").await;
     assert!(socket.quiet("message", Duration::from_millis(300)).await, "nothing announced the second message");
     let fills_before = gap_fills(&app).await;
@@ -519,10 +529,7 @@ async fn a_lost_publish_is_filled_from_the_database_at_the_next_frame() {
 
 /// `ws_gap_fills_total` as `/metrics` reports it (0 before the first fill).
 async fn gap_fills(app: &TestApp) -> f64 {
-    let text = app.get("/metrics").await.text().await.unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix("ws_gap_fills_total "))
-        .map_or(0.0, |value| value.trim().parse().unwrap())
+    crate::helpers::metric(app, "ws_gap_fills_total").await.unwrap_or(0.0)
 }
 
 /// Two publishes that cross on their way (seq 3 before seq 2) are put back in order by
@@ -530,12 +537,7 @@ async fn gap_fills(app: &TestApp) -> f64 {
 #[actix_web::test]
 async fn publishes_that_cross_are_sent_in_order_without_a_fill() {
     let app = spawn_app().await;
-    let (firm, _, owner_id, owner) = signed_in_owner(&app).await;
-    let id = conversation(&app, &owner, serde_json::json!({ "subject": "Crossing" })).await;
-    let mut socket = connect(&app, &owner).await;
-    socket.subscribe(&id, None).await;
-    post(&app, &owner, &id, "one").await;
-    assert_eq!(socket.messages(&id, 1).await[0]["seq"], 1);
+    let Watching { firm, owner_id, id, mut socket, .. } = watching_after_one(&app, "Crossing").await;
     let (firm_id, conversation_id) = (firm.firm_id(), id.parse().unwrap());
     let mut two = store_unpublished(&app, firm_id, owner_id, conversation_id, "stored two").await;
     let mut three = store_unpublished(&app, firm_id, owner_id, conversation_id, "stored three").await;
