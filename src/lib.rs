@@ -23,7 +23,6 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
-use tracing_actix_web::TracingLogger;
 
 use crate::actors::cluster::{self, ClusterHandle};
 use crate::actors::{ChildKind, FirmRegistry};
@@ -123,8 +122,7 @@ impl ApplicationBuilder {
                 .wrap(from_fn(http::body::refuse_nul_in_query))
                 .wrap(from_fn(http::auth::read_only_guard))
                 .wrap(from_fn(http::auth::audit_break_glass_requests))
-                .wrap(from_fn(http::metrics::record_request))
-                .wrap(TracingLogger::<http::request_id::RequestSpan>::new())
+                .wrap(from_fn(http::request_id::observe_request))
                 .wrap(from_fn(http::request_id::assign_request_id))
         })
         .shutdown_timeout(settings.server.shutdown_timeout_secs)

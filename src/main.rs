@@ -189,7 +189,15 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    telemetry::init_subscriber(telemetry::get_subscriber(&settings.telemetry, std::io::stderr));
+    // Lines are written by a thread of their own, several to a write(2) when they come
+    // faster than one at a time: a write per request's line had cost a busy server a few
+    // percent of its CPU. None is dropped (a full queue makes the logging thread wait), and
+    // what is queued is written out when `_flush_logs` drops as `main` returns.
+    let (log_writer, _flush_logs) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("log-writer")
+        .finish(std::io::BufWriter::new(std::io::stderr()));
+    telemetry::init_subscriber(telemetry::get_subscriber(&settings.telemetry, log_writer));
     match run(cli.command, settings).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -5,7 +5,6 @@ use std::io::IsTerminal;
 use tracing::Subscriber;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
-use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::config::{LogFormat, TelemetrySettings};
@@ -38,13 +37,11 @@ where
                     .flatten_event(true)
                     .with_current_span(true)
                     .with_span_list(false)
-                    // The request span's close is the access log line, with its duration.
-                    .with_span_events(FmtSpan::CLOSE)
                     .with_writer(writer),
             ),
         )
     } else {
-        Box::new(registry.with(tracing_subscriber::fmt::layer().with_span_events(FmtSpan::CLOSE).with_writer(writer)))
+        Box::new(registry.with(tracing_subscriber::fmt::layer().with_writer(writer)))
     }
 }
 

@@ -116,6 +116,7 @@ pub struct WsSession {
     frame_allowance: f64,
     allowance_at: Instant,
     refused_frames: u32,
+    opened_at: Instant,
 }
 
 impl WsSession {
@@ -138,6 +139,7 @@ impl WsSession {
             frame_allowance: f64::from(live_frames_per_second * 2),
             allowance_at: Instant::now(),
             refused_frames: 0,
+            opened_at: Instant::now(),
         }
     }
 
@@ -619,6 +621,7 @@ impl Actor for WsSession {
 
     fn stopped(&mut self, _ctx: &mut Self::Context) {
         metrics::gauge!("ws_sessions").decrement(1.0);
+        self.span.in_scope(|| tracing::info!(open_secs = self.opened_at.elapsed().as_secs(), "socket closed"));
         if let Some(hub) = &self.hub {
             hub.do_send(Leave { session: self.id });
         }

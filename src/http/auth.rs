@@ -19,6 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use scoped_futures::ScopedFutureExt;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::Digest;
 use uuid::Uuid;
 
 use super::AppState;
@@ -58,11 +59,24 @@ pub struct Claims {
     pub exp: i64,
 }
 
+/// Seconds past `exp` a token is still accepted (clock skew between nodes).
+const EXPIRY_LEEWAY_SECS: i64 = 5;
+
+/// Verified tokens remembered at most; the memory is emptied when full (a few MB at most).
+const VERIFIED_TOKENS_KEPT: usize = 4096;
+
 /// Signs and verifies access tokens with the configured secret.
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
+    /// The claims of tokens that verified, by the token's SHA-256. Verifying a token again
+    /// (base64, the HMAC, two JSON parses) had cost a short request several percent of the
+    /// server's CPU. A token's bytes cannot verify differently later (the key is fixed for
+    /// the process), but time passes: the expiry is checked on every use. Keyed by digest,
+    /// so how long a lookup takes says nothing about a remembered token's bytes, and only
+    /// tokens that verified are kept, so a caller cannot fill it with its own.
+    verified: std::sync::Mutex<std::collections::HashMap<[u8; 32], Claims>>,
 }
 
 impl TokenKeys {
@@ -70,17 +84,43 @@ impl TokenKeys {
         let bytes = secret.expose_secret().as_bytes();
         // Only HS256 is accepted: a token naming any other algorithm, `none` included, fails.
         let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 5;
+        validation.leeway = EXPIRY_LEEWAY_SECS.unsigned_abs();
         validation.set_required_spec_claims(&["exp", "sub"]);
-        Self { encoding: EncodingKey::from_secret(bytes), decoding: DecodingKey::from_secret(bytes), validation }
+        Self {
+            encoding: EncodingKey::from_secret(bytes),
+            decoding: DecodingKey::from_secret(bytes),
+            validation,
+            verified: std::sync::Mutex::default(),
+        }
     }
 
     pub fn issue(&self, claims: &Claims) -> Result<String, ApiError> {
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &self.encoding).map_err(ApiError::internal)
     }
 
+    /// The claims of a well-signed token that has not expired.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let remembered = self.remembered().get(&digest).cloned();
+        if let Some(claims) = remembered {
+            if claims.exp.saturating_add(EXPIRY_LEEWAY_SECS) >= Utc::now().timestamp() {
+                return Some(claims);
+            }
+            self.remembered().remove(&digest);
+            return None;
+        }
+        let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
+        let mut remembered = self.remembered();
+        if remembered.len() >= VERIFIED_TOKENS_KEPT {
+            remembered.clear();
+        }
+        remembered.insert(digest, claims.clone());
+        Some(claims)
+    }
+
+    fn remembered(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<[u8; 32], Claims>> {
+        // A panic while holding the lock leaves the map as it was between statements.
+        self.verified.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -420,5 +460,60 @@ pub async fn audit_break_glass_requests(
             let unavailable = ApiError::unavailable("the request could not be audited");
             Ok(ServiceResponse::new(request, actix_web::ResponseError::error_response(&unavailable)))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> TokenKeys {
+        TokenKeys::new(&SecretString::from("a test secret of at least thirty-two bytes".to_owned()))
+    }
+
+    fn member_claims(exp: i64) -> Claims {
+        let mut claims = claims(Uuid::now_v7(), TokenType::User, 0);
+        claims.exp = exp;
+        claims
+    }
+
+    #[test]
+    fn a_remembered_token_still_expires() {
+        let keys = keys();
+        // Inside the leeway now, past it after two seconds.
+        let token = keys.issue(&member_claims(Utc::now().timestamp() - EXPIRY_LEEWAY_SECS + 1)).expect("issued");
+        assert!(keys.verify(&token).is_some(), "verifies while inside the leeway");
+        assert!(keys.verify(&token).is_some(), "and again, remembered");
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        assert!(keys.verify(&token).is_none(), "a remembered token is refused once expired");
+        assert!(keys.remembered().is_empty(), "and forgotten");
+    }
+
+    #[test]
+    fn only_tokens_that_verify_are_remembered() {
+        let keys = keys();
+        let token = keys.issue(&member_claims(Utc::now().timestamp() + 60)).expect("issued");
+        let other = TokenKeys::new(&SecretString::from("another secret, also thirty-two bytes long".to_owned()));
+        assert!(other.verify(&token).is_none(), "another key's token is refused");
+        assert!(other.remembered().is_empty());
+        let (body, signature) = token.rsplit_once('.').expect("three parts");
+        let flipped = if signature.starts_with('A') { "B" } else { "A" };
+        let forged = format!("{body}.{flipped}{}", &signature[1..]);
+        assert!(keys.verify(&forged).is_none(), "an altered signature is refused");
+        assert!(keys.remembered().is_empty());
+        let verified = keys.verify(&token).expect("verifies");
+        assert_eq!(keys.verify(&token).map(|c| c.sub), Some(verified.sub));
+        assert_eq!(keys.remembered().len(), 1);
+    }
+
+    #[test]
+    fn remembered_tokens_are_bounded() {
+        let keys = keys();
+        let exp = Utc::now().timestamp() + 60;
+        for _ in 0..=VERIFIED_TOKENS_KEPT {
+            let token = keys.issue(&member_claims(exp)).expect("issued");
+            assert!(keys.verify(&token).is_some());
+        }
+        assert!(keys.remembered().len() <= VERIFIED_TOKENS_KEPT);
     }
 }

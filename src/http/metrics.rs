@@ -4,10 +4,7 @@
 use std::sync::OnceLock;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::middleware::Next;
-use actix_web::{Error, HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use secrecy::ExposeSecret;
 use sha2::Digest;
@@ -52,24 +49,13 @@ fn job_gauges(counts: &[(String, i64)]) -> [(&'static str, i64); 4] {
         .map(|state| (state, counts.iter().find(|(s, _)| s == state).map_or(0, |(_, n)| *n)))
 }
 
-pub async fn record_request(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let response = next.call(req).await;
-    // The route template (known once routed), never the raw path: ids in paths would
-    // explode label cardinality.
-    let (route, status) = match &response {
-        Ok(r) => (r.request().match_pattern().unwrap_or_else(|| "unmatched".to_owned()), r.status().as_u16()),
-        Err(e) => ("unmatched".to_owned(), e.as_response_error().status_code().as_u16()),
-    };
-    let elapsed = started.elapsed().as_secs_f64();
-    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
+/// Counts a served request and its latency under its method, route template and status.
+pub fn record_request(method: &actix_web::http::Method, route: &str, status: u16, elapsed: std::time::Duration) {
+    let method = method_label(method);
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.to_owned(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route).record(elapsed);
-    response
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.to_owned())
+        .record(elapsed.as_secs_f64());
 }
 
 /// Whether the request may read `/metrics`: always when no token is configured, otherwise
