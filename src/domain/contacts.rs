@@ -89,8 +89,11 @@ pub struct Contact {
     /// Made by the hub from an unknown sender (an SMS from a new number); someone should
     /// check it and clear the flag.
     pub needs_review: bool,
+    #[serde(serialize_with = "crate::domain::timestamps::serialize_option")]
     pub archived_at: Option<DateTime<Utc>>,
+    #[serde(serialize_with = "crate::domain::timestamps::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamps::serialize")]
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
     #[schema(ignore)]

@@ -135,10 +135,13 @@ pub struct Conversation {
     pub participants: Participants,
     /// The newest message's seq (0 before the first message).
     pub last_seq: i64,
+    #[serde(serialize_with = "crate::domain::timestamps::serialize_option")]
     pub last_message_at: Option<DateTime<Utc>>,
     /// Messages after the viewer's read receipt.
     pub unread: i64,
+    #[serde(serialize_with = "crate::domain::timestamps::serialize")]
     pub created_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::timestamps::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 
@@ -173,6 +176,7 @@ pub struct Message {
     pub author_contact_id: Option<Uuid>,
     pub body: String,
     pub client_msg_id: Option<String>,
+    #[serde(serialize_with = "crate::domain::timestamps::serialize")]
     pub created_at: DateTime<Utc>,
     /// How the message travels over its channel (an SMS: direction, status, Twilio's error
     /// code and reason, segments, media); null for messages that stay inside the hub.

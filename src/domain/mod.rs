@@ -41,6 +41,7 @@ pub mod sla_timers;
 pub mod sms;
 pub mod throttle;
 pub mod tickets;
+pub mod timestamps;
 pub mod users;
 pub mod value_sets;
 pub mod webhooks;
