@@ -192,13 +192,16 @@ async fn main() -> ExitCode {
     // Lines are written by a thread of their own, several to a write(2) when they come
     // faster than one at a time: a write per request's line had cost a busy server a few
     // percent of its CPU. None is dropped (a full queue makes the logging thread wait), and
-    // what is queued is written out when `_flush_logs` drops as `main` returns.
-    let (log_writer, _flush_logs) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+    // what is queued is written out when `flush_logs` drops, before `main` returns.
+    let (log_writer, flush_logs) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("log-writer")
         .finish(std::io::BufWriter::new(std::io::stderr()));
     telemetry::init_subscriber(telemetry::get_subscriber(&settings.telemetry, log_writer));
-    match run(cli.command, settings).await {
+    let outcome = run(cli.command, settings).await;
+    // Written out before the last word, so the error comes after the lines that led to it.
+    drop(flush_logs);
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -13,6 +13,9 @@ use tracing::Instrument;
 
 pub const REQUEST_ID_HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+/// A route parameter that is a secret; see [`observe_request`].
+const SECRET_SEGMENT: &str = "{token}";
+
 /// Longest caller-supplied id kept; longer or odd ones are replaced, not trusted into logs.
 const MAX_LEN: usize = 128;
 
@@ -79,11 +82,14 @@ pub async fn observe_request(
     // explode the metrics' label cardinality.
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
     super::metrics::record_request(&method, &route, status.as_u16(), elapsed);
+    // A path segment that is a capability (a calendar feed's `{token}`) is a secret: such
+    // paths are logged as their template.
+    let target = if route.contains(SECRET_SEGMENT) { route.as_str() } else { path.as_str() };
     span.in_scope(|| {
         tracing::info!(
             http.method = %method,
             http.route = %route,
-            http.target = %path,
+            http.target = %target,
             http.client_ip = %client_ip,
             http.status_code = status.as_u16(),
             duration_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
@@ -146,6 +152,7 @@ mod tests {
         let app = actix_test::init_service(
             App::new()
                 .route("/things/{id}", web::get().to(refused))
+                .route("/feeds/{token}", web::get().to(HttpResponse::Ok))
                 .wrap(from_fn(observe_request))
                 .wrap(from_fn(assign_request_id)),
         )
@@ -169,6 +176,14 @@ mod tests {
         let inside = lines.iter().find(|l| l["message"] == "looking the thing up").expect("the handler's line");
         assert_eq!(inside["span"]["request_id"], request_id.as_str(), "lines inside carry the request id");
         assert!(lines.iter().all(|l| l["message"] != "close"), "no second line when the span closes: {lines:?}");
+
+        let feed =
+            actix_test::call_service(&app, actix_test::TestRequest::get().uri("/feeds/s3cret").to_request()).await;
+        assert_eq!(feed.status(), 200);
+        let lines = captured.lines();
+        let line = lines.iter().rfind(|l| l["message"] == "request").expect("the feed's access line");
+        assert_eq!(line["http.target"], "/feeds/{token}", "a capability in the path is not logged");
+        assert!(!lines.iter().any(|l| l.to_string().contains("s3cret")));
     }
 
     #[test]
