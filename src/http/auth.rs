@@ -101,14 +101,17 @@ impl TokenKeys {
     /// The claims of a well-signed token that has not expired.
     pub fn verify(&self, token: &str) -> Option<Claims> {
         let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
-        let remembered = self.remembered().get(&digest).cloned();
-        if let Some(claims) = remembered {
-            if claims.exp.saturating_add(EXPIRY_LEEWAY_SECS) >= Utc::now().timestamp() {
-                return Some(claims);
+        {
+            let mut remembered = self.remembered();
+            if let Some(claims) = remembered.get(&digest) {
+                if claims.exp.saturating_add(EXPIRY_LEEWAY_SECS) >= Utc::now().timestamp() {
+                    return Some(claims.clone());
+                }
+                remembered.remove(&digest);
+                return None;
             }
-            self.remembered().remove(&digest);
-            return None;
         }
+        // Decoded outside the lock: other requests' lookups need not wait for it.
         let claims = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?.claims;
         let mut remembered = self.remembered();
         if remembered.len() >= VERIFIED_TOKENS_KEPT {

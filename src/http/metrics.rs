@@ -50,11 +50,11 @@ fn job_gauges(counts: &[(String, i64)]) -> [(&'static str, i64); 4] {
 }
 
 /// Counts a served request and its latency under its method, route template and status.
-pub fn record_request(method: &actix_web::http::Method, route: &str, status: u16, elapsed: std::time::Duration) {
+pub fn record_request(method: &actix_web::http::Method, route: String, status: u16, elapsed: std::time::Duration) {
     let method = method_label(method);
-    metrics::counter!("http_requests_total", "method" => method, "route" => route.to_owned(), "status" => status.to_string())
+    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status.to_string())
         .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route.to_owned())
+    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
         .record(elapsed.as_secs_f64());
 }
 

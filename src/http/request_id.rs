@@ -81,7 +81,6 @@ pub async fn observe_request(
     // The route template (known once routed), never the raw path: ids in paths would
     // explode the metrics' label cardinality.
     let route = route.unwrap_or_else(|| "unmatched".to_owned());
-    super::metrics::record_request(&method, &route, status.as_u16(), elapsed);
     // A path segment that is a capability (a calendar feed's `{token}`) is a secret: such
     // paths are logged as their template.
     let target = if route.contains(SECRET_SEGMENT) { route.as_str() } else { path.as_str() };
@@ -97,6 +96,7 @@ pub async fn observe_request(
             "request"
         )
     });
+    super::metrics::record_request(&method, route, status.as_u16(), elapsed);
     outcome
 }
 
